@@ -1,0 +1,477 @@
+//! A mock MMIO backend over RAM that records every access and barrier.
+//!
+//! [`MockIo`] lets a driver be tested with `cargo test`: it behaves like device memory backed by
+//! RAM, and keeps a trace of every [`Event`] — each read and write with its offset, width and
+//! value, and each barrier with the instructions the simulated [`Arch`] would execute. Tests
+//! assert on the trace to prove what the real backend does (the same access plans run on both).
+//!
+//! Device behaviour is modelled with hooks: a write hook sees every write to a range and decides
+//! whether it lands in RAM (doorbells, write-1-to-clear registers); a read hook can replace the
+//! value a read returns and change RAM as a side effect (clear-on-read status).
+//!
+//! Device limits are modelled with faults: an access wider than [`MockIo::with_max_width`] or
+//! not naturally aligned is recorded as a [`Violation`]. Violations are test failures:
+//! [`MockIo::assert_no_violations`] panics with a description, and so does dropping a mock
+//! that still holds violations nobody took with [`MockIo::take_violations`].
+
+use std::boxed::Box;
+use std::ops::Range;
+use std::string::String;
+use std::sync::{Mutex, MutexGuard};
+use std::vec::Vec;
+
+use super::{Backend, Caching, Word};
+use crate::order::{instructions, Arch, Barrier};
+
+/// Direction of a recorded access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dir {
+    /// CPU load from the device.
+    Read,
+    /// CPU store to the device.
+    Write,
+}
+
+/// One recorded device access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Access {
+    /// Load or store.
+    pub dir: Dir,
+    /// Byte offset in the mock's region.
+    pub offset: usize,
+    /// Width in bytes.
+    pub width: usize,
+    /// Value read or written, little-endian, zero-extended.
+    pub value: u128,
+}
+
+impl Access {
+    /// The bytes `[offset, offset + width)` this access covers.
+    pub fn range(&self) -> Range<usize> {
+        self.offset..self.offset + self.width
+    }
+}
+
+/// One entry of the trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// A device access.
+    Access(Access),
+    /// A barrier, and the instructions the simulated architecture executes for it.
+    Barrier {
+        /// The barrier kind.
+        barrier: Barrier,
+        /// The instruction mnemonics of [`instructions`] for the mock's architecture.
+        insns: &'static [&'static str],
+    },
+}
+
+/// An access the simulated device would not accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The offending access.
+    pub access: Access,
+    /// What was wrong with it.
+    pub why: &'static str,
+}
+
+/// What a write hook does with the store it saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteEffect {
+    /// The written bytes land in RAM.
+    Store,
+    /// The write is consumed by the hook (it may have changed RAM itself).
+    Discard,
+}
+
+/// The mock's RAM, as hooks see it.
+pub struct Ram<'a>(&'a mut [u8]);
+
+impl Ram<'_> {
+    /// Reads `width` (≤ 16) bytes at `offset` as a little-endian integer.
+    pub fn get(&self, offset: usize, width: usize) -> u128 {
+        let mut b = [0u8; 16];
+        b[..width].copy_from_slice(&self.0[offset..offset + width]);
+        u128::from_le_bytes(b)
+    }
+    /// Writes the low `width` (≤ 16) bytes of `value` at `offset`, little-endian.
+    pub fn set(&mut self, offset: usize, width: usize, value: u128) {
+        self.0[offset..offset + width].copy_from_slice(&value.to_le_bytes()[..width]);
+    }
+    /// The RAM as bytes.
+    pub fn bytes(&mut self) -> &mut [u8] {
+        self.0
+    }
+}
+
+type ReadHook = Box<dyn FnMut(&mut Ram<'_>, &Access) -> Option<u128> + Send>;
+type WriteHook = Box<dyn FnMut(&mut Ram<'_>, &Access) -> WriteEffect + Send>;
+
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+struct State {
+    lines: Vec<Line>,
+    trace: Vec<Event>,
+    violations: Vec<Violation>,
+    read_hooks: Vec<(Range<usize>, ReadHook)>,
+    write_hooks: Vec<(Range<usize>, WriteHook)>,
+    tracing: bool,
+}
+
+impl State {
+    fn ram(&mut self, size: usize) -> &mut [u8] {
+        // Lines are plain bytes; view them as one slice (the mock's RAM is never device memory).
+        let bytes: &mut [u8] = zerocopy_bytes(&mut self.lines);
+        &mut bytes[..size]
+    }
+}
+
+fn zerocopy_bytes(lines: &mut [Line]) -> &mut [u8] {
+    let len = lines.len() * 64;
+    // SAFETY: `Line` is `repr(C)` over `[u8; 64]` with no padding; `len` bytes starting at the
+    // first line are exactly the slice's memory, borrowed mutably for the same lifetime.
+    unsafe { core::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), len) }
+}
+
+/// Mock device memory: RAM plus a trace of every access and barrier. See the [module
+/// docs](self).
+pub struct MockIo {
+    size: usize,
+    caching: Caching,
+    arch: Arch,
+    max_width: usize,
+    state: Mutex<State>,
+}
+
+impl core::fmt::Debug for MockIo {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MockIo")
+            .field("size", &self.size)
+            .field("caching", &self.caching)
+            .field("arch", &self.arch)
+            .field("max_width", &self.max_width)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockIo {
+    /// A zero-filled region of `size` bytes: uncached, simulating the host architecture, with no
+    /// width limit (16 bytes).
+    pub fn new(size: usize) -> Self {
+        MockIo {
+            size,
+            caching: Caching::Uncached,
+            arch: Arch::HOST,
+            max_width: 16,
+            state: Mutex::new(State {
+                lines: std::vec![Line([0; 64]); size.div_ceil(64)],
+                trace: Vec::new(),
+                violations: Vec::new(),
+                read_hooks: Vec::new(),
+                write_hooks: Vec::new(),
+                tracing: true,
+            }),
+        }
+    }
+
+    /// Simulates `arch`: barriers are recorded with that architecture's instructions, and the
+    /// [`Strategy`](crate::Strategy) places barriers as it would on that architecture.
+    pub fn with_arch(mut self, arch: Arch) -> Self {
+        self.arch = arch;
+        self
+    }
+
+    /// Claims the given caching (the strategy and doorbells react to it).
+    pub fn with_caching(mut self, caching: Caching) -> Self {
+        self.caching = caching;
+        self
+    }
+
+    /// Models a device that accepts no access wider than `width` bytes: wider accesses are
+    /// recorded as violations.
+    pub fn with_max_width(mut self, width: usize) -> Self {
+        self.max_width = width;
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking hook poisons the lock; the state itself stays consistent, so go on.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Calls `hook` for every write that overlaps `range`; its [`WriteEffect`] decides whether
+    /// the bytes land in RAM. Hooks run in registration order; the first `Discard` wins.
+    pub fn on_write(
+        &self,
+        range: Range<usize>,
+        hook: impl FnMut(&mut Ram<'_>, &Access) -> WriteEffect + Send + 'static,
+    ) {
+        self.lock().write_hooks.push((range, Box::new(hook)));
+    }
+
+    /// Calls `hook` for every read that overlaps `range`, before RAM is read; `Some(v)` replaces
+    /// the value the read returns. The hook may change RAM (clear-on-read).
+    pub fn on_read(
+        &self,
+        range: Range<usize>,
+        hook: impl FnMut(&mut Ram<'_>, &Access) -> Option<u128> + Send + 'static,
+    ) {
+        self.lock().read_hooks.push((range, Box::new(hook)));
+    }
+
+    /// Makes the `width`-byte register at `offset` write-1-to-clear: writing a 1 bit clears it,
+    /// writing 0 leaves it.
+    pub fn write_1_to_clear(&self, offset: usize, width: usize) {
+        self.on_write(offset..offset + width, move |ram, a| {
+            let old = ram.get(offset, width);
+            ram.set(offset, width, old & !a.value);
+            WriteEffect::Discard
+        });
+    }
+
+    /// Makes the `width`-byte register at `offset` clear-on-read: a read returns its value and
+    /// leaves it zero.
+    pub fn clear_on_read(&self, offset: usize, width: usize) {
+        self.on_read(offset..offset + width, move |ram, _| {
+            let v = ram.get(offset, width);
+            ram.set(offset, width, 0);
+            Some(v)
+        });
+    }
+
+    /// Turns recording on or off (hooks and RAM work either way).
+    pub fn set_tracing(&self, on: bool) {
+        self.lock().tracing = on;
+    }
+
+    /// A copy of the trace.
+    pub fn events(&self) -> Vec<Event> {
+        self.lock().trace.clone()
+    }
+
+    /// Takes the trace, leaving it empty.
+    pub fn take_events(&self) -> Vec<Event> {
+        core::mem::take(&mut self.lock().trace)
+    }
+
+    /// Empties the trace.
+    pub fn clear_events(&self) {
+        self.lock().trace.clear();
+    }
+
+    /// The recorded accesses, in order.
+    pub fn accesses(&self) -> Vec<Access> {
+        self.lock()
+            .trace
+            .iter()
+            .filter_map(|e| match e {
+                Event::Access(a) => Some(*a),
+                Event::Barrier { .. } => None,
+            })
+            .collect()
+    }
+
+    /// The recorded writes, in order.
+    pub fn writes(&self) -> Vec<Access> {
+        self.accesses()
+            .into_iter()
+            .filter(|a| a.dir == Dir::Write)
+            .collect()
+    }
+
+    /// The recorded reads, in order.
+    pub fn reads(&self) -> Vec<Access> {
+        self.accesses()
+            .into_iter()
+            .filter(|a| a.dir == Dir::Read)
+            .collect()
+    }
+
+    /// The recorded barriers, in order.
+    pub fn barriers(&self) -> Vec<Barrier> {
+        self.lock()
+            .trace
+            .iter()
+            .filter_map(|e| match e {
+                Event::Barrier { barrier, .. } => Some(*barrier),
+                Event::Access(_) => None,
+            })
+            .collect()
+    }
+
+    /// The instructions the simulated architecture executed for the recorded barriers, in order.
+    pub fn instructions(&self) -> Vec<&'static str> {
+        self.lock()
+            .trace
+            .iter()
+            .flat_map(|e| match e {
+                Event::Barrier { insns, .. } => insns.iter().copied(),
+                Event::Access(_) => [].iter().copied(),
+            })
+            .collect()
+    }
+
+    /// Reads RAM directly, bypassing the trace, hooks and checks (what the device holds).
+    pub fn peek(&self, offset: usize, len: usize) -> Vec<u8> {
+        let size = self.size;
+        self.lock().ram(size)[offset..offset + len].to_vec()
+    }
+
+    /// Writes RAM directly, bypassing the trace, hooks and checks (the device changing its own
+    /// registers).
+    pub fn poke(&self, offset: usize, bytes: &[u8]) {
+        let size = self.size;
+        self.lock().ram(size)[offset..offset + bytes.len()].copy_from_slice(bytes);
+    }
+
+    /// The violations recorded so far.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.lock().violations.clone()
+    }
+
+    /// Takes the recorded violations (a test that provokes them on purpose takes them, so the
+    /// mock's drop check does not fail the test).
+    pub fn take_violations(&self) -> Vec<Violation> {
+        core::mem::take(&mut self.lock().violations)
+    }
+
+    /// Panics with a description of every recorded violation, if there is any.
+    #[track_caller]
+    pub fn assert_no_violations(&self) {
+        let v = self.take_violations();
+        if !v.is_empty() {
+            panic!("{}", describe(&v));
+        }
+    }
+
+    fn record(&self, st: &mut State, access: Access) {
+        if access.width > self.max_width {
+            st.violations.push(Violation {
+                access,
+                why: "access wider than the device accepts",
+            });
+        }
+        if access.offset % access.width != 0 {
+            st.violations.push(Violation {
+                access,
+                why: "access not naturally aligned",
+            });
+        }
+        if st.tracing {
+            st.trace.push(Event::Access(access));
+        }
+    }
+}
+
+fn describe(v: &[Violation]) -> String {
+    let mut s = std::format!("{} device access violation(s):", v.len());
+    for x in v {
+        s.push_str(&std::format!(
+            "\n  {:?} of {} bytes at {:#x} (value {:#x}): {}",
+            x.access.dir,
+            x.access.width,
+            x.access.offset,
+            x.access.value,
+            x.why
+        ));
+    }
+    s
+}
+
+impl Drop for MockIo {
+    fn drop(&mut self) {
+        let v = core::mem::take(&mut self.lock().violations);
+        if !v.is_empty() && !std::thread::panicking() {
+            panic!("MockIo dropped with unchecked violations: {}", describe(&v));
+        }
+    }
+}
+
+fn overlaps(r: &Range<usize>, a: &Access) -> bool {
+    r.start < a.offset + a.width && a.offset < r.end
+}
+
+// SAFETY: the mock's region is its own RAM of `size` bytes (rounded up to whole 64-byte lines,
+// so 64-aligned); accesses copy `W::WIDTH` bytes under the lock and never hand out references to
+// the caller. An access past the end panics in the slice index rather than touching memory.
+unsafe impl Backend for MockIo {
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn base_align(&self) -> usize {
+        64
+    }
+    fn caching(&self) -> Caching {
+        self.caching
+    }
+    fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    unsafe fn read<W: Word>(&self, off: usize) -> W {
+        let size = self.size;
+        let mut st = self.lock();
+        let mut access = Access {
+            dir: Dir::Read,
+            offset: off,
+            width: W::WIDTH,
+            value: 0,
+        };
+        let mut replaced = None;
+        let State {
+            lines, read_hooks, ..
+        } = &mut *st;
+        let ram = &mut zerocopy_bytes(lines)[..size];
+        for (range, hook) in read_hooks.iter_mut() {
+            if overlaps(range, &access) {
+                if let Some(v) = hook(&mut Ram(ram), &access) {
+                    replaced = Some(v);
+                }
+            }
+        }
+        let value = match replaced {
+            Some(v) => v,
+            None => Ram(ram).get(off, W::WIDTH),
+        };
+        access.value = value;
+        self.record(&mut st, access);
+        W::from_u128(value)
+    }
+
+    unsafe fn write<W: Word>(&self, off: usize, value: W) {
+        let size = self.size;
+        let mut st = self.lock();
+        let access = Access {
+            dir: Dir::Write,
+            offset: off,
+            width: W::WIDTH,
+            value: value.to_u128(),
+        };
+        self.record(&mut st, access);
+        let State {
+            lines, write_hooks, ..
+        } = &mut *st;
+        let ram = &mut zerocopy_bytes(lines)[..size];
+        let mut effect = WriteEffect::Store;
+        for (range, hook) in write_hooks.iter_mut() {
+            if overlaps(range, &access) && hook(&mut Ram(ram), &access) == WriteEffect::Discard {
+                effect = WriteEffect::Discard;
+            }
+        }
+        if effect == WriteEffect::Store {
+            Ram(ram).set(off, W::WIDTH, access.value);
+        }
+    }
+
+    fn barrier(&self, barrier: Barrier) {
+        let mut st = self.lock();
+        if st.tracing {
+            st.trace.push(Event::Barrier {
+                barrier,
+                insns: instructions(self.arch, barrier),
+            });
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Where an access lands: the [`Backend`] trait, the real [`Mmio`] backend and the [`MockIo`]
+//! test backend.
+//!
+//! A backend executes single, naturally aligned accesses of a known width ([`Word`]) at an offset
+//! inside its region, and barriers ([`Barrier`]). It does nothing else: bounds, alignment, width
+//! policy and barrier placement are decided above it, by [`IoMem`](crate::IoMem) and the access
+//! plans in [`copy`](crate::copy), so every backend executes exactly the same sequence and the
+//! mock's trace shows what the real path does.
+
+use crate::order::{Arch, Barrier};
+
+mod mmio;
+pub use mmio::Mmio;
+
+#[cfg(feature = "std")]
+pub mod mock;
+#[cfg(feature = "std")]
+pub use mock::MockIo;
+
+/// How the CPU maps the device memory behind a backend.
+///
+/// The mapping decides which barriers a doorbell needs: stores to a write-combining mapping may
+/// sit in a CPU buffer and be merged or reordered until it is flushed, so a doorbell write after
+/// a copy into such a mapping must be preceded by [`Barrier::WcFlush`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Caching {
+    /// Uncached, strongly ordered device memory (Linux `ioremap`, sysfs `resourceN`).
+    Uncached,
+    /// Write-combining memory (Linux `ioremap_wc`, sysfs `resourceN_wc`): prefetchable BARs
+    /// such as an NVMe CMB or a GPU aperture.
+    WriteCombining,
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A value that is moved to or from device memory as one access of `WIDTH` bytes.
+///
+/// Implemented for `u8`, `u16`, `u32`, `u64` and, where the CPU has a single 16-byte load and
+/// store, [`W128`]. Sealed: a backend can rely on this exact set.
+///
+/// # Safety
+/// Sealed: only this crate implements it. `Self` is plain data of exactly `WIDTH` bytes with alignment `WIDTH`, valid for every bit
+/// pattern, and a volatile access of `Self` compiles to one instruction of that width.
+pub unsafe trait Word: Copy + sealed::Sealed + 'static {
+    /// Width of one access in bytes (a power of two).
+    const WIDTH: usize;
+    /// The value as a little-endian integer, for traces (zero-extended).
+    fn to_u128(self) -> u128;
+    /// The inverse of [`Word::to_u128`] (truncating).
+    fn from_u128(v: u128) -> Self;
+}
+
+macro_rules! impl_word {
+    ($($t:ty),*) => {$(
+        impl sealed::Sealed for $t {}
+        // SAFETY: primitive integers are plain data of their size and alignment, any bit pattern
+        // is valid, and a volatile access of one is a single load/store of that width.
+        unsafe impl Word for $t {
+            const WIDTH: usize = core::mem::size_of::<$t>();
+            #[inline(always)]
+            fn to_u128(self) -> u128 { self as u128 }
+            #[inline(always)]
+            fn from_u128(v: u128) -> Self { v as $t }
+        }
+        static_assertions::const_assert_eq!(core::mem::size_of::<$t>(), core::mem::align_of::<$t>());
+    )*};
+}
+impl_word!(u8, u16, u32, u64);
+
+cfg_if::cfg_if! {
+    if #[cfg(target_arch = "x86_64")] {
+        type W128Inner = core::arch::x86_64::__m128i;
+    } else if #[cfg(target_arch = "aarch64")] {
+        type W128Inner = core::arch::aarch64::uint8x16_t;
+    } else {
+        type W128Inner = u128;
+    }
+}
+
+/// Whether this CPU has a single-instruction, 16-byte aligned load and store that the crate uses
+/// for memory-like device regions (SSE2 `movdqa` on x86_64, `ldr q`/`str q` on aarch64).
+pub const HAS_W128: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+
+/// A 16-byte vector register's worth of data, moved as one access.
+///
+/// Only used where [`HAS_W128`] is true; elsewhere the widest access is 8 bytes and no plan
+/// contains a `W128` access.
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+pub struct W128(W128Inner);
+
+static_assertions::assert_eq_size!(W128, [u8; 16]);
+static_assertions::const_assert_eq!(core::mem::align_of::<W128>(), 16);
+
+impl sealed::Sealed for W128 {}
+// SAFETY: `W128` is a 16-byte, 16-aligned plain-data vector type valid for every bit pattern; a
+// volatile access of it is one 16-byte vector load/store on the architectures where HAS_W128.
+unsafe impl Word for W128 {
+    const WIDTH: usize = 16;
+    #[inline(always)]
+    fn to_u128(self) -> u128 {
+        // SAFETY: both types are 16 bytes of plain data valid for every bit pattern.
+        unsafe { core::mem::transmute::<W128, u128>(self) }
+    }
+    #[inline(always)]
+    fn from_u128(v: u128) -> Self {
+        // SAFETY: as above.
+        unsafe { core::mem::transmute::<u128, W128>(v) }
+    }
+}
+
+impl core::fmt::Debug for W128 {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "W128({:#034x})", self.to_u128())
+    }
+}
+
+/// A region of device memory and the way to access it.
+///
+/// # Safety
+/// Implementors promise that, for every `off` with `off % W::WIDTH == 0` and
+/// `off + W::WIDTH <= self.size()`, [`read`](Backend::read) and [`write`](Backend::write) access
+/// exactly those `W::WIDTH` bytes as one access, without creating a Rust reference to them, and
+/// that [`base_align`](Backend::base_align) is true of the region's start address (so an offset
+/// aligned to `w ≤ base_align` is an address aligned to `w`).
+pub unsafe trait Backend {
+    /// Size of the region in bytes.
+    fn size(&self) -> usize;
+
+    /// Alignment of the region's base address. The crate's own backends guarantee at least 16.
+    fn base_align(&self) -> usize;
+
+    /// How the region is mapped.
+    fn caching(&self) -> Caching;
+
+    /// The architecture whose barrier instructions this backend executes (the host for real
+    /// backends; any architecture for a simulating mock).
+    fn arch(&self) -> Arch;
+
+    /// Reads one `W` at byte offset `off`.
+    ///
+    /// # Safety
+    /// `off % W::WIDTH == 0`, `off + W::WIDTH <= self.size()`, and `W::WIDTH <= self.base_align()`.
+    unsafe fn read<W: Word>(&self, off: usize) -> W;
+
+    /// Writes one `W` at byte offset `off`.
+    ///
+    /// # Safety
+    /// As for [`read`](Backend::read).
+    unsafe fn write<W: Word>(&self, off: usize, value: W);
+
+    /// Executes (or, for a mock, records) a barrier.
+    fn barrier(&self, barrier: Barrier);
+}
+
+// SAFETY: forwards every call to `B`, which upholds the contract.
+unsafe impl<B: Backend + ?Sized> Backend for &B {
+    #[inline(always)]
+    fn size(&self) -> usize {
+        (**self).size()
+    }
+    #[inline(always)]
+    fn base_align(&self) -> usize {
+        (**self).base_align()
+    }
+    #[inline(always)]
+    fn caching(&self) -> Caching {
+        (**self).caching()
+    }
+    #[inline(always)]
+    fn arch(&self) -> Arch {
+        (**self).arch()
+    }
+    #[inline(always)]
+    unsafe fn read<W: Word>(&self, off: usize) -> W {
+        // SAFETY: the caller upholds `read`'s contract, which is the same for `B`.
+        unsafe { (**self).read(off) }
+    }
+    #[inline(always)]
+    unsafe fn write<W: Word>(&self, off: usize, value: W) {
+        // SAFETY: the caller upholds `write`'s contract, which is the same for `B`.
+        unsafe { (**self).write(off, value) }
+    }
+    #[inline(always)]
+    fn barrier(&self, barrier: Barrier) {
+        (**self).barrier(barrier)
+    }
+}
