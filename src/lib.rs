@@ -58,7 +58,13 @@ pub mod backend;
 pub mod copy;
 mod error;
 mod iomem;
+pub mod map;
+pub mod migrate;
+#[cfg(feature = "alloc")]
+pub mod nvme;
 pub mod order;
+#[cfg(feature = "alloc")]
+pub mod p2p;
 
 pub use backend::{Backend, Caching, Mmio};
 pub use copy::WidthPolicy;

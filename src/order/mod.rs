@@ -6,6 +6,8 @@
 //! executes on the host (through `order/<arch>.rs`) and the mock records for any architecture, so
 //! a test on x86_64 proves where powerpc would put its `sync`s.
 
+mod lock;
+
 cfg_if::cfg_if! {
     if #[cfg(target_arch = "powerpc64")] {
         mod powerpc;

@@ -1,0 +1,7 @@
+//! Report section `barrier` (work in progress).
+
+use crate::{Opts, Row};
+
+pub fn run(_opts: Opts) -> Vec<Row> {
+    Vec::new()
+}

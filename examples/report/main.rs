@@ -1,0 +1,110 @@
+//! The main job: copy, barrier and allocator figures on the built-in RAM backend.
+//!
+//! ```text
+//! cargo run --release --example report [-- --csv] [-- --quick]
+//! ```
+//!
+//! Prints one table per section; with `--csv`, the same rows as CSV with the header
+//! `section,case,bytes,misalign,variant,value,unit,ratio`. `--quick` runs a short version.
+
+mod alloc;
+mod barrier;
+mod copy;
+
+/// One result row. `ratio` is relative to the section's reference variant in the same run.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub section: &'static str,
+    pub case: String,
+    pub bytes: u64,
+    pub misalign: String,
+    pub variant: String,
+    pub value: f64,
+    pub unit: &'static str,
+    pub ratio: Option<f64>,
+}
+
+/// A report section: runs its measurements and returns its rows.
+pub type Section = fn(Opts) -> Vec<Row>;
+
+/// Options shared by every section.
+#[derive(Debug, Clone, Copy)]
+pub struct Opts {
+    pub quick: bool,
+}
+
+/// Median of a non-empty sample (sorts it).
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut csv = false;
+    let mut quick = false;
+    for a in &args {
+        match a.as_str() {
+            "--csv" => csv = true,
+            "--quick" => quick = true,
+            "-h" | "--help" => {
+                println!("usage: report [--csv] [--quick]");
+                return;
+            }
+            other => {
+                eprintln!("report: unknown argument {other:?} (expected --csv, --quick)");
+                std::process::exit(2);
+            }
+        }
+    }
+    let opts = Opts { quick };
+    let sections: [(&str, Section); 3] = [
+        ("copy", copy::run),
+        ("barrier", barrier::run),
+        ("alloc", alloc::run),
+    ];
+    if csv {
+        println!("section,case,bytes,misalign,variant,value,unit,ratio");
+    }
+    for (name, run) in sections {
+        let rows = run(opts);
+        if csv {
+            for r in &rows {
+                println!(
+                    "{},{},{},{},{},{:.4},{},{}",
+                    r.section,
+                    r.case,
+                    r.bytes,
+                    r.misalign,
+                    r.variant,
+                    r.value,
+                    r.unit,
+                    r.ratio.map(|x| format!("{x:.4}")).unwrap_or_default()
+                );
+            }
+        } else if !rows.is_empty() {
+            println!("\n== {name} ==");
+            println!(
+                "{:<14} {:>10} {:>9} {:<28} {:>12} {:<10} {:>7}",
+                "case", "bytes", "misalign", "variant", "value", "unit", "ratio"
+            );
+            for r in &rows {
+                println!(
+                    "{:<14} {:>10} {:>9} {:<28} {:>12.3} {:<10} {:>7}",
+                    r.case,
+                    r.bytes,
+                    r.misalign,
+                    r.variant,
+                    r.value,
+                    r.unit,
+                    r.ratio.map(|x| format!("{x:.3}")).unwrap_or_default()
+                );
+            }
+        }
+    }
+}

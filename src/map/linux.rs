@@ -1,0 +1,1 @@
+//! Linux sysfs BAR mappings (work in progress).

@@ -1,0 +1,1 @@
+//! Migrating from `volatile-register` (work in progress).

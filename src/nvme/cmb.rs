@@ -1,0 +1,1 @@
+//! NVMe cmb (work in progress).

@@ -1,0 +1,1 @@
+//! NVMe regs (work in progress).

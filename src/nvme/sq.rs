@@ -1,0 +1,1 @@
+//! NVMe sq (work in progress).

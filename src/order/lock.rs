@@ -1,0 +1,1 @@
+//! `IoLock` (work in progress).

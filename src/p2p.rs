@@ -1,0 +1,1 @@
+//! Peer-to-peer memory allocator over device memory (work in progress).
