@@ -71,3 +71,8 @@ pub use copy::WidthPolicy;
 pub use error::{Error, Result};
 pub use iomem::{memcpy_fromio, memcpy_toio, memset_io, IoMem};
 pub use order::{Arch, Barrier, Strategy};
+
+/// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
