@@ -71,6 +71,7 @@ fn main() {
     if csv {
         println!("section,case,bytes,misalign,variant,value,unit,ratio");
     }
+    let mut all = Vec::new();
     for (name, run) in sections {
         let rows = run(opts);
         if csv {
@@ -104,6 +105,22 @@ fn main() {
                     r.unit,
                     r.ratio.map(|x| format!("{x:.3}")).unwrap_or_default()
                 );
+            }
+        }
+        all.extend(rows);
+    }
+    // Target checks go to stdout with the tables, to stderr with CSV (keeps the CSV clean).
+    let checks = copy::targets(&all);
+    if !checks.is_empty() {
+        if csv {
+            eprintln!("copy targets:");
+            for c in &checks {
+                eprintln!("  {c}");
+            }
+        } else {
+            println!("\n== copy targets ==");
+            for c in &checks {
+                println!("{c}");
             }
         }
     }
