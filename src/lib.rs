@@ -46,6 +46,9 @@
 //! # Ok::<(), iomem::Error>(())
 //! ```
 #![no_std]
+// PowerPC `asm!` is stable from Rust 1.95; the cross-architecture tests build with 1.85, which
+// needs the feature gate (`.ci/xarch/cross-test.sh` sets this cfg for powerpc targets only).
+#![cfg_attr(iomem_ppc_asm_gate, feature(asm_experimental_arch))]
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
