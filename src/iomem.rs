@@ -272,7 +272,18 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
             )
         };
         if let Some(b) = pl.after {
-            self.backend.barrier(b);
+            // The barrier after a read may depend on the value read (powerpc `twi; isync`).
+            let mut low = [0u8; 8];
+            // SAFETY: the plan wrote all `size` bytes of `out`; at most 8 of them are copied
+            // into `low`, which does not overlap it.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    out.as_ptr().cast::<u8>(),
+                    low.as_mut_ptr(),
+                    size.min(8),
+                )
+            };
+            self.backend.barrier_after_read(b, u64::from_ne_bytes(low));
         }
         // SAFETY: every byte of `out` was written by the plan (it covers the range exactly once)
         // and `U: FromBytes` is valid for any bytes.
@@ -302,16 +313,15 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
         }
     }
 
-    /// Writes `value` (one access of its width) as a doorbell: whatever the strategy, the write
-    /// is preceded by the barrier that publishes earlier stores to RAM and device memory
-    /// ([`Op::Doorbell`]); on a write-combining mapping it is preceded by a flush too.
+    /// Writes `value` (one access of its width) as a doorbell: the write is preceded by the
+    /// strategy's doorbell barrier ([`Strategy::doorbell_barrier`]: the barrier that publishes
+    /// earlier stores to RAM and device memory, [`WcFlush`](crate::Barrier::WcFlush) if this
+    /// mapping is write-combining, nothing under `Relaxed`). To publish data held in *another*,
+    /// write-combining mapping, ring through a [`Doorbell`](crate::order::Doorbell).
     pub fn try_doorbell32(&self, offset: usize, value: u32) -> Result<()> {
         let abs = self.check_single(offset, 4)?;
-        let pl = self.strategy.placement(self.backend.arch(), Op::Doorbell);
-        if self.backend.caching() == Caching::WriteCombining {
-            self.backend.barrier(crate::order::Barrier::WcFlush);
-        }
-        if let Some(b) = pl.before {
+        let wc = self.backend.caching() == Caching::WriteCombining;
+        if let Some(b) = self.strategy.doorbell_barrier(self.backend.arch(), wc) {
             self.backend.barrier(b);
         }
         // SAFETY: `check_single` proved the access in range and aligned.
@@ -353,7 +363,7 @@ macro_rules! single_access {
                 if let Some(b) = pl.before { self.backend.barrier(b); }
                 // SAFETY: `check_single` proved the access in range and naturally aligned.
                 let v = unsafe { self.backend.read::<$t>(abs) };
-                if let Some(b) = pl.after { self.backend.barrier(b); }
+                if let Some(b) = pl.after { self.backend.barrier_after_read(b, v as u64); }
                 Ok(v)
             }
 
@@ -393,7 +403,7 @@ macro_rules! single_access {
                 // SAFETY: the const assertion puts the access inside the `T` and aligned relative
                 // to it; the type invariant aligns the `T` to align_of::<T>() >= width.
                 let v = unsafe { self.backend.read::<$t>(self.offset + OFF) };
-                if let Some(b) = pl.after { self.backend.barrier(b); }
+                if let Some(b) = pl.after { self.backend.barrier_after_read(b, v as u64); }
                 v
             }
 

@@ -73,6 +73,8 @@ pub use backend::{Backend, Caching, Mmio};
 pub use copy::WidthPolicy;
 pub use error::{Error, Result};
 pub use iomem::{memcpy_fromio, memcpy_toio, memset_io, IoMem};
+#[cfg(feature = "std")]
+pub use order::IoLock;
 pub use order::{Arch, Barrier, Strategy};
 
 /// The README's examples are compiled and run as doctests.

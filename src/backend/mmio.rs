@@ -111,4 +111,8 @@ unsafe impl Backend for Mmio {
     fn barrier(&self, barrier: Barrier) {
         order::execute(barrier)
     }
+    #[inline(always)]
+    fn barrier_after_read(&self, barrier: Barrier, loaded: u64) {
+        order::execute_after_read(barrier, loaded)
+    }
 }

@@ -17,6 +17,7 @@
 use std::boxed::Box;
 use std::ops::Range;
 use std::string::String;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Mutex, MutexGuard};
 use std::vec::Vec;
 
@@ -114,6 +115,9 @@ struct Line([u8; 64]);
 struct State {
     lines: Vec<Line>,
     trace: Vec<Event>,
+    /// For every trace entry, its position in one program order shared by all mocks (so the
+    /// traces of several mocks — a doorbell BAR and a data BAR — can be merged).
+    seqs: Vec<u64>,
     violations: Vec<Violation>,
     read_hooks: Vec<(Range<usize>, ReadHook)>,
     write_hooks: Vec<(Range<usize>, WriteHook)>,
@@ -142,6 +146,7 @@ pub struct MockIo {
     caching: Caching,
     arch: Arch,
     max_width: usize,
+    weak_seed: Option<u64>,
     state: Mutex<State>,
 }
 
@@ -165,9 +170,11 @@ impl MockIo {
             caching: Caching::Uncached,
             arch: Arch::HOST,
             max_width: 16,
+            weak_seed: None,
             state: Mutex::new(State {
                 lines: std::vec![Line([0; 64]); size.div_ceil(64)],
                 trace: Vec::new(),
+                seqs: Vec::new(),
                 violations: Vec::new(),
                 read_hooks: Vec::new(),
                 write_hooks: Vec::new(),
@@ -187,6 +194,26 @@ impl MockIo {
     pub fn with_caching(mut self, caching: Caching) -> Self {
         self.caching = caching;
         self
+    }
+
+    /// Weak-ordering mode: [`MockIo::device_order`] returns the writes in an order the device
+    /// may see them (chosen by `seed`) instead of program order. See [`Delivery`] for the model.
+    /// The RAM, hooks and trace are unchanged (they stay in program order).
+    pub fn with_weak_ordering(mut self, seed: u64) -> Self {
+        self.weak_seed = Some(seed);
+        self
+    }
+
+    /// The recorded writes in the order the device sees them: program order, or with
+    /// [`MockIo::with_weak_ordering`] an order the weak-ordering model allows.
+    pub fn device_order(&self) -> Vec<Access> {
+        match self.weak_seed {
+            Some(seed) => device_order(&[self], seed)
+                .into_iter()
+                .map(|d| d.access)
+                .collect(),
+            None => self.writes(),
+        }
     }
 
     /// Models a device that accepts no access wider than `width` bytes: wider accesses are
@@ -253,12 +280,16 @@ impl MockIo {
 
     /// Takes the trace, leaving it empty.
     pub fn take_events(&self) -> Vec<Event> {
-        core::mem::take(&mut self.lock().trace)
+        let mut st = self.lock();
+        st.seqs.clear();
+        core::mem::take(&mut st.trace)
     }
 
     /// Empties the trace.
     pub fn clear_events(&self) {
-        self.lock().trace.clear();
+        let mut st = self.lock();
+        st.trace.clear();
+        st.seqs.clear();
     }
 
     /// The recorded accesses, in order.
@@ -361,7 +392,147 @@ impl MockIo {
         }
         if st.tracing {
             st.trace.push(Event::Access(access));
+            st.seqs.push(next_seq());
         }
+    }
+}
+
+/// Source of the shared program order of trace entries across mocks.
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn next_seq() -> u64 {
+    SEQ.fetch_add(1, AtomicOrdering::Relaxed)
+}
+
+/// Weak-ordering mode: the order in which the *device* sees the recorded writes.
+///
+/// The trace is program order. A device may see stores in another order, and which reorderings
+/// are possible depends on the mapping and on the barriers the CPU executed. The model:
+///
+/// - Writes are cut into *windows* by barriers: a barrier closes the current window if one of its
+///   instructions (from [`instructions`] for the simulated arch) orders stores to device memory
+///   ([`orders_device_stores`](crate::order::orders_device_stores): powerpc `sync`/`eieio`;
+///   aarch64 `dsb`/`dmb` of a store or full kind; riscv a `fence` with `o` on both sides; x86
+///   `sfence`/`mfence`). Writes of an earlier window reach the device before any write of a
+///   later one.
+/// - Inside a window, writes to **write-combining** mocks may reach the device in any order,
+///   relative to each other and to uncached writes.
+/// - Writes to **uncached** mocks keep program order among themselves on every simulated arch:
+///   x86 UC, aarch64 Device-nGnRE ("non-reordering"), powerpc caching-inhibited guarded storage
+///   and riscv I/O regions (strongly ordered per the platform spec) all deliver a CPU's stores
+///   to one device in program order. This is why `writel_relaxed` needs no barrier between
+///   writes to one device, and why the barrier in `writel` exists for data in *RAM*, which this
+///   mock does not hold.
+///
+/// All mocks given to [`device_order`] are taken to be one device (BARs of one function).
+/// Reads are not reordered (they do not appear in the result).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Index of the mock (in the slice given to [`device_order`]) the write went to.
+    pub mock: usize,
+    /// Which window the write belongs to (0 before the first store-ordering barrier).
+    pub window: usize,
+    /// The write.
+    pub access: Access,
+}
+
+/// A small deterministic generator (SplitMix64) for the model's choices.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Every recorded write of `mocks`, in program order, with its window (see [`Delivery`]).
+pub fn windows(mocks: &[&MockIo]) -> Vec<Delivery> {
+    let mut merged: Vec<(u64, usize, Event)> = Vec::new();
+    for (i, m) in mocks.iter().enumerate() {
+        let st = m.lock();
+        merged.extend(
+            st.seqs
+                .iter()
+                .zip(st.trace.iter())
+                .map(|(&seq, &e)| (seq, i, e)),
+        );
+    }
+    merged.sort_by_key(|&(seq, _, _)| seq);
+    let mut window = 0;
+    let mut out = Vec::new();
+    for (_, i, e) in merged {
+        match e {
+            Event::Barrier { insns, .. } => {
+                let arch = mocks[i].arch;
+                if insns
+                    .iter()
+                    .any(|insn| crate::order::orders_device_stores(arch, insn))
+                {
+                    window += 1;
+                }
+            }
+            Event::Access(access) if access.dir == Dir::Write => out.push(Delivery {
+                mock: i,
+                window,
+                access,
+            }),
+            Event::Access(_) => {}
+        }
+    }
+    out
+}
+
+/// The recorded writes of `mocks` in one order the device may see them under the weak-ordering
+/// model (see [`Delivery`]); `seed` picks which. Every order the model allows has a seed that
+/// produces it; the same seed always gives the same order.
+pub fn device_order(mocks: &[&MockIo], seed: u64) -> Vec<Delivery> {
+    let all = windows(mocks);
+    let mut rng = SplitMix(seed);
+    let mut out = Vec::with_capacity(all.len());
+    let mut start = 0;
+    while start < all.len() {
+        let w = all[start].window;
+        let end = start + all[start..].iter().take_while(|d| d.window == w).count();
+        let mut wc: Vec<Delivery> = Vec::new();
+        let mut uc: std::collections::VecDeque<Delivery> = Default::default();
+        for d in &all[start..end] {
+            if mocks[d.mock].caching == Caching::WriteCombining {
+                wc.push(*d);
+            } else {
+                uc.push_back(*d);
+            }
+        }
+        while !wc.is_empty() || !uc.is_empty() {
+            let k = rng.below(wc.len() + usize::from(!uc.is_empty()));
+            if k < wc.len() {
+                out.push(wc.swap_remove(k));
+            } else if let Some(d) = uc.pop_front() {
+                out.push(d);
+            }
+        }
+        start = end;
+    }
+    out
+}
+
+/// Replays `order` (writes of one mock) into a zeroed image of `size` bytes; before applying each
+/// write, calls `at(image, write)` with what the device holds when that write arrives.
+pub fn replay<'a>(
+    size: usize,
+    order: impl IntoIterator<Item = &'a Access>,
+    mut at: impl FnMut(&[u8], &Access),
+) {
+    let mut image = std::vec![0u8; size];
+    for a in order {
+        at(&image, a);
+        image[a.range()].copy_from_slice(&a.value.to_le_bytes()[..a.width]);
     }
 }
 
@@ -468,6 +639,7 @@ unsafe impl Backend for MockIo {
     fn barrier(&self, barrier: Barrier) {
         let mut st = self.lock();
         if st.tracing {
+            st.seqs.push(next_seq());
             st.trace.push(Event::Barrier {
                 barrier,
                 insns: instructions(self.arch, barrier),

@@ -153,6 +153,15 @@ pub unsafe trait Backend {
 
     /// Executes (or, for a mock, records) a barrier.
     fn barrier(&self, barrier: Barrier);
+
+    /// Executes (or records) a barrier right after a device read that returned `loaded`
+    /// (zero-extended). Some architectures make the barrier depend on the loaded value
+    /// (powerpc's `twi 0,r,0; isync` for [`Barrier::IoAfterRead`]); the default ignores it.
+    #[inline(always)]
+    fn barrier_after_read(&self, barrier: Barrier, loaded: u64) {
+        let _ = loaded;
+        self.barrier(barrier)
+    }
 }
 
 // SAFETY: forwards every call to `B`, which upholds the contract.
@@ -186,5 +195,9 @@ unsafe impl<B: Backend + ?Sized> Backend for &B {
     #[inline(always)]
     fn barrier(&self, barrier: Barrier) {
         (**self).barrier(barrier)
+    }
+    #[inline(always)]
+    fn barrier_after_read(&self, barrier: Barrier, loaded: u64) {
+        (**self).barrier_after_read(barrier, loaded)
     }
 }

@@ -5,7 +5,14 @@
 use super::Barrier;
 use core::sync::atomic::{fence, Ordering};
 
+/// Executes `barrier`: a `SeqCst` fence whatever the kind.
 #[inline(always)]
 pub(super) fn execute(_barrier: Barrier) {
     fence(Ordering::SeqCst)
+}
+
+/// Executes `barrier` after a read (the value is not used).
+#[inline(always)]
+pub(super) fn execute_after_read(barrier: Barrier, _loaded: u64) {
+    execute(barrier)
 }

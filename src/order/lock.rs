@@ -1,1 +1,290 @@
-//! `IoLock` (work in progress).
+//! [`IoLock`]: a lock whose release orders the MMIO writes made while holding it (`mmiowb`).
+//!
+//! Two CPUs take turns at a lock and each writes a doorbell inside its critical section:
+//!
+//! ```text
+//! CPU 0                       CPU 1
+//! lock(q)
+//! writel(tail = 5, db)
+//! unlock(q) ───────────────▶  lock(q)
+//!                             writel(tail = 6, db)
+//!                             unlock(q)
+//! ```
+//!
+//! The lock orders the two critical sections in *memory*; nothing says CPU 0's MMIO write
+//! reaches the device before CPU 1's. On powerpc the unlock's `lwsync` does not order
+//! caching-inhibited stores, on riscv the release fence (`fence rw,w`) has no `o`; there, the
+//! device could see tail 6 and then tail 5. Linux fixes this in `spin_unlock`
+//! (`include/asm-generic/mmiowb.h`): `writeX()` sets a per-CPU `mmiowb_pending` flag, and the
+//! unlock issues `mmiowb()` (powerpc `sync`, riscv `fence o,w`; nothing on x86 and arm64, whose
+//! unlocks already order MMIO writes) only if the flag is set — so critical sections without MMIO
+//! writes pay nothing.
+//!
+//! [`IoGuard`] plays the per-CPU flag: MMIO writes made inside the critical section go through the
+//! guard ([`IoGuard::io`] hands out a [`Tracked`] handle whose writes set it, or
+//! [`IoGuard::mark_written`] sets it by hand), and dropping the guard issues
+//! [`Barrier::MmioUnlock`] on the backend last written — *before* the mutex is released — if and
+//! only if it is set. The guard is `!Send` (like the [`MutexGuard`] inside), so the critical
+//! section stays on one thread; a thread moving between CPUs goes through the kernel's context
+//! switch, which orders MMIO writes on every architecture here.
+//!
+//! What the guard cannot see, it cannot order: a write made through a plain [`IoMem`] handle held
+//! in the protected state bypasses the flag. Keep the state's handles for reading, and write
+//! through [`IoGuard::io`].
+
+use core::cell::Cell;
+use std::sync::{Mutex, MutexGuard};
+
+use zerocopy::{Immutable, IntoBytes};
+
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::order::{Barrier, Doorbell, Published};
+use crate::IoMem;
+
+/// The one thing the guard needs from a backend: issuing a barrier. Object safe, so a guard can
+/// remember the last backend written whatever its type.
+trait Fence {
+    fn fence(&self, barrier: Barrier);
+}
+
+impl<B: Backend> Fence for B {
+    fn fence(&self, barrier: Barrier) {
+        self.barrier(barrier)
+    }
+}
+
+/// A mutex for driver state whose unlock issues the MMIO release barrier
+/// ([`Barrier::MmioUnlock`]) when, and only when, an MMIO write happened while it was held. See
+/// the [module docs](self).
+///
+/// ```
+/// use iomem::{backend::MockIo, order::Arch, IoLock, IoMem};
+///
+/// let bar = MockIo::new(64).with_arch(Arch::PowerPc64);
+/// let regs = IoMem::new(&bar);
+/// let tail = IoLock::new(0u32);
+///
+/// {
+///     let mut g = tail.lock();
+///     *g += 1;
+///     let v = *g;
+///     g.io(regs.cast::<u32>(0)?).write(&v); // tracked: sets the pending flag
+/// } // unlock: `sync` before the mutex is released
+/// assert_eq!(bar.instructions(), ["sync", "sync"]); // writel's own sync, then mmiowb's
+///
+/// bar.clear_events();
+/// { let g = tail.lock(); let _ = *g; } // no MMIO write: no barrier
+/// assert!(bar.instructions().is_empty());
+/// # Ok::<(), iomem::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct IoLock<T> {
+    inner: Mutex<T>,
+}
+
+impl<T> IoLock<T> {
+    /// A new, unlocked lock holding `value`.
+    pub const fn new(value: T) -> Self {
+        IoLock {
+            inner: Mutex::new(value),
+        }
+    }
+
+    /// Takes the lock, blocking until it is free.
+    ///
+    /// A holder that panicked leaves the state as it was at the panic; the lock is taken anyway
+    /// (driver state has no invariant the mutex could have protected better).
+    pub fn lock(&self) -> IoGuard<'_, T> {
+        IoGuard {
+            guard: self.inner.lock().unwrap_or_else(|e| e.into_inner()),
+            pending: Cell::new(None),
+        }
+    }
+
+    /// Takes the lock if it is free.
+    pub fn try_lock(&self) -> Option<IoGuard<'_, T>> {
+        let guard = match self.inner.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(IoGuard {
+            guard,
+            pending: Cell::new(None),
+        })
+    }
+
+    /// The protected value, consuming the lock.
+    pub fn into_inner(self) -> T {
+        self.inner.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The critical section of an [`IoLock`]: dereferences to the state, tracks MMIO writes, and
+/// issues [`Barrier::MmioUnlock`] on drop if there were any.
+pub struct IoGuard<'l, T> {
+    guard: MutexGuard<'l, T>,
+    /// The backend of the last tracked MMIO write (the kernel's `mmiowb_pending`).
+    pending: Cell<Option<&'l dyn Fence>>,
+}
+
+impl<T: core::fmt::Debug> core::fmt::Debug for IoGuard<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("IoGuard")
+            .field("value", &*self.guard)
+            .field("write_pending", &self.write_pending())
+            .finish()
+    }
+}
+
+impl<T> core::ops::Deref for IoGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> core::ops::DerefMut for IoGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+impl<'l, T> IoGuard<'l, T> {
+    /// A handle whose writes are tracked by this guard.
+    pub fn io<'g, U: ?Sized, B: Backend + 'l>(
+        &'g self,
+        handle: IoMem<'l, U, B>,
+    ) -> Tracked<'g, 'l, U, B> {
+        Tracked {
+            guard: &self.pending,
+            io: handle,
+        }
+    }
+
+    /// Rings `doorbell` (see [`Doorbell::ring`]) as a tracked MMIO write.
+    pub fn ring<B: Backend + 'l>(
+        &self,
+        doorbell: &Doorbell<'l, B>,
+        value: u32,
+        published: &[&dyn Published],
+    ) {
+        doorbell.ring(value, published);
+        self.mark_written(doorbell.register().backend());
+    }
+
+    /// Records that an MMIO write to `backend` happened in this critical section by a path the
+    /// guard did not see.
+    pub fn mark_written<B: Backend + 'l>(&self, backend: &'l B) {
+        self.pending.set(Some(backend));
+    }
+
+    /// Whether an MMIO write happened in this critical section (the unlock will issue
+    /// [`Barrier::MmioUnlock`]).
+    pub fn write_pending(&self) -> bool {
+        self.pending.get().is_some()
+    }
+
+    /// Releases the lock (the same as dropping the guard).
+    pub fn unlock(self) {}
+}
+
+impl<T> Drop for IoGuard<'_, T> {
+    fn drop(&mut self) {
+        // Runs before the `MutexGuard` field is dropped, i.e. before the mutex is released.
+        if let Some(backend) = self.pending.take() {
+            backend.fence(Barrier::MmioUnlock);
+        }
+    }
+}
+
+/// An [`IoMem`] handle inside an [`IoGuard`]: its writes mark the guard (so the unlock orders
+/// them); reads go through untouched.
+pub struct Tracked<'g, 'l, U: ?Sized, B: Backend> {
+    guard: &'g Cell<Option<&'l dyn Fence>>,
+    io: IoMem<'l, U, B>,
+}
+
+impl<U: ?Sized, B: Backend> core::fmt::Debug for Tracked<'_, '_, U, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Tracked").field("io", &self.io).finish()
+    }
+}
+
+impl<'l, U: ?Sized, B: Backend + 'l> Tracked<'_, 'l, U, B> {
+    fn mark(&self) {
+        self.guard.set(Some(self.io.backend()));
+    }
+
+    /// The handle, for reads. Writes made through it are **not** tracked.
+    pub fn handle(&self) -> IoMem<'l, U, B> {
+        self.io
+    }
+
+    /// [`IoMem::try_write8`], tracked.
+    pub fn try_write8(&self, offset: usize, value: u8) -> Result<()> {
+        self.io.try_write8(offset, value)?;
+        self.mark();
+        Ok(())
+    }
+
+    /// [`IoMem::try_write16`], tracked.
+    pub fn try_write16(&self, offset: usize, value: u16) -> Result<()> {
+        self.io.try_write16(offset, value)?;
+        self.mark();
+        Ok(())
+    }
+
+    /// [`IoMem::try_write32`], tracked.
+    pub fn try_write32(&self, offset: usize, value: u32) -> Result<()> {
+        self.io.try_write32(offset, value)?;
+        self.mark();
+        Ok(())
+    }
+
+    /// [`IoMem::try_write64`], tracked.
+    pub fn try_write64(&self, offset: usize, value: u64) -> Result<()> {
+        self.io.try_write64(offset, value)?;
+        self.mark();
+        Ok(())
+    }
+
+    /// [`IoMem::try_write`], tracked.
+    pub fn try_write<V: IntoBytes + Immutable>(&self, offset: usize, value: &V) -> Result<()> {
+        self.io.try_write(offset, value)?;
+        self.mark();
+        Ok(())
+    }
+
+    /// [`IoMem::try_doorbell32`], tracked.
+    pub fn try_doorbell32(&self, offset: usize, value: u32) -> Result<()> {
+        self.io.try_doorbell32(offset, value)?;
+        self.mark();
+        Ok(())
+    }
+}
+
+impl<'l, U: IntoBytes + Immutable, B: Backend + 'l> Tracked<'_, 'l, U, B> {
+    /// [`IoMem::write`], tracked.
+    pub fn write(&self, value: &U) {
+        self.io.write(value);
+        self.mark();
+    }
+}
+
+impl<'l, B: Backend + 'l> Tracked<'_, 'l, [u8], B> {
+    /// [`IoMem::copy_from_slice`] (`memcpy_toio`), tracked.
+    pub fn copy_from_slice(&self, src: &[u8]) -> Result<()> {
+        self.io.copy_from_slice(src)?;
+        self.mark();
+        Ok(())
+    }
+
+    /// [`IoMem::fill`] (`memset_io`), tracked.
+    pub fn fill(&self, byte: u8) -> Result<()> {
+        self.io.fill(byte)?;
+        self.mark();
+        Ok(())
+    }
+}

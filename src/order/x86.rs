@@ -1,10 +1,30 @@
-//! x86_64 barriers (`arch/x86/include/asm/barrier.h`). Uncached MMIO is strongly ordered on x86,
-//! so the I/O barriers are compiler fences; `sfence` drains write-combining buffers.
+//! x86_64 barriers, as Linux emits them.
+//!
+//! Sources (Linux `torvalds/linux`):
+//! - `arch/x86/include/asm/barrier.h`: on 64-bit `mb()` is `mfence`, `rmb()` `lfence`, `wmb()`
+//!   `sfence`; `dma_rmb()`/`dma_wmb()` and `smp_rmb()`/`smp_wmb()` are compiler barriers;
+//!   `smp_mb()` is `lock addl $0,-4(%rsp)` (commit 450cbdd0125c), which orders cacheable memory
+//!   only.
+//! - `arch/x86/include/asm/io.h` (`build_mmio_write`/`build_mmio_read`): `writel`/`readl` are
+//!   single `mov`s with a `"memory"` clobber; uncached (UC) MMIO is strongly ordered against
+//!   every other access, so no instruction is needed. No `mmiowb()`.
+//! - `arch/x86/lib/iomem.c`: `memcpy_toio`/`memcpy_fromio` are `rep movs` based, no fences.
+//!
+//! Write-combining mappings (`ioremap_wc`, PAT WC) are weakly ordered: stores may sit in a
+//! write-combining buffer and become visible after later stores, including a later UC doorbell.
+//! `sfence` drains them ([`Barrier::WcFlush`]).
+//!
+//! [`Barrier::Mb`] stays `mfence` although `lock add` is several times cheaper on this class of
+//! CPU: a locked instruction orders cacheable accesses, but the Intel SDM (Vol. 3, "Software
+//! controlled bus locking") exempts loads from weakly ordered (WC) memory from its
+//! serialisation, and a locked op is not documented to order non-temporal stores; `mfence` is
+//! specified to order all loads and stores of every memory type. That is why Linux kept `mb()`
+//! as `mfence` when `smp_mb()` moved to `lock add`.
 
 use super::Barrier;
 use core::arch::asm;
-use core::sync::atomic::{compiler_fence, Ordering};
 
+/// Executes `barrier`.
 #[inline(always)]
 pub(super) fn execute(barrier: Barrier) {
     match barrier {
@@ -16,11 +36,27 @@ pub(super) fn execute(barrier: Barrier) {
         Barrier::Wmb | Barrier::WcFlush => unsafe {
             asm!("sfence", options(nostack, preserves_flags))
         },
+        // Uncached MMIO is strongly ordered: only the compiler must keep its order.
         Barrier::IoBeforeWrite
         | Barrier::IoBeforeRead
         | Barrier::IoAfterRead
         | Barrier::IoOrder
-        | Barrier::DmaOrder
-        | Barrier::MmioUnlock => compiler_fence(Ordering::SeqCst),
+        | Barrier::DmaRmb
+        | Barrier::DmaWmb
+        | Barrier::MmioUnlock => compiler_fence(),
     }
+}
+
+/// Executes `barrier` after an MMIO load that returned `loaded` (no barrier here uses it).
+#[inline(always)]
+pub(super) fn execute_after_read(barrier: Barrier, _loaded: u64) {
+    execute(barrier)
+}
+
+/// A compiler-only fence: no instruction, but the compiler keeps every memory access on its side.
+#[inline(always)]
+fn compiler_fence() {
+    // SAFETY: an empty `asm!` executes nothing; without `nomem` the compiler must assume it
+    // reads and writes any memory, so no access is moved across it.
+    unsafe { asm!("", options(nostack, preserves_flags)) }
 }
