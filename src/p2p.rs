@@ -1,1 +1,882 @@
-//! Peer-to-peer memory allocator over device memory (work in progress).
+//! Peer-to-peer memory: a sub-allocator over a region of device memory, handing out owned
+//! buffers with their PCI bus addresses.
+//!
+//! A [`P2pPool`] manages a region of a backend (an NVMe Controller Memory Buffer, a GPU BAR)
+//! whose bus address is known. [`P2pPool::alloc`] returns a [`P2pBuf`]: an owned piece of the
+//! region that frees itself on drop, gives access only through an [`IoMem`] handle (never a
+//! `&mut [u8]`), and knows the bus address a device uses to reach it by DMA.
+//!
+//! # Design
+//! - **Metadata out of band.** The allocator's state lives in host RAM; device memory is never
+//!   read or written by the allocator (it may be slow, write-combining, or shared with a device
+//!   that would see and corrupt allocator state).
+//! - **Two-level segregated fit** (TLSF): free blocks sit in 29 × 16 size classes with a bitmap
+//!   per level, so finding a block, splitting it, freeing and coalescing with both neighbours
+//!   are O(1) — no scan of the region, unlike a bitmap allocator (Linux `lib/genalloc.c`).
+//!   Before falling back to the next larger class, the request's own class is searched for a
+//!   block that fits (a bounded scan), which keeps the fit close to best-fit and fragmentation
+//!   low.
+//! - **Granularity.** Sizes are rounded up to the pool's granularity (a power of two ≥ 64 bytes,
+//!   4 KiB by default) and to nothing more: no power-of-two rounding.
+//! - **Alignment** is of the **bus address**, which is what a device checks (PRP entries, queue
+//!   bases). The bus address of the region must itself be aligned to the granularity, so any
+//!   alignment up to the granularity costs nothing; larger alignments are served by carving the
+//!   front of a block off as a free block.
+//! - **Ownership.** The pool is a cheap handle on shared state (`Arc`): it owns the backend `B`
+//!   (the mapping), and every [`P2pBuf`] keeps that state alive, so a buffer cannot outlive its
+//!   mapping. A [`P2pBuf`] is not `Clone` and is freed only by its own drop, so a double free
+//!   cannot be written: there is no API that frees by offset or handle.
+//! - **Threads.** `P2pPool<B>` and `P2pBuf<B>` are `Send + Sync` when `B` is; the allocator
+//!   state is behind a lock (a `std` mutex, or a spin lock without `std`).
+//!
+//! # Example
+//! ```
+//! use iomem::{backend::MockIo, p2p::{P2pConfig, P2pPool}, Error};
+//!
+//! // A 1 MiB device region at bus address 0xfd00_0000 (a CMB, say).
+//! let pool = P2pPool::with_config(MockIo::new(1 << 20), P2pConfig::new(0xfd00_0000))?;
+//! let buf = pool.alloc(6000, 4096)?;            // rounded to 8 KiB, bus address 4 KiB aligned
+//! assert_eq!(buf.len(), 8192);
+//! assert_eq!(buf.bus_addr() % 4096, 0);
+//! buf.io().fill(0)?;                            // device memory only through IoMem
+//! let stats = pool.stats();
+//! assert_eq!(stats.free, (1 << 20) - 8192);
+//! assert!(matches!(pool.alloc(2 << 20, 64), Err(Error::Exhausted { .. })));
+//! drop(buf);                                    // freed; the pool lives on while buffers do
+//! assert_eq!(pool.stats().free, 1 << 20);
+//! # Ok::<(), iomem::Error>(())
+//! ```
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::Range;
+
+use crate::backend::Backend;
+use crate::copy::WidthPolicy;
+use crate::error::{Error, Result};
+use crate::iomem::IoMem;
+use crate::order::Strategy;
+
+/// The default granularity: 4 KiB, the NVMe memory page size.
+pub const DEFAULT_GRANULARITY: usize = 4096;
+/// The smallest granularity a pool accepts.
+pub const MIN_GRANULARITY: usize = 64;
+
+/// How a [`P2pPool`] covers its backend.
+#[derive(Debug, Clone)]
+pub struct P2pConfig {
+    bus_addr: u64,
+    range: Option<Range<usize>>,
+    granularity: usize,
+    policy: WidthPolicy,
+    strategy: Strategy,
+}
+
+impl P2pConfig {
+    /// A pool over the whole backend, whose first byte has bus address `bus_addr`, with 4 KiB
+    /// granularity, the [`WidthPolicy::MEMORY_LIKE`] width policy and the
+    /// [`Strategy::Conservative`] strategy for buffer handles.
+    pub fn new(bus_addr: u64) -> Self {
+        P2pConfig {
+            bus_addr,
+            range: None,
+            granularity: DEFAULT_GRANULARITY,
+            policy: WidthPolicy::MEMORY_LIKE,
+            strategy: Strategy::Conservative,
+        }
+    }
+    /// Manage only `range` of the backend; `bus_addr` is then the bus address of `range.start`.
+    pub fn range(mut self, range: Range<usize>) -> Self {
+        self.range = Some(range);
+        self
+    }
+    /// Allocation granularity: a power of two, at least [`MIN_GRANULARITY`].
+    pub fn granularity(mut self, granularity: usize) -> Self {
+        self.granularity = granularity;
+        self
+    }
+    /// Width policy of the handles [`P2pBuf::io`] returns.
+    pub fn policy(mut self, policy: WidthPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+    /// Ordering strategy of the handles [`P2pBuf::io`] returns.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+}
+
+/// A snapshot of a pool's use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct P2pStats {
+    /// Bytes the pool manages.
+    pub total: usize,
+    /// Bytes free.
+    pub free: usize,
+    /// Size of the largest free block: the largest allocation with alignment ≤ the
+    /// granularity that would succeed now.
+    pub largest_free: usize,
+    /// Live allocations.
+    pub allocations: usize,
+    /// Free blocks (a measure of fragmentation).
+    pub free_blocks: usize,
+    /// The pool's granularity.
+    pub granularity: usize,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lock
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(feature = "std")]
+struct Lock<T>(std::sync::Mutex<T>);
+
+#[cfg(feature = "std")]
+impl<T> Lock<T> {
+    fn new(v: T) -> Self {
+        Lock(std::sync::Mutex::new(v))
+    }
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        // The allocator never panics while holding the lock; if a caller's panic poisoned it,
+        // the state is still consistent (every mutation completes before unlocking).
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g)
+    }
+}
+
+#[cfg(not(feature = "std"))]
+struct Lock<T> {
+    locked: core::sync::atomic::AtomicBool,
+    value: core::cell::UnsafeCell<T>,
+}
+
+#[cfg(not(feature = "std"))]
+// SAFETY: access to `value` is serialised by `locked` (acquire on lock, release on unlock).
+unsafe impl<T: Send> Sync for Lock<T> {}
+
+#[cfg(not(feature = "std"))]
+impl<T> Lock<T> {
+    fn new(v: T) -> Self {
+        Lock {
+            locked: core::sync::atomic::AtomicBool::new(false),
+            value: core::cell::UnsafeCell::new(v),
+        }
+    }
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        use core::sync::atomic::Ordering;
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+        struct Unlock<'a>(&'a core::sync::atomic::AtomicBool);
+        impl Drop for Unlock<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, core::sync::atomic::Ordering::Release);
+            }
+        }
+        let _u = Unlock(&self.locked);
+        // SAFETY: the compare-exchange above gave this thread exclusive access until `_u` drops.
+        f(unsafe { &mut *self.value.get() })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLSF over granule indices
+// ---------------------------------------------------------------------------------------------
+
+const NIL: u32 = u32::MAX;
+const SL_BITS: u32 = 4;
+const SL: usize = 1 << SL_BITS;
+/// First-level classes: 0 holds sizes 1..16 exactly, then one class per power of two up to 2^31.
+const FL: usize = 32 - SL_BITS as usize + 1;
+/// The largest number of granules a pool may have.
+const MAX_GRANULES: u64 = 1 << 31;
+/// How many blocks of the request's own size class are tried before a larger class is used.
+const SCAN_LIMIT: usize = 8;
+
+#[derive(Clone, Copy)]
+struct Node {
+    start: u32,
+    size: u32,
+    prev_phys: u32,
+    next_phys: u32,
+    prev_free: u32,
+    next_free: u32,
+    free: bool,
+}
+
+/// Size class of a block of `n ≥ 1` granules (rounding down).
+#[inline(always)]
+fn class_of(n: u64) -> (usize, usize) {
+    if n < SL as u64 {
+        (0, n as usize)
+    } else {
+        let f = 63 - n.leading_zeros();
+        let sl = ((n >> (f - SL_BITS)) as usize) - SL;
+        ((f - SL_BITS + 1) as usize, sl)
+    }
+}
+
+/// The smallest class whose every block holds at least `n ≥ 1` granules (rounding up).
+#[inline(always)]
+fn class_at_least(n: u64) -> (usize, usize) {
+    if n < SL as u64 {
+        (0, n as usize)
+    } else {
+        let f = 63 - n.leading_zeros();
+        class_of(n + (1u64 << (f - SL_BITS)) - 1)
+    }
+}
+
+/// The allocator proper, in granule units. Pure bookkeeping: it never touches device memory.
+pub(crate) struct Tlsf {
+    nodes: Vec<Node>,
+    spare: Vec<u32>,
+    heads: [[u32; SL]; FL],
+    fl_map: u32,
+    sl_map: [u32; FL],
+    /// Bus address of the region in granules (for alignment).
+    base_g: u64,
+    total: u32,
+    free: u32,
+    allocations: u32,
+    free_blocks: u32,
+}
+
+impl Tlsf {
+    /// A region of `total` granules (1..=2^31) whose bus address is `base_g` granules.
+    pub(crate) fn new(total: u32, base_g: u64) -> Self {
+        let mut t = Tlsf {
+            nodes: Vec::new(),
+            spare: Vec::new(),
+            heads: [[NIL; SL]; FL],
+            fl_map: 0,
+            sl_map: [0; FL],
+            base_g,
+            total,
+            free: 0,
+            allocations: 0,
+            free_blocks: 0,
+        };
+        let n = t.new_node(0, total);
+        t.insert_free(n);
+        t.free = total;
+        t
+    }
+
+    fn new_node(&mut self, start: u32, size: u32) -> u32 {
+        let node = Node {
+            start,
+            size,
+            prev_phys: NIL,
+            next_phys: NIL,
+            prev_free: NIL,
+            next_free: NIL,
+            free: false,
+        };
+        if let Some(i) = self.spare.pop() {
+            self.nodes[i as usize] = node;
+            i
+        } else {
+            self.nodes.push(node);
+            (self.nodes.len() - 1) as u32
+        }
+    }
+
+    fn insert_free(&mut self, i: u32) {
+        let (f, s) = class_of(self.nodes[i as usize].size as u64);
+        let head = self.heads[f][s];
+        {
+            let n = &mut self.nodes[i as usize];
+            n.free = true;
+            n.prev_free = NIL;
+            n.next_free = head;
+        }
+        if head != NIL {
+            self.nodes[head as usize].prev_free = i;
+        }
+        self.heads[f][s] = i;
+        self.fl_map |= 1 << f;
+        self.sl_map[f] |= 1 << s;
+        self.free_blocks += 1;
+    }
+
+    fn remove_free(&mut self, i: u32) {
+        let Node {
+            size,
+            prev_free,
+            next_free,
+            ..
+        } = self.nodes[i as usize];
+        let (f, s) = class_of(size as u64);
+        if prev_free != NIL {
+            self.nodes[prev_free as usize].next_free = next_free;
+        } else {
+            self.heads[f][s] = next_free;
+            if next_free == NIL {
+                self.sl_map[f] &= !(1 << s);
+                if self.sl_map[f] == 0 {
+                    self.fl_map &= !(1 << f);
+                }
+            }
+        }
+        if next_free != NIL {
+            self.nodes[next_free as usize].prev_free = prev_free;
+        }
+        self.nodes[i as usize].free = false;
+        self.free_blocks -= 1;
+    }
+
+    /// Granules of padding needed before block `i` to align its bus address to `align_g`.
+    #[inline(always)]
+    fn pad(&self, start: u32, align_g: u64) -> u64 {
+        if align_g <= 1 {
+            0
+        } else {
+            let a = self.base_g + start as u64;
+            a.wrapping_neg() & (align_g - 1)
+        }
+    }
+
+    /// First non-empty class at or above `(f, s)`.
+    #[inline(always)]
+    fn find_class(&self, f: usize, s: usize) -> Option<(usize, usize)> {
+        if f >= FL {
+            return None;
+        }
+        let sl = self.sl_map[f] & (u32::MAX << s);
+        if sl != 0 {
+            return Some((f, sl.trailing_zeros() as usize));
+        }
+        let fl = if f + 1 >= 32 {
+            0
+        } else {
+            self.fl_map & (u32::MAX << (f + 1))
+        };
+        if fl == 0 {
+            return None;
+        }
+        let f = fl.trailing_zeros() as usize;
+        Some((f, self.sl_map[f].trailing_zeros() as usize))
+    }
+
+    /// Allocates `n ≥ 1` granules whose bus address is aligned to `align_g` (a power of two)
+    /// granules. Returns the node index, or `None`.
+    pub(crate) fn alloc(&mut self, n: u64, align_g: u64) -> Option<u32> {
+        if n == 0 || n > self.free as u64 {
+            return None;
+        }
+        // Worst-case need: a block this large fits whatever its alignment.
+        let worst = n.checked_add(align_g - 1)?;
+        // 1. A bounded scan of the class holding `n` (blocks there may be smaller or larger).
+        let mut found = NIL;
+        let (f0, s0) = class_of(n);
+        let mut i = self.heads[f0][s0];
+        let mut k = 0;
+        while i != NIL && k < SCAN_LIMIT {
+            let node = &self.nodes[i as usize];
+            if node.size as u64 >= n + self.pad(node.start, align_g) {
+                found = i;
+                break;
+            }
+            i = node.next_free;
+            k += 1;
+        }
+        // 2. Otherwise any block of the first class that is large enough by construction.
+        let (fw, sw) = if worst <= MAX_GRANULES {
+            class_at_least(worst)
+        } else {
+            (FL, 0)
+        };
+        if found == NIL {
+            if let Some((f, s)) = self.find_class(fw, sw) {
+                found = self.heads[f][s];
+            }
+        }
+        // 3. Near exhaustion: every block of the classes in between, so that an allocation fails
+        //    only if no free block can hold it. (Smaller classes hold only blocks < n.)
+        if found == NIL {
+            found = self.scan_classes((f0, s0), (fw, sw), n, align_g)?;
+        }
+        self.remove_free(found);
+        let pad = self.pad(self.nodes[found as usize].start, align_g) as u32;
+        let mut i = found;
+        if pad > 0 {
+            // Carve the front off as its own free block.
+            let Node {
+                start,
+                size,
+                next_phys,
+                ..
+            } = self.nodes[i as usize];
+            let j = self.new_node(start + pad, size - pad);
+            self.nodes[j as usize].prev_phys = i;
+            self.nodes[j as usize].next_phys = next_phys;
+            if next_phys != NIL {
+                self.nodes[next_phys as usize].prev_phys = j;
+            }
+            self.nodes[i as usize].size = pad;
+            self.nodes[i as usize].next_phys = j;
+            self.insert_free(i);
+            i = j;
+        }
+        let n = n as u32;
+        let Node {
+            start,
+            size,
+            next_phys,
+            ..
+        } = self.nodes[i as usize];
+        if size > n {
+            // The tail stays free. Its right neighbour is in use (free blocks are coalesced).
+            let j = self.new_node(start + n, size - n);
+            self.nodes[j as usize].prev_phys = i;
+            self.nodes[j as usize].next_phys = next_phys;
+            if next_phys != NIL {
+                self.nodes[next_phys as usize].prev_phys = j;
+            }
+            self.nodes[i as usize].size = n;
+            self.nodes[i as usize].next_phys = j;
+            self.insert_free(j);
+        }
+        self.nodes[i as usize].free = false;
+        self.free -= n;
+        self.allocations += 1;
+        Some(i)
+    }
+
+    /// The first block in classes `[from, to)` that holds `n` granules aligned to `align_g`.
+    fn scan_classes(
+        &self,
+        from: (usize, usize),
+        to: (usize, usize),
+        n: u64,
+        align_g: u64,
+    ) -> Option<u32> {
+        let (mut f, mut s) = from;
+        while (f, s) < to && f < FL {
+            if self.sl_map[f] & (1 << s) != 0 {
+                let mut i = self.heads[f][s];
+                while i != NIL {
+                    let node = &self.nodes[i as usize];
+                    if node.size as u64 >= n + self.pad(node.start, align_g) {
+                        return Some(i);
+                    }
+                    i = node.next_free;
+                }
+            }
+            s += 1;
+            if s == SL {
+                s = 0;
+                f += 1;
+            }
+        }
+        None
+    }
+
+    /// Start granule of allocated node `i`.
+    #[inline(always)]
+    pub(crate) fn start(&self, i: u32) -> u32 {
+        self.nodes[i as usize].start
+    }
+
+    /// Frees allocated node `i`, coalescing with free neighbours. Returns `false` (and changes
+    /// nothing) if `i` is not an allocated block.
+    pub(crate) fn free(&mut self, i: u32) -> bool {
+        match self.nodes.get(i as usize) {
+            Some(n) if !n.free && n.size != 0 => {}
+            _ => return false,
+        }
+        let size = self.nodes[i as usize].size;
+        self.free += size;
+        self.allocations -= 1;
+        let mut i = i;
+        let next = self.nodes[i as usize].next_phys;
+        if next != NIL && self.nodes[next as usize].free {
+            self.remove_free(next);
+            self.absorb_next(i, next);
+        }
+        let prev = self.nodes[i as usize].prev_phys;
+        if prev != NIL && self.nodes[prev as usize].free {
+            self.remove_free(prev);
+            self.absorb_next(prev, i);
+            i = prev;
+        }
+        self.insert_free(i);
+        true
+    }
+
+    /// Merges node `b` (right after `a`) into `a` and retires `b`.
+    fn absorb_next(&mut self, a: u32, b: u32) {
+        let Node {
+            size, next_phys, ..
+        } = self.nodes[b as usize];
+        self.nodes[a as usize].size += size;
+        self.nodes[a as usize].next_phys = next_phys;
+        if next_phys != NIL {
+            self.nodes[next_phys as usize].prev_phys = a;
+        }
+        self.nodes[b as usize].size = 0;
+        self.nodes[b as usize].free = false;
+        self.spare.push(b);
+    }
+
+    /// Largest free block in granules.
+    pub(crate) fn largest_free(&self) -> u32 {
+        if self.fl_map == 0 {
+            return 0;
+        }
+        let f = 31 - self.fl_map.leading_zeros() as usize;
+        let s = 31 - self.sl_map[f].leading_zeros() as usize;
+        let mut best = 0;
+        let mut i = self.heads[f][s];
+        while i != NIL {
+            best = best.max(self.nodes[i as usize].size);
+            i = self.nodes[i as usize].next_free;
+        }
+        best
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pool and buffers
+// ---------------------------------------------------------------------------------------------
+
+struct Inner<B> {
+    backend: B,
+    /// Offset of the managed region in the backend.
+    offset: usize,
+    len: usize,
+    bus_addr: u64,
+    shift: u32,
+    policy: WidthPolicy,
+    strategy: Strategy,
+    state: Lock<Tlsf>,
+}
+
+/// A sub-allocator over a region of device memory. See the [module docs](self).
+///
+/// Cloning a pool gives another handle on the same allocator.
+pub struct P2pPool<B: Backend> {
+    inner: Arc<Inner<B>>,
+}
+
+impl<B: Backend> Clone for P2pPool<B> {
+    fn clone(&self) -> Self {
+        P2pPool {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<B: Backend> fmt::Debug for P2pPool<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("P2pPool")
+            .field("offset", &format_args!("{:#x}", self.inner.offset))
+            .field("len", &self.inner.len)
+            .field("bus_addr", &format_args!("{:#x}", self.inner.bus_addr))
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl<B: Backend> P2pPool<B> {
+    /// A pool over all of `backend`, whose first byte is at bus address `bus_addr`, with the
+    /// defaults of [`P2pConfig::new`].
+    pub fn new(backend: B, bus_addr: u64) -> Result<Self> {
+        Self::with_config(backend, P2pConfig::new(bus_addr))
+    }
+
+    /// A pool as `config` says.
+    ///
+    /// Errors ([`Error::InvalidArgument`] unless said otherwise): granularity not a power of two
+    /// or below [`MIN_GRANULARITY`]; the range not inside the backend ([`Error::OutOfRange`]);
+    /// the region start not 64-byte aligned in the backend; the bus address not aligned to the
+    /// granularity; a region smaller than one granule or of more than 2^31 granules; bus
+    /// address + length overflowing 64 bits ([`Error::Overflow`]). A length that is not a
+    /// multiple of the granularity is rounded down.
+    pub fn with_config(backend: B, config: P2pConfig) -> Result<Self> {
+        let g = config.granularity;
+        if !g.is_power_of_two() || g < MIN_GRANULARITY {
+            return Err(Error::InvalidArgument(
+                "granularity must be a power of two of at least 64 bytes",
+            ));
+        }
+        let range = config.range.clone().unwrap_or(0..backend.size());
+        let len = range
+            .end
+            .checked_sub(range.start)
+            .ok_or(Error::InvalidArgument("range end is before its start"))?;
+        if range.end > backend.size() {
+            return Err(Error::OutOfRange {
+                offset: range.start,
+                len,
+                size: backend.size(),
+            });
+        }
+        if range.start % 64 != 0 {
+            return Err(Error::InvalidArgument(
+                "pool region must start 64-byte aligned in its mapping",
+            ));
+        }
+        if config.bus_addr % g as u64 != 0 {
+            return Err(Error::InvalidArgument(
+                "bus address of the pool must be aligned to its granularity",
+            ));
+        }
+        let granules = (len / g) as u64;
+        if granules == 0 || granules > MAX_GRANULES {
+            return Err(Error::InvalidArgument(
+                "pool must hold between 1 and 2^31 granules",
+            ));
+        }
+        let len = granules as usize * g;
+        config
+            .bus_addr
+            .checked_add(len as u64)
+            .ok_or(Error::Overflow {
+                offset: config.bus_addr as usize,
+                len,
+            })?;
+        let shift = g.trailing_zeros();
+        let tlsf = Tlsf::new(granules as u32, config.bus_addr >> shift);
+        Ok(P2pPool {
+            inner: Arc::new(Inner {
+                backend,
+                offset: range.start,
+                len,
+                bus_addr: config.bus_addr,
+                shift,
+                policy: config.policy,
+                strategy: config.strategy,
+                state: Lock::new(tlsf),
+            }),
+        })
+    }
+
+    /// Allocates `size` bytes (rounded up to the granularity) whose bus address is aligned to
+    /// `align` (a power of two).
+    ///
+    /// Errors: [`Error::InvalidArgument`] for a zero size or an alignment that is not a power of
+    /// two; [`Error::Exhausted`] (with the pool's free bytes and largest free block) when no
+    /// free block fits.
+    pub fn alloc(&self, size: usize, align: usize) -> Result<P2pBuf<B>> {
+        if size == 0 {
+            return Err(Error::InvalidArgument("allocation size must not be zero"));
+        }
+        if !align.is_power_of_two() {
+            return Err(Error::InvalidArgument("alignment must be a power of two"));
+        }
+        let inner = &*self.inner;
+        let shift = inner.shift;
+        let n = (size as u64).div_ceil(1 << shift);
+        let align_g = ((align as u64) >> shift).max(1);
+        let got = inner.state.with(|t| {
+            t.alloc(n, align_g)
+                .map(|i| (i, t.start(i)))
+                .ok_or_else(|| (t.free, t.largest_free()))
+        });
+        match got {
+            Ok((node, start)) => {
+                let rel = (start as usize) << shift;
+                Ok(P2pBuf {
+                    pool: self.inner.clone(),
+                    node,
+                    offset: inner.offset + rel,
+                    len: (n as usize) << shift,
+                    bus_addr: inner.bus_addr + rel as u64,
+                })
+            }
+            Err((free, largest)) => Err(Error::Exhausted {
+                size,
+                align,
+                free: (free as usize) << shift,
+                largest: (largest as usize) << shift,
+            }),
+        }
+    }
+
+    /// A snapshot of the pool's use.
+    pub fn stats(&self) -> P2pStats {
+        let shift = self.inner.shift;
+        self.inner.state.with(|t| P2pStats {
+            total: (t.total as usize) << shift,
+            free: (t.free as usize) << shift,
+            largest_free: (t.largest_free() as usize) << shift,
+            allocations: t.allocations as usize,
+            free_blocks: t.free_blocks as usize,
+            granularity: 1 << shift,
+        })
+    }
+
+    /// The backend (the mapping) the pool allocates from.
+    pub fn backend(&self) -> &B {
+        &self.inner.backend
+    }
+
+    /// A handle to the whole managed region (for diagnostics and initialisation; buffers are
+    /// the way to use it).
+    pub fn io(&self) -> IoMem<'_, [u8], B> {
+        self.inner.region(self.inner.offset, self.inner.len)
+    }
+
+    /// Bus address of the start of the managed region.
+    pub fn bus_addr(&self) -> u64 {
+        self.inner.bus_addr
+    }
+
+    /// Bytes the pool manages.
+    pub fn len(&self) -> usize {
+        self.inner.len
+    }
+
+    /// Always `false`: a pool manages at least one granule.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The allocation granularity in bytes.
+    pub fn granularity(&self) -> usize {
+        1 << self.inner.shift
+    }
+
+    /// Whether `[bus_addr, bus_addr + len)` lies inside this pool's region.
+    pub fn contains_bus(&self, bus_addr: u64, len: u64) -> bool {
+        let start = self.inner.bus_addr;
+        bus_addr >= start
+            && bus_addr
+                .checked_add(len)
+                .is_some_and(|end| end <= start + self.inner.len as u64)
+    }
+}
+
+impl<B: Backend> Inner<B> {
+    fn region(&self, offset: usize, len: usize) -> IoMem<'_, [u8], B> {
+        let io = IoMem::new(&self.backend)
+            .with_policy(self.policy)
+            .with_strategy(self.strategy);
+        // The pool checked its region against the backend at construction and buffers lie
+        // inside the region, so the first subslice succeeds; the fallbacks avoid a panic path.
+        io.subslice(offset..offset + len)
+            .or_else(|_| io.subslice(0..0))
+            .unwrap_or(io)
+    }
+}
+
+/// An owned piece of a [`P2pPool`]: freed when dropped.
+///
+/// Device memory is reached only through [`P2pBuf::io`]; devices reach it at
+/// [`P2pBuf::bus_addr`]. The buffer keeps its pool (and so the mapping) alive.
+pub struct P2pBuf<B: Backend> {
+    pool: Arc<Inner<B>>,
+    node: u32,
+    offset: usize,
+    len: usize,
+    bus_addr: u64,
+}
+
+impl<B: Backend> P2pBuf<B> {
+    /// A handle to the buffer's device memory, with the pool's width policy and strategy.
+    pub fn io(&self) -> IoMem<'_, [u8], B> {
+        self.pool.region(self.offset, self.len)
+    }
+
+    /// The bus address a device uses for the first byte of the buffer.
+    pub fn bus_addr(&self) -> u64 {
+        self.bus_addr
+    }
+
+    /// Length in bytes (the request rounded up to the granularity).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always `false`: allocations are at least one granule.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Offset of the buffer in the pool's backend (the mapping).
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The pool this buffer came from.
+    pub fn pool(&self) -> P2pPool<B> {
+        P2pPool {
+            inner: self.pool.clone(),
+        }
+    }
+}
+
+impl<B: Backend> fmt::Debug for P2pBuf<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("P2pBuf")
+            .field("offset", &format_args!("{:#x}", self.offset))
+            .field("len", &self.len)
+            .field("bus_addr", &format_args!("{:#x}", self.bus_addr))
+            .finish()
+    }
+}
+
+impl<B: Backend> Drop for P2pBuf<B> {
+    fn drop(&mut self) {
+        let node = self.node;
+        let freed = self.pool.state.with(|t| t.free(node));
+        // Every buffer owns exactly one allocated node until this drop.
+        debug_assert!(freed, "P2pBuf freed a node that was not allocated");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_round_as_documented() {
+        for n in 1..5000u64 {
+            let (f, s) = class_of(n);
+            let (fu, su) = class_at_least(n);
+            assert!((fu, su) >= (f, s));
+            // every size in the round-up class is ≥ n
+            let lo = if fu == 0 {
+                su as u64
+            } else {
+                let e = fu as u32 + SL_BITS - 1;
+                (1u64 << e) + ((su as u64) << (e - SL_BITS))
+            };
+            assert!(lo >= n, "n={n} class ({fu},{su}) starts at {lo}");
+            assert_eq!(class_of(lo), (fu, su));
+        }
+        assert_eq!(class_of(MAX_GRANULES).0, FL - 1);
+    }
+
+    #[test]
+    fn split_and_coalesce() {
+        let mut t = Tlsf::new(100, 0);
+        let a = t.alloc(10, 1).unwrap();
+        let b = t.alloc(20, 1).unwrap();
+        let c = t.alloc(30, 1).unwrap();
+        assert_eq!((t.start(a), t.start(b), t.start(c)), (0, 10, 30));
+        assert_eq!(t.free, 40);
+        assert!(t.free(b));
+        assert!(!t.free(b));
+        assert_eq!(t.largest_free(), 40);
+        assert!(t.free(a));
+        assert_eq!(t.largest_free(), 40);
+        assert!(t.free(c));
+        assert_eq!((t.free, t.largest_free(), t.free_blocks), (100, 100, 1));
+        // aligned: base 3 granules, align 8 → first start with (3 + start) % 8 == 0 is 5
+        let mut t = Tlsf::new(64, 3);
+        let x = t.alloc(4, 8).unwrap();
+        assert_eq!(t.start(x), 5);
+        assert_eq!(t.free_blocks, 2);
+        assert!(t.free(x));
+        assert_eq!(t.free_blocks, 1);
+    }
+}
