@@ -1,45 +1,835 @@
-//! End-to-end test of the crate against a real NVMe controller, from user space on Linux.
+//! A minimal user-space NVMe driver on Linux, built on `iomem`: the reference for using the
+//! crate against a real controller, and the end-to-end test CI runs inside a QEMU guest
+//! (`.ci/qemu/run.sh`).
 //!
-//! Run as root inside a guest (see `.ci/qemu/run.sh`).
+//! What it does, in order:
+//! 1. finds the NVMe controller (PCI class `0x010802`) through sysfs, unbinds a kernel driver,
+//!    turns on memory decoding and bus mastering in PCI COMMAND, maps BAR0 (registers, uncached);
+//! 2. resets the controller (CC.EN = 0, waits for CSTS.RDY = 0 within CAP.TO);
+//! 3. enables the Controller Memory Buffer (CMBMSC), maps its BAR write-combining and builds a
+//!    pool over it;
+//! 4. puts the admin submission queue in the CMB and the admin completion queue in locked host
+//!    memory (physical address from `/proc/self/pagemap`; no IOMMU, so physical = bus address);
+//! 5. enables the controller, identifies it and namespace 1;
+//! 6. creates an I/O completion queue (host memory) and an I/O submission queue (CMB);
+//! 7. writes a pattern from a CMB buffer to the namespace, reads it back into another CMB buffer
+//!    (64 KiB: the PRP lists live in the CMB too) and compares;
+//! 8. measures `memcpy_toio` into the CMB under each ordering strategy and mapping.
+//!
+//! With the argument `fault` it then turns memory decoding off behind the driver's back and
+//! expects the next command to end in a typed error ([`Error::DeviceGone`] or
+//! [`Error::Timeout`]) rather than a hang, and the CMB pool's accounting to balance once the
+//! buffers are dropped.
+//!
+//! Every wait has a deadline. Exit code 0 means every check passed.
+//!
+//! Run as root on a machine (or guest) where the controller may be taken from the kernel:
+//! `cargo run --release --features linux --example nvme_e2e -- [full|fault] [0000:01:00.0]`.
+
+use std::cell::RefCell;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use iomem::map::linux::PciDevice;
-use iomem::Caching;
+use iomem::map::linux::{BarMapping, DmaBuffer, MapError, PciDevice};
+use iomem::nvme::regs::{
+    offsets, Aqa, Cap, Cc, Cmbloc, Cmbmsc, Cmbsz, ControllerRegs, Csts, QueueBase, CQ_ENTRY_SIZE,
+    SQ_ENTRY_SIZE,
+};
+use iomem::{Backend, Barrier, Caching, Error, IoMem, Mmio, Strategy};
+use zerocopy::{Immutable, IntoBytes};
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let devs = PciDevice::find_by_class(0x010802)?;
-    let dev = devs
-        .first()
-        .ok_or("no NVMe controller (class 0x010802) found")?;
-    println!("device {} driver {:?}", dev.address(), dev.driver()?);
+/// PCI class code of an NVMe controller (mass storage, non-volatile memory, NVMe).
+const NVME_CLASS: u32 = 0x01_08_02;
+/// How long one command may take before it is an error.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Entries in every queue this driver creates.
+const QUEUE_ENTRIES: u16 = 16;
+/// Size of the Write/Read round trip.
+const TRANSFER: usize = 64 * 1024;
+/// First LBA written.
+const SLBA: u64 = 64;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+// ---------------------------------------------------------------------------------------------
+// Commands and completions (NVMe Base Specification, "Submission Queue Entry" and
+// "Completion Queue Entry").
+
+/// A 64-byte submission queue entry.
+#[derive(Debug, Default, Clone, Copy, IntoBytes, Immutable)]
+#[repr(C)]
+struct Command {
+    opcode: u8,
+    flags: u8,
+    cid: u16,
+    nsid: u32,
+    cdw2: u32,
+    cdw3: u32,
+    mptr: u64,
+    prp1: u64,
+    prp2: u64,
+    cdw10: u32,
+    cdw11: u32,
+    cdw12: u32,
+    cdw13: u32,
+    cdw14: u32,
+    cdw15: u32,
+}
+const _: () = assert!(core::mem::size_of::<Command>() == SQ_ENTRY_SIZE);
+
+mod opcode {
+    pub const CREATE_IO_SQ: u8 = 0x01;
+    pub const CREATE_IO_CQ: u8 = 0x05;
+    pub const IDENTIFY: u8 = 0x06;
+    pub const WRITE: u8 = 0x01;
+    pub const READ: u8 = 0x02;
+}
+
+/// The fields of a completion queue entry this driver uses.
+#[derive(Debug, Clone, Copy)]
+struct Completion {
+    sq_head: u16,
+    cid: u16,
+    /// Status field without the phase bit (0 = success).
+    status: u16,
+}
+
+// ---------------------------------------------------------------------------------------------
+// A pool over the CMB: page-granular first-fit allocation of bus-addressable buffers.
+
+struct Pool<'a> {
+    io: IoMem<'a, [u8], Mmio>,
+    bus: u64,
+    /// Free extents `(offset, len)`, sorted by offset.
+    free: RefCell<Vec<(usize, usize)>>,
+}
+
+struct CmbBuf<'p, 'a> {
+    pool: &'p Pool<'a>,
+    off: usize,
+    len: usize,
+}
+
+impl<'a> Pool<'a> {
+    fn new(io: IoMem<'a, [u8], Mmio>, bus: u64) -> Self {
+        let len = io.len();
+        Pool {
+            io,
+            bus,
+            free: RefCell::new(vec![(0, len)]),
+        }
+    }
+
+    fn free_bytes(&self) -> usize {
+        self.free.borrow().iter().map(|e| e.1).sum()
+    }
+
+    fn alloc(&self, len: usize, align: usize) -> Result<CmbBuf<'_, 'a>, Error> {
+        let mut free = self.free.borrow_mut();
+        for i in 0..free.len() {
+            let (off, flen) = free[i];
+            let start = off.next_multiple_of(align);
+            let pad = start - off;
+            if flen >= pad + len {
+                free.remove(i);
+                if flen > pad + len {
+                    free.insert(i, (start + len, flen - pad - len));
+                }
+                if pad > 0 {
+                    free.insert(i, (off, pad));
+                }
+                return Ok(CmbBuf {
+                    pool: self,
+                    off: start,
+                    len,
+                });
+            }
+        }
+        Err(Error::Exhausted {
+            size: len,
+            align,
+            free: free.iter().map(|e| e.1).sum(),
+            largest: free.iter().map(|e| e.1).max().unwrap_or(0),
+        })
+    }
+}
+
+impl<'a> CmbBuf<'_, 'a> {
+    fn io(&self) -> IoMem<'a, [u8], Mmio> {
+        self.pool
+            .io
+            .subslice(self.off..self.off + self.len)
+            .expect("buffer lies inside its pool")
+    }
+    fn bus_addr(&self) -> u64 {
+        self.pool.bus + self.off as u64
+    }
+}
+
+impl Drop for CmbBuf<'_, '_> {
+    fn drop(&mut self) {
+        let mut free = self.pool.free.borrow_mut();
+        let i = free.partition_point(|e| e.0 < self.off);
+        free.insert(i, (self.off, self.len));
+        // Coalesce neighbours.
+        let mut j = 0;
+        while j + 1 < free.len() {
+            if free[j].0 + free[j].1 == free[j + 1].0 {
+                free[j].1 += free[j + 1].1;
+                free.remove(j + 1);
+            } else {
+                j += 1;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queues.
+
+/// A submission queue ring in the CMB.
+struct CmbSq<'p, 'a> {
+    ring: CmbBuf<'p, 'a>,
+    qid: u16,
+    tail: u16,
+    head: u16,
+}
+
+impl CmbSq<'_, '_> {
+    /// Copies `cmd` into the slot at the tail and advances it; the caller rings the doorbell.
+    fn push(&mut self, cmd: &Command) -> Result<(), Error> {
+        if (self.tail + 1) % QUEUE_ENTRIES == self.head {
+            return Err(Error::Exhausted {
+                size: SQ_ENTRY_SIZE,
+                align: SQ_ENTRY_SIZE,
+                free: 0,
+                largest: 0,
+            });
+        }
+        let slot = usize::from(self.tail) * SQ_ENTRY_SIZE;
+        self.ring
+            .io()
+            .subslice(slot..slot + SQ_ENTRY_SIZE)?
+            .copy_from_slice(cmd.as_bytes())?;
+        self.tail = (self.tail + 1) % QUEUE_ENTRIES;
+        Ok(())
+    }
+}
+
+/// A completion queue ring in host memory.
+struct HostCq {
+    ring: DmaBuffer,
+    qid: u16,
+    head: u16,
+    phase: bool,
+}
+
+impl HostCq {
+    fn new(qid: u16) -> Result<Self, MapError> {
+        Ok(HostCq {
+            ring: DmaBuffer::new(usize::from(QUEUE_ENTRIES) * CQ_ENTRY_SIZE)?,
+            qid,
+            head: 0,
+            phase: true,
+        })
+    }
+    fn bus_addr(&self) -> u64 {
+        self.ring.phys_addr(0).expect("offset 0 is inside the ring")
+    }
+    /// The entry at the head if the controller has posted it.
+    fn peek(&self) -> Result<Option<Completion>, Error> {
+        let io = self.ring.io();
+        let slot = usize::from(self.head) * CQ_ENTRY_SIZE;
+        let dw3 = io.try_read32(slot + 12)?;
+        if (dw3 >> 16) & 1 != u32::from(self.phase) {
+            return Ok(None);
+        }
+        let dw2 = io.try_read32(slot + 8)?;
+        Ok(Some(Completion {
+            sq_head: dw2 as u16,
+            cid: dw3 as u16,
+            status: (dw3 >> 17) as u16,
+        }))
+    }
+    fn advance(&mut self) {
+        self.head += 1;
+        if self.head == QUEUE_ENTRIES {
+            self.head = 0;
+            self.phase = !self.phase;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The controller.
+
+struct Controller<'a> {
+    regs: ControllerRegs<'a, Mmio>,
+    cap: Cap,
+    next_cid: u16,
+    /// The CMB mapping's caching: a write-combining SQ needs a flush before the doorbell.
+    sq_caching: Caching,
+}
+
+impl<'a> Controller<'a> {
+    /// Whether the controller is still there. QEMU returns 0 for reads of a device that is gone
+    /// or not decoding memory; real hardware returns all-ones. Neither is a valid CSTS for an
+    /// enabled controller, nor a valid CAP or VS ever.
+    fn check_alive(&self) -> Result<Csts, Error> {
+        let raw = self.regs.read32(offsets::CSTS)?;
+        let csts = Csts::decode(raw)?; // all-ones → DeviceGone
+        if csts.cfs() {
+            return Err(Error::BadRegister {
+                reg: "CSTS",
+                value: raw.into(),
+                why: "controller fatal status (CFS) is set; reset the controller",
+            });
+        }
+        if !csts.rdy() {
+            // An enabled controller that reads not-ready: gone (all-zeros) or reset under us.
+            self.regs.cap()?; // 0 or all-ones → DeviceGone
+            self.regs.vs()?;
+            return Err(Error::BadRegister {
+                reg: "CSTS",
+                value: raw.into(),
+                why: "the controller is no longer ready (reset behind the driver?)",
+            });
+        }
+        Ok(csts)
+    }
+
+    /// Waits until CSTS.RDY == `ready`, within CAP.TO.
+    fn wait_ready(&self, ready: bool) -> Result<Csts, Error> {
+        let ms = self.cap.timeout_ms();
+        let deadline = Instant::now() + Duration::from_millis(ms);
+        loop {
+            let csts = Csts::decode(self.regs.read32(offsets::CSTS)?)?;
+            if csts.rdy() == ready {
+                return Ok(csts);
+            }
+            if csts.cfs() && ready {
+                return Err(Error::BadRegister {
+                    reg: "CSTS",
+                    value: csts.raw().into(),
+                    why: "controller fatal status while enabling",
+                });
+            }
+            if Instant::now() > deadline {
+                self.regs.cap()?; // a vanished device reads as one, not as a slow controller
+                return Err(Error::Timeout {
+                    what: if ready {
+                        "CSTS.RDY = 1 after CC.EN = 1"
+                    } else {
+                        "CSTS.RDY = 0 after CC.EN = 0"
+                    },
+                    ms,
+                });
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    fn disable(&self) -> Result<(), Error> {
+        let cc = self.regs.cc()?;
+        if cc.en() {
+            self.regs.set_cc(cc.with_en(false))?;
+        }
+        self.wait_ready(false)?;
+        Ok(())
+    }
+
+    /// Submits `cmd` on `sq`, waits for its completion on `cq`. Fails with the command's status,
+    /// [`Error::DeviceGone`] or [`Error::Timeout`].
+    fn execute(&mut self, sq: &mut CmbSq, cq: &mut HostCq, mut cmd: Command) -> Result<u32, Error> {
+        cmd.cid = self.next_cid;
+        self.next_cid = self.next_cid.wrapping_add(1);
+        sq.push(&cmd)?;
+        if self.sq_caching == Caching::WriteCombining {
+            // The doorbell is on BAR0 (uncached): drain the CMB's write-combining buffers first so
+            // the controller never fetches a half-written entry.
+            iomem::order::execute(Barrier::WcFlush);
+        }
+        self.regs.ring_sq_tail(self.cap, sq.qid, sq.tail)?;
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        let mut polls = 0u32;
+        loop {
+            if let Some(c) = cq.peek()? {
+                cq.advance();
+                sq.head = c.sq_head;
+                self.regs.ring_cq_head(self.cap, cq.qid, cq.head)?;
+                if c.cid != cmd.cid {
+                    return Err(Error::BadRegister {
+                        reg: "CQE.CID",
+                        value: c.cid.into(),
+                        why: "completion for a command that was not outstanding",
+                    });
+                }
+                if c.status != 0 {
+                    return Err(Error::CommandFailed {
+                        command: u16::from(cmd.opcode),
+                        status: c.status,
+                    });
+                }
+                let dw0 = cq.ring.io().try_read32(
+                    usize::from((cq.head + QUEUE_ENTRIES - 1) % QUEUE_ENTRIES) * CQ_ENTRY_SIZE,
+                )?;
+                return Ok(dw0);
+            }
+            polls += 1;
+            if polls % 256 == 0 {
+                self.check_alive()?;
+            }
+            if Instant::now() > deadline {
+                self.check_alive()?;
+                return Err(Error::Timeout {
+                    what: "command completion",
+                    ms: COMMAND_TIMEOUT.as_millis() as u64,
+                });
+            }
+            if polls > 64 {
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
+    }
+}
+
+/// Writes a PRP list for the pages after the first of a CMB buffer into `list`; returns PRP2.
+fn prp2_for(buf: &CmbBuf, list: &CmbBuf, page: usize) -> Result<u64, Error> {
+    let pages = buf.len.div_ceil(page);
+    match pages {
+        0 | 1 => Ok(0),
+        2 => Ok(buf.bus_addr() + page as u64),
+        n => {
+            let mut bytes = Vec::with_capacity((n - 1) * 8);
+            for p in 1..n {
+                bytes.extend_from_slice(&(buf.bus_addr() + (p * page) as u64).to_le_bytes());
+            }
+            if bytes.len() > list.len {
+                return Err(Error::InvalidArgument("PRP list buffer too small"));
+            }
+            list.io().subslice(..bytes.len())?.copy_from_slice(&bytes)?;
+            Ok(list.bus_addr())
+        }
+    }
+}
+
+fn ascii(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).trim().to_string()
+}
+
+/// `memcpy_toio` throughput into `dst` under `strategy`, in MB/s (best of a few rounds).
+fn throughput(dst: IoMem<'_, [u8], Mmio>, strategy: Strategy) -> Result<f64, Error> {
+    let dst = dst.with_strategy(strategy);
+    let src: Vec<u8> = (0..dst.len()).map(|i| i as u8).collect();
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        for _ in 0..4 {
+            iomem::memcpy_toio(&dst, &src)?;
+        }
+        // Publish the copy as a doorbell would (drains write-combining buffers).
+        dst.backend().barrier(Barrier::WcFlush);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok((4 * dst.len()) as f64 / best / 1e6)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn run(fault: bool, addr: Option<&str>) -> Res<()> {
+    let t_start = Instant::now();
+    let dev = match addr {
+        Some(a) => PciDevice::open(a)?,
+        None => PciDevice::find_by_class(NVME_CLASS)?
+            .into_iter()
+            .next()
+            .ok_or("no NVMe controller (PCI class 0x010802) found")?,
+    };
+    println!(
+        "device {} [{:04x}:{:04x}] class {:#08x} driver {:?}",
+        dev.address(),
+        dev.vendor_id()?,
+        dev.device_id()?,
+        dev.class()?,
+        dev.driver()?
+    );
     dev.unbind()?;
     for b in dev.bars()? {
         println!(
-            "BAR{} start {:#x} size {:#x} bus {:#x} 64bit {} prefetch {}",
+            "  BAR{} cpu {:#x} bus {:#x} size {:#x} {:?}{}{}",
             b.index,
             b.start,
-            b.size(),
             b.bus_addr(),
-            b.is_64bit(),
-            b.is_prefetchable()
+            b.size(),
+            b.kind(),
+            if b.is_64bit() { " 64-bit" } else { "" },
+            if b.is_prefetchable() {
+                " prefetchable"
+            } else {
+                ""
+            },
         );
     }
-    println!("COMMAND {:#06x}", dev.command()?);
-    dev.enable(true, true)?;
+    let cmd_before = dev.command()?;
+    let cmd_after = dev.enable(true, true)?;
+    println!("PCI COMMAND {cmd_before:#06x} -> {cmd_after:#06x}");
+
+    // Registers.
     let bar0 = dev.map_bar(0, Caching::Uncached)?;
-    let io = bar0.io();
-    println!("CAP {:#018x}", io.try_read64(0)?);
-    println!("VS {:#010x}", io.try_read32(8)?);
-    println!("CMBLOC {:#010x}", io.try_read32(0x38)?);
-    println!("CMBSZ {:#010x}", io.try_read32(0x3c)?);
+    let regs = ControllerRegs::new(bar0.io())?;
+    let cap = regs.cap()?;
+    let vs = regs.vs()?;
+    println!(
+        "CAP {:#018x} (MQES {}, CQR {}, TO {} ms, DSTRD {}, MPSMIN {}, CMBS {})",
+        cap.raw(),
+        cap.mqes(),
+        cap.cqr(),
+        cap.timeout_ms(),
+        cap.dstrd(),
+        cap.mpsmin_bytes(),
+        cap.cmbs()
+    );
+    println!(
+        "VS {:#010x} (NVMe {}.{}.{})",
+        vs.raw(),
+        vs.major(),
+        vs.minor(),
+        vs.tertiary()
+    );
+    println!(
+        "CC {:#010x} CSTS {:#010x} (before reset)",
+        regs.cc()?.raw(),
+        regs.csts()?.raw()
+    );
+    if !cap.cmbs() {
+        return Err("controller has no CMB (CAP.CMBS = 0); start QEMU with cmb_size_mb=16".into());
+    }
+    let mut ctrl = Controller {
+        regs,
+        cap,
+        next_cid: 1,
+        sq_caching: Caching::WriteCombining,
+    };
+
+    // Reset.
+    let t = Instant::now();
+    ctrl.disable()?;
+    println!("reset: CSTS.RDY = 0 after {} us", t.elapsed().as_micros());
+
+    // CMB: CRE makes CMBLOC/CMBSZ readable; then place it at the BAR's bus address and enable
+    // memory-space access to it.
+    println!(
+        "CMBLOC {:#010x} CMBSZ {:#010x} (before CMBMSC.CRE)",
+        ctrl.regs.read32(offsets::CMBLOC)?,
+        ctrl.regs.read32(offsets::CMBSZ)?
+    );
+    ctrl.regs.set_cmbmsc(Cmbmsc::new(true, false, 0)?)?;
+    let cmbloc: Cmbloc = ctrl.regs.cmbloc()?;
+    let cmbsz: Cmbsz = ctrl.regs.cmbsz()?;
+    let bir = cmbloc.bir_checked()?;
+    let cmb_off = cmbloc.offset_bytes(cmbsz)?;
+    let cmb_size = cmbsz.size_bytes()?;
+    println!(
+        "CMBLOC {:#010x} (BIR {bir}, offset {cmb_off:#x}) CMBSZ {:#010x} ({} MiB, SQS {} CQS {} LISTS {} RDS {} WDS {})",
+        cmbloc.raw(),
+        cmbsz.raw(),
+        cmb_size >> 20,
+        cmbsz.sqs(),
+        cmbsz.cqs(),
+        cmbsz.lists(),
+        cmbsz.rds(),
+        cmbsz.wds()
+    );
+    if !cmbsz.sqs() {
+        return Err("the CMB cannot hold submission queues (CMBSZ.SQS = 0)".into());
+    }
+    let cmb_bar = dev.bar(usize::from(bir))?;
+    let cba = cmb_bar.bus_addr() + cmb_off;
+    ctrl.regs.set_cmbmsc(Cmbmsc::new(true, true, cba)?)?;
+    let msc = ctrl.regs.cmbmsc()?;
+    let sts = ctrl.regs.cmbsts()?;
+    println!(
+        "CMBMSC {:#018x} CMBSTS {:#010x}: CMB bus address {cba:#x} (BAR{bir} at {:#x})",
+        msc.raw(),
+        sts.raw(),
+        cmb_bar.start
+    );
+    if sts.cbai() || msc.cba() != cba {
+        return Err(format!("controller refused CBA {cba:#x} (CMBSTS.CBAI)").into());
+    }
+    let cmb_map: BarMapping = dev.map_bar(usize::from(bir), Caching::WriteCombining)?;
+    let cmb_len = usize::try_from(cmb_size)?;
+    let cmb_off = usize::try_from(cmb_off)?;
+    let cmb_io = cmb_map.io().subslice(cmb_off..cmb_off + cmb_len)?;
+    let pool = Pool::new(cmb_io, cba);
+    let pool_initial = pool.free_bytes();
+    println!("pool: {pool_initial} bytes free");
+
+    // Admin queues: SQ in the CMB, CQ in host memory.
+    let page = 4096usize;
+    let mut asq = CmbSq {
+        ring: pool.alloc(usize::from(QUEUE_ENTRIES) * SQ_ENTRY_SIZE, page)?,
+        qid: 0,
+        tail: 0,
+        head: 0,
+    };
+    asq.ring.io().fill(0)?;
+    let mut acq = HostCq::new(0)?;
+    println!(
+        "admin SQ in CMB at bus {:#x}, admin CQ in host memory at {:#x}",
+        asq.ring.bus_addr(),
+        acq.bus_addr()
+    );
+    ctrl.regs.set_aqa(Aqa::new(QUEUE_ENTRIES, QUEUE_ENTRIES)?)?;
+    ctrl.regs.set_asq(QueueBase::new(asq.ring.bus_addr())?)?;
+    ctrl.regs.set_acq(QueueBase::new(acq.bus_addr())?)?;
+    let cc = Cc::from_raw(0)
+        .with_css(0)?
+        .with_page_size(page as u64)?
+        .with_ams(0)?
+        .with_queue_entry_sizes(SQ_ENTRY_SIZE, CQ_ENTRY_SIZE)?
+        .with_en(true);
+    cc.check_against(cap)?;
+    ctrl.regs.set_cc(cc)?;
+    let t = Instant::now();
+    let csts = ctrl.wait_ready(true)?;
+    println!(
+        "enabled: CC {:#010x} CSTS {:#010x} after {} us",
+        ctrl.regs.cc()?.raw(),
+        csts.raw(),
+        t.elapsed().as_micros()
+    );
+
+    // Identify controller and namespace 1, into a CMB buffer.
+    let ident = pool.alloc(page, page)?;
+    let mut data = vec![0u8; page];
+    ctrl.execute(
+        &mut asq,
+        &mut acq,
+        Command {
+            opcode: opcode::IDENTIFY,
+            prp1: ident.bus_addr(),
+            cdw10: 1,
+            ..Default::default()
+        },
+    )?;
+    ident.io().copy_to_slice(&mut data)?;
+    let mdts = data[77];
+    println!(
+        "identify: VID {:#06x} SN {:?} MN {:?} FR {:?} MDTS {} NN {}",
+        u16::from_le_bytes([data[0], data[1]]),
+        ascii(&data[4..24]),
+        ascii(&data[24..64]),
+        ascii(&data[64..72]),
+        mdts,
+        u32::from_le_bytes([data[516], data[517], data[518], data[519]])
+    );
+    if mdts != 0 && (page << mdts) < TRANSFER {
+        return Err(format!("MDTS {mdts} is below the {TRANSFER}-byte transfer").into());
+    }
+    ctrl.execute(
+        &mut asq,
+        &mut acq,
+        Command {
+            opcode: opcode::IDENTIFY,
+            nsid: 1,
+            prp1: ident.bus_addr(),
+            cdw10: 0,
+            ..Default::default()
+        },
+    )?;
+    ident.io().copy_to_slice(&mut data)?;
+    let nsze = u64::from_le_bytes(data[0..8].try_into()?);
+    let flbas = usize::from(data[26] & 0xf);
+    let lbads = data[128 + 4 * flbas + 2];
+    let lba = 1usize << lbads;
+    println!("namespace 1: {nsze} LBAs of {lba} bytes");
+    if !(9..=16).contains(&lbads) || TRANSFER % lba != 0 {
+        return Err(format!("unexpected LBA size 2^{lbads}").into());
+    }
+    let nlb = TRANSFER / lba;
+    if SLBA + nlb as u64 > nsze {
+        return Err("namespace too small for the round trip".into());
+    }
+    drop(ident);
+
+    // I/O queues: CQ in host memory, SQ in the CMB (physically contiguous: PC = 1).
+    let mut iocq = HostCq::new(1)?;
+    ctrl.execute(
+        &mut asq,
+        &mut acq,
+        Command {
+            opcode: opcode::CREATE_IO_CQ,
+            prp1: iocq.bus_addr(),
+            cdw10: (u32::from(QUEUE_ENTRIES - 1) << 16) | 1,
+            cdw11: 1, // PC, interrupts off
+            ..Default::default()
+        },
+    )?;
+    let mut iosq = CmbSq {
+        ring: pool.alloc(usize::from(QUEUE_ENTRIES) * SQ_ENTRY_SIZE, page)?,
+        qid: 1,
+        tail: 0,
+        head: 0,
+    };
+    iosq.ring.io().fill(0)?;
+    ctrl.execute(
+        &mut asq,
+        &mut acq,
+        Command {
+            opcode: opcode::CREATE_IO_SQ,
+            prp1: iosq.ring.bus_addr(),
+            cdw10: (u32::from(QUEUE_ENTRIES - 1) << 16) | 1,
+            cdw11: (1 << 16) | 1, // CQID 1, PC
+            ..Default::default()
+        },
+    )?;
+    println!(
+        "I/O SQ 1 in CMB at bus {:#x}, I/O CQ 1 in host memory at {:#x}",
+        iosq.ring.bus_addr(),
+        iocq.bus_addr()
+    );
+
+    // Write a pattern from a CMB buffer, read it back into another, compare.
+    let wbuf = pool.alloc(TRANSFER, page)?;
+    let rbuf = pool.alloc(TRANSFER, page)?;
+    let wlist = pool.alloc(page, page)?;
+    let rlist = pool.alloc(page, page)?;
+    let pattern: Vec<u8> = (0..TRANSFER)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_right(13) as u8)
+        .collect();
+    wbuf.io().copy_from_slice(&pattern)?;
+    rbuf.io().fill(0xee)?;
+    let rw = |opc: u8, buf: &CmbBuf, list: &CmbBuf| -> Result<Command, Error> {
+        Ok(Command {
+            opcode: opc,
+            nsid: 1,
+            prp1: buf.bus_addr(),
+            prp2: prp2_for(buf, list, page)?,
+            cdw10: SLBA as u32,
+            cdw11: (SLBA >> 32) as u32,
+            cdw12: (nlb - 1) as u32,
+            ..Default::default()
+        })
+    };
+    let t = Instant::now();
+    ctrl.execute(&mut iosq, &mut iocq, rw(opcode::WRITE, &wbuf, &wlist)?)?;
+    let t_write = t.elapsed();
+    let t = Instant::now();
+    ctrl.execute(&mut iosq, &mut iocq, rw(opcode::READ, &rbuf, &rlist)?)?;
+    let t_read = t.elapsed();
+    let mut back = vec![0u8; TRANSFER];
+    rbuf.io().copy_to_slice(&mut back)?;
+    if back != pattern {
+        let first = back.iter().zip(&pattern).position(|(a, b)| a != b);
+        return Err(format!("read-back differs from the pattern (first at byte {first:?})").into());
+    }
+    println!(
+        "round trip: {TRANSFER} bytes ({nlb} LBAs at {SLBA}) written from and read back into the CMB, \
+         PRP lists in the CMB: identical (write {} us, read {} us)",
+        t_write.as_micros(),
+        t_read.as_micros()
+    );
+
+    if !fault {
+        // memcpy_toio throughput into the CMB, per strategy and mapping.
+        let cmb_uc = dev.map_bar(usize::from(bir), Caching::Uncached)?;
+        let scratch = pool.alloc(256 * 1024, page)?;
+        for (name, io) in [
+            ("write-combining", scratch.io()),
+            (
+                "uncached",
+                cmb_uc
+                    .io()
+                    .subslice(cmb_off + scratch.off..cmb_off + scratch.off + scratch.len)?,
+            ),
+        ] {
+            for s in [Strategy::Conservative, Strategy::Relaxed, Strategy::Batched] {
+                println!(
+                    "memcpy_toio into the CMB ({name}, {s:?}): {:.1} MB/s",
+                    throughput(io, s)?
+                );
+            }
+        }
+    } else {
+        // The device goes away: memory decoding off. Doorbell writes vanish, reads return 0
+        // (QEMU) or all-ones (hardware).
+        let cmd = dev.enable(false, true)?;
+        println!("fault: PCI COMMAND = {cmd:#06x} (memory space off)");
+        let t = Instant::now();
+        let r = ctrl.execute(&mut iosq, &mut iocq, rw(opcode::READ, &rbuf, &rlist)?);
+        let waited = t.elapsed();
+        match r {
+            Err(e @ (Error::DeviceGone { .. } | Error::Timeout { .. })) => {
+                println!(
+                    "fault: command ended in {:?} after {} ms: {e}",
+                    e,
+                    waited.as_millis()
+                );
+            }
+            other => {
+                return Err(format!("fault: expected DeviceGone or Timeout, got {other:?}").into())
+            }
+        }
+        // The registers tell the same story.
+        match ctrl.regs.cap() {
+            Err(Error::DeviceGone { .. }) => println!("fault: CAP reads as a vanished device"),
+            other => return Err(format!("fault: CAP decoded as {other:?}").into()),
+        }
+        drop((wbuf, rbuf, wlist, rlist, iosq, asq));
+        let free = pool.free_bytes();
+        println!(
+            "fault: pool {free} bytes free after dropping every buffer (initially {pool_initial})"
+        );
+        if free != pool_initial {
+            return Err("pool accounting does not balance".into());
+        }
+        // Bring it back: decoding on, reset.
+        dev.enable(true, true)?;
+        ctrl.disable()?;
+        println!(
+            "fault: memory space back on, controller reset: CSTS {:#010x}",
+            ctrl.regs.read32(offsets::CSTS)?
+        );
+        println!("total {} ms", t_start.elapsed().as_millis());
+        return Ok(());
+    }
+
+    drop((wbuf, rbuf, wlist, rlist));
+    ctrl.disable()?;
+    drop((iosq, asq));
+    let free = pool.free_bytes();
+    if free != pool_initial {
+        return Err(format!("pool accounting: {free} free, initially {pool_initial}").into());
+    }
+    println!(
+        "controller disabled; pool balanced; total {} ms",
+        t_start.elapsed().as_millis()
+    );
     Ok(())
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
+    let mut fault = false;
+    let mut addr = None;
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "full" => fault = false,
+            "fault" => fault = true,
+            a if a.contains(':') => addr = Some(a.to_string()),
+            other => {
+                eprintln!("nvme_e2e: unknown argument {other:?} (full | fault | <pci address>)");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match run(fault, addr.as_deref()) {
+        Ok(()) => {
+            println!("nvme_e2e: PASS");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("nvme_e2e: error: {e}");
+            eprintln!("nvme_e2e: FAIL: {e}");
             ExitCode::FAILURE
         }
     }

@@ -765,6 +765,42 @@ impl BarMapping {
     }
 }
 
+// SAFETY: forwards to the `Mmio` over the mapping, which upholds the contract; the mapping lives
+// as long as `self`, so an owner of a `BarMapping` (a pool keeping it in an `Arc`) may use it
+// as its backend.
+unsafe impl crate::Backend for BarMapping {
+    #[inline(always)]
+    fn size(&self) -> usize {
+        crate::Backend::size(&self.mmio)
+    }
+    #[inline(always)]
+    fn base_align(&self) -> usize {
+        crate::Backend::base_align(&self.mmio)
+    }
+    #[inline(always)]
+    fn caching(&self) -> Caching {
+        crate::Backend::caching(&self.mmio)
+    }
+    #[inline(always)]
+    fn arch(&self) -> crate::Arch {
+        crate::Backend::arch(&self.mmio)
+    }
+    #[inline(always)]
+    unsafe fn read<W: crate::backend::Word>(&self, off: usize) -> W {
+        // SAFETY: the caller upholds `read`'s contract, which is the same for the `Mmio`.
+        unsafe { crate::Backend::read(&self.mmio, off) }
+    }
+    #[inline(always)]
+    unsafe fn write<W: crate::backend::Word>(&self, off: usize, value: W) {
+        // SAFETY: the caller upholds `write`'s contract, which is the same for the `Mmio`.
+        unsafe { crate::Backend::write(&self.mmio, off, value) }
+    }
+    #[inline(always)]
+    fn barrier(&self, barrier: crate::Barrier) {
+        crate::Backend::barrier(&self.mmio, barrier)
+    }
+}
+
 impl Drop for BarMapping {
     fn drop(&mut self) {
         // SAFETY: by the type invariant the mapping is live and owned by `self`; borrows of
