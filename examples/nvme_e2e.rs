@@ -26,7 +26,6 @@
 //! Run as root on a machine (or guest) where the controller may be taken from the kernel:
 //! `cargo run --release --features linux --example nvme_e2e -- [full|fault] [0000:01:00.0]`.
 
-use std::cell::RefCell;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -35,6 +34,7 @@ use iomem::nvme::regs::{
     offsets, Aqa, Cap, Cc, Cmbloc, Cmbmsc, Cmbsz, ControllerRegs, Csts, QueueBase, CQ_ENTRY_SIZE,
     SQ_ENTRY_SIZE,
 };
+use iomem::p2p::{P2pBuf, P2pConfig, P2pPool};
 use iomem::{Backend, Barrier, Caching, Error, IoMem, Mmio, Strategy};
 use zerocopy::{Immutable, IntoBytes};
 
@@ -95,107 +95,20 @@ struct Completion {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A pool over the CMB: page-granular first-fit allocation of bus-addressable buffers.
-
-struct Pool<'a> {
-    io: IoMem<'a, [u8], Mmio>,
-    bus: u64,
-    /// Free extents `(offset, len)`, sorted by offset.
-    free: RefCell<Vec<(usize, usize)>>,
-}
-
-struct CmbBuf<'p, 'a> {
-    pool: &'p Pool<'a>,
-    off: usize,
-    len: usize,
-}
-
-impl<'a> Pool<'a> {
-    fn new(io: IoMem<'a, [u8], Mmio>, bus: u64) -> Self {
-        let len = io.len();
-        Pool {
-            io,
-            bus,
-            free: RefCell::new(vec![(0, len)]),
-        }
-    }
-
-    fn free_bytes(&self) -> usize {
-        self.free.borrow().iter().map(|e| e.1).sum()
-    }
-
-    fn alloc(&self, len: usize, align: usize) -> Result<CmbBuf<'_, 'a>, Error> {
-        let mut free = self.free.borrow_mut();
-        for i in 0..free.len() {
-            let (off, flen) = free[i];
-            let start = off.next_multiple_of(align);
-            let pad = start - off;
-            if flen >= pad + len {
-                free.remove(i);
-                if flen > pad + len {
-                    free.insert(i, (start + len, flen - pad - len));
-                }
-                if pad > 0 {
-                    free.insert(i, (off, pad));
-                }
-                return Ok(CmbBuf {
-                    pool: self,
-                    off: start,
-                    len,
-                });
-            }
-        }
-        Err(Error::Exhausted {
-            size: len,
-            align,
-            free: free.iter().map(|e| e.1).sum(),
-            largest: free.iter().map(|e| e.1).max().unwrap_or(0),
-        })
-    }
-}
-
-impl<'a> CmbBuf<'_, 'a> {
-    fn io(&self) -> IoMem<'a, [u8], Mmio> {
-        self.pool
-            .io
-            .subslice(self.off..self.off + self.len)
-            .expect("buffer lies inside its pool")
-    }
-    fn bus_addr(&self) -> u64 {
-        self.pool.bus + self.off as u64
-    }
-}
-
-impl Drop for CmbBuf<'_, '_> {
-    fn drop(&mut self) {
-        let mut free = self.pool.free.borrow_mut();
-        let i = free.partition_point(|e| e.0 < self.off);
-        free.insert(i, (self.off, self.len));
-        // Coalesce neighbours.
-        let mut j = 0;
-        while j + 1 < free.len() {
-            if free[j].0 + free[j].1 == free[j + 1].0 {
-                free[j].1 += free[j + 1].1;
-                free.remove(j + 1);
-            } else {
-                j += 1;
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Queues.
 
+/// A buffer in the CMB, allocated from the pool over the CMB's BAR mapping.
+type CmbBuf = P2pBuf<BarMapping>;
+
 /// A submission queue ring in the CMB.
-struct CmbSq<'p, 'a> {
-    ring: CmbBuf<'p, 'a>,
+struct CmbSq {
+    ring: CmbBuf,
     qid: u16,
     tail: u16,
     head: u16,
 }
 
-impl CmbSq<'_, '_> {
+impl CmbSq {
     /// Copies `cmd` into the slot at the tail and advances it; the caller rings the doorbell.
     fn push(&mut self, cmd: &Command) -> Result<(), Error> {
         if (self.tail + 1) % QUEUE_ENTRIES == self.head {
@@ -395,7 +308,7 @@ impl<'a> Controller<'a> {
 
 /// Writes a PRP list for the pages after the first of a CMB buffer into `list`; returns PRP2.
 fn prp2_for(buf: &CmbBuf, list: &CmbBuf, page: usize) -> Result<u64, Error> {
-    let pages = buf.len.div_ceil(page);
+    let pages = buf.len().div_ceil(page);
     match pages {
         0 | 1 => Ok(0),
         2 => Ok(buf.bus_addr() + page as u64),
@@ -404,7 +317,7 @@ fn prp2_for(buf: &CmbBuf, list: &CmbBuf, page: usize) -> Result<u64, Error> {
             for p in 1..n {
                 bytes.extend_from_slice(&(buf.bus_addr() + (p * page) as u64).to_le_bytes());
             }
-            if bytes.len() > list.len {
+            if bytes.len() > list.len() {
                 return Err(Error::InvalidArgument("PRP list buffer too small"));
             }
             list.io().subslice(..bytes.len())?.copy_from_slice(&bytes)?;
@@ -418,7 +331,7 @@ fn ascii(b: &[u8]) -> String {
 }
 
 /// `memcpy_toio` throughput into `dst` under `strategy`, in MB/s (best of a few rounds).
-fn throughput(dst: IoMem<'_, [u8], Mmio>, strategy: Strategy) -> Result<f64, Error> {
+fn throughput<B: Backend>(dst: IoMem<'_, [u8], B>, strategy: Strategy) -> Result<f64, Error> {
     let dst = dst.with_strategy(strategy);
     let src: Vec<u8> = (0..dst.len()).map(|i| i as u8).collect();
     let mut best = f64::MAX;
@@ -560,9 +473,12 @@ fn run(fault: bool, addr: Option<&str>) -> Res<()> {
     let cmb_map: BarMapping = dev.map_bar(usize::from(bir), Caching::WriteCombining)?;
     let cmb_len = usize::try_from(cmb_size)?;
     let cmb_off = usize::try_from(cmb_off)?;
-    let cmb_io = cmb_map.io().subslice(cmb_off..cmb_off + cmb_len)?;
-    let pool = Pool::new(cmb_io, cba);
-    let pool_initial = pool.free_bytes();
+    // The pool owns the mapping; every buffer keeps it alive.
+    let pool = P2pPool::with_config(
+        cmb_map,
+        P2pConfig::new(cba).range(cmb_off..cmb_off + cmb_len),
+    )?;
+    let pool_initial = pool.stats().free;
     println!("pool: {pool_initial} bytes free");
 
     // Admin queues: SQ in the CMB, CQ in host memory.
@@ -735,21 +651,18 @@ fn run(fault: bool, addr: Option<&str>) -> Res<()> {
         // memcpy_toio throughput into the CMB, per strategy and mapping.
         let cmb_uc = dev.map_bar(usize::from(bir), Caching::Uncached)?;
         let scratch = pool.alloc(256 * 1024, page)?;
-        for (name, io) in [
-            ("write-combining", scratch.io()),
-            (
-                "uncached",
-                cmb_uc
-                    .io()
-                    .subslice(cmb_off + scratch.off..cmb_off + scratch.off + scratch.len)?,
-            ),
-        ] {
-            for s in [Strategy::Conservative, Strategy::Relaxed, Strategy::Batched] {
-                println!(
-                    "memcpy_toio into the CMB ({name}, {s:?}): {:.1} MB/s",
-                    throughput(io, s)?
-                );
-            }
+        // The same CMB bytes through the uncached mapping.
+        let uc = cmb_uc
+            .io()
+            .subslice(scratch.offset()..scratch.offset() + scratch.len())?
+            .with_policy(scratch.io().policy());
+        for s in [Strategy::Conservative, Strategy::Relaxed, Strategy::Batched] {
+            println!(
+                "memcpy_toio into the CMB ({} KiB, {s:?}): write-combining {:.1} MB/s, uncached {:.1} MB/s",
+                scratch.len() / 1024,
+                throughput(scratch.io(), s)?,
+                throughput(uc, s)?
+            );
         }
     } else {
         // The device goes away: memory decoding off. Doorbell writes vanish, reads return 0
@@ -777,7 +690,7 @@ fn run(fault: bool, addr: Option<&str>) -> Res<()> {
             other => return Err(format!("fault: CAP decoded as {other:?}").into()),
         }
         drop((wbuf, rbuf, wlist, rlist, iosq, asq));
-        let free = pool.free_bytes();
+        let free = pool.stats().free;
         println!(
             "fault: pool {free} bytes free after dropping every buffer (initially {pool_initial})"
         );
@@ -798,7 +711,7 @@ fn run(fault: bool, addr: Option<&str>) -> Res<()> {
     drop((wbuf, rbuf, wlist, rlist));
     ctrl.disable()?;
     drop((iosq, asq));
-    let free = pool.free_bytes();
+    let free = pool.stats().free;
     if free != pool_initial {
         return Err(format!("pool accounting: {free} free, initially {pool_initial}").into());
     }
