@@ -104,6 +104,15 @@ pub enum Error {
         /// How long we waited, in milliseconds.
         ms: u64,
     },
+    /// A submission queue has no free slot: `entries - 1` commands are outstanding (one slot
+    /// always stays empty so a full queue differs from an empty one). Wait for completions and
+    /// update the queue's head.
+    QueueFull {
+        /// Queue identifier.
+        qid: u16,
+        /// Slots in the queue.
+        entries: u32,
+    },
     /// The device reported a failure status for a command.
     CommandFailed {
         /// Command identifier or opcode, as meaningful to the caller.
@@ -154,6 +163,11 @@ impl fmt::Display for Error {
             ),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
             Error::Timeout { what, ms } => write!(f, "timed out after {ms} ms waiting for {what}"),
+            Error::QueueFull { qid, entries } => write!(
+                f,
+                "submission queue {qid} is full ({} of {entries} slots in use)",
+                entries.saturating_sub(1)
+            ),
             Error::CommandFailed { command, status } => {
                 write!(f, "command {command:#x} failed with status {status:#x}")
             }

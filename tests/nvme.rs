@@ -328,3 +328,380 @@ fn controller_regs_on_a_vanished_device() {
     assert!(matches!(regs.cap(), Err(Error::DeviceGone { .. })));
     assert!(matches!(regs.vs(), Err(Error::DeviceGone { .. })));
 }
+
+// ----------------------------------------------------------------------------------------------
+// CMB discovery and enable
+// ----------------------------------------------------------------------------------------------
+
+mod cmb_tests {
+    use super::*;
+    use iomem::backend::mock::WriteEffect;
+    use iomem::nvme::cmb::{self, BarTable, CmbInfo, CmbPool, CmbScheme, PciBar, ProbeOptions};
+    use proptest::prelude::*;
+    use std::sync::{Arc, Mutex};
+
+    const CAP_1_2: u64 = 0x20_0a01_0fff;
+    const CAP_CMBS: u64 = 1 << 57;
+
+    fn controller(cap: u64, vs: u32, cmbloc: u32, cmbsz: u32) -> MockIo {
+        let m = MockIo::new(0x2000);
+        m.poke(offsets::CAP, &cap.to_le_bytes());
+        m.poke(offsets::VS, &vs.to_le_bytes());
+        m.poke(offsets::CMBLOC, &cmbloc.to_le_bytes());
+        m.poke(offsets::CMBSZ, &cmbsz.to_le_bytes());
+        m
+    }
+
+    fn bars_32bit_bar3() -> BarTable {
+        BarTable::new()
+            .with(0, PciBar::new(0xfebf_0000, 0x4000).unwrap())
+            .unwrap()
+            .with(2, PciBar::new(0xfe00_0000, 0x10_0000).unwrap())
+            .unwrap()
+            .with(3, PciBar::new(0xf000_0000, 8 << 20).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn real_1_2_controller_with_all_ones_cmbmsc() {
+        let m = controller(CAP_1_2, 0x10200, 0x3, 0x50_0003);
+        m.poke(offsets::CMBMSC, &[0xff; 0x20]); // reserved on 1.2: reads all-ones
+        let regs = ControllerRegs::new(IoMem::new(&m)).unwrap();
+        let info = cmb::probe(&regs, &bars_32bit_bar3(), ProbeOptions::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.scheme, CmbScheme::Legacy);
+        assert_eq!((info.bir, info.offset, info.size), (3, 0, 5 << 20));
+        assert_eq!(info.bus_addr, 0xf000_0000);
+        assert_eq!(info.clamped_from, None);
+        assert!(info.sqs && info.cqs && !info.lists && !info.rds && !info.wds);
+        cmb::enable(&regs, &info).unwrap();
+        // nothing at or above CMBMSC was touched, and nothing was written at all
+        assert!(m.accesses().iter().all(|a| a.offset < offsets::CMBMSC));
+        assert!(m.writes().is_empty());
+
+        // BAR3 is the upper half of a 64-bit BAR2: BIR 3 names no memory BAR
+        let bars = BarTable::new()
+            .with(2, PciBar::new(0x1_0000_0000, 8 << 20).unwrap())
+            .unwrap();
+        assert!(matches!(
+            cmb::probe(&regs, &bars, ProbeOptions::default()),
+            Err(Error::BadRegister { reg: "CMBLOC", .. })
+        ));
+    }
+
+    #[test]
+    fn cmb_larger_than_its_bar_is_clamped_or_refused() {
+        let m = controller(CAP_1_2, 0x10200, 0x3, 0x50_0003);
+        let regs = ControllerRegs::new(IoMem::new(&m)).unwrap();
+        let bars = BarTable::new()
+            .with(3, PciBar::new(0xf000_0000, 4 << 20).unwrap())
+            .unwrap();
+        let info = cmb::probe(&regs, &bars, ProbeOptions::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!((info.size, info.clamped_from), (4 << 20, Some(5 << 20)));
+        let strict = ProbeOptions { strict_size: true };
+        assert!(matches!(
+            cmb::probe(&regs, &bars, strict),
+            Err(Error::BadRegister { reg: "CMBSZ", .. })
+        ));
+    }
+
+    #[test]
+    fn no_cmb() {
+        for (cap, vs) in [
+            (CAP_1_2, 0x10200),
+            (CAP_1_2, 0x10300),
+            (CAP_1_2, 0x10400),
+            (CAP_1_2, 0x20000),
+        ] {
+            let m = controller(cap, vs, 0, 0);
+            let regs = ControllerRegs::new(IoMem::new(&m)).unwrap();
+            assert_eq!(
+                cmb::probe(&regs, &bars_32bit_bar3(), ProbeOptions::default()).unwrap(),
+                None
+            );
+            assert!(
+                m.writes().is_empty(),
+                "VS {vs:#x}: no CMBMSC write without CAP.CMBS"
+            );
+        }
+    }
+
+    /// QEMU's NVMe 1.4 controller: CMBLOC/CMBSZ read zero until CMBMSC.CRE; the CBA is latched
+    /// from the whole register when the low dword is written with CMSE; CBAI if it is not the
+    /// BAR's address.
+    struct Qemu {
+        mock: MockIo,
+        latched: Arc<Mutex<Option<u64>>>,
+    }
+
+    fn qemu(bar2: u64, cmbsz_after_cre: u32) -> Qemu {
+        let mock = controller(CAP_1_2 | CAP_CMBS, 0x0001_0400, 0, 0);
+        let latched = Arc::new(Mutex::new(None));
+        let l = latched.clone();
+        mock.on_write(offsets::CMBMSC..offsets::CMBMSC + 4, move |ram, a| {
+            ram.set(offsets::CMBMSC, 4, a.value);
+            if a.value & 1 == 1 {
+                ram.set(offsets::CMBLOC, 4, 2);
+                ram.set(offsets::CMBSZ, 4, cmbsz_after_cre as u128);
+                if a.value & 2 == 2 {
+                    let cba = (ram.get(offsets::CMBMSC, 8) as u64) & !0xfff;
+                    *l.lock().unwrap() = Some(cba);
+                    ram.set(offsets::CMBSTS, 4, (cba != bar2) as u128);
+                }
+            } else {
+                ram.set(offsets::CMBLOC, 4, 0);
+                ram.set(offsets::CMBSZ, 4, 0);
+            }
+            WriteEffect::Discard
+        });
+        Qemu { mock, latched }
+    }
+
+    const QEMU_CMBSZ: u32 = 16 << 12 | 2 << 8 | 0x1d; // 16 MiB, SQS LISTS RDS WDS
+
+    fn qemu_bars(bar2: u64) -> BarTable {
+        BarTable::new()
+            .with(0, PciBar::new(0xfebf_0000, 0x4000).unwrap())
+            .unwrap()
+            .with(2, PciBar::new(bar2, 16 << 20).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn qemu_1_4_cre_then_cmse_with_cba() {
+        for bar2 in [0xfd00_0000u64, 0x1_0000_0000] {
+            let q = qemu(bar2, QEMU_CMBSZ);
+            let regs = ControllerRegs::new(IoMem::new(&q.mock)).unwrap();
+            assert_eq!(regs.cmbsz().unwrap().raw(), 0, "zero before CRE");
+            let info = cmb::probe(&regs, &qemu_bars(bar2), ProbeOptions::default())
+                .unwrap()
+                .unwrap();
+            assert_eq!(info.scheme, CmbScheme::Cmbmsc);
+            assert_eq!(
+                (info.bir, info.offset, info.size, info.bus_addr),
+                (2, 0, 16 << 20, bar2)
+            );
+            assert!(info.sqs && !info.cqs && info.lists && info.rds && info.wds);
+            q.mock.clear_events();
+            cmb::enable(&regs, &info).unwrap();
+            assert_eq!(
+                *q.latched.lock().unwrap(),
+                Some(bar2),
+                "CBA latched with its high half"
+            );
+            let w = q.mock.writes();
+            assert_eq!(
+                (w[0].offset, w[0].value),
+                (offsets::CMBMSC + 4, (bar2 >> 32) as u128)
+            );
+            assert_eq!(
+                (w[1].offset, w[1].value),
+                (offsets::CMBMSC, (bar2 as u32 | 3) as u128)
+            );
+            assert!(w.iter().all(|a| a.width == 4));
+            assert_eq!(regs.cmbmsc().unwrap().cba(), bar2);
+            cmb::disable(&regs, &info).unwrap();
+            assert_eq!(regs.cmbsz().unwrap().raw(), 0);
+            q.mock.assert_no_violations();
+        }
+    }
+
+    #[test]
+    fn qemu_1_4_refused_cba_is_an_error() {
+        let q = qemu(0xfd00_0000, QEMU_CMBSZ);
+        let regs = ControllerRegs::new(IoMem::new(&q.mock)).unwrap();
+        // the caller's table disagrees with where the BAR really is
+        let info = cmb::probe(&regs, &qemu_bars(0xe000_0000), ProbeOptions::default())
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            cmb::enable(&regs, &info),
+            Err(Error::BadRegister { reg: "CMBSTS", .. })
+        ));
+    }
+
+    #[test]
+    fn cmbs_and_cmbsz_must_agree_on_1_4() {
+        // CAP.CMBS set, CMBSZ still zero after CRE
+        let q = qemu(0xfd00_0000, 0);
+        let regs = ControllerRegs::new(IoMem::new(&q.mock)).unwrap();
+        assert!(matches!(
+            cmb::probe(&regs, &qemu_bars(0xfd00_0000), ProbeOptions::default()),
+            Err(Error::BadRegister {
+                reg: "CMBSZ",
+                value: 0,
+                ..
+            })
+        ));
+        // CAP.CMBS clear on 1.4 but CMBSZ says there is a CMB
+        let m = controller(CAP_1_2, 0x10400, 2, QEMU_CMBSZ);
+        let regs = ControllerRegs::new(IoMem::new(&m)).unwrap();
+        assert!(matches!(
+            cmb::probe(&regs, &qemu_bars(0xfd00_0000), ProbeOptions::default()),
+            Err(Error::BadRegister { reg: "CMBSZ", .. })
+        ));
+        assert!(m.writes().is_empty());
+        // CMBMSC all-ones on a 1.4 controller with CMBS: gone
+        let m = controller(CAP_1_2 | CAP_CMBS, 0x10400, 0, 0);
+        m.poke(offsets::CMBMSC, &[0xff; 8]);
+        let regs = ControllerRegs::new(IoMem::new(&m)).unwrap();
+        assert!(matches!(
+            cmb::probe(&regs, &qemu_bars(0xfd00_0000), ProbeOptions::default()),
+            Err(Error::DeviceGone { reg: "CMBMSC", .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_cmb_registers() {
+        let bars = bars_32bit_bar3()
+            .with(4, PciBar::new(0xe000_0000, 0x2000).unwrap())
+            .unwrap();
+        let probe = |loc: u32, sz: u32| {
+            let m = controller(CAP_1_2, 0x10200, loc, sz);
+            let regs = ControllerRegs::new(IoMem::new(&m)).unwrap();
+            cmb::probe(&regs, &bars, ProbeOptions::default())
+        };
+        let bad = |r: Result<Option<CmbInfo>, Error>, reg: &str| match r {
+            Err(Error::BadRegister { reg: r, .. }) => assert_eq!(r, reg),
+            other => panic!("expected BadRegister({reg}), got {other:?}"),
+        };
+        bad(probe(3, 1 << 12 | 7 << 8 | 1), "CMBSZ"); // reserved SZU
+        bad(probe(3, 0x1f), "CMBSZ"); // flags but SZ = 0
+        bad(probe(1, 0x50_0003), "CMBLOC"); // reserved BIR 1
+        bad(probe(6, 0x50_0003), "CMBLOC"); // reserved BIR 6
+        bad(probe(5, 0x50_0003), "CMBLOC"); // BAR5 absent
+        bad(probe(3 | 0x800 << 12, 0x50_0003), "CMBLOC"); // offset 8 MiB = past BAR3
+        bad(probe(0, 0x1_0001), "CMBLOC"); // in BAR0 over the registers
+                                           // CMB at 0x1000 in BAR0, 2 pages (clamped to the 16 KiB BAR0 would be fine too)
+        let ok = probe(1 << 12, 2 << 12 | 0x1f).unwrap().unwrap();
+        assert_eq!(
+            (ok.bir, ok.offset, ok.size, ok.bus_addr),
+            (0, 0x1000, 0x2000, 0xfebf_1000)
+        );
+        // device gone
+        match probe(u32::MAX, u32::MAX) {
+            Err(Error::DeviceGone { .. }) => {}
+            other => panic!("expected DeviceGone, got {other:?}"),
+        }
+        // BAR helpers refuse nonsense
+        assert!(PciBar::new(0, 0).is_err());
+        assert!(PciBar::new(u64::MAX, 2).is_err());
+        assert!(BarTable::new().with(6, PciBar::new(0, 1).unwrap()).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever the registers say, decoding either fails with a typed error or describes a
+        /// CMB that lies inside its BAR.
+        #[test]
+        fn decode_stays_inside_the_bar(loc: u32, sz: u32, size_log2 in 12u32..40, base_pages: u32) {
+            let bar = PciBar::new(base_pages as u64 * 4096, 1u64 << size_log2).unwrap();
+            let mut bars = BarTable::new();
+            for i in [0, 2, 3, 4, 5] {
+                bars = bars.with(i, bar).unwrap();
+            }
+            match cmb::decode(Cmbloc::from_raw(loc), Cmbsz::from_raw(sz), &bars, CmbScheme::Legacy, ProbeOptions::default()) {
+                Ok(info) => {
+                    prop_assert!(info.size > 0);
+                    prop_assert!(info.offset + info.size <= bar.size);
+                    prop_assert_eq!(info.bus_addr, bar.bus_addr + info.offset);
+                    prop_assert_eq!(info.bir, (loc & 7) as u8);
+                }
+                Err(Error::BadRegister { .. }) => {}
+                Err(e) => prop_assert!(false, "untyped failure {e:?}"),
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // CmbPool
+    // ------------------------------------------------------------------------------------------
+
+    fn info(sqs: bool, cqs: bool, lists: bool, rds: bool, wds: bool) -> CmbInfo {
+        let sz = (sqs as u32)
+            | (cqs as u32) << 1
+            | (lists as u32) << 2
+            | (rds as u32) << 3
+            | (wds as u32) << 4
+            | 1 << 8
+            | 4 << 12;
+        let bars = BarTable::new()
+            .with(2, PciBar::new(0xfd00_0000, 1 << 20).unwrap())
+            .unwrap();
+        cmb::decode(
+            Cmbloc::from_raw(2 | 4 << 12),
+            Cmbsz::from_raw(sz),
+            &bars,
+            CmbScheme::Cmbmsc,
+            ProbeOptions::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn cmb_pool_gates_by_capability() {
+        let i = info(true, false, false, false, false);
+        assert_eq!((i.offset, i.size), (256 << 10, 256 << 10));
+        let p = CmbPool::new(MockIo::new(1 << 20), i, Cc::default()).unwrap();
+        let sq = p.alloc_sq(64).unwrap();
+        assert_eq!(sq.len(), 64 * 64);
+        assert_eq!(sq.offset(), 256 << 10);
+        assert_eq!(sq.bus_addr(), 0xfd04_0000);
+        let unsupported =
+            |r: Result<_, Error>| assert!(matches!(r, Err(Error::Unsupported { .. })));
+        unsupported(p.alloc_cq(64).map(drop));
+        unsupported(p.alloc_prp_list(16).map(drop));
+        unsupported(p.alloc_read_buf(4096).map(drop));
+        unsupported(p.alloc_write_buf(4096).map(drop));
+        unsupported(p.alloc_data_buf(4096).map(drop));
+        assert!(matches!(p.alloc_sq(1), Err(Error::InvalidArgument(_))));
+        assert!(matches!(p.alloc_sq(65537), Err(Error::InvalidArgument(_))));
+
+        let all = CmbPool::new(
+            MockIo::new(1 << 20),
+            info(true, true, true, true, true),
+            Cc::default().with_page_size(8192).unwrap(),
+        )
+        .unwrap();
+        for b in [
+            all.alloc_cq(16).unwrap(),
+            all.alloc_prp_list(3).unwrap(),
+            all.alloc_read_buf(100).unwrap(),
+            all.alloc_write_buf(9000).unwrap(),
+            all.alloc_data_buf(1).unwrap(),
+        ] {
+            assert_eq!(b.bus_addr() % 8192, 0);
+            assert_eq!(b.len() % 8192, 0);
+        }
+        let rd_only = CmbPool::new(
+            MockIo::new(1 << 20),
+            info(false, false, false, true, false),
+            Cc::default(),
+        )
+        .unwrap();
+        assert!(rd_only.alloc_read_buf(4096).is_ok());
+        assert!(rd_only.alloc_data_buf(4096).is_err());
+        // a mapping smaller than the BAR the CMB sits in
+        assert!(matches!(
+            CmbPool::new(
+                MockIo::new(1 << 18),
+                info(true, true, true, true, true),
+                Cc::default()
+            ),
+            Err(Error::OutOfRange { .. })
+        ));
+        // exhaustion
+        let p = CmbPool::new(
+            MockIo::new(1 << 20),
+            info(true, false, false, false, false),
+            Cc::default(),
+        )
+        .unwrap();
+        let _a = p.alloc_sq(4096).unwrap(); // the whole 256 KiB
+        assert!(matches!(p.alloc_sq(2), Err(Error::Exhausted { .. })));
+    }
+}
