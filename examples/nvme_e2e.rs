@@ -21,10 +21,13 @@
 //! [`Error::Timeout`]) rather than a hang, and the CMB pool's accounting to balance once the
 //! buffers are dropped.
 //!
+//! With `unplug` it keeps reading until the host hot-unplugs the controller (QEMU monitor
+//! `device_del`, the controller behind a `pcie-root-port`) and expects the same.
+//!
 //! Every wait has a deadline. Exit code 0 means every check passed.
 //!
 //! Run as root on a machine (or guest) where the controller may be taken from the kernel:
-//! `cargo run --release --features linux --example nvme_e2e -- [full|fault] [0000:01:00.0]`.
+//! `cargo run --release --features linux --example nvme_e2e -- [full|fault|unplug] [0000:01:00.0]`.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -349,7 +352,32 @@ fn throughput<B: Backend>(dst: IoMem<'_, [u8], B>, strategy: Strategy) -> Result
 
 // ---------------------------------------------------------------------------------------------
 
-fn run(fault: bool, addr: Option<&str>) -> Res<()> {
+/// What to do after the round trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Measure `memcpy_toio` throughput, disable the controller.
+    Full,
+    /// Turn memory decoding off and expect a typed error.
+    Fault,
+    /// Keep reading until the device is hot-unplugged (by the host), expect a typed error.
+    Unplug,
+}
+
+/// Whether `r` is the error a vanished device must produce.
+fn expect_gone<T: std::fmt::Debug>(what: &str, r: Result<T, Error>, waited: Duration) -> Res<()> {
+    match r {
+        Err(e @ (Error::DeviceGone { .. } | Error::Timeout { .. })) => {
+            println!(
+                "{what}: command ended in {e:?} after {} ms: {e}",
+                waited.as_millis()
+            );
+            Ok(())
+        }
+        other => Err(format!("{what}: expected DeviceGone or Timeout, got {other:?}").into()),
+    }
+}
+
+fn run(mode: Mode, addr: Option<&str>) -> Res<()> {
     let t_start = Instant::now();
     let dev = match addr {
         Some(a) => PciDevice::open(a)?,
@@ -647,7 +675,7 @@ fn run(fault: bool, addr: Option<&str>) -> Res<()> {
         t_read.as_micros()
     );
 
-    if !fault {
+    if mode == Mode::Full {
         // memcpy_toio throughput into the CMB, per strategy and mapping.
         let cmb_uc = dev.map_bar(usize::from(bir), Caching::Uncached)?;
         let scratch = pool.alloc(256 * 1024, page)?;
@@ -665,45 +693,65 @@ fn run(fault: bool, addr: Option<&str>) -> Res<()> {
             );
         }
     } else {
-        // The device goes away: memory decoding off. Doorbell writes vanish, reads return 0
-        // (QEMU) or all-ones (hardware).
-        let cmd = dev.enable(false, true)?;
-        println!("fault: PCI COMMAND = {cmd:#06x} (memory space off)");
+        let what = if mode == Mode::Fault {
+            "fault"
+        } else {
+            "unplug"
+        };
         let t = Instant::now();
-        let r = ctrl.execute(&mut iosq, &mut iocq, rw(opcode::READ, &rbuf, &rlist)?);
-        let waited = t.elapsed();
-        match r {
-            Err(e @ (Error::DeviceGone { .. } | Error::Timeout { .. })) => {
-                println!(
-                    "fault: command ended in {:?} after {} ms: {e}",
-                    e,
-                    waited.as_millis()
-                );
+        let r = if mode == Mode::Fault {
+            // The device goes away: memory decoding off. Doorbell writes vanish, reads return 0
+            // (QEMU) or all-ones (hardware).
+            let cmd = dev.enable(false, true)?;
+            println!("fault: PCI COMMAND = {cmd:#06x} (memory space off)");
+            ctrl.execute(&mut iosq, &mut iocq, rw(opcode::READ, &rbuf, &rlist)?)
+        } else {
+            // The host removes the device (QEMU monitor `device_del`) when it sees this line;
+            // keep reading until a command fails, for at most 20 s.
+            println!("IOMEM-E2E-UNPLUG-READY");
+            let mut n = 0u32;
+            loop {
+                let r = ctrl.execute(&mut iosq, &mut iocq, rw(opcode::READ, &rbuf, &rlist)?);
+                if r.is_err() || t.elapsed() > Duration::from_secs(20) {
+                    println!("unplug: {n} reads completed before the device went away");
+                    break r;
+                }
+                n += 1;
+                std::thread::sleep(Duration::from_millis(2));
             }
-            other => {
-                return Err(format!("fault: expected DeviceGone or Timeout, got {other:?}").into())
-            }
-        }
+        };
+        expect_gone(what, r, t.elapsed())?;
         // The registers tell the same story.
         match ctrl.regs.cap() {
-            Err(Error::DeviceGone { .. }) => println!("fault: CAP reads as a vanished device"),
-            other => return Err(format!("fault: CAP decoded as {other:?}").into()),
+            Err(Error::DeviceGone { reg, value }) => {
+                println!("{what}: {reg} reads {value:#x}: a vanished device")
+            }
+            other => return Err(format!("{what}: CAP decoded as {other:?}").into()),
         }
         drop((wbuf, rbuf, wlist, rlist, iosq, asq));
-        let free = pool.stats().free;
+        let stats = pool.stats();
         println!(
-            "fault: pool {free} bytes free after dropping every buffer (initially {pool_initial})"
+            "{what}: pool {} bytes free, {} allocations after dropping every buffer (initially {pool_initial} free)",
+            stats.free, stats.allocations
         );
-        if free != pool_initial {
+        if stats.free != pool_initial || stats.allocations != 0 {
             return Err("pool accounting does not balance".into());
         }
-        // Bring it back: decoding on, reset.
-        dev.enable(true, true)?;
-        ctrl.disable()?;
-        println!(
-            "fault: memory space back on, controller reset: CSTS {:#010x}",
-            ctrl.regs.read32(offsets::CSTS)?
-        );
+        if mode == Mode::Fault {
+            // Bring it back: decoding on, reset.
+            dev.enable(true, true)?;
+            ctrl.disable()?;
+            println!(
+                "fault: memory space back on, controller reset: CSTS {:#010x}",
+                ctrl.regs.read32(offsets::CSTS)?
+            );
+        } else {
+            match PciDevice::open(dev.address()) {
+                Err(e @ MapError::NoDevice { .. }) => println!("unplug: sysfs: {e}"),
+                Ok(_) => println!("unplug: {} is still listed in sysfs", dev.address()),
+                Err(e) => return Err(e.into()),
+            }
+        }
         println!("total {} ms", t_start.elapsed().as_millis());
         return Ok(());
     }
@@ -723,20 +771,23 @@ fn run(fault: bool, addr: Option<&str>) -> Res<()> {
 }
 
 fn main() -> ExitCode {
-    let mut fault = false;
+    let mut mode = Mode::Full;
     let mut addr = None;
     for a in std::env::args().skip(1) {
         match a.as_str() {
-            "full" => fault = false,
-            "fault" => fault = true,
+            "full" => mode = Mode::Full,
+            "fault" => mode = Mode::Fault,
+            "unplug" => mode = Mode::Unplug,
             a if a.contains(':') => addr = Some(a.to_string()),
             other => {
-                eprintln!("nvme_e2e: unknown argument {other:?} (full | fault | <pci address>)");
+                eprintln!(
+                    "nvme_e2e: unknown argument {other:?} (full | fault | unplug | <pci address>)"
+                );
                 return ExitCode::from(2);
             }
         }
     }
-    match run(fault, addr.as_deref()) {
+    match run(mode, addr.as_deref()) {
         Ok(()) => {
             println!("nvme_e2e: PASS");
             ExitCode::SUCCESS

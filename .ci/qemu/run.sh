@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # End-to-end test of iomem against QEMU's emulated NVMe controller with a Controller Memory
 # Buffer: builds the test binary (examples/nvme_e2e.rs) statically, packs it into an initramfs
-# with busybox, and boots a Linux guest under QEMU (TCG) three times:
+# with busybox, and boots a Linux guest under QEMU (TCG) four times:
 #   seabios  default firmware (the CMB BAR lands below 4 GiB)
 #   qboot    -bios qboot.rom (the CMB BAR lands above 4 GiB)
-#   fault    the test disables memory decoding mid-way and expects a typed error
+#   fault    the test disables memory decoding mid-way and expects a typed error (qboot)
+#   unplug   the host hot-unplugs the controller (QEMU monitor device_del, behind a PCIe root
+#            port) while the test reads; it expects a typed error (SeaBIOS)
 # A run passes only if the guest prints IOMEM-E2E-EXIT=0 (QEMU exits 0 whatever the guest does).
 #
-# Usage: .ci/qemu/run.sh [run-name...]       (default: all runs). Needs root for apt-get.
+# Usage: .ci/qemu/run.sh [run-name...]       (default: all four). Needs root for apt-get.
 # Env:   IOMEM_QEMU_WORK   work directory (default target/qemu)
 #        IOMEM_QEMU_TIMEOUT seconds per boot (default 120)
 set -euo pipefail
@@ -41,16 +43,14 @@ install -m 0755 "$ROOT/.ci/qemu/init" "$IRD/init"
 install -m 0755 "$BIN" "$IRD/nvme_e2e"
 (cd "$IRD" && find . | LC_ALL=C sort | cpio --quiet -o -H newc) > "$WORK/initramfs.cpio"
 
-DISK=$WORK/disk.img
-rm -f "$DISK"
-truncate -s 64M "$DISK"
-
 QBOOT=/usr/share/qemu/qboot.rom
 
 # boot <name> <firmware: seabios|qboot> <iomem_args> [extra qemu args...]
+# Writes $WORK/<name>.log (console) and $WORK/<name>.result (one summary line; first word
+# pass or FAIL).
 boot() {
     local name=$1 fw=$2 args=$3; shift 3
-    local log=$WORK/$name.log fwargs=() tb rc=0
+    local log=$WORK/$name.log fwargs=() tb rc=0 secs code
     [ "$fw" = qboot ] && fwargs=(-bios "$QBOOT")
     tb=$(date +%s.%N)
     timeout "$TIMEOUT" qemu-system-x86_64 \
@@ -59,39 +59,91 @@ boot() {
         "${fwargs[@]}" \
         -kernel "$WORK/vmlinuz" -initrd "$WORK/initramfs.cpio" \
         -append "console=ttyS0 quiet initcall_blacklist=nvme_init panic=-1 iomem_args=$args" \
-        -drive file="$DISK",if=none,id=d0,format=raw \
         "$@" </dev/null >"$log" 2>&1 || rc=$?
-    local secs
     secs=$(elapsed "$tb")
-    local code
     code=$(tr -d '\r' <"$log" | sed -n 's/^IOMEM-E2E-EXIT=\([0-9]*\)$/\1/p' | tail -n 1)
-    sed 's/\r$//' "$log" | grep -v '^\s*$' | sed "s/^/  [$name] /"
     if [ "$code" = 0 ]; then
-        echo "qemu: run $name PASSED in $secs s"
-        results+=("$name: pass ($secs s)")
+        echo "pass $name ($fw) in $secs s" >"$WORK/$name.result"
     else
-        echo "qemu: run $name FAILED in $secs s (guest exit code '${code:-none}', qemu rc $rc; log $log)" >&2
-        results+=("$name: FAIL (guest exit '${code:-none}', qemu rc $rc, $secs s)")
-        failed=1
+        echo "FAIL $name ($fw): guest exit code '${code:-none}', qemu rc $rc, $secs s, log $log" >"$WORK/$name.result"
     fi
 }
 
-NVME=(-device nvme,serial=iomem0,drive=d0,cmb_size_mb=16)
+# One disk image per run: runs go in parallel.
+disk() {
+    rm -f "$WORK/$1.img"
+    truncate -s 64M "$WORK/$1.img"
+    echo "-drive file=$WORK/$1.img,if=none,id=d0,format=raw -device nvme,serial=iomem0,drive=d0,cmb_size_mb=16"
+}
+
+# The unplug run: the controller sits behind a PCIe root port; when the guest prints
+# IOMEM-E2E-UNPLUG-READY the host sends `device_del nvme0` through a monitor on a pipe.
+unplug_run() {
+    local mon=$WORK/unplug.mon log=$WORK/unplug.log
+    rm -f "$mon.in" "$mon.out"
+    mkfifo "$mon.in" "$mon.out"
+    (
+        for _ in $(seq 1 $((TIMEOUT * 10))); do
+            if grep -q IOMEM-E2E-UNPLUG-READY "$log" 2>/dev/null; then
+                sleep 0.3
+                timeout 5 sh -c "echo 'device_del nvme0' > '$mon.in'" || true
+                exit 0
+            fi
+            grep -q IOMEM-E2E-EXIT "$log" 2>/dev/null && exit 0
+            sleep 0.1
+        done
+    ) &
+    local watcher=$!
+    # shellcheck disable=SC2046
+    boot unplug seabios unplug \
+        -device pcie-root-port,id=rp1,slot=1,chassis=1 \
+        -drive file="$WORK/unplug.img",if=none,id=d0,format=raw \
+        -device nvme,id=nvme0,bus=rp1,serial=iomem0,drive=d0,cmb_size_mb=16 \
+        -monitor pipe:"$mon"
+    kill "$watcher" 2>/dev/null || true
+    wait "$watcher" 2>/dev/null || true
+    rm -f "$mon.in" "$mon.out"
+}
+
+start_run() {
+    local r=$1
+    rm -f "$WORK/$r.result" "$WORK/$r.log"
+    case "$r" in
+        # shellcheck disable=SC2046
+        seabios) boot seabios seabios full $(disk seabios) ;;
+        # shellcheck disable=SC2046
+        qboot) boot qboot qboot full $(disk qboot) ;;
+        # shellcheck disable=SC2046
+        fault) boot fault qboot fault $(disk fault) ;;
+        unplug) disk unplug >/dev/null; unplug_run ;;
+        *) echo "FAIL $r: unknown run (seabios, qboot, fault, unplug)" >"$WORK/$r.result" ;;
+    esac
+}
 
 runs=("$@")
-[ ${#runs[@]} -gt 0 ] || runs=(seabios qboot fault)
-results=()
-failed=0
+[ ${#runs[@]} -gt 0 ] || runs=(seabios qboot fault unplug)
+# Each guest is one TCG thread: run as many at once as there are CPUs.
+jobs_max=${IOMEM_QEMU_JOBS:-$(nproc)}
 tg=$(date +%s.%N)
+pids=()
 for r in "${runs[@]}"; do
-    case "$r" in
-        seabios) boot seabios seabios full "${NVME[@]}" ;;
-        qboot) boot qboot qboot full "${NVME[@]}" ;;
-        fault) boot fault qboot fault "${NVME[@]}" ;;
-        *) echo "qemu: unknown run $r (seabios, qboot, fault)" >&2; exit 2 ;;
-    esac
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+    start_run "$r" &
+    pids+=($!)
 done
+wait "${pids[@]}" || true
 
-echo "qemu: summary (guest runs $(elapsed "$tg") s, total $(elapsed "$t0") s)"
-for s in "${results[@]}"; do echo "  $s"; done
+failed=0
+for r in "${runs[@]}"; do
+    echo "---- guest console: $r"
+    if [ -f "$WORK/$r.log" ]; then
+        sed 's/\r$//' "$WORK/$r.log" | grep -v '^\s*$' | sed "s/^/  [$r] /"
+    fi
+done
+echo "qemu: summary (guest runs $(elapsed "$tg") s with $jobs_max at a time, total $(elapsed "$t0") s)"
+for r in "${runs[@]}"; do
+    line=$(cat "$WORK/$r.result" 2>/dev/null || echo "FAIL $r: no result")
+    echo "  $line"
+    case "$line" in pass*) ;; *) failed=1 ;; esac
+done
 exit $failed
