@@ -594,11 +594,17 @@ impl PciDevice {
             MapError::Iomem(Error::InvalidArgument("BAR larger than the address space"))
         })?;
         let mut map = BarMapping::map_path(&path, size, caching).map_err(|e| match e {
-            MapError::Io { op: "mmap", .. } => MapError::DriverOwnsBar {
-                addr: self.addr.clone(),
-                bar: index,
-                driver: self.driver().ok().flatten(),
-            },
+            MapError::Io {
+                op: "mmap",
+                ref source,
+                ..
+            } if source.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                MapError::DriverOwnsBar {
+                    addr: self.addr.clone(),
+                    bar: index,
+                    driver: self.driver().ok().flatten(),
+                }
+            }
             other => other,
         })?;
         map.bar = Some(bar);
