@@ -393,8 +393,8 @@ impl<B: Backend> CmbPool<B> {
     /// page size of `cc` (CC.MPS), which is also the granularity.
     ///
     /// The mapping should be write-combining for speed (sysfs `resourceN_wc`); queue rings then
-    /// need a flush before their doorbell, which the CMB submission queue of
-    /// [`nvme::sq`](super::sq) issues.
+    /// need a flush before their doorbell, which
+    /// [`CmbSubmissionQueue`](super::sq::CmbSubmissionQueue) issues.
     pub fn new(bar: B, info: CmbInfo, cc: Cc) -> Result<Self> {
         Self::with_config(bar, info, cc, None)
     }

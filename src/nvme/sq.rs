@@ -1,1 +1,350 @@
-//! NVMe sq (work in progress).
+//! A submission queue whose ring lives in the Controller Memory Buffer.
+//!
+//! [`CmbSubmissionQueue::push`] writes a 64-byte [`Command`] into the next slot of a ring in the
+//! CMB (device memory, usually mapped write-combining) with `memcpy_toio`;
+//! [`CmbSubmissionQueue::ring`] writes the new tail to the queue's doorbell in BAR0 through a
+//! [`Doorbell`], naming the ring as the data it publishes, so the barrier in front of the
+//! doorbell write is the one the strategy and the ring's caching need: a write-combining flush
+//! (`sfence` on x86_64) when the ring is write-combining — whatever BAR0's own caching — and
+//! the `writel` barrier otherwise. Under [`Strategy::Batched`] the entries are written without
+//! barriers and that one barrier publishes all of them; under [`Strategy::Conservative`] each
+//! entry is a `memcpy_toio` with the kernel's barriers as well.
+//!
+//! # Example
+//! ```
+//! use iomem::backend::MockIo;
+//! use iomem::nvme::cmb::{self, BarTable, CmbPool, PciBar, ProbeOptions};
+//! use iomem::nvme::regs::{offsets, Cc, ControllerRegs, Cmbloc, Cmbsz};
+//! use iomem::nvme::sq::{opcodes, CmbSubmissionQueue, Command};
+//! use iomem::{Caching, IoMem, Strategy};
+//!
+//! let bar0 = MockIo::new(0x2000);
+//! bar0.poke(offsets::CAP, &0x20_0a01_0fffu64.to_le_bytes());
+//! let regs = ControllerRegs::new(IoMem::new(&bar0))?;
+//! let bars = BarTable::new().with(2, PciBar::new(0xfd00_0000, 1 << 20)?)?;
+//! let info = cmb::decode(Cmbloc::from_raw(2), Cmbsz::from_raw(1 << 20 | 1 << 8 | 1), &bars,
+//!                        cmb::CmbScheme::Legacy, ProbeOptions::default())?;
+//! let cmb_bar = MockIo::new(1 << 20).with_caching(Caching::WriteCombining);
+//! let pool = CmbPool::new(cmb_bar, info, Cc::default())?;
+//!
+//! let mut sq = CmbSubmissionQueue::new(pool.alloc_sq(32)?, 32, &regs, regs.cap()?, 1)?
+//!     .with_strategy(Strategy::Batched);
+//! let mut cmd = Command::new(opcodes::nvm::READ);
+//! cmd.nsid = 1;
+//! sq.push(&cmd)?;        // slot 0; the command id is the slot
+//! sq.push(&cmd)?;        // slot 1
+//! sq.ring()?;            // sfence, then tail = 2 at 0x1008
+//! assert_eq!(bar0.writes().last().map(|w| (w.offset, w.value)), Some((0x1008, 2)));
+//! # Ok::<(), iomem::Error>(())
+//! ```
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::iomem::IoMem;
+use crate::nvme::regs::{Cap, ControllerRegs, SQ_ENTRY_SIZE};
+use crate::order::{Doorbell, Strategy};
+use crate::p2p::P2pBuf;
+
+/// Common opcodes.
+pub mod opcodes {
+    /// Admin command set.
+    pub mod admin {
+        /// Delete I/O Submission Queue.
+        pub const DELETE_IO_SQ: u8 = 0x00;
+        /// Create I/O Submission Queue.
+        pub const CREATE_IO_SQ: u8 = 0x01;
+        /// Delete I/O Completion Queue.
+        pub const DELETE_IO_CQ: u8 = 0x04;
+        /// Create I/O Completion Queue.
+        pub const CREATE_IO_CQ: u8 = 0x05;
+        /// Identify.
+        pub const IDENTIFY: u8 = 0x06;
+    }
+    /// NVM command set.
+    pub mod nvm {
+        /// Flush.
+        pub const FLUSH: u8 = 0x00;
+        /// Write.
+        pub const WRITE: u8 = 0x01;
+        /// Read.
+        pub const READ: u8 = 0x02;
+    }
+}
+
+/// A 64-byte submission queue entry (common command format).
+///
+/// Fields are host-endian here; [`CmbSubmissionQueue::push`] stores them little-endian as the
+/// specification requires.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct Command {
+    /// CDW0 bits 7:0: opcode.
+    pub opcode: u8,
+    /// CDW0 bits 15:8: FUSE (1:0) and PSDT (7:6).
+    pub flags: u8,
+    /// CDW0 bits 31:16: command identifier.
+    pub cid: u16,
+    /// Namespace identifier.
+    pub nsid: u32,
+    /// CDW2 (command specific).
+    pub cdw2: u32,
+    /// CDW3 (command specific).
+    pub cdw3: u32,
+    /// Metadata pointer.
+    pub mptr: u64,
+    /// Data pointer: PRP entry 1.
+    pub prp1: u64,
+    /// Data pointer: PRP entry 2 (or a PRP list's bus address).
+    pub prp2: u64,
+    /// Command dword 10.
+    pub cdw10: u32,
+    /// Command dword 11.
+    pub cdw11: u32,
+    /// Command dword 12.
+    pub cdw12: u32,
+    /// Command dword 13.
+    pub cdw13: u32,
+    /// Command dword 14.
+    pub cdw14: u32,
+    /// Command dword 15.
+    pub cdw15: u32,
+}
+
+static_assertions::assert_eq_size!(Command, [u8; SQ_ENTRY_SIZE]);
+static_assertions::const_assert_eq!(core::mem::offset_of!(Command, nsid), 4);
+static_assertions::const_assert_eq!(core::mem::offset_of!(Command, mptr), 16);
+static_assertions::const_assert_eq!(core::mem::offset_of!(Command, prp1), 24);
+static_assertions::const_assert_eq!(core::mem::offset_of!(Command, prp2), 32);
+static_assertions::const_assert_eq!(core::mem::offset_of!(Command, cdw10), 40);
+static_assertions::const_assert_eq!(core::mem::offset_of!(Command, cdw15), 60);
+
+impl Command {
+    /// A zeroed command with `opcode`.
+    pub fn new(opcode: u8) -> Self {
+        Command {
+            opcode,
+            ..Default::default()
+        }
+    }
+
+    /// The command as the controller reads it: every field little-endian.
+    pub fn to_le(&self) -> Self {
+        Command {
+            opcode: self.opcode,
+            flags: self.flags,
+            cid: self.cid.to_le(),
+            nsid: self.nsid.to_le(),
+            cdw2: self.cdw2.to_le(),
+            cdw3: self.cdw3.to_le(),
+            mptr: self.mptr.to_le(),
+            prp1: self.prp1.to_le(),
+            prp2: self.prp2.to_le(),
+            cdw10: self.cdw10.to_le(),
+            cdw11: self.cdw11.to_le(),
+            cdw12: self.cdw12.to_le(),
+            cdw13: self.cdw13.to_le(),
+            cdw14: self.cdw14.to_le(),
+            cdw15: self.cdw15.to_le(),
+        }
+    }
+}
+
+/// A submission queue ring in the CMB with its tail doorbell in BAR0. See the [module
+/// docs](self).
+///
+/// One slot always stays empty (a full ring differs from an empty one), so a ring of `entries`
+/// slots holds `entries - 1` outstanding commands. The controller reports how far it has read
+/// in each completion (SQ Head Pointer); pass it to [`CmbSubmissionQueue::update_head`].
+pub struct CmbSubmissionQueue<'d, B: Backend, D: Backend> {
+    ring: P2pBuf<B>,
+    doorbell: Doorbell<'d, D>,
+    strategy: Strategy,
+    qid: u16,
+    entries: u32,
+    tail: u32,
+    head: u32,
+    rung: u32,
+}
+
+impl<B: Backend, D: Backend> core::fmt::Debug for CmbSubmissionQueue<'_, B, D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CmbSubmissionQueue")
+            .field("qid", &self.qid)
+            .field("entries", &self.entries)
+            .field("head", &self.head)
+            .field("tail", &self.tail)
+            .field("rung", &self.rung)
+            .field("bus_addr", &format_args!("{:#x}", self.ring.bus_addr()))
+            .field("strategy", &self.strategy)
+            .finish()
+    }
+}
+
+impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
+    /// A queue `qid` of `entries` slots (2 to CAP.MQES + 1) over `ring` (at least
+    /// `entries × 64` bytes, e.g. from [`CmbPool::alloc_sq`](super::cmb::CmbPool::alloc_sq)),
+    /// with its tail doorbell at `cap`'s offset for `qid` in `regs`' BAR0. The strategy is the
+    /// ring handle's (the pool's); change it with [`with_strategy`](Self::with_strategy).
+    ///
+    /// The queue starts empty at slot 0. Creating it on the controller (Create I/O Submission
+    /// Queue with PRP1 = [`bus_addr`](Self::bus_addr), or ASQ for the admin queue) is the
+    /// caller's job.
+    pub fn new(
+        ring: P2pBuf<B>,
+        entries: u32,
+        regs: &ControllerRegs<'d, D>,
+        cap: Cap,
+        qid: u16,
+    ) -> Result<Self> {
+        if entries < 2 || entries > cap.max_queue_entries() {
+            return Err(Error::InvalidArgument(
+                "submission queue entries must be from 2 to CAP.MQES + 1",
+            ));
+        }
+        let need = entries as usize * SQ_ENTRY_SIZE;
+        if ring.len() < need {
+            return Err(Error::OutOfRange {
+                offset: 0,
+                len: need,
+                size: ring.len(),
+            });
+        }
+        let reg = regs.bar0().cast::<u32>(cap.sq_tail_doorbell(qid)?)?;
+        let strategy = ring.io().strategy();
+        Ok(CmbSubmissionQueue {
+            doorbell: Doorbell::new(reg).with_strategy(strategy),
+            ring,
+            strategy,
+            qid,
+            entries,
+            tail: 0,
+            head: 0,
+            rung: 0,
+        })
+    }
+
+    /// The same queue with another ordering strategy for entry writes and the doorbell.
+    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self.doorbell = self.doorbell.with_strategy(strategy);
+        self
+    }
+
+    /// Writes `cmd` into the next free slot and returns the slot index. The command identifier
+    /// is the caller's; [`push_with_slot_cid`](Self::push_with_slot_cid) uses the slot.
+    ///
+    /// The controller does not see it until [`ring`](Self::ring). [`Error::QueueFull`] if
+    /// `entries - 1` commands are outstanding.
+    pub fn push(&mut self, cmd: &Command) -> Result<u16> {
+        let next = (self.tail + 1) % self.entries;
+        if next == self.head {
+            return Err(Error::QueueFull {
+                qid: self.qid,
+                entries: self.entries,
+            });
+        }
+        let slot = self.tail;
+        let off = slot as usize * SQ_ENTRY_SIZE;
+        let io = self.ring_io().subslice(off..off + SQ_ENTRY_SIZE)?;
+        io.copy_from_slice(cmd.to_le().as_bytes())?;
+        self.tail = next;
+        Ok(slot as u16)
+    }
+
+    /// Like [`push`](Self::push), with the command identifier set to the slot index (unique
+    /// among outstanding commands of this queue).
+    pub fn push_with_slot_cid(&mut self, cmd: &Command) -> Result<u16> {
+        let mut c = *cmd;
+        c.cid = self.tail as u16;
+        self.push(&c)
+    }
+
+    /// Writes the tail doorbell if commands were pushed since the last ring: the barrier the
+    /// strategy needs for the ring's caching, then one 32-bit write of the tail. Returns the
+    /// number of commands published.
+    pub fn ring(&mut self) -> Result<u32> {
+        if self.tail == self.rung {
+            return Ok(0);
+        }
+        let n = (self.tail + self.entries - self.rung) % self.entries;
+        let ring = self.ring_io();
+        self.doorbell.ring(self.tail, &[&ring]);
+        self.rung = self.tail;
+        Ok(n)
+    }
+
+    /// [`push`](Self::push) then [`ring`](Self::ring).
+    pub fn submit(&mut self, cmd: &Command) -> Result<u16> {
+        let slot = self.push(cmd)?;
+        self.ring()?;
+        Ok(slot)
+    }
+
+    /// Records the controller's SQ head pointer from a completion entry: slots before it are
+    /// free again. [`Error::InvalidArgument`] if it is not a slot of this queue or lies outside
+    /// the commands published so far.
+    pub fn update_head(&mut self, head: u16) -> Result<()> {
+        let head = head as u32;
+        if head >= self.entries {
+            return Err(Error::InvalidArgument(
+                "SQ head pointer past the end of the queue",
+            ));
+        }
+        // The head may only move forward within [head, rung].
+        let outstanding = (self.rung + self.entries - self.head) % self.entries;
+        let advance = (head + self.entries - self.head) % self.entries;
+        if advance > outstanding {
+            return Err(Error::InvalidArgument(
+                "SQ head pointer beyond the last published command",
+            ));
+        }
+        self.head = head;
+        Ok(())
+    }
+
+    /// A handle to the ring in the CMB, with the queue's strategy.
+    pub fn ring_io(&self) -> IoMem<'_, [u8], B> {
+        let io = self.ring.io();
+        io.with_strategy(match self.strategy {
+            Strategy::Conservative => Strategy::Conservative,
+            Strategy::Batched | Strategy::Relaxed => Strategy::Relaxed,
+        })
+    }
+
+    /// Bus address of the ring (PRP1 of Create I/O Submission Queue, or ASQ).
+    pub fn bus_addr(&self) -> u64 {
+        self.ring.bus_addr()
+    }
+    /// Queue identifier.
+    pub fn qid(&self) -> u16 {
+        self.qid
+    }
+    /// Slots in the ring.
+    pub fn entries(&self) -> u32 {
+        self.entries
+    }
+    /// Next slot to fill.
+    pub fn tail(&self) -> u32 {
+        self.tail
+    }
+    /// Oldest slot the controller may not have read yet.
+    pub fn head(&self) -> u32 {
+        self.head
+    }
+    /// Commands that can be pushed before the queue is full.
+    pub fn free_slots(&self) -> u32 {
+        self.entries - 1 - (self.tail + self.entries - self.head) % self.entries
+    }
+    /// The ordering strategy.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+    /// Gives the ring buffer back (the queue must have been deleted on the controller).
+    pub fn into_ring(self) -> P2pBuf<B> {
+        self.ring
+    }
+}
