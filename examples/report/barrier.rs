@@ -8,7 +8,8 @@
 //!   `relaxed/uc` (no barrier at all).
 //! - `barrier-count`: barrier instructions per 1,000 submits, from the mock simulating each
 //!   architecture (the same barrier table the real backend executes): one row per
-//!   architecture × strategy × instruction, command buffer write-combining.
+//!   architecture × strategy × instruction, for a write-combining (`/wc`) and an uncached
+//!   (`/uc`) command buffer.
 //! - `barrier`, case `store+fence` (x86_64 hosts): one volatile 8-byte store followed by
 //!   `mfence`, a locked `or` of 0 to the stack (the shape of Linux's `smp_mb()`), `sfence`, or
 //!   nothing. Ratio: to the bare store.
@@ -213,49 +214,53 @@ fn host_rows(rounds: usize, round: Duration) -> Vec<Row> {
         .collect()
 }
 
-/// Barrier instructions per 1,000 submits for each simulated arch and strategy.
+/// Barrier instructions per 1,000 submits for each simulated arch, strategy and command-buffer
+/// caching. Commas inside an instruction (`fence ow,ow`) are written as `:` to keep the CSV flat.
 pub fn count_rows() -> Vec<Row> {
     const SUBMITS: usize = 1000;
     let mut rows = Vec::new();
-    for arch in Arch::ALL {
-        let mut per_strategy = Vec::new();
-        let mut all_insns = std::collections::BTreeSet::new();
-        for s in Strategy::ALL {
-            let regs = MockIo::new(PAGE).with_arch(arch);
-            let data = MockIo::new(SLOTS * CMD)
-                .with_arch(arch)
-                .with_caching(Caching::WriteCombining);
-            let db = Doorbell::new(IoMem::new(&regs).cast::<u32>(DB).expect("doorbell"))
-                .with_strategy(s);
-            submit(&db, &IoMem::new(&data), &[0x3c; CMD], 0, SUBMITS);
-            let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-            for m in [&regs, &data] {
-                for e in m.events() {
-                    if let iomem::backend::mock::Event::Barrier { insns, .. } = e {
-                        if insns.is_empty() {
-                            *counts.entry("compiler-fence").or_default() += 1;
-                        }
-                        for i in insns {
-                            *counts.entry(i).or_default() += 1;
+    for caching in [Caching::WriteCombining, Caching::Uncached] {
+        for arch in Arch::ALL {
+            let mut per_strategy = Vec::new();
+            let mut all_insns = std::collections::BTreeSet::new();
+            for s in Strategy::ALL {
+                let regs = MockIo::new(PAGE).with_arch(arch);
+                let data = MockIo::new(SLOTS * CMD)
+                    .with_arch(arch)
+                    .with_caching(caching);
+                let db = Doorbell::new(IoMem::new(&regs).cast::<u32>(DB).expect("doorbell"))
+                    .with_strategy(s);
+                submit(&db, &IoMem::new(&data), &[0x3c; CMD], 0, SUBMITS);
+                let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+                for m in [&regs, &data] {
+                    for e in m.events() {
+                        if let iomem::backend::mock::Event::Barrier { insns, .. } = e {
+                            if insns.is_empty() {
+                                *counts.entry("compiler-fence").or_default() += 1;
+                            }
+                            for i in insns {
+                                *counts.entry(i).or_default() += 1;
+                            }
                         }
                     }
                 }
+                all_insns.extend(counts.keys().copied());
+                per_strategy.push((s, counts));
             }
-            all_insns.extend(counts.keys().copied());
-            per_strategy.push((s, counts));
-        }
-        for (s, counts) in per_strategy {
-            for insn in &all_insns {
-                rows.push(Row {
-                    section: "barrier-count",
-                    case: "64B+doorbell/wc".into(),
-                    bytes: CMD as u64,
-                    misalign: String::new(),
-                    variant: format!("{}/{}/{}", arch.name(), s.name(), insn),
-                    value: counts.get(insn).copied().unwrap_or(0) as f64 * 1000.0 / SUBMITS as f64,
-                    unit: "per 1000 submits",
-                    ratio: None,
-                });
+            for (s, counts) in per_strategy {
+                for insn in &all_insns {
+                    rows.push(Row {
+                        section: "barrier-count",
+                        case: format!("64B+doorbell/{}", caching_label(caching)),
+                        bytes: CMD as u64,
+                        misalign: String::new(),
+                        variant: format!("{}/{}/{}", arch.name(), s.name(), insn.replace(',', ":")),
+                        value: counts.get(insn).copied().unwrap_or(0) as f64 * 1000.0
+                            / SUBMITS as f64,
+                        unit: "per 1000 submits",
+                        ratio: None,
+                    });
+                }
             }
         }
     }

@@ -353,6 +353,10 @@ impl Strategy {
     ///   `sync; st`, `readl` is `sync; ld; twi 0,r,0; isync`, `_memcpy_toio`/`_memset_io` are
     ///   `sync; copy; sync`, `_memcpy_fromio` is `sync; (load; eieio)*; sync`. The kernel copies
     ///   with `u32` accesses; use [`WidthPolicy::U32`](crate::WidthPolicy::U32) to get the same.
+    ///   The barriers match exactly; the access widths differ in two corners, both toward fewer
+    ///   accesses here: the kernel's word loop runs `while (n > 4)`, so it stores the last
+    ///   aligned word as four bytes, and it copies bytewise when the RAM side is misaligned,
+    ///   where the crate's access plan depends on the device offset only.
     /// - aarch64 — `arch/arm64/include/asm/io.h` (`__io_bw`, `__io_ar`) and `lib/iomem_copy.c`:
     ///   `writel` is `dmb oshst; str`, `readl` is `ldr; dmb oshld`, the copies have no barriers.
     /// - riscv64 — `arch/riscv/include/asm/mmio.h` (`__io_bw`, `__io_ar`) and
