@@ -37,9 +37,9 @@ use iomem::nvme::cmb::{self, BarTable, CmbPool, PciBar, ProbeOptions};
 use iomem::nvme::regs::{
     offsets, Aqa, Cap, Cc, ControllerRegs, Csts, QueueBase, CQ_ENTRY_SIZE, SQ_ENTRY_SIZE,
 };
+use iomem::nvme::sq::{opcodes, CmbSubmissionQueue, Command};
 use iomem::p2p::P2pBuf;
 use iomem::{Backend, Barrier, Caching, Error, IoMem, Mmio, Strategy};
-use zerocopy::{Immutable, IntoBytes};
 
 /// PCI class code of an NVMe controller (mass storage, non-volatile memory, NVMe).
 const NVME_CLASS: u32 = 0x01_08_02;
@@ -58,36 +58,6 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 // Commands and completions (NVMe Base Specification, "Submission Queue Entry" and
 // "Completion Queue Entry").
 
-/// A 64-byte submission queue entry.
-#[derive(Debug, Default, Clone, Copy, IntoBytes, Immutable)]
-#[repr(C)]
-struct Command {
-    opcode: u8,
-    flags: u8,
-    cid: u16,
-    nsid: u32,
-    cdw2: u32,
-    cdw3: u32,
-    mptr: u64,
-    prp1: u64,
-    prp2: u64,
-    cdw10: u32,
-    cdw11: u32,
-    cdw12: u32,
-    cdw13: u32,
-    cdw14: u32,
-    cdw15: u32,
-}
-const _: () = assert!(core::mem::size_of::<Command>() == SQ_ENTRY_SIZE);
-
-mod opcode {
-    pub const CREATE_IO_SQ: u8 = 0x01;
-    pub const CREATE_IO_CQ: u8 = 0x05;
-    pub const IDENTIFY: u8 = 0x06;
-    pub const WRITE: u8 = 0x01;
-    pub const READ: u8 = 0x02;
-}
-
 /// The fields of a completion queue entry this driver uses.
 #[derive(Debug, Clone, Copy)]
 struct Completion {
@@ -103,34 +73,8 @@ struct Completion {
 /// A buffer in the CMB, allocated from the pool over the CMB's BAR mapping.
 type CmbBuf = P2pBuf<BarMapping>;
 
-/// A submission queue ring in the CMB.
-struct CmbSq {
-    ring: CmbBuf,
-    qid: u16,
-    tail: u16,
-    head: u16,
-}
-
-impl CmbSq {
-    /// Copies `cmd` into the slot at the tail and advances it; the caller rings the doorbell.
-    fn push(&mut self, cmd: &Command) -> Result<(), Error> {
-        if (self.tail + 1) % QUEUE_ENTRIES == self.head {
-            return Err(Error::Exhausted {
-                size: SQ_ENTRY_SIZE,
-                align: SQ_ENTRY_SIZE,
-                free: 0,
-                largest: 0,
-            });
-        }
-        let slot = usize::from(self.tail) * SQ_ENTRY_SIZE;
-        self.ring
-            .io()
-            .subslice(slot..slot + SQ_ENTRY_SIZE)?
-            .copy_from_slice(cmd.as_bytes())?;
-        self.tail = (self.tail + 1) % QUEUE_ENTRIES;
-        Ok(())
-    }
-}
+/// A submission queue in the CMB, its doorbell in BAR0.
+type Sq<'a> = CmbSubmissionQueue<'a, BarMapping, Mmio>;
 
 /// A completion queue ring in host memory.
 struct HostCq {
@@ -182,9 +126,6 @@ impl HostCq {
 struct Controller<'a> {
     regs: ControllerRegs<'a, Mmio>,
     cap: Cap,
-    next_cid: u16,
-    /// The CMB mapping's caching: a write-combining SQ needs a flush before the doorbell.
-    sq_caching: Caching,
 }
 
 impl<'a> Controller<'a> {
@@ -256,24 +197,20 @@ impl<'a> Controller<'a> {
 
     /// Submits `cmd` on `sq`, waits for its completion on `cq`. Fails with the command's status,
     /// [`Error::DeviceGone`] or [`Error::Timeout`].
-    fn execute(&mut self, sq: &mut CmbSq, cq: &mut HostCq, mut cmd: Command) -> Result<u32, Error> {
-        cmd.cid = self.next_cid;
-        self.next_cid = self.next_cid.wrapping_add(1);
-        sq.push(&cmd)?;
-        if self.sq_caching == Caching::WriteCombining {
-            // The doorbell is on BAR0 (uncached): drain the CMB's write-combining buffers first so
-            // the controller never fetches a half-written entry.
-            iomem::order::execute(Barrier::WcFlush);
-        }
-        self.regs.ring_sq_tail(self.cap, sq.qid, sq.tail)?;
+    fn execute(&mut self, sq: &mut Sq<'a>, cq: &mut HostCq, cmd: Command) -> Result<u32, Error> {
+        // The command identifier is the slot: unique among this queue's outstanding commands.
+        let cid = sq.push_with_slot_cid(&cmd)?;
+        // The doorbell write is preceded by what the ring's caching needs: a write-combining
+        // flush for a ring in a write-combining CMB mapping, even though BAR0 is uncached.
+        sq.ring()?;
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         let mut polls = 0u32;
         loop {
             if let Some(c) = cq.peek()? {
                 cq.advance();
-                sq.head = c.sq_head;
+                sq.update_head(c.sq_head)?;
                 self.regs.ring_cq_head(self.cap, cq.qid, cq.head)?;
-                if c.cid != cmd.cid {
+                if c.cid != cid {
                     return Err(Error::BadRegister {
                         reg: "CQE.CID",
                         value: c.cid.into(),
@@ -445,12 +382,7 @@ fn run(mode: Mode, addr: Option<&str>) -> Res<()> {
     if !cap.cmbs() {
         return Err("controller has no CMB (CAP.CMBS = 0); start QEMU with cmb_size_mb=16".into());
     }
-    let mut ctrl = Controller {
-        regs,
-        cap,
-        next_cid: 1,
-        sq_caching: Caching::WriteCombining,
-    };
+    let mut ctrl = Controller { regs, cap };
 
     // Reset.
     let t = Instant::now();
@@ -511,21 +443,21 @@ fn run(mode: Mode, addr: Option<&str>) -> Res<()> {
     println!("pool: {pool_initial} bytes free");
 
     // Admin queues: SQ in the CMB, CQ in host memory.
-    let mut asq = CmbSq {
-        ring: pool.alloc_sq(QUEUE_ENTRIES.into())?,
-        qid: 0,
-        tail: 0,
-        head: 0,
-    };
-    asq.ring.io().fill(0)?;
+    let mut asq = Sq::new(
+        pool.alloc_sq(QUEUE_ENTRIES.into())?,
+        QUEUE_ENTRIES.into(),
+        &ctrl.regs,
+        cap,
+        0,
+    )?;
     let mut acq = HostCq::new(0)?;
     println!(
         "admin SQ in CMB at bus {:#x}, admin CQ in host memory at {:#x}",
-        asq.ring.bus_addr(),
+        asq.bus_addr(),
         acq.bus_addr()
     );
     ctrl.regs.set_aqa(Aqa::new(QUEUE_ENTRIES, QUEUE_ENTRIES)?)?;
-    ctrl.regs.set_asq(QueueBase::new(asq.ring.bus_addr())?)?;
+    ctrl.regs.set_asq(QueueBase::new(asq.bus_addr())?)?;
     ctrl.regs.set_acq(QueueBase::new(acq.bus_addr())?)?;
     ctrl.regs.set_cc(cc.with_en(true))?;
     let t = Instant::now();
@@ -544,7 +476,7 @@ fn run(mode: Mode, addr: Option<&str>) -> Res<()> {
         &mut asq,
         &mut acq,
         Command {
-            opcode: opcode::IDENTIFY,
+            opcode: opcodes::admin::IDENTIFY,
             prp1: ident.bus_addr(),
             cdw10: 1,
             ..Default::default()
@@ -568,7 +500,7 @@ fn run(mode: Mode, addr: Option<&str>) -> Res<()> {
         &mut asq,
         &mut acq,
         Command {
-            opcode: opcode::IDENTIFY,
+            opcode: opcodes::admin::IDENTIFY,
             nsid: 1,
             prp1: ident.bus_addr(),
             cdw10: 0,
@@ -596,26 +528,29 @@ fn run(mode: Mode, addr: Option<&str>) -> Res<()> {
         &mut asq,
         &mut acq,
         Command {
-            opcode: opcode::CREATE_IO_CQ,
+            opcode: opcodes::admin::CREATE_IO_CQ,
             prp1: iocq.bus_addr(),
             cdw10: (u32::from(QUEUE_ENTRIES - 1) << 16) | 1,
             cdw11: 1, // PC, interrupts off
             ..Default::default()
         },
     )?;
-    let mut iosq = CmbSq {
-        ring: pool.alloc_sq(QUEUE_ENTRIES.into())?,
-        qid: 1,
-        tail: 0,
-        head: 0,
-    };
-    iosq.ring.io().fill(0)?;
+    // Commands are copied into the ring without barriers; the doorbell's one barrier publishes
+    // them.
+    let mut iosq = Sq::new(
+        pool.alloc_sq(QUEUE_ENTRIES.into())?,
+        QUEUE_ENTRIES.into(),
+        &ctrl.regs,
+        cap,
+        1,
+    )?
+    .with_strategy(Strategy::Batched);
     ctrl.execute(
         &mut asq,
         &mut acq,
         Command {
-            opcode: opcode::CREATE_IO_SQ,
-            prp1: iosq.ring.bus_addr(),
+            opcode: opcodes::admin::CREATE_IO_SQ,
+            prp1: iosq.bus_addr(),
             cdw10: (u32::from(QUEUE_ENTRIES - 1) << 16) | 1,
             cdw11: (1 << 16) | 1, // CQID 1, PC
             ..Default::default()
@@ -623,7 +558,7 @@ fn run(mode: Mode, addr: Option<&str>) -> Res<()> {
     )?;
     println!(
         "I/O SQ 1 in CMB at bus {:#x}, I/O CQ 1 in host memory at {:#x}",
-        iosq.ring.bus_addr(),
+        iosq.bus_addr(),
         iocq.bus_addr()
     );
 
@@ -650,10 +585,14 @@ fn run(mode: Mode, addr: Option<&str>) -> Res<()> {
         })
     };
     let t = Instant::now();
-    ctrl.execute(&mut iosq, &mut iocq, rw(opcode::WRITE, &wbuf, &wlist)?)?;
+    ctrl.execute(
+        &mut iosq,
+        &mut iocq,
+        rw(opcodes::nvm::WRITE, &wbuf, &wlist)?,
+    )?;
     let t_write = t.elapsed();
     let t = Instant::now();
-    ctrl.execute(&mut iosq, &mut iocq, rw(opcode::READ, &rbuf, &rlist)?)?;
+    ctrl.execute(&mut iosq, &mut iocq, rw(opcodes::nvm::READ, &rbuf, &rlist)?)?;
     let t_read = t.elapsed();
     let mut back = vec![0u8; TRANSFER];
     rbuf.io().copy_to_slice(&mut back)?;
@@ -697,14 +636,14 @@ fn run(mode: Mode, addr: Option<&str>) -> Res<()> {
             // (QEMU) or all-ones (hardware).
             let cmd = dev.enable(false, true)?;
             println!("fault: PCI COMMAND = {cmd:#06x} (memory space off)");
-            ctrl.execute(&mut iosq, &mut iocq, rw(opcode::READ, &rbuf, &rlist)?)
+            ctrl.execute(&mut iosq, &mut iocq, rw(opcodes::nvm::READ, &rbuf, &rlist)?)
         } else {
             // The host removes the device (QEMU monitor `device_del`) when it sees this line;
             // keep reading until a command fails, for at most 20 s.
             println!("IOMEM-E2E-UNPLUG-READY");
             let mut n = 0u32;
             loop {
-                let r = ctrl.execute(&mut iosq, &mut iocq, rw(opcode::READ, &rbuf, &rlist)?);
+                let r = ctrl.execute(&mut iosq, &mut iocq, rw(opcodes::nvm::READ, &rbuf, &rlist)?);
                 if r.is_err() || t.elapsed() > Duration::from_secs(20) {
                     println!("unplug: {n} reads completed before the device went away");
                     break r;
