@@ -329,11 +329,12 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
         Ok(())
     }
 
-    /// Checks a single access of `width` at `off`: in range and naturally aligned.
+    /// Checks a single access of `width` at `off`: in range and naturally aligned — relative to
+    /// the mapping, and in the address space, which needs `width <= backend.base_align()`.
     #[inline(always)]
     fn check_single(&self, off: usize, width: usize) -> Result<usize> {
         let abs = self.check(off, width)?;
-        if abs % width != 0 {
+        if abs % width != 0 || width > self.backend.base_align() {
             return Err(Error::Misaligned {
                 offset: abs,
                 align: width,

@@ -664,3 +664,79 @@ fn handles_are_shared_across_threads() {
         assert_eq!(io.try_read32(i * 4), Ok(i as u32 + 1));
     }
 }
+
+/// A mapping whose base is only 4-byte aligned (a custom backend over a 32-bit register window).
+/// Its `read`/`write` check their safety contract and panic where a real one would be undefined.
+struct FourAligned(MockIo);
+
+// SAFETY: forwards to the mock over its own RAM; `read`/`write` assert their contract
+// (including `W::WIDTH <= base_align()`) before forwarding.
+unsafe impl iomem::Backend for FourAligned {
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+    fn base_align(&self) -> usize {
+        4
+    }
+    fn caching(&self) -> Caching {
+        self.0.caching()
+    }
+    fn arch(&self) -> Arch {
+        self.0.arch()
+    }
+    unsafe fn read<W: iomem::backend::Word>(&self, off: usize) -> W {
+        assert!(
+            W::WIDTH <= 4,
+            "{}-byte read on a 4-aligned mapping",
+            W::WIDTH
+        );
+        // SAFETY: the caller upholds the contract, which the mock shares.
+        unsafe { self.0.read(off) }
+    }
+    unsafe fn write<W: iomem::backend::Word>(&self, off: usize, value: W) {
+        assert!(
+            W::WIDTH <= 4,
+            "{}-byte write on a 4-aligned mapping",
+            W::WIDTH
+        );
+        // SAFETY: as for `read`.
+        unsafe { self.0.write(off, value) }
+    }
+    fn barrier(&self, barrier: Barrier) {
+        self.0.barrier(barrier)
+    }
+}
+
+#[test]
+fn accesses_wider_than_the_mapping_alignment_are_refused() {
+    let b = FourAligned(MockIo::new(64));
+    let io = IoMem::new(&b);
+    // Copies are narrowed to what the mapping carries.
+    assert_eq!(io.policy(), WidthPolicy::U32);
+    io.copy_from_slice(&[3; 64]).unwrap();
+    assert_eq!(io.try_read32(8), Ok(0x0303_0303));
+    // An 8-byte access at offset 8 is not known to be 8-aligned in the address space.
+    assert_eq!(
+        io.try_read64(8),
+        Err(Error::Misaligned {
+            offset: 8,
+            align: 8
+        })
+    );
+    assert_eq!(
+        io.try_write64(0, 1),
+        Err(Error::Misaligned {
+            offset: 0,
+            align: 8
+        })
+    );
+    assert_eq!(
+        io.try_read64_relaxed(16),
+        Err(Error::Misaligned {
+            offset: 16,
+            align: 8
+        })
+    );
+    assert!(io.cast::<u64>(8).is_err());
+    assert!(b.0.accesses().iter().all(|a| a.width <= 4));
+}
