@@ -115,8 +115,14 @@ normalise() {
         }'
 }
 
-# Instructions that set up operands or return; not part of any barrier.
+# Instructions that set up operands or return; not part of any barrier. In the `ar_` functions
+# (execute_after_read with the loaded value as argument) only returns and nops are ignored:
+# there the value must reach the barrier as it is, with no instruction materialising another.
 ignored_re() {
+    if [ "${2:-}" = strict ]; then
+        echo '^(blr|ret|retq|nop.*|endbr64)$'
+        return
+    fi
     case "$1" in
     powerpc64) echo '^(blr|nop|li .*|mr .*)$' ;;
     aarch64) echo '^(ret|nop|mov .*)$' ;;
@@ -191,14 +197,22 @@ EOF
             echo "pub extern \"C\" fn iomem_xarch_$k() {"
             echo "    arch_impl::execute(Barrier::$k)"
             echo "}"
+            if grep -q 'fn execute_after_read' "$archfile"; then
+                echo "#[no_mangle]"
+                echo "pub extern \"C\" fn iomem_xarch_ar_$k(loaded: u64) {"
+                echo "    arch_impl::execute_after_read(Barrier::$k, loaded)"
+                echo "}"
+            fi
         done <"$kinds"
     } >"$out"
 }
 
-# Prints `Kind<TAB>insn;insn` for every iomem_xarch_* function in an object file.
+# Prints `Kind<TAB>insn;insn` for every iomem_xarch_* function in an object file (`ar_Kind` for
+# the execute_after_read ones).
 disassembled() { # objdump, object, arch
-    local objdump=$1 obj=$2 arch=$3 re
-    re=$(ignored_re "$arch")
+    local objdump=$1 obj=$2 arch=$3 re re_loose re_strict
+    re_loose=$(ignored_re "$arch")
+    re_strict=$(ignored_re "$arch" strict)
     "$objdump" -d --no-show-raw-insn "$obj" |
         awk '
             # ELFv1 (big-endian powerpc64) labels the code by its section, the symbol being
@@ -211,7 +225,14 @@ disassembled() { # objdump, object, arch
         ' |
         while IFS= read -r line; do
             case "$line" in
-            @*) printf '\n%s\t' "${line#@}" ;;
+            @ar_*)
+                printf '\n%s\t' "${line#@}"
+                re=$re_strict
+                ;;
+            @*)
+                printf '\n%s\t' "${line#@}"
+                re=$re_loose
+                ;;
             *)
                 n=$(printf '%s\n' "$line" | normalise "$arch")
                 if ! printf '%s\n' "$n" | grep -Eq "$re"; then printf '%s;' "$n"; fi
@@ -265,24 +286,30 @@ run_check() {
             die "$triple: src/order/$file did not compile in the no_core harness (see above)"
         fi
         disassembled "$objdump" "$dir/harness.o" "$arch" >"$dir/actual.tsv"
-        local bad=0
-        while read -r k; do
+        local bad=0 fns=0 f k
+        # execute(Kind) as `Kind`, execute_after_read(Kind, loaded) as `ar_Kind`.
+        while read -r f; do
+            k=${f#ar_}
+            fns=$((fns + 1))
             local want got
             want=$(awk -F, -v a="$arch" -v k="$k" '$1 == a && $2 == k { sub(/^[^,]*,[^,]*,/, ""); print; exit }' "$table" |
                 tr ';' '\n' | sed '/^$/d' | normalise "$arch" | paste -sd';' -)
-            if ! grep -q "^$k	" "$dir/actual.tsv"; then
-                echo "MISMATCH $triple $k: function iomem_xarch_$k not found in the object"
+            if ! grep -q "^$f	" "$dir/actual.tsv"; then
+                echo "MISMATCH $triple $f: function iomem_xarch_$f not found in the object"
                 bad=$((bad + 1))
                 continue
             fi
-            got=$(awk -F'\t' -v k="$k" '$1 == k { print $2; exit }' "$dir/actual.tsv")
+            got=$(awk -F'\t' -v f="$f" '$1 == f { print $2; exit }' "$dir/actual.tsv")
             if [ "$want" != "$got" ]; then
-                echo "MISMATCH $triple $k: table says [${want:-compiler fence only}], machine code has [${got:-nothing}]"
+                echo "MISMATCH $triple $f: table says [${want:-compiler fence only}], machine code has [${got:-nothing}]"
                 bad=$((bad + 1))
             fi
-        done <"$kinds"
+        done < <(
+            cat "$kinds"
+            if grep -q 'fn execute_after_read' "$ORDER_DIR/$file"; then sed 's/^/ar_/' "$kinds"; fi
+        )
         if [ "$bad" -eq 0 ]; then
-            echo "ok $triple ($file, $(wc -l <"$kinds") barrier kinds)"
+            echo "ok $triple ($file, $(wc -l <"$kinds") barrier kinds, $fns functions)"
         else
             failures=$((failures + 1))
         fi
@@ -333,6 +360,9 @@ if [ "$mode" = self-test ]; then
         'MISMATCH riscv64gc-unknown-linux-gnu Mb: .*fence rw,rw' || fails=$((fails + 1))
     self_test_case powerpc64le-unknown-linux-gnu powerpc.rs 's/asm!("eieio"/asm!("sync"/' \
         'MISMATCH powerpc64le-unknown-linux-gnu IoOrder: table says \[eieio\], machine code has \[sync\]' ||
+        fails=$((fails + 1))
+    self_test_case powerpc64-unknown-linux-gnu powerpc.rs 's/twi_isync(loaded)/twi_isync(0)/' \
+        'MISMATCH powerpc64-unknown-linux-gnu ar_IoAfterRead: table says \[twi 0,r,0;isync\], machine code has \[li 3,0;twi 0,r,0;isync\]' ||
         fails=$((fails + 1))
     self_test_case x86_64-unknown-linux-gnu x86.rs 's/asm!("sfence"/asm!("mfence"/' \
         'MISMATCH x86_64-unknown-linux-gnu (Wmb|WcFlush): .*mfence' || fails=$((fails + 1))
