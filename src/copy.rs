@@ -89,40 +89,22 @@ pub struct Access {
     pub width: usize,
 }
 
-/// Up to four accesses of decreasing or increasing width (head or tail of a plan).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Steps {
-    widths: [u8; 4],
-    n: u8,
-}
-
-impl Steps {
-    fn push(&mut self, w: usize) {
-        self.widths[self.n as usize] = w as u8;
-        self.n += 1;
-    }
-    fn as_slice(&self) -> &[u8] {
-        &self.widths[..self.n as usize]
-    }
-}
-
 /// How a range of device memory is covered by aligned, natural-width accesses.
 ///
 /// Built by [`plan`]; iterate it with [`Plan::accesses`].
+///
+/// A plan is a head of accesses of increasing width (one per set bit of `head`, smallest
+/// first), a body of `body_count` accesses of `body_width`, and a tail of accesses of decreasing
+/// width (one per set bit of `tail`, largest first). Every head and tail width is smaller than
+/// the body width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
     start: usize,
-    head: Steps,
     body_offset: usize,
     body_width: usize,
     body_count: usize,
-    tail: Steps,
-}
-
-/// Largest power of two ≤ `n` (`n > 0`).
-#[inline(always)]
-const fn floor_pow2(n: usize) -> usize {
-    1 << (usize::BITS - 1 - n.leading_zeros())
+    head: u8,
+    tail: u8,
 }
 
 /// Plans the accesses covering `[offset, offset + len)` with accesses no wider than
@@ -130,49 +112,57 @@ const fn floor_pow2(n: usize) -> usize {
 ///
 /// `offset` is the absolute offset in a region whose base is aligned to at least the policy's
 /// maximum. Returns [`Error::Overflow`] if `offset + len` overflows.
+///
+/// The plan is the greedy one: from the start, each access is the widest that is aligned at its
+/// offset, fits in what is left, and is within the policy. Its widths first grow (to reach
+/// alignment), stay at the maximum for the body, then shrink (to fit the end).
+#[inline]
 pub fn plan(offset: usize, len: usize, policy: WidthPolicy) -> Result<Plan> {
     let end = offset
         .checked_add(len)
         .ok_or(Error::Overflow { offset, len })?;
     let max = policy.max_width();
-    let mut p = Plan {
-        start: offset,
-        head: Steps::default(),
-        body_offset: offset,
-        body_width: max,
-        body_count: 0,
-        tail: Steps::default(),
+    // `max` is a power of two: masks instead of divisions (this runs on every copy).
+    let mask = max - 1;
+    // First and last `max`-aligned points of the range, if the range holds one.
+    let first = offset.checked_add(offset.wrapping_neg() & mask);
+    let last = end & !mask;
+    let (mid, count) = match first {
+        Some(first) if first <= last => (first, (last - first) >> max.trailing_zeros()),
+        // No `max`-aligned point in [offset, end] (so `offset` is unaligned and non-zero): the
+        // widths grow up to the most aligned point of the range, then shrink from it. That point
+        // is `end` with the bits below the highest bit where `offset - 1` and `end` differ
+        // cleared (the unique most aligned number in (offset - 1, end]).
+        _ => {
+            let t = usize::BITS - 1 - ((offset - 1) ^ end).leading_zeros();
+            (end & !((1usize << t) - 1), 0)
+        }
     };
-    let mut off = offset;
-    // Head: grow alignment one step at a time (each step takes the lowest set bit of the offset,
-    // bounded by what is left), until `off` is aligned to `max` or the range is used up.
-    while off % max != 0 && off < end {
-        let w = (off & off.wrapping_neg()).min(floor_pow2(end - off));
-        p.head.push(w);
-        off += w;
-    }
-    p.body_offset = off;
-    p.body_count = (end - off) / max;
-    off += p.body_count * max;
-    // Tail: shrink — `off` is max-aligned, so each smaller power of two stays aligned.
-    while off < end {
-        let w = floor_pow2(end - off);
-        p.tail.push(w);
-        off += w;
-    }
-    Ok(p)
+    let body_end = mid + count * max;
+    // Both differences are < max ≤ 16: they fit the u8 masks.
+    Ok(Plan {
+        start: offset,
+        body_offset: mid,
+        body_width: max,
+        body_count: count,
+        head: (mid - offset) as u8,
+        tail: (end - body_end) as u8,
+    })
 }
 
 impl Plan {
     /// Every access of the plan, in ascending offset order.
     pub fn accesses(&self) -> impl Iterator<Item = Access> + '_ {
         let mut off = self.start;
-        let head = self.head.as_slice().iter().map(move |&w| {
+        let head = (0..8)
+            .map(|k| 1usize << k)
+            .filter(|w| self.head as usize & w != 0);
+        let head = head.map(move |w| {
             let a = Access {
                 offset: off,
-                width: w as usize,
+                width: w,
             };
-            off += w as usize;
+            off += w;
             a
         });
         let (bo, bw) = (self.body_offset, self.body_width);
@@ -181,12 +171,16 @@ impl Plan {
             width: bw,
         });
         let mut toff = bo + self.body_count * bw;
-        let tail = self.tail.as_slice().iter().map(move |&w| {
+        let tail = (0..8)
+            .rev()
+            .map(|k| 1usize << k)
+            .filter(|w| self.tail as usize & w != 0);
+        let tail = tail.map(move |w| {
             let a = Access {
                 offset: toff,
-                width: w as usize,
+                width: w,
             };
-            toff += w as usize;
+            toff += w;
             a
         });
         head.chain(body).chain(tail)
@@ -194,7 +188,7 @@ impl Plan {
 
     /// Number of accesses in the plan.
     pub fn len(&self) -> usize {
-        self.head.n as usize + self.body_count + self.tail.n as usize
+        self.head.count_ones() as usize + self.body_count + self.tail.count_ones() as usize
     }
 
     /// Whether the plan makes no access (zero-length range).
@@ -214,88 +208,231 @@ pub(crate) enum Dir {
     Fill(u8),
 }
 
-/// One access at absolute offset `off`, `pos` bytes into the memory side.
+/// One direction of a copy, monomorphised so the executor's loops hold no per-access branch.
 ///
-/// # Safety
-/// `off` is `W`-aligned and in bounds of `b` with `W::WIDTH <= b.base_align()`; the memory side
-/// (for `ToIo`/`FromIo`) is valid for `W::WIDTH` bytes at `pos`.
-#[inline(always)]
-unsafe fn one<B: Backend + ?Sized, W: Word>(b: &B, off: usize, dir: Dir, pos: usize) {
-    match dir {
+/// The device side is always one [`Backend`] access of the planned width; the memory side uses
+/// plain (unaligned) loads and stores, which the compiler is free to shape as it likes.
+trait Op: Copy {
+    /// One access of `W` at device offset `off`, `pos` bytes into the memory side.
+    ///
+    /// # Safety
+    /// `off` is `W`-aligned and in bounds of `b` with `W::WIDTH <= b.base_align()`; the memory
+    /// side is valid for `W::WIDTH` bytes at `pos`.
+    unsafe fn one<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, pos: usize);
+
+    /// `count` accesses of `W` from device offset `off` and memory position `pos`, in ascending
+    /// order.
+    ///
+    /// # Safety
+    /// Every access is aligned and in bounds as for [`Op::one`]; the memory side is valid for
+    /// `count * W::WIDTH` bytes from `pos`.
+    unsafe fn body<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, count: usize, pos: usize);
+}
+
+/// Device ← memory.
+#[derive(Clone, Copy)]
+struct ToIo(*const u8);
+/// Memory ← device.
+#[derive(Clone, Copy)]
+struct FromIo(*mut u8);
+/// Device ← a repeated byte.
+#[derive(Clone, Copy)]
+struct Fill(u8);
+
+/// Accesses per unrolled step of a body: eight, so a 16-byte body moves two cache lines per
+/// step. Volatile accesses are never merged or reordered among themselves; unrolling only
+/// removes loop overhead and lets the memory-side loads of a step issue before its stores.
+const UNROLL: usize = 8;
+
+impl Op for ToIo {
+    #[inline(always)]
+    unsafe fn one<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, pos: usize) {
         // SAFETY: the caller guarantees `src + pos` is readable for W::WIDTH bytes and the device
         // access is aligned and in bounds.
-        Dir::ToIo(src) => unsafe {
-            b.write::<W>(off, core::ptr::read_unaligned(src.add(pos).cast::<W>()))
-        },
-        // SAFETY: the caller guarantees `dst + pos` is writable for W::WIDTH bytes and the device
-        // access is aligned and in bounds.
-        Dir::FromIo(dst) => unsafe {
-            core::ptr::write_unaligned(dst.add(pos).cast::<W>(), b.read::<W>(off))
-        },
-        // SAFETY: the caller guarantees the device access is aligned and in bounds.
-        Dir::Fill(byte) => unsafe {
-            b.write::<W>(off, W::from_u128(u128::from_ne_bytes([byte; 16])))
-        },
+        unsafe { b.write::<W>(off, W::load_unaligned(self.0.add(pos))) }
+    }
+
+    #[inline(always)]
+    unsafe fn body<B: Backend + ?Sized, W: Word>(
+        self,
+        b: &B,
+        off: usize,
+        count: usize,
+        pos: usize,
+    ) {
+        let w = W::WIDTH;
+        let (mut d, mut s) = (off, self.0.wrapping_add(pos));
+        for _ in 0..count / UNROLL {
+            // SAFETY: fewer than `count / UNROLL` steps were taken before this one, so all its
+            // accesses are within the planned body and its loads within `count * w` bytes of
+            // memory from `pos`.
+            unsafe {
+                // All loads of the step first: they do not wait on the step's stores, and a
+                // load that 4K-aliases a just-issued store stalls once per step, not per access.
+                let v: [W; UNROLL] = core::array::from_fn(|k| W::load_unaligned(s.add(k * w)));
+                for (k, v) in v.into_iter().enumerate() {
+                    b.write::<W>(d + k * w, v);
+                }
+                s = s.add(UNROLL * w);
+            }
+            d += UNROLL * w;
+        }
+        for _ in 0..count % UNROLL {
+            // SAFETY: the remaining accesses of the body.
+            unsafe {
+                b.write::<W>(d, W::load_unaligned(s));
+                s = s.add(w);
+            }
+            d += w;
+        }
     }
 }
 
-/// Dispatches one access by its width.
+impl Op for FromIo {
+    #[inline(always)]
+    unsafe fn one<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, pos: usize) {
+        // SAFETY: the caller guarantees `dst + pos` is writable for W::WIDTH bytes and the device
+        // access is aligned and in bounds.
+        unsafe { b.read::<W>(off).store_unaligned(self.0.add(pos)) }
+    }
+
+    #[inline(always)]
+    unsafe fn body<B: Backend + ?Sized, W: Word>(
+        self,
+        b: &B,
+        off: usize,
+        count: usize,
+        pos: usize,
+    ) {
+        let w = W::WIDTH;
+        let (mut s, mut d) = (off, self.0.wrapping_add(pos));
+        for _ in 0..count / UNROLL {
+            // SAFETY: fewer than `count / UNROLL` steps were taken before this one, so all its
+            // accesses are within the planned body and its stores within `count * w` bytes of
+            // memory from `pos`.
+            unsafe {
+                let v: [W; UNROLL] = core::array::from_fn(|k| b.read::<W>(s + k * w));
+                for (k, v) in v.into_iter().enumerate() {
+                    v.store_unaligned(d.add(k * w));
+                }
+                d = d.add(UNROLL * w);
+            }
+            s += UNROLL * w;
+        }
+        for _ in 0..count % UNROLL {
+            // SAFETY: the remaining accesses of the body.
+            unsafe {
+                b.read::<W>(s).store_unaligned(d);
+                d = d.add(w);
+            }
+            s += w;
+        }
+    }
+}
+
+impl Op for Fill {
+    #[inline(always)]
+    unsafe fn one<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, _pos: usize) {
+        // SAFETY: the caller guarantees the device access is aligned and in bounds.
+        unsafe { b.write::<W>(off, W::splat(self.0)) }
+    }
+
+    #[inline(always)]
+    unsafe fn body<B: Backend + ?Sized, W: Word>(
+        self,
+        b: &B,
+        off: usize,
+        count: usize,
+        _pos: usize,
+    ) {
+        let w = W::WIDTH;
+        let v = W::splat(self.0);
+        let mut i = 0;
+        while i + UNROLL <= count {
+            for k in 0..UNROLL {
+                // SAFETY: i + UNROLL <= count: the access is within the planned body.
+                unsafe { b.write::<W>(off + (i + k) * w, v) };
+            }
+            i += UNROLL;
+        }
+        while i < count {
+            // SAFETY: i < count.
+            unsafe { b.write::<W>(off + i * w, v) };
+            i += 1;
+        }
+    }
+}
+
+/// One access of width `w` (1, 2, 4, 8 or 16).
 ///
 /// # Safety
-/// As for [`one`], for the width `w`.
+/// As for [`Op::one`], for the width `w`.
 #[inline(always)]
-unsafe fn one_dyn<B: Backend + ?Sized>(b: &B, off: usize, w: usize, dir: Dir, pos: usize) {
+unsafe fn one_dyn<B: Backend + ?Sized, O: Op>(op: O, b: &B, off: usize, w: usize, pos: usize) {
     // SAFETY: forwarded contract; `w` selects the matching `Word` type.
     unsafe {
         match w {
-            1 => one::<B, u8>(b, off, dir, pos),
-            2 => one::<B, u16>(b, off, dir, pos),
-            4 => one::<B, u32>(b, off, dir, pos),
-            8 => one::<B, u64>(b, off, dir, pos),
-            _ => one::<B, W128>(b, off, dir, pos),
+            1 => op.one::<B, u8>(b, off, pos),
+            2 => op.one::<B, u16>(b, off, pos),
+            4 => op.one::<B, u32>(b, off, pos),
+            8 => op.one::<B, u64>(b, off, pos),
+            _ => op.one::<B, W128>(b, off, pos),
         }
     }
 }
 
-/// The body: `count` accesses of `W` from `off`, unrolled by four (volatile accesses are never
-/// merged; unrolling only removes loop overhead).
+/// Executes `plan` in direction `op`, without barriers.
 ///
 /// # Safety
-/// Every access is aligned and in bounds; the memory side is valid for `count * W::WIDTH` bytes
-/// from `pos`.
-#[inline(always)]
-unsafe fn body<B: Backend + ?Sized, W: Word>(
-    b: &B,
-    off: usize,
-    count: usize,
-    dir: Dir,
-    pos: usize,
-    each: Option<Barrier>,
-) {
-    let w = W::WIDTH;
-    if let Some(barrier) = each {
-        for i in 0..count {
-            // SAFETY: i < count, so the access is within the planned body.
-            unsafe { one::<B, W>(b, off + i * w, dir, pos + i * w) };
-            b.barrier(barrier);
-        }
-        return;
+/// As for [`execute`].
+#[inline]
+#[allow(unused_assignments)] // the last `step!` advances `off` past its final use
+unsafe fn run<B: Backend + ?Sized, O: Op>(b: &B, plan: &Plan, op: O) {
+    let start = plan.start;
+    let mut off = start;
+    // Head: one access per set bit, smallest first; each leaves `off` aligned to the next.
+    macro_rules! step {
+        ($mask:expr, $t:ty) => {
+            if $mask as usize & <$t as Word>::WIDTH != 0 {
+                // SAFETY: planned access: aligned, inside the range (see `plan`).
+                unsafe { op.one::<B, $t>(b, off, off - start) };
+                off += <$t as Word>::WIDTH;
+            }
+        };
     }
-    let mut i = 0;
-    while i + 4 <= count {
-        // SAFETY: i + 3 < count: all four accesses are within the planned body.
-        unsafe {
-            one::<B, W>(b, off + i * w, dir, pos + i * w);
-            one::<B, W>(b, off + (i + 1) * w, dir, pos + (i + 1) * w);
-            one::<B, W>(b, off + (i + 2) * w, dir, pos + (i + 2) * w);
-            one::<B, W>(b, off + (i + 3) * w, dir, pos + (i + 3) * w);
+    step!(plan.head, u8);
+    step!(plan.head, u16);
+    step!(plan.head, u32);
+    step!(plan.head, u64);
+    let count = plan.body_count;
+    // SAFETY: the body is `body_count` aligned accesses of `body_width` inside the range.
+    unsafe {
+        match plan.body_width {
+            1 => op.body::<B, u8>(b, off, count, off - start),
+            2 => op.body::<B, u16>(b, off, count, off - start),
+            4 => op.body::<B, u32>(b, off, count, off - start),
+            8 => op.body::<B, u64>(b, off, count, off - start),
+            _ => op.body::<B, W128>(b, off, count, off - start),
         }
-        i += 4;
     }
-    while i < count {
-        // SAFETY: i < count.
-        unsafe { one::<B, W>(b, off + i * w, dir, pos + i * w) };
-        i += 1;
+    off += count * plan.body_width;
+    // Tail: largest first, each access aligned because `off` is aligned to the one before.
+    step!(plan.tail, u64);
+    step!(plan.tail, u32);
+    step!(plan.tail, u16);
+    step!(plan.tail, u8);
+}
+
+/// Executes `plan` in direction `op` with `barrier` after every access.
+///
+/// # Safety
+/// As for [`execute`].
+#[inline(never)]
+unsafe fn run_each<B: Backend + ?Sized, O: Op>(b: &B, plan: &Plan, op: O, barrier: Barrier) {
+    for a in plan.accesses() {
+        // SAFETY: every planned access is aligned and inside the planned range.
+        unsafe { one_dyn(op, b, a.offset, a.width, a.offset - plan.start) };
+        b.barrier(barrier);
     }
 }
 
@@ -304,40 +441,23 @@ unsafe fn body<B: Backend + ?Sized, W: Word>(
 /// # Safety
 /// The plan's range is in bounds of `b`, its maximum width is ≤ `b.base_align()`, and the memory
 /// side of `dir` is valid for the plan's whole length.
+#[inline(always)]
 pub(crate) unsafe fn execute<B: Backend + ?Sized>(
     b: &B,
     plan: &Plan,
     dir: Dir,
     each: Option<Barrier>,
 ) {
-    let mut off = plan.start;
-    for &w in plan.head.as_slice() {
-        // SAFETY: head accesses are aligned and inside the planned range (see `plan`).
-        unsafe { one_dyn(b, off, w as usize, dir, off - plan.start) };
-        if let Some(barrier) = each {
-            b.barrier(barrier);
-        }
-        off += w as usize;
-    }
-    let pos = off - plan.start;
-    // SAFETY: the body is `body_count` aligned accesses of `body_width` inside the range.
+    // SAFETY: forwarded contract.
     unsafe {
-        match plan.body_width {
-            1 => body::<B, u8>(b, off, plan.body_count, dir, pos, each),
-            2 => body::<B, u16>(b, off, plan.body_count, dir, pos, each),
-            4 => body::<B, u32>(b, off, plan.body_count, dir, pos, each),
-            8 => body::<B, u64>(b, off, plan.body_count, dir, pos, each),
-            _ => body::<B, W128>(b, off, plan.body_count, dir, pos, each),
+        match (dir, each) {
+            (Dir::ToIo(src), None) => run(b, plan, ToIo(src)),
+            (Dir::FromIo(dst), None) => run(b, plan, FromIo(dst)),
+            (Dir::Fill(byte), None) => run(b, plan, Fill(byte)),
+            (Dir::ToIo(src), Some(x)) => run_each(b, plan, ToIo(src), x),
+            (Dir::FromIo(dst), Some(x)) => run_each(b, plan, FromIo(dst), x),
+            (Dir::Fill(byte), Some(x)) => run_each(b, plan, Fill(byte), x),
         }
-    }
-    off += plan.body_count * plan.body_width;
-    for &w in plan.tail.as_slice() {
-        // SAFETY: tail accesses are aligned and inside the planned range.
-        unsafe { one_dyn(b, off, w as usize, dir, off - plan.start) };
-        if let Some(barrier) = each {
-            b.barrier(barrier);
-        }
-        off += w as usize;
     }
 }
 
@@ -379,6 +499,55 @@ mod tests {
                 len: 2
             })
         );
+    }
+
+    /// The greedy plan, one access at a time: the widest access aligned at the offset, fitting
+    /// in what is left, within the policy.
+    fn greedy(off: usize, len: usize, max: usize) -> alloc::vec::Vec<(usize, usize)> {
+        let (mut off, end) = (off, off + len);
+        let mut v = alloc::vec::Vec::new();
+        while off < end {
+            let mut w = max;
+            while off % w != 0 || w > end - off {
+                w /= 2;
+            }
+            v.push((off, w));
+            off += w;
+        }
+        v
+    }
+
+    #[test]
+    fn matches_greedy_model() {
+        for max in [1, 2, 4, 8, 16] {
+            for off in 0..80 {
+                for len in 0..80 {
+                    assert_eq!(
+                        widths(off, len, max),
+                        greedy(off, len, max),
+                        "{off} {len} {max}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn short_unaligned_range_in_one_block() {
+        // Grows to the 8-aligned point, then shrinks: six accesses, no body.
+        assert_eq!(
+            widths(1, 14, 16),
+            [(1, 1), (2, 2), (4, 4), (8, 4), (12, 2), (14, 1)]
+        );
+        assert_eq!(widths(5, 2, 16), [(5, 1), (6, 1)]);
+        assert_eq!(widths(9, 0, 16), []);
+    }
+
+    #[test]
+    fn near_the_end_of_the_address_space() {
+        let off = usize::MAX - 20;
+        assert_eq!(widths(off, 20, 16), greedy(off, 20, 16));
+        assert_eq!(plan(off, 20, WidthPolicy::MEMORY_LIKE).unwrap().len(), 6);
     }
 
     #[test]

@@ -18,11 +18,13 @@
 //! Every variant is checked for a correct result before it is timed. Within a cell, rounds of all
 //! variants are interleaved, so a load spike on the machine hits them alike; each round runs
 //! enough iterations to last at least the round time, and the value is the median of the rounds.
+//! Time is the thread's CPU time (on Linux), so rounds in which the process was descheduled by
+//! other work on the machine are not stretched; ratios compare variants of one run.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::hint::black_box;
 use std::ptr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iomem::{memcpy_fromio, memcpy_toio, Caching, IoMem, Mmio, WidthPolicy};
 
@@ -118,6 +120,47 @@ impl Drop for Buf {
     }
 }
 
+/// A clock that advances only while this thread runs on a CPU (Linux
+/// `CLOCK_THREAD_CPUTIME_ID`), so time spent descheduled on a busy machine does not count;
+/// the wall clock elsewhere.
+#[derive(Clone, Copy)]
+struct Clock(Duration);
+
+#[cfg(target_os = "linux")]
+impl Clock {
+    fn now() -> Self {
+        #[repr(C)]
+        struct Timespec {
+            sec: i64,
+            nsec: i64,
+        }
+        extern "C" {
+            fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+        }
+        const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+        let mut ts = Timespec { sec: 0, nsec: 0 };
+        // SAFETY: `ts` is a valid, writable `struct timespec` (two 64-bit fields on 64-bit
+        // Linux); the call writes only to it.
+        let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+        Clock(Duration::new(ts.sec as u64, ts.nsec as u32))
+    }
+    fn elapsed(self) -> Duration {
+        Clock::now().0.saturating_sub(self.0)
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+impl Clock {
+    fn now() -> Self {
+        thread_local!(static START: std::time::Instant = std::time::Instant::now());
+        Clock(START.with(|s| s.elapsed()))
+    }
+    fn elapsed(self) -> Duration {
+        Clock::now().0.saturating_sub(self.0)
+    }
+}
+
 /// One timed thing: runs its copy `iters` times.
 type Kernel<'a> = Box<dyn FnMut(u64) + 'a>;
 
@@ -125,7 +168,7 @@ type Kernel<'a> = Box<dyn FnMut(u64) + 'a>;
 fn calibrate(k: &mut Kernel<'_>, round: Duration) -> u64 {
     let mut iters = 1u64;
     loop {
-        let t = Instant::now();
+        let t = Clock::now();
         k(iters);
         let e = t.elapsed();
         if e >= round {
@@ -400,7 +443,7 @@ pub fn run(opts: Opts) -> Vec<Row> {
                 let mut samples = vec![Vec::with_capacity(rounds); ks.len()];
                 for _ in 0..rounds {
                     for (j, (_, k)) in ks.iter_mut().enumerate() {
-                        let t = Instant::now();
+                        let t = Clock::now();
                         k(iters[j]);
                         let s = t.elapsed().as_secs_f64();
                         samples[j].push((n as f64 * iters[j] as f64) / s / 1e9);

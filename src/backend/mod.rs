@@ -50,6 +50,33 @@ pub unsafe trait Word: Copy + sealed::Sealed + 'static {
     fn to_u128(self) -> u128;
     /// The inverse of [`Word::to_u128`] (truncating).
     fn from_u128(v: u128) -> Self;
+
+    /// `byte` repeated `WIDTH` times (the value `memset_io` stores), built so that a volatile
+    /// store of it stays one instruction.
+    #[inline(always)]
+    fn splat(byte: u8) -> Self {
+        Self::from_u128(u128::from_ne_bytes([byte; 16]))
+    }
+
+    /// Loads a value from RAM at any alignment (the memory side of a copy; never device memory).
+    ///
+    /// # Safety
+    /// `p` is valid for reads of `WIDTH` bytes.
+    #[inline(always)]
+    unsafe fn load_unaligned(p: *const u8) -> Self {
+        // SAFETY: the caller guarantees `p` is readable for WIDTH bytes; any bit pattern is valid.
+        unsafe { core::ptr::read_unaligned(p.cast::<Self>()) }
+    }
+
+    /// Stores the value to RAM at any alignment (the memory side of a copy; never device memory).
+    ///
+    /// # Safety
+    /// `p` is valid for writes of `WIDTH` bytes.
+    #[inline(always)]
+    unsafe fn store_unaligned(self, p: *mut u8) {
+        // SAFETY: the caller guarantees `p` is writable for WIDTH bytes.
+        unsafe { core::ptr::write_unaligned(p.cast::<Self>(), self) }
+    }
 }
 
 macro_rules! impl_word {
@@ -87,8 +114,17 @@ pub const HAS_W128: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch
 ///
 /// Only used where [`HAS_W128`] is true; elsewhere the widest access is 8 bytes and no plan
 /// contains a `W128` access.
+// Transparent over the vector type where there is one, so a volatile access of a `W128` is a
+// volatile access of the vector itself (an aggregate would be staged through the stack).
 #[derive(Clone, Copy)]
-#[repr(C, align(16))]
+#[cfg_attr(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    repr(transparent)
+)]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    repr(C, align(16))
+)]
 pub struct W128(W128Inner);
 
 static_assertions::assert_eq_size!(W128, [u8; 16]);
@@ -108,6 +144,31 @@ unsafe impl Word for W128 {
     fn from_u128(v: u128) -> Self {
         // SAFETY: as above.
         unsafe { core::mem::transmute::<u128, W128>(v) }
+    }
+
+    // On x86_64 the vector is built and moved with SSE2 intrinsics: a value that passes through
+    // a `u128` can be lowered to two 8-byte stores, which would split a device access.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn splat(byte: u8) -> Self {
+        // SAFETY: SSE2 is part of the x86_64 baseline; the intrinsic only computes a value.
+        W128(unsafe { core::arch::x86_64::_mm_set1_epi8(byte as i8) })
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load_unaligned(p: *const u8) -> Self {
+        // SAFETY: SSE2 is baseline on x86_64; the caller guarantees `p` is readable for 16
+        // bytes, and `movdqu` has no alignment requirement.
+        W128(unsafe { core::arch::x86_64::_mm_loadu_si128(p.cast()) })
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn store_unaligned(self, p: *mut u8) {
+        // SAFETY: SSE2 is baseline on x86_64; the caller guarantees `p` is writable for 16
+        // bytes, and `movdqu` has no alignment requirement.
+        unsafe { core::arch::x86_64::_mm_storeu_si128(p.cast(), self.0) }
     }
 }
 
