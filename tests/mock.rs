@@ -19,6 +19,9 @@ fn write_1_to_clear() {
     assert_eq!(io.try_read32(8), Ok(0x0000_f00c));
     io.try_write32(8, 0).unwrap();
     assert_eq!(io.try_read32(8), Ok(0x0000_f00c));
+    // Writing 1 to a bit that is already clear leaves it clear (it does not toggle).
+    io.try_write32(8, 0x0000_0030).unwrap();
+    assert_eq!(io.try_read32(8), Ok(0x0000_f00c));
     // The trace shows what the driver wrote, not what the register became.
     let w = mock.writes();
     assert_eq!((w[0].offset, w[0].width, w[0].value), (8, 4, 0x0f03));
