@@ -358,6 +358,29 @@ fn io_lock_barrier_precedes_the_next_holders_writes() {
 }
 
 #[test]
+fn io_lock_drains_write_combining_writes_at_unlock() {
+    for arch in Arch::ALL {
+        let regs = bar0(arch);
+        let data = cmb(arch);
+        let lock = IoLock::new(());
+        {
+            let g = lock.lock();
+            g.io(IoMem::new(&regs).with_strategy(Strategy::Relaxed))
+                .try_write32(0, 1)
+                .unwrap();
+            g.io(IoMem::new(&data).with_strategy(Strategy::Relaxed))
+                .copy_from_slice(&[1; 0x1000])
+                .unwrap();
+        }
+        // A write-combining mapping was written: the unlock drains (recorded on the backend
+        // written last), instead of the plain MmioUnlock.
+        assert!(regs.barriers().is_empty(), "{arch:?}");
+        assert_eq!(data.barriers(), [Barrier::WcFlush], "{arch:?}");
+        assert_eq!(data.instructions(), [flush_insn(arch)], "{arch:?}");
+    }
+}
+
+#[test]
 fn io_lock_tracks_doorbells_and_manual_marks() {
     let m = MockIo::new(0x1000).with_arch(Arch::Riscv64);
     let db = Doorbell::new(IoMem::new(&m).cast::<u32>(DB).unwrap());

@@ -24,7 +24,15 @@
 //! guard ([`IoGuard::io`] hands out a [`Tracked`] handle whose writes set it, or
 //! [`IoGuard::mark_written`] sets it by hand), and dropping the guard issues
 //! [`Barrier::MmioUnlock`] on the backend last written — *before* the mutex is released — if and
-//! only if it is set. The guard is `!Send` (like the [`MutexGuard`] inside), so the critical
+//! only if it is set.
+//!
+//! Write-combining data written under the lock needs more: it may still sit in *this* CPU's
+//! write-combining buffer when the next holder, on another CPU, rings a doorbell — and that
+//! holder's flush drains only its own buffers. So if any tracked write went to a
+//! write-combining mapping, the unlock issues [`Barrier::WcFlush`] instead, which orders
+//! everything `MmioUnlock` orders on every architecture of the table (x86 `sfence` where
+//! `MmioUnlock` is nothing; powerpc `sync` for both; riscv `fence ow,ow` ⊇ `fence o,w`; aarch64
+//! `dsb st`). The guard is `!Send` (like the [`MutexGuard`] inside), so the critical
 //! section stays on one thread; a thread moving between CPUs goes through the kernel's context
 //! switch, which orders MMIO writes on every architecture here.
 //!
@@ -99,6 +107,7 @@ impl<T> IoLock<T> {
         IoGuard {
             guard: self.inner.lock().unwrap_or_else(|e| e.into_inner()),
             pending: Cell::new(None),
+            wc: Cell::new(false),
         }
     }
 
@@ -112,6 +121,7 @@ impl<T> IoLock<T> {
         Some(IoGuard {
             guard,
             pending: Cell::new(None),
+            wc: Cell::new(false),
         })
     }
 
@@ -127,6 +137,8 @@ pub struct IoGuard<'l, T> {
     guard: MutexGuard<'l, T>,
     /// The backend of the last tracked MMIO write (the kernel's `mmiowb_pending`).
     pending: Cell<Option<&'l dyn Fence>>,
+    /// Whether a tracked write went to a write-combining mapping.
+    wc: Cell<bool>,
 }
 
 impl<T: core::fmt::Debug> core::fmt::Debug for IoGuard<'_, T> {
@@ -158,7 +170,8 @@ impl<'l, T> IoGuard<'l, T> {
         handle: IoMem<'l, U, B>,
     ) -> Tracked<'g, 'l, U, B> {
         Tracked {
-            guard: &self.pending,
+            pending: &self.pending,
+            wc: &self.wc,
             io: handle,
         }
     }
@@ -174,14 +187,23 @@ impl<'l, T> IoGuard<'l, T> {
         self.mark_written(doorbell.register().backend());
     }
 
+    /// Records that a write-combining mapping was written in this critical section by a path the
+    /// guard did not see: the unlock will drain write-combining buffers.
+    pub fn mark_written_wc<B: Backend + 'l>(&self, backend: &'l B) {
+        self.pending.set(Some(backend));
+        self.wc.set(true);
+    }
+
     /// Records that an MMIO write to `backend` happened in this critical section by a path the
     /// guard did not see.
     pub fn mark_written<B: Backend + 'l>(&self, backend: &'l B) {
         self.pending.set(Some(backend));
+        self.wc
+            .set(self.wc.get() || backend.caching() == crate::Caching::WriteCombining);
     }
 
     /// Whether an MMIO write happened in this critical section (the unlock will issue
-    /// [`Barrier::MmioUnlock`]).
+    /// [`Barrier::MmioUnlock`], or [`Barrier::WcFlush`] if a write-combining mapping was written).
     pub fn write_pending(&self) -> bool {
         self.pending.get().is_some()
     }
@@ -194,7 +216,11 @@ impl<T> Drop for IoGuard<'_, T> {
     fn drop(&mut self) {
         // Runs before the `MutexGuard` field is dropped, i.e. before the mutex is released.
         if let Some(backend) = self.pending.take() {
-            backend.fence(Barrier::MmioUnlock);
+            backend.fence(if self.wc.get() {
+                Barrier::WcFlush
+            } else {
+                Barrier::MmioUnlock
+            });
         }
     }
 }
@@ -202,7 +228,8 @@ impl<T> Drop for IoGuard<'_, T> {
 /// An [`IoMem`] handle inside an [`IoGuard`]: its writes mark the guard (so the unlock orders
 /// them); reads go through untouched.
 pub struct Tracked<'g, 'l, U: ?Sized, B: Backend> {
-    guard: &'g Cell<Option<&'l dyn Fence>>,
+    pending: &'g Cell<Option<&'l dyn Fence>>,
+    wc: &'g Cell<bool>,
     io: IoMem<'l, U, B>,
 }
 
@@ -214,7 +241,9 @@ impl<U: ?Sized, B: Backend> core::fmt::Debug for Tracked<'_, '_, U, B> {
 
 impl<'l, U: ?Sized, B: Backend + 'l> Tracked<'_, 'l, U, B> {
     fn mark(&self) {
-        self.guard.set(Some(self.io.backend()));
+        self.pending.set(Some(self.io.backend()));
+        self.wc
+            .set(self.wc.get() || self.io.caching() == crate::Caching::WriteCombining);
     }
 
     /// The handle, for reads. Writes made through it are **not** tracked.
