@@ -5,6 +5,21 @@
 //! saying which instructions each [`Arch`] executes for it — the same table the real backend
 //! executes on the host (through `order/<arch>.rs`) and the mock records for any architecture, so
 //! a test on x86_64 proves where powerpc would put its `sync`s.
+//!
+//! - [`Strategy`] places barriers around copies and single accesses: `Conservative` is exactly
+//!   what Linux emits on each architecture ([`Strategy::placement`] cites the kernel functions),
+//!   `Batched` leaves copies bare and puts one barrier before the doorbell, `Relaxed` puts none.
+//! - [`Doorbell`] and [`Submission`] ring a device with the barrier its data needs, including the
+//!   write-combining flush when the data lives in another, write-combining mapping than the
+//!   doorbell register ([`doorbell`]).
+//! - [`IoLock`] is a mutex whose unlock orders the MMIO writes of its critical section
+//!   (`mmiowb`), paying only when there were any ([`lock`]).
+//! - The mock's weak-ordering model ([`crate::backend::mock::device_order`]) lets tests check
+//!   that a device sees data before the doorbell under every reordering the simulated
+//!   architecture allows; [`orders_device_stores`] is the part of it read from this table.
+//!
+//! Per-architecture sources and reasoning are in the docs of the arch modules
+//! (`src/order/{powerpc,aarch64,riscv,x86}.rs`) and of each [`Barrier`].
 
 pub mod doorbell;
 #[cfg(feature = "std")]
