@@ -153,6 +153,18 @@ fn relaxed_and_batched_copies_carry_no_barrier_on_any_arch() {
     }
 }
 
+#[test]
+fn batched_keeps_readl_barriers_relaxed_does_not() {
+    for (s, want) in [
+        (Strategy::Batched, vec!["[]", "R4@0x0", "[dmb oshld]"]),
+        (Strategy::Relaxed, vec!["R4@0x0"]),
+    ] {
+        let m = MockIo::new(16).with_arch(Arch::Aarch64);
+        IoMem::new(&m).with_strategy(s).try_read32(0).unwrap();
+        assert_eq!(shape(&m.events()), want, "{s:?}");
+    }
+}
+
 // ---- Doorbells over write-combining data --------------------------------------------------
 
 const DB: usize = 0x1000 - 4;

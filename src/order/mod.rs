@@ -279,11 +279,11 @@ pub fn execute_after_read(barrier: Barrier, loaded: u64) {
 /// Chosen per handle ([`IoMem::with_strategy`](crate::IoMem::with_strategy)) or per
 /// [`Doorbell`]; the default is [`Strategy::Conservative`].
 ///
-/// | | copy / single access | doorbell |
-/// |---|---|---|
-/// | `Conservative` | what Linux emits (`writel`, `memcpy_toio`, …) | `writel` |
-/// | `Batched` | nothing | one publishing barrier |
-/// | `Relaxed` | nothing | nothing (`writel_relaxed`) |
+/// | | copies, single writes | single reads | doorbell |
+/// |---|---|---|---|
+/// | `Conservative` | what Linux emits (`writel`, `memcpy_toio`, …) | `readl` | `writel` |
+/// | `Batched` | nothing | `readl` | one publishing barrier |
+/// | `Relaxed` | nothing | nothing (`readl_relaxed`) | nothing (`writel_relaxed`) |
 ///
 /// With `Batched`, any number of commands are copied without barriers and the doorbell write
 /// carries the one barrier that publishes all of them: for 32 commands on powerpc that is one
@@ -300,7 +300,8 @@ pub enum Strategy {
     /// an explicit [`Barrier::IoBeforeWrite`].
     Relaxed,
     /// Copies and command writes carry no barriers; the doorbell write carries the one barrier
-    /// that publishes everything before it.
+    /// that publishes everything before it. Single reads keep `readl`'s barriers: a status or
+    /// completion register read must still complete before the data it announces is read.
     Batched,
 }
 
@@ -382,6 +383,8 @@ impl Strategy {
     /// - other architectures: `writel`/`readl` as above (a `SeqCst` fence each), and a full
     ///   barrier before and after each copy, as a portable stand-in.
     ///
+    /// `Batched` places only the single-read barriers (as `Conservative`) and the doorbell's.
+    ///
     /// A doorbell is a `writel` under `Conservative` and `Batched` ([`Barrier::IoBeforeWrite`]
     /// first) and a `writel_relaxed` under `Relaxed`. A doorbell that publishes data in a
     /// write-combining mapping needs [`Barrier::WcFlush`] instead; [`Doorbell`] adds it.
@@ -396,7 +399,11 @@ impl Strategy {
             };
         }
         match self {
-            Strategy::Relaxed | Strategy::Batched => Placement::NONE,
+            Strategy::Relaxed => Placement::NONE,
+            Strategy::Batched => match op {
+                Op::Read => Placement::around(Some(IoBeforeRead), Some(IoAfterRead)),
+                _ => Placement::NONE,
+            },
             Strategy::Conservative => match (arch, op) {
                 (_, Op::Write) => Placement::around(Some(IoBeforeWrite), None),
                 (_, Op::Read) => Placement::around(Some(IoBeforeRead), Some(IoAfterRead)),
