@@ -6,7 +6,7 @@
 
 use iomem::backend::mock::{self, Access, Dir, Event};
 use iomem::backend::MockIo;
-use iomem::order::{Arch, Barrier, Doorbell, Strategy};
+use iomem::order::{Arch, Barrier, Doorbell, IoSpinLock, Strategy};
 use iomem::{memcpy_fromio, memcpy_toio, Caching, IoLock, IoMem, WidthPolicy};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRng, TestRunner};
@@ -367,6 +367,48 @@ fn io_lock_barrier_precedes_the_next_holders_writes() {
     }
     let tails: Vec<u128> = m.writes().iter().map(|a| a.value).collect();
     assert_eq!(tails, (1..=100).collect::<Vec<u128>>());
+}
+
+#[test]
+fn io_spin_lock_orders_like_io_lock() {
+    for arch in Arch::ALL {
+        let m = MockIo::new(64).with_arch(arch);
+        let regs = IoMem::new(&m).with_strategy(Strategy::Relaxed);
+        let lock = IoSpinLock::new(0u32);
+        {
+            let mut g = lock.lock();
+            *g += 1;
+        }
+        assert!(m.barriers().is_empty(), "{arch:?}");
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        let mut g = lock.lock();
+                        *g += 1;
+                        let tail = *g;
+                        g.io(regs).try_write32(0, tail).unwrap();
+                    }
+                });
+            }
+        });
+        let ev = m.events();
+        assert_eq!(ev.len(), 200, "{arch:?}");
+        for pair in ev.chunks(2) {
+            assert!(matches!(pair[0], Event::Access(_)));
+            match pair[1] {
+                Event::Barrier { barrier, insns } => {
+                    assert_eq!(barrier, Barrier::MmioUnlock);
+                    assert_eq!(insns, unlock_insns(arch));
+                }
+                ref e => panic!("{arch:?}: expected the unlock barrier, got {e:?}"),
+            }
+        }
+        let tails: Vec<u128> = m.writes().iter().map(|a| a.value).collect();
+        assert_eq!(tails, (2..=101).collect::<Vec<u128>>(), "{arch:?}");
+        assert!(lock.try_lock().is_some());
+        assert_eq!(lock.into_inner(), 101);
+    }
 }
 
 #[test]

@@ -20,7 +20,8 @@
 //! unlocks already order MMIO writes) only if the flag is set — so critical sections without MMIO
 //! writes pay nothing.
 //!
-//! [`IoGuard`] plays the per-CPU flag: MMIO writes made inside the critical section go through the
+//! [`IoGuard`] (the guard of [`IoLock`], a `std` mutex, and of [`IoSpinLock`], a `no_std` spin
+//! lock) plays the per-CPU flag: MMIO writes made inside the critical section go through the
 //! guard ([`IoGuard::io`] hands out a [`Tracked`] handle whose writes set it, or
 //! [`IoGuard::mark_written`] sets it by hand), and dropping the guard issues
 //! [`Barrier::MmioUnlock`] on the backend last written — *before* the mutex is released — if and
@@ -40,7 +41,11 @@
 //! in the protected state bypasses the flag. Keep the state's handles for reading, and write
 //! through [`IoGuard::io`].
 
-use core::cell::Cell;
+use core::cell::{Cell, UnsafeCell};
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicBool, Ordering};
+#[cfg(feature = "std")]
 use std::sync::{Mutex, MutexGuard};
 
 use zerocopy::{Immutable, IntoBytes};
@@ -86,11 +91,13 @@ impl<B: Backend> Fence for B {
 /// assert!(bar.instructions().is_empty());
 /// # Ok::<(), iomem::Error>(())
 /// ```
+#[cfg(feature = "std")]
 #[derive(Debug, Default)]
 pub struct IoLock<T> {
     inner: Mutex<T>,
 }
 
+#[cfg(feature = "std")]
 impl<T> IoLock<T> {
     /// A new, unlocked lock holding `value`.
     pub const fn new(value: T) -> Self {
@@ -103,26 +110,18 @@ impl<T> IoLock<T> {
     ///
     /// A holder that panicked leaves the state as it was at the panic; the lock is taken anyway
     /// (driver state has no invariant the mutex could have protected better).
-    pub fn lock(&self) -> IoGuard<'_, T> {
-        IoGuard {
-            guard: self.inner.lock().unwrap_or_else(|e| e.into_inner()),
-            pending: Cell::new(None),
-            wc: Cell::new(false),
-        }
+    pub fn lock(&self) -> IoGuard<'_, MutexGuard<'_, T>> {
+        IoGuard::new(self.inner.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Takes the lock if it is free.
-    pub fn try_lock(&self) -> Option<IoGuard<'_, T>> {
+    pub fn try_lock(&self) -> Option<IoGuard<'_, MutexGuard<'_, T>>> {
         let guard = match self.inner.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return None,
         };
-        Some(IoGuard {
-            guard,
-            pending: Cell::new(None),
-            wc: Cell::new(false),
-        })
+        Some(IoGuard::new(guard))
     }
 
     /// The protected value, consuming the lock.
@@ -131,39 +130,155 @@ impl<T> IoLock<T> {
     }
 }
 
-/// The critical section of an [`IoLock`]: dereferences to the state, tracks MMIO writes, and
-/// issues [`Barrier::MmioUnlock`] on drop if there were any.
-pub struct IoGuard<'l, T> {
-    guard: MutexGuard<'l, T>,
+/// A spin lock with the same unlock ordering as [`IoLock`], for `no_std` drivers (and critical
+/// sections too short to sleep in). Waiters spin; there is no fairness and no poisoning.
+///
+/// ```
+/// use iomem::{backend::MockIo, order::{Arch, IoSpinLock, Strategy}, IoMem};
+///
+/// let bar = MockIo::new(64).with_arch(Arch::Riscv64);
+/// let regs = IoMem::new(&bar).with_strategy(Strategy::Relaxed);
+/// let lock = IoSpinLock::new(0u32);
+/// {
+///     let mut g = lock.lock();
+///     *g = 7;
+///     g.io(regs).try_write32(0, *g)?;
+/// }
+/// assert_eq!(bar.instructions(), ["fence o,w"]);
+/// # Ok::<(), iomem::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct IoSpinLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is only reached through a `SpinGuard`, and at most one exists at a time (the
+// `locked` flag, taken with Acquire and released with Release, hands the value from one holder
+// to the next), so sharing the lock between threads only moves `T` between them: `T: Send`.
+unsafe impl<T: Send> Sync for IoSpinLock<T> {}
+
+impl<T> IoSpinLock<T> {
+    /// A new, unlocked lock holding `value`.
+    pub const fn new(value: T) -> Self {
+        IoSpinLock {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Takes the lock, spinning until it is free.
+    pub fn lock(&self) -> IoGuard<'_, SpinGuard<'_, T>> {
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            while self.locked.load(Ordering::Relaxed) {
+                core::hint::spin_loop();
+            }
+        }
+        IoGuard::new(SpinGuard {
+            lock: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Takes the lock if it is free.
+    pub fn try_lock(&self) -> Option<IoGuard<'_, SpinGuard<'_, T>>> {
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| {
+                IoGuard::new(SpinGuard {
+                    lock: self,
+                    _not_send: PhantomData,
+                })
+            })
+    }
+
+    /// The protected value, consuming the lock.
+    pub fn into_inner(self) -> T {
+        self.value.into_inner()
+    }
+}
+
+/// Holding an [`IoSpinLock`]: releases it on drop. Always wrapped in an [`IoGuard`].
+pub struct SpinGuard<'l, T> {
+    lock: &'l IoSpinLock<T>,
+    /// Makes the guard `!Send` and `!Sync`: the critical section stays on one thread (as with
+    /// `MutexGuard`), and `&SpinGuard` cannot share `&T` between threads — the lock itself only
+    /// requires `T: Send`.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T> Deref for SpinGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: this guard exists only while it holds the lock, so no other reference to the
+        // value exists; the borrow is tied to the guard.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as for `deref`, and `&mut self` makes this the only borrow through the guard.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.locked.store(false, Ordering::Release);
+    }
+}
+
+/// The critical section of an [`IoLock`] or [`IoSpinLock`] (`G` is the lock's own guard):
+/// dereferences to the state, tracks MMIO writes, and on drop — before the lock is released —
+/// issues [`Barrier::MmioUnlock`] (or [`Barrier::WcFlush`]) if there were any.
+pub struct IoGuard<'l, G> {
+    guard: G,
     /// The backend of the last tracked MMIO write (the kernel's `mmiowb_pending`).
     pending: Cell<Option<&'l dyn Fence>>,
     /// Whether a tracked write went to a write-combining mapping.
     wc: Cell<bool>,
 }
 
-impl<T: core::fmt::Debug> core::fmt::Debug for IoGuard<'_, T> {
+impl<G: Deref> core::fmt::Debug for IoGuard<'_, G>
+where
+    G::Target: core::fmt::Debug,
+{
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("IoGuard")
-            .field("value", &*self.guard)
+            .field("value", &&*self.guard)
             .field("write_pending", &self.write_pending())
             .finish()
     }
 }
 
-impl<T> core::ops::Deref for IoGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
+impl<G: Deref> Deref for IoGuard<'_, G> {
+    type Target = G::Target;
+    fn deref(&self) -> &G::Target {
         &self.guard
     }
 }
 
-impl<T> core::ops::DerefMut for IoGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
+impl<G: DerefMut> DerefMut for IoGuard<'_, G> {
+    fn deref_mut(&mut self) -> &mut G::Target {
         &mut self.guard
     }
 }
 
-impl<'l, T> IoGuard<'l, T> {
+impl<'l, G> IoGuard<'l, G> {
+    fn new(guard: G) -> Self {
+        IoGuard {
+            guard,
+            pending: Cell::new(None),
+            wc: Cell::new(false),
+        }
+    }
+
     /// A handle whose writes are tracked by this guard.
     pub fn io<'g, U: ?Sized, B: Backend + 'l>(
         &'g self,
@@ -212,7 +327,7 @@ impl<'l, T> IoGuard<'l, T> {
     pub fn unlock(self) {}
 }
 
-impl<T> Drop for IoGuard<'_, T> {
+impl<G> Drop for IoGuard<'_, G> {
     fn drop(&mut self) {
         // Runs before the `MutexGuard` field is dropped, i.e. before the mutex is released.
         if let Some(backend) = self.pending.take() {

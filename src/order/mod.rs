@@ -22,12 +22,12 @@
 //! (`src/order/{powerpc,aarch64,riscv,x86}.rs`) and of each [`Barrier`].
 
 pub mod doorbell;
-#[cfg(feature = "std")]
 pub mod lock;
 
 pub use doorbell::{Doorbell, Published, Submission};
 #[cfg(feature = "std")]
-pub use lock::{IoGuard, IoLock, Tracked};
+pub use lock::IoLock;
+pub use lock::{IoGuard, IoSpinLock, SpinGuard, Tracked};
 
 cfg_if::cfg_if! {
     if #[cfg(target_arch = "powerpc64")] {
