@@ -11,7 +11,7 @@
 //! - `arch/riscv/include/asm/mmio.h`: `__io_bw()` `fence w,o` (`writel` = `fence w,o; sw`),
 //!   `__io_ar()` `fence i,ir` (`readl` = `lw; fence i,ir`: the read is ordered before later
 //!   memory reads *and* before later device reads, which keeps it ahead of a `delay()` loop;
-//!   kernels before 2022 used `fence i,r`), `__io_br()` empty, `__io_aw()`
+//!   older kernels used `fence i,r`), `__io_br()` empty, `__io_aw()`
 //!   `mmiowb_set_pending()`. The `_relaxed` accessors need no fence: the platform spec makes I/O
 //!   regions strongly ordered among themselves.
 //! - `arch/riscv/include/asm/mmiowb.h`: `mmiowb()` is `fence o,w` — device writes complete
