@@ -60,8 +60,14 @@ if [ ! -s "$WORK/vmlinuz" ]; then
     [ -n "$pkg" ] || { echo "install: cannot resolve linux-image-cloud-amd64 to a kernel package" >&2; exit 1; }
     dl="$WORK/kpkg"
     rm -rf "$dl"; mkdir -p "$dl"
-    if ! (cd "$dl" && retry 3 apt-get download -qq -o APT::Sandbox::User=root "$pkg"); then
-        echo "install: FAILED to download kernel package $pkg" >&2
+    # A stale package index names a version the mirror no longer has: refresh it between tries.
+    fetch_kernel() {
+        (cd "$dl" && apt-get download -qq -o APT::Sandbox::User=root "$pkg") && return 0
+        $SUDO apt-get update -qq || true
+        return 1
+    }
+    if ! retry 3 fetch_kernel; then
+        echo "install: FAILED to download kernel package $pkg (apt-get download; check the mirror)" >&2
         exit 1
     fi
     deb=$(ls "$dl"/*.deb)

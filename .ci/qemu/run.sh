@@ -27,10 +27,14 @@ echo "qemu: installing what is missing"
 
 echo "qemu: building the static guest binary"
 tb=$(date +%s.%N)
+# .ci/qemu/guest builds examples/nvme_e2e.rs as a binary without the dev-dependencies an
+# example would link. It starts from the crate's lock file, so it uses the same versions (cargo
+# drops the entries it does not need).
+cp "$ROOT/Cargo.lock" "$ROOT/.ci/qemu/guest/Cargo.lock"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
-    --target x86_64-unknown-linux-gnu --target-dir "$ROOT/target/guest" \
-    --features linux --example nvme_e2e
-BIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/examples/nvme_e2e
+    --manifest-path "$ROOT/.ci/qemu/guest/Cargo.toml" \
+    --target x86_64-unknown-linux-gnu --target-dir "$ROOT/target/guest"
+BIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/nvme_e2e
 [ -x "$BIN" ] || { echo "qemu: guest binary $BIN missing" >&2; exit 1; }
 echo "qemu: build $(elapsed "$tb") s"
 
