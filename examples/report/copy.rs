@@ -505,21 +505,33 @@ pub fn targets(rows: &[Row]) -> Vec<String> {
             .min_by(|a, b| a.0.total_cmp(&b.0))
     };
     let ratio = |r: &Row| r.ratio.unwrap_or(0.0);
+    let sizes: Vec<u64> = {
+        let mut v: Vec<u64> = copy
+            .iter()
+            .map(|r| r.bytes)
+            .filter(|&b| b >= 4096)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
     for (policy, goal) in [("MEMORY_LIKE", 0.9), ("U64", 0.8)] {
         let is = move |r: &Row| r.variant.ends_with(&format!("({policy})"));
-        check(
-            format!("{policy} vs memcpy, 4 KiB..1 MiB, aligned"),
-            min_of(
-                &|r| is(r) && r.bytes >= 4096 && r.misalign == "aligned",
-                &ratio,
-            ),
-            goal,
-        );
-        check(
-            format!("{policy} vs memcpy, 4 KiB..1 MiB, all misalignments"),
-            min_of(&|r| is(r) && r.bytes >= 4096, &ratio),
-            goal,
-        );
+        for &n in &sizes {
+            check(
+                format!("{policy} vs memcpy, {n} B, aligned"),
+                min_of(
+                    &|r| is(r) && r.bytes == n && r.misalign == "aligned",
+                    &ratio,
+                ),
+                goal,
+            );
+            check(
+                format!("{policy} vs memcpy, {n} B, every misalignment"),
+                min_of(&|r| is(r) && r.bytes == n, &ratio),
+                goal,
+            );
+        }
     }
     for policy in ["MEMORY_LIKE", "U64", "U32"] {
         let is = move |r: &Row| r.variant.ends_with(&format!("({policy})"));
@@ -528,6 +540,27 @@ pub fn targets(rows: &[Row]) -> Vec<String> {
             min_of(&is, &|r| r.value / best(r)),
             0.5,
         );
+    }
+    // 4K aliasing: each variant at dst - src ≡ 1 (mod 4096) against itself aligned, at 4 KiB.
+    for (case, variant) in [
+        ("to_io", REFERENCE),
+        ("from_io", REFERENCE),
+        ("to_io", "memcpy_toio(MEMORY_LIKE)"),
+        ("from_io", "memcpy_fromio(MEMORY_LIKE)"),
+    ] {
+        let at = |m: &str| {
+            copy.iter()
+                .find(|r| {
+                    r.case == case && r.bytes == 4096 && r.misalign == m && r.variant == variant
+                })
+                .map(|r| r.value)
+        };
+        if let (Some(a), Some(d)) = (at("aligned"), at("d-s+1")) {
+            out.push(format!(
+                "info {case} {variant} at 4096 B: d-s+1 runs at {:.3}x of its aligned speed",
+                d / a
+            ));
+        }
     }
     out
 }
