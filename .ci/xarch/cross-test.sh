@@ -2,7 +2,8 @@
 # Runs the crate's test suite on powerpc64le, aarch64 and riscv64 under qemu-user, so the real
 # per-architecture barrier code executes there.
 #
-#   .ci/xarch/cross-test.sh [TRIPLE...]   default: all three targets
+#   .ci/xarch/cross-test.sh [TRIPLE...]                default: all three targets
+#   .ci/xarch/cross-test.sh --fetch-only [TRIPLE...]   install and fetch the tools, build nothing
 #
 # The host has only the x86_64 standard library, so the compiler is Debian trixie's rustc 1.85
 # with its libstd-rust-dev for each architecture, fetched with `apt-get download` into a private
@@ -27,6 +28,11 @@ die() {
 }
 
 ALL_TARGETS=(powerpc64le-unknown-linux-gnu aarch64-unknown-linux-gnu riscv64gc-unknown-linux-gnu)
+fetch_only=""
+if [ "${1:-}" = --fetch-only ]; then
+    fetch_only=1
+    shift
+fi
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 # Per target: Debian architecture, GNU triple (linker prefix and /usr/<triple> sysroot), qemu.
@@ -78,6 +84,7 @@ for a in "${deb_arches[@]}"; do pkgs+=("libstd-rust-dev:$a"); done
 key=$(printf '%s\n' "$SUITE" "$MIRROR" "${pkgs[@]}" | sort | sha256sum | cut -c1-16)
 TC=$CACHE/toolchain-$key
 if [ ! -f "$TC/.complete" ]; then
+    fetch_start=$SECONDS
     echo "cross-test: fetching $SUITE rustc $RUST_VERSION and std for ${arch_list} into $TC"
     apt_dir=$CACHE/apt
     mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/etc" "$CACHE/debs"
@@ -122,6 +129,7 @@ if [ ! -f "$TC/.complete" ]; then
     for old in "$CACHE"/toolchain-*; do
         [ "$old" = "$TC" ] || rm -rf "$old"
     done
+    echo "cross-test: toolchain ready in $((SECONDS - fetch_start)) s"
 fi
 
 # The wrapper host cargo uses as RUSTC: trixie's rustc under trixie's loader and libraries.
@@ -140,6 +148,7 @@ EOF
 fi
 rv=$("$WRAP" --version) || die "$SUITE rustc does not run through $WRAP"
 echo "cross-test: compiler: $rv"
+[ -z "$fetch_only" ] || exit 0
 
 # ---- build and test each target --------------------------------------------------------------
 status=0
@@ -195,7 +204,8 @@ for t in "${TARGETS[@]}"; do
         grep -E '^(error|test .* FAILED|failures:|---- )|panicked' "$log" | head -40 | sed 's/^/  | /' || true
         tail -n 25 "$log" | sed 's/^/  | /'
     fi
-    echo "cross-test: $t: $result: $passed passed, $failed failed, $ignored ignored in $binaries test binaries ($((SECONDS - start)) s)"
+    build=$(sed -n 's/^ *Finished .* in \(.*\)$/\1/p' "$log" | tail -1)
+    echo "cross-test: $t: $result: $passed passed, $failed failed, $ignored ignored in $binaries test binaries ($((SECONDS - start)) s, build ${build:-n/a})"
     if [ -n "${XARCH_SUMMARY:-}" ]; then
         echo "$t $passed $failed $ignored $result $((SECONDS - start))" >>"$XARCH_SUMMARY"
     fi

@@ -57,8 +57,8 @@ tests_result() {
         echo "${2:-not run}"
         return
     fi
-    read -r _ passed failed ignored result _secs <<<"$line"
-    echo "$result ($passed passed, $failed failed, $ignored ignored)"
+    read -r _ passed failed ignored result secs <<<"$line"
+    echo "$result ($passed passed, $failed failed, $ignored ignored; ${secs} s)"
 }
 
 echo
