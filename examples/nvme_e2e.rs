@@ -24,10 +24,13 @@
 //! With `unplug` it keeps reading until the host hot-unplugs the controller (QEMU monitor
 //! `device_del`, the controller behind a `pcie-root-port`) and expects the same.
 //!
+//! With `bound` it expects a kernel driver to own the controller at first, checks that mapping a
+//! BAR then fails with [`MapError::DriverOwnsBar`], and unbinds the driver.
+//!
 //! Every wait has a deadline. Exit code 0 means every check passed.
 //!
 //! Run as root on a machine (or guest) where the controller may be taken from the kernel:
-//! `cargo run --release --features linux --example nvme_e2e -- [full|fault|unplug] [0000:01:00.0]`.
+//! `cargo run --release --features linux --example nvme_e2e -- [full|fault|unplug] [bound] [0000:01:00.0]`.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -332,7 +335,7 @@ fn expect_gone<T: std::fmt::Debug>(what: &str, r: Result<T, Error>, waited: Dura
     }
 }
 
-fn run(mode: Mode, addr: Option<&str>) -> Res<()> {
+fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     let t_start = Instant::now();
     let dev = match addr {
         Some(a) => PciDevice::open(a)?,
@@ -349,7 +352,22 @@ fn run(mode: Mode, addr: Option<&str>) -> Res<()> {
         dev.class()?,
         dev.driver()?
     );
-    dev.unbind()?;
+    if let Some(driver) = dev.driver()? {
+        // While a kernel driver owns the BARs the kernel refuses to map them (EINVAL with
+        // CONFIG_IO_STRICT_DEVMEM); the typed error says so.
+        match dev.map_bar(0, Caching::Uncached) {
+            Err(e @ MapError::DriverOwnsBar { .. }) => println!("while {driver} is bound: {e}"),
+            Err(e) => return Err(e.into()),
+            Ok(_) if expect_driver => {
+                return Err(format!("BAR0 mapped although {driver} is bound").into())
+            }
+            Ok(_) => {}
+        }
+        dev.unbind()?;
+        println!("unbound {driver}: driver now {:?}", dev.driver()?);
+    } else if expect_driver {
+        return Err("expected a kernel driver bound to the controller".into());
+    }
     for b in dev.bars()? {
         println!(
             "  BAR{} cpu {:#x} bus {:#x} size {:#x} {:?}{}{}",
@@ -785,21 +803,23 @@ fn run(mode: Mode, addr: Option<&str>) -> Res<()> {
 fn main() -> ExitCode {
     let mut mode = Mode::Full;
     let mut addr = None;
+    let mut expect_driver = false;
     for a in std::env::args().skip(1) {
         match a.as_str() {
+            "bound" => expect_driver = true,
             "full" => mode = Mode::Full,
             "fault" => mode = Mode::Fault,
             "unplug" => mode = Mode::Unplug,
             a if a.contains(':') => addr = Some(a.to_string()),
             other => {
                 eprintln!(
-                    "nvme_e2e: unknown argument {other:?} (full | fault | unplug | <pci address>)"
+                    "nvme_e2e: unknown argument {other:?} (full | fault | unplug, bound, <pci address>)"
                 );
                 return ExitCode::from(2);
             }
         }
     }
-    match run(mode, addr.as_deref()) {
+    match run(mode, addr.as_deref(), expect_driver) {
         Ok(()) => {
             println!("nvme_e2e: PASS");
             ExitCode::SUCCESS
