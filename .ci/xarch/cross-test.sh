@@ -195,7 +195,11 @@ for t in "${TARGETS[@]}"; do
             n++
         }
         END { printf "%d %d %d %d\n", p, f, g, n }' "$log")"
-    if [ "$rc" -eq 0 ]; then
+    if [ "$rc" -eq 0 ] && [ "$passed" -eq 0 ]; then
+        result=FAILED
+        status=1
+        echo "cross-test: $t ran no test (see $log)"
+    elif [ "$rc" -eq 0 ]; then
         result=ok
     else
         result=FAILED
