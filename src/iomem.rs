@@ -495,8 +495,33 @@ impl<'a, T, B: Backend> IoMem<'a, T, B> {
                 OFF % core::mem::align_of::<F>() == 0,
                 "field is not naturally aligned (packed struct?)"
             );
+            // The block is only known to be aligned to its own alignment: a field that needs
+            // more (a `u64` in a packed block) could sit at a misaligned device address.
+            assert!(
+                core::mem::align_of::<F>() <= core::mem::align_of::<T>(),
+                "field is more aligned than its block (packed struct?)"
+            );
         };
         self.retype(self.offset + OFF, core::mem::size_of::<F>())
+    }
+}
+
+impl<'a, T, const N: usize, B: Backend> IoMem<'a, [T; N], B> {
+    /// A handle to element `i` of this array (one register of a register array, one entry of
+    /// a queue): an `IoMem<T>` at `i * size_of::<T>()`. Fails with [`Error::OutOfRange`] if
+    /// `i >= N`.
+    pub fn at(&self, i: usize) -> Result<IoMem<'a, T, B>> {
+        let size = core::mem::size_of::<T>();
+        if i >= N {
+            return Err(Error::OutOfRange {
+                offset: i.saturating_mul(size),
+                len: size,
+                size: self.len,
+            });
+        }
+        // `i < N` and the handle covers `N * size` bytes, so the element is in range; it is
+        // aligned to `align_of::<T>()` because the array is and `size` is a multiple of it.
+        Ok(self.retype(self.offset + i * size, size))
     }
 }
 

@@ -48,13 +48,17 @@
 //! 2. `IoMem::new(&mmio).cast::<Block>(0)?` gives an `IoMem<Block>`, bounds and alignment checked;
 //! 3. [`project!`](crate::project)`(regs, Block, field)` gives an `IoMem<RW<u32>>` (or `RO`, `WO`)
 //!    for one register, with its offset and bounds checked at compile time;
-//! 4. call [`get`](IoMem::get), [`set`](IoMem::set) or [`modify`](IoMem::modify) on it.
+//! 4. call [`get`](IoMem::get), [`set`](IoMem::set) or [`modify`](IoMem::modify) on it
+//!    (`get_relaxed`/`set_relaxed` for the barrier-free `_relaxed` forms). An array of cells,
+//!    `[RW<u32>; 8]`, projects to an `IoMem<[RW<u32>; 8]>`; [`at(i)`](IoMem::at) is the handle to
+//!    one of its registers, checked at run time.
 //!
 //! | `volatile-register`                 | `IoMem`                                        |
 //! |-------------------------------------|------------------------------------------------|
 //! | `unsafe { (*regs).dr.read() }`      | `project!(regs, Block, dr).get()`              |
 //! | `unsafe { (*regs).dr.write(v) }`    | `project!(regs, Block, dr).set(v)`             |
 //! | `unsafe { (*regs).cr.modify(f) }`   | `project!(regs, Block, cr).modify(f)`          |
+//! | `unsafe { (*regs).iser[i].write(v) }` | `project!(regs, Block, iser).at(i)?.set(v)`  |
 //!
 //! The `RW`/`RO`/`WO` field types now only describe the layout and what may be done with each
 //! register; no value of them is ever created and no reference to one ever exists. The cell's
@@ -160,6 +164,8 @@ mod sealed {
     pub trait Value: Copy {
         fn load<C, B: Backend>(io: &IoMem<'_, C, B>) -> Self;
         fn store<C, B: Backend>(io: &IoMem<'_, C, B>, value: Self);
+        fn load_relaxed<C, B: Backend>(io: &IoMem<'_, C, B>) -> Self;
+        fn store_relaxed<C, B: Backend>(io: &IoMem<'_, C, B>, value: Self);
     }
 }
 
@@ -171,7 +177,7 @@ mod sealed {
 pub trait RegValue: sealed::Value {}
 
 macro_rules! reg_value {
-    ($($t:ty, $read:ident, $write:ident;)*) => {$(
+    ($($t:ty, $read:ident, $write:ident, $read_rel:ident, $write_rel:ident;)*) => {$(
         impl sealed::Value for $t {
             #[inline(always)]
             fn load<C, B: Backend>(io: &IoMem<'_, C, B>) -> Self {
@@ -183,16 +189,24 @@ macro_rules! reg_value {
             fn store<C, B: Backend>(io: &IoMem<'_, C, B>, value: Self) {
                 io.$write::<0>(value)
             }
+            #[inline(always)]
+            fn load_relaxed<C, B: Backend>(io: &IoMem<'_, C, B>) -> Self {
+                io.$read_rel::<0>()
+            }
+            #[inline(always)]
+            fn store_relaxed<C, B: Backend>(io: &IoMem<'_, C, B>, value: Self) {
+                io.$write_rel::<0>(value)
+            }
         }
         impl RegValue for $t {}
     )*};
 }
 
 reg_value! {
-    u8, read8, write8;
-    u16, read16, write16;
-    u32, read32, write32;
-    u64, read64, write64;
+    u8, read8, write8, read8_relaxed, write8_relaxed;
+    u16, read16, write16, read16_relaxed, write16_relaxed;
+    u32, read32, write32, read32_relaxed, write32_relaxed;
+    u64, read64, write64, read64_relaxed, write64_relaxed;
 }
 
 impl<T: RegValue, B: Backend> IoMem<'_, RW<T>, B> {
@@ -208,6 +222,18 @@ impl<T: RegValue, B: Backend> IoMem<'_, RW<T>, B> {
     #[inline(always)]
     pub fn set(&self, value: T) {
         T::store(self, value)
+    }
+
+    /// Like [`get`](Self::get) without barriers (Linux `readl_relaxed`): the caller orders.
+    #[inline(always)]
+    pub fn get_relaxed(&self) -> T {
+        T::load_relaxed(self)
+    }
+
+    /// Like [`set`](Self::set) without barriers (Linux `writel_relaxed`): the caller orders.
+    #[inline(always)]
+    pub fn set_relaxed(&self, value: T) {
+        T::store_relaxed(self, value)
     }
 
     /// Reads the register, applies `f`, and writes the result (`RW::modify`): two accesses.
@@ -226,6 +252,12 @@ impl<T: RegValue, B: Backend> IoMem<'_, RO<T>, B> {
     pub fn get(&self) -> T {
         T::load(self)
     }
+
+    /// Like [`get`](Self::get) without barriers (Linux `readl_relaxed`): the caller orders.
+    #[inline(always)]
+    pub fn get_relaxed(&self) -> T {
+        T::load_relaxed(self)
+    }
 }
 
 impl<T: RegValue, B: Backend> IoMem<'_, WO<T>, B> {
@@ -234,6 +266,12 @@ impl<T: RegValue, B: Backend> IoMem<'_, WO<T>, B> {
     #[inline(always)]
     pub fn set(&self, value: T) {
         T::store(self, value)
+    }
+
+    /// Like [`set`](Self::set) without barriers (Linux `writel_relaxed`): the caller orders.
+    #[inline(always)]
+    pub fn set_relaxed(&self, value: T) {
+        T::store_relaxed(self, value)
     }
 }
 
@@ -280,6 +318,45 @@ mod tests {
         assert_eq!(mock.peek(16, 1), [0x12]);
         assert_eq!(mock.peek(18, 2), 0x0400u16.to_le_bytes());
         assert_eq!(mock.peek(24, 8), 0x0102_0304_0506_0708u64.to_le_bytes());
+    }
+
+    #[test]
+    fn arrays_of_cells_and_relaxed_forms() {
+        #[repr(C)]
+        struct Nvic {
+            iser: [RW<u32>; 8],
+            _rsvd: [u32; 24],
+            icer: [WO<u32>; 8],
+        }
+        let mock = MockIo::new(0x100).with_arch(Arch::Aarch64);
+        let nvic = IoMem::new(&mock).cast::<Nvic>(0).unwrap();
+        let iser = project!(nvic, Nvic, iser);
+        iser.at(3).unwrap().set(1 << 5);
+        project!(nvic, Nvic, icer).at(7).unwrap().set_relaxed(1);
+        assert_eq!(iser.at(3).unwrap().get_relaxed(), 1 << 5);
+        assert_eq!(
+            iser.at(8).map(|_| ()),
+            Err(crate::Error::OutOfRange {
+                offset: 32,
+                len: 4,
+                size: 32
+            })
+        );
+        let got: std::vec::Vec<_> = mock
+            .accesses()
+            .iter()
+            .map(|a| (a.dir, a.offset, a.width))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Dir::Write, 12, 4),
+                (Dir::Write, 0x80 + 28, 4),
+                (Dir::Read, 12, 4)
+            ]
+        );
+        // Only the non-relaxed `set` carried a barrier.
+        assert_eq!(mock.barriers(), [Barrier::IoBeforeWrite]);
     }
 
     #[test]

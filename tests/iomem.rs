@@ -740,3 +740,37 @@ fn accesses_wider_than_the_mapping_alignment_are_refused() {
     assert!(io.cast::<u64>(8).is_err());
     assert!(b.0.accesses().iter().all(|a| a.width <= 4));
 }
+
+#[test]
+fn array_elements() {
+    let mock = MockIo::new(128);
+    let ring = IoMem::new(&mock).cast::<[u64; 8]>(64).unwrap();
+    for i in 0..8 {
+        let e = ring.at(i).unwrap();
+        assert_eq!((e.offset(), e.len()), (64 + 8 * i, 8));
+        e.write(&(i as u64 * 3));
+    }
+    assert_eq!(ring.read(), [0, 3, 6, 9, 12, 15, 18, 21]);
+    assert_eq!(
+        ring.at(8).unwrap_err(),
+        Error::OutOfRange {
+            offset: 64,
+            len: 8,
+            size: 64
+        }
+    );
+    assert_eq!(
+        ring.at(usize::MAX).unwrap_err(),
+        Error::OutOfRange {
+            offset: usize::MAX,
+            len: 8,
+            size: 64
+        }
+    );
+    // An element of a projected array is a register like any other.
+    let regs = IoMem::new(&mock).cast::<[Inner; 4]>(0).unwrap();
+    let y2 = project!(regs.at(2).unwrap(), Inner, y);
+    assert_eq!(y2.offset(), 10);
+    y2.write(&0x4242);
+    assert_eq!(mock.peek(10, 2), 0x4242u16.to_le_bytes());
+}
