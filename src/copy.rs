@@ -17,6 +17,16 @@
 //!
 //! The kernel's counterparts are `lib/iomem_copy.c` (long-sized body) and powerpc's
 //! `arch/powerpc/kernel/io.c` (u32 body).
+//!
+//! # Speed
+//! Execution is monomorphised per direction and body width, so a body is a straight loop of
+//! volatile accesses, unrolled eight times with the memory-side loads of a step issued before
+//! its device-side stores (no per-access branch, and a load that 4K-aliases a recent store costs
+//! once per step). Planning uses masks and shifts only. On RAM (the `report` example's `copy`
+//! section) the copies run as fast as the CPU retires stores of the planned width: a 16-byte
+//! body reaches a plain `memcpy` from about 64 KiB up, while at sizes that stay in L1 `memcpy`'s
+//! 32-byte AVX stores stay ahead; 8-byte bodies retire about half the bytes per store. Unlike
+//! `rep movsb`, the copies do not slow down when `dst - src` is 1..63 (mod 4096).
 
 use core::fmt;
 
