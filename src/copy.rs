@@ -24,8 +24,8 @@
 //! its device-side stores (no per-access branch, and a load that 4K-aliases a recent store costs
 //! once per step). Planning uses masks and shifts only. On RAM (the `report` example's `copy`
 //! section) the copies run as fast as the CPU retires stores of the planned width: a 16-byte
-//! body reaches a plain `memcpy` from about 64 KiB up, while at sizes that stay in L1 `memcpy`'s
-//! 32-byte AVX stores stay ahead; 8-byte bodies retire about half the bytes per store. Unlike
+//! body reaches a plain `memcpy` from about 64 KiB up, while at sizes that stay in L1 `memcpy`
+//! (moving 32 bytes per store) stays ahead; 8-byte bodies move half the bytes per store. Unlike
 //! `rep movsb`, the copies do not slow down when `dst - src` is 1..63 (mod 4096).
 
 use core::fmt;
