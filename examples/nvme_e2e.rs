@@ -29,7 +29,9 @@
 //!
 //! Every wait has a deadline. Exit code 0 means every check passed.
 //!
-//! Run as root on a machine (or guest) where the controller may be taken from the kernel:
+//! It **overwrites** 256 blocks of namespace 1 from LBA 64: run it only against a scratch disk
+//! (CI gives QEMU an empty image). Run as root, on a machine (or guest) whose controller may be
+//! taken from the kernel:
 //! `cargo run --release --features linux --example nvme_e2e -- [full|fault|unplug] [bound] [0000:01:00.0]`.
 
 use std::process::ExitCode;

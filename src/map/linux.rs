@@ -1128,6 +1128,25 @@ mod tests {
     }
 
     #[test]
+    fn bus_address_falls_back_to_the_cpu_address_without_config_space() {
+        let (_t, root) = fake_tree();
+        let dev = PciDevice::open_in(&root, "0000:00:03.0").unwrap();
+        // A host bridge that translates: config space says the device decodes another address.
+        let mut cfg = fs::read(dev.path().join("config")).unwrap();
+        cfg[0x10..0x14].copy_from_slice(&0x8000_0004u32.to_le_bytes());
+        fs::write(dev.path().join("config"), &cfg).unwrap();
+        assert_eq!(dev.bar(0).unwrap().bus_addr(), 0x8000_0000);
+        assert_eq!(dev.bar(0).unwrap().start, 0xfebf_0000);
+        fs::remove_file(dev.path().join("config")).unwrap();
+        let b0 = dev.bar(0).unwrap();
+        assert_eq!((b0.bus, b0.bus_addr()), (None, 0xfebf_0000));
+        assert!(matches!(
+            dev.command(),
+            Err(MapError::Io { op: "open", .. })
+        ));
+    }
+
+    #[test]
     fn malformed_resource_is_a_parse_error() {
         let p = Path::new("resource");
         assert!(matches!(
