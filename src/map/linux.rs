@@ -820,6 +820,11 @@ impl Drop for BarMapping {
 /// Accessed through [`io`](Self::io) with volatile accesses, like device memory: the device
 /// writes it behind the compiler's back.
 ///
+/// `mlock` keeps the pages resident, but the kernel may still *migrate* locked pages (memory
+/// compaction) and the physical addresses read at creation would then be stale. User space
+/// cannot pin pages without VFIO; on a test machine set `vm.compact_unevictable_allowed = 0`
+/// (the CI guest does), and use VFIO with an IOMMU for anything real.
+///
 /// # Invariant
 /// `ptr..ptr + len` is a live private anonymous mapping owned by this value, locked, every page
 /// present; `phys[i]` is the physical address of page `i` as read once locked.
