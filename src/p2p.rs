@@ -13,9 +13,9 @@
 //! - **Two-level segregated fit** (TLSF): free blocks sit in 29 × 16 size classes with a bitmap
 //!   per level, so finding a block, splitting it, freeing and coalescing with both neighbours
 //!   are O(1) — no scan of the region, unlike a bitmap allocator (Linux `lib/genalloc.c`).
-//!   Before falling back to the next larger class, the request's own class is searched for a
-//!   block that fits (a bounded scan), which keeps the fit close to best-fit and fragmentation
-//!   low.
+//!   A request is served from the first class whose every block fits ("good fit": at most
+//!   1/16 larger than best fit). Only when that fails are the blocks of the classes in between
+//!   examined one by one, so an allocation fails only if no free block can hold it.
 //! - **Granularity.** Sizes are rounded up to the pool's granularity (a power of two ≥ 64 bytes,
 //!   4 KiB by default) and to nothing more: no power-of-two rounding.
 //! - **Alignment** is of the **bus address**, which is what a device checks (PRP entries, queue
@@ -196,8 +196,6 @@ const SL: usize = 1 << SL_BITS;
 const FL: usize = 32 - SL_BITS as usize + 1;
 /// The largest number of granules a pool may have.
 const MAX_GRANULES: u64 = 1 << 31;
-/// How many blocks of the request's own size class are tried before a larger class is used.
-const SCAN_LIMIT: usize = 8;
 
 #[derive(Clone, Copy)]
 struct Node {
@@ -207,6 +205,8 @@ struct Node {
     next_phys: u32,
     prev_free: u32,
     next_free: u32,
+    /// Size class (`fl * SL + sl`) while on a free list.
+    class: u16,
     free: bool,
 }
 
@@ -269,6 +269,7 @@ impl Tlsf {
         t
     }
 
+    #[inline(always)]
     fn new_node(&mut self, start: u32, size: u32) -> u32 {
         let node = Node {
             start,
@@ -277,6 +278,7 @@ impl Tlsf {
             next_phys: NIL,
             prev_free: NIL,
             next_free: NIL,
+            class: 0,
             free: false,
         };
         if let Some(i) = self.spare.pop() {
@@ -288,11 +290,13 @@ impl Tlsf {
         }
     }
 
+    #[inline(always)]
     fn insert_free(&mut self, i: u32) {
         let (f, s) = class_of(self.nodes[i as usize].size as u64);
         let head = self.heads[f][s];
         {
             let n = &mut self.nodes[i as usize];
+            n.class = (f * SL + s) as u16;
             n.free = true;
             n.prev_free = NIL;
             n.next_free = head;
@@ -306,14 +310,15 @@ impl Tlsf {
         self.free_blocks += 1;
     }
 
+    #[inline(always)]
     fn remove_free(&mut self, i: u32) {
         let Node {
-            size,
+            class,
             prev_free,
             next_free,
             ..
         } = self.nodes[i as usize];
-        let (f, s) = class_of(size as u64);
+        let (f, s) = (class as usize / SL, class as usize % SL);
         if prev_free != NIL {
             self.nodes[prev_free as usize].next_free = next_free;
         } else {
@@ -373,36 +378,18 @@ impl Tlsf {
         }
         // Worst-case need: a block this large fits whatever its alignment.
         let worst = n.checked_add(align_g - 1)?;
-        // 1. A bounded scan of the class holding `n` (blocks there may be smaller or larger).
-        let mut found = NIL;
-        let (f0, s0) = class_of(n);
-        let mut i = self.heads[f0][s0];
-        let mut k = 0;
-        while i != NIL && k < SCAN_LIMIT {
-            let node = &self.nodes[i as usize];
-            if node.size as u64 >= n + self.pad(node.start, align_g) {
-                found = i;
-                break;
-            }
-            i = node.next_free;
-            k += 1;
-        }
-        // 2. Otherwise any block of the first class that is large enough by construction.
+        // 1. The first block of the first class whose blocks are all large enough.
         let (fw, sw) = if worst <= MAX_GRANULES {
             class_at_least(worst)
         } else {
             (FL, 0)
         };
-        if found == NIL {
-            if let Some((f, s)) = self.find_class(fw, sw) {
-                found = self.heads[f][s];
-            }
-        }
-        // 3. Near exhaustion: every block of the classes in between, so that an allocation fails
-        //    only if no free block can hold it. (Smaller classes hold only blocks < n.)
-        if found == NIL {
-            found = self.scan_classes((f0, s0), (fw, sw), n, align_g)?;
-        }
+        let found = match self.find_class(fw, sw) {
+            Some((f, s)) => self.heads[f][s],
+            // 2. Near exhaustion: every block of the classes in between, so that an allocation
+            //    fails only if no free block can hold it. (Smaller classes hold only blocks < n.)
+            None => self.scan_classes(class_of(n), (fw, sw), n, align_g)?,
+        };
         self.remove_free(found);
         let pad = self.pad(self.nodes[found as usize].start, align_g) as u32;
         let mut i = found;
@@ -512,6 +499,7 @@ impl Tlsf {
     }
 
     /// Merges node `b` (right after `a`) into `a` and retires `b`.
+    #[inline(always)]
     fn absorb_next(&mut self, a: u32, b: u32) {
         let Node {
             size, next_phys, ..
