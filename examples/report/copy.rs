@@ -408,9 +408,9 @@ fn verify(dir: Direction, io: *mut u8, ram: *mut u8, n: usize, ks: &mut [(String
 
 pub fn run(opts: Opts) -> Vec<Row> {
     let (rounds, round) = if opts.quick {
-        (5, Duration::from_millis(2))
+        (7, Duration::from_millis(2))
     } else {
-        (11, Duration::from_millis(4))
+        (21, Duration::from_millis(4))
     };
     let max = *SIZES.iter().max().expect("sizes");
     let io_buf = Buf::new(max + PAGE);
