@@ -37,8 +37,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use iomem::map::linux::{BarKind, BarMapping, DmaBuffer, MapError, PciDevice};
-use iomem::nvme::cmb::{self, BarTable, CmbPool, PciBar, ProbeOptions};
+use iomem::map::linux::{BarMapping, DmaBuffer, MapError, PciDevice};
+use iomem::nvme::cmb::{self, CmbPool, ProbeOptions};
 use iomem::nvme::regs::{
     offsets, Aqa, Cap, Cc, ControllerRegs, Csts, QueueBase, CQ_ENTRY_SIZE, SQ_ENTRY_SIZE,
 };
@@ -440,13 +440,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
         ctrl.regs.read32(offsets::CMBLOC)?,
         ctrl.regs.read32(offsets::CMBSZ)?
     );
-    let mut bars = BarTable::new();
-    for b in dev.bars()? {
-        if b.kind() == BarKind::Memory {
-            bars = bars.with(b.index, PciBar::new(b.bus_addr(), b.size())?)?;
-        }
-    }
-    let info = cmb::probe(&ctrl.regs, &bars, ProbeOptions::default())?
+    let info = cmb::probe(&ctrl.regs, &dev.bar_table()?, ProbeOptions::default())?
         .ok_or("controller has no CMB; start QEMU with cmb_size_mb=16")?;
     println!(
         "CMBLOC {:#010x} (BIR {}, offset {:#x}) CMBSZ {:#010x} ({} MiB, SQS {} CQS {} LISTS {} RDS {} WDS {}, {:?})",

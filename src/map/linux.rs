@@ -513,6 +513,21 @@ impl PciDevice {
             })
     }
 
+    /// The memory BARs as the NVMe CMB code wants them ([`BarTable`](crate::nvme::cmb::BarTable)):
+    /// bus address and size of each; I/O BARs and absent ones are left out.
+    pub fn bar_table(&self) -> MapResult<crate::nvme::cmb::BarTable> {
+        let mut table = crate::nvme::cmb::BarTable::new();
+        for b in self.bars()? {
+            if b.kind() == BarKind::Memory {
+                table = table.with(
+                    b.index,
+                    crate::nvme::cmb::PciBar::new(b.bus_addr(), b.size())?,
+                )?;
+            }
+        }
+        Ok(table)
+    }
+
     /// Reads `len` bytes of configuration space at `offset` through the sysfs `config` file.
     /// Unprivileged users can read the first 64 bytes only; the rest reads short.
     pub fn read_config(&self, offset: u64, len: usize) -> MapResult<Vec<u8>> {
@@ -1094,6 +1109,13 @@ mod tests {
         assert_eq!(b2.bus, Some(0x1_0000_0000));
         assert_eq!(bars[2].kind(), BarKind::Io);
         assert_eq!(bars[2].bus_addr(), 0xc000);
+        let table = dev.bar_table().unwrap();
+        assert_eq!(
+            table.get(0).map(|b| (b.bus_addr, b.size)),
+            Some((0xfebf_0000, 0x4000))
+        );
+        assert_eq!(table.get(2).map(|b| b.bus_addr), Some(0x1_0000_0000));
+        assert_eq!((table.get(1), table.get(4)), (None, None));
 
         assert_eq!(
             PciDevice::find_by_class_in(&root, 0x010802)
