@@ -23,10 +23,10 @@
 //!   happens not to pass that assumption on to LLVM for types containing an `UnsafeCell` (which
 //!   `RW` does, through `vcell::VolatileCell`), but that is a choice of today's compiler, not a
 //!   rule of the language: nothing guarantees that a reference to a volatile cell is exempt.
-//! - **`&mut` claims exclusivity.** A `&mut Block` (as handed out by "take the peripherals
-//!   once" singletons) tells the compiler that nothing else reads or writes those bytes while
-//!   it lives. The device itself does, all the time: a status register changes because the
-//!   hardware changed it.
+//! - **`&mut` claims exclusivity.** A `&mut Block` (which drivers form to express "I own this
+//!   peripheral") tells the compiler that nothing else reads or writes those bytes while it
+//!   lives — `UnsafeCell` does not weaken that for `&mut`. The device itself does, all the
+//!   time: a status register changes because the hardware changed it.
 //! - **No barriers.** `RW::write` is a bare volatile store. Volatile orders accesses only against
 //!   other volatile accesses, not against ordinary stores to RAM: a DMA descriptor written just
 //!   before a doorbell may not be visible to the device when the doorbell write arrives. Linux's
@@ -66,7 +66,10 @@
 //! access of exactly that width, at the register's offset, with the barriers of the handle's
 //! [`Strategy`](crate::Strategy) (`Conservative` by default: what Linux's `readl`/`writel` emit on
 //! the architecture). An `RO` register has no `set` and a `WO` register has no `get`: writing a
-//! read-only register is a compile error, not a comment.
+//! read-only register through its cell is a compile error, not a comment. (The untyped
+//! accessors — `write32::<OFF>`, `try_write32`, `as_bytes` — stay available on every handle, as
+//! Linux's `writel` works on any register; the cell type guards the `get`/`set` path, it is not
+//! a permission system.)
 //!
 //! The methods are named `get`/`set` rather than `read`/`write`: every `IoMem<T>` already has
 //! [`read`](IoMem::read)/[`write`](IoMem::write) for [`zerocopy`] types, and methods of the same
