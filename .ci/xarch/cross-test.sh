@@ -11,8 +11,9 @@
 # Linkers, target C libraries and qemu-user come from the host's Debian (installed if missing).
 #
 # Environment: XARCH_CACHE (downloads and the unpacked toolchain; default /var/cache/iomem-xarch,
-# or target/xarch-toolchain when that is not writable), XARCH_TEST_ARGS (extra `cargo test`
-# arguments, e.g. `--features linux`), XARCH_SUMMARY (a file to append `triple passed failed
+# or target/xarch-toolchain when that is not writable), XARCH_TEST_ARGS (feature arguments for
+# `cargo test`; default `--all-features` as on the host, empty for the default features),
+# XARCH_SUMMARY (a file to append `triple passed failed
 # ignored status` lines to).
 #
 # Exit status: 0 every target passed, 1 a target's build or tests failed, 2 setup failed.
@@ -178,11 +179,11 @@ for t in "${TARGETS[@]}"; do
     esac
     log=$ROOT/target/xarch/$t.log
     mkdir -p "$ROOT/target/xarch"
-    echo "cross-test: $t: cargo test --locked --target $t --tests ${XARCH_TEST_ARGS:-} (runner $qemu)"
+    echo "cross-test: $t: cargo test --locked --target $t --tests ${XARCH_TEST_ARGS---all-features} (runner $qemu)"
     start=$SECONDS
     rc=0
     # shellcheck disable=SC2086 # XARCH_TEST_ARGS is a word list on purpose
-    (cd "$ROOT" && env "${env_vars[@]}" cargo test --locked --target "$t" --tests --no-fail-fast ${XARCH_TEST_ARGS:-}) \
+    (cd "$ROOT" && env "${env_vars[@]}" cargo test --locked --target "$t" --tests --no-fail-fast ${XARCH_TEST_ARGS---all-features}) \
         >"$log" 2>&1 || rc=$?
     # Totals over every test binary's "test result:" line.
     read -r passed failed ignored binaries <<<"$(awk '
