@@ -11,7 +11,10 @@
 
 use iomem::backend::mock::{Access as Traced, Dir, MockIo};
 use iomem::copy::{plan, Access};
-use iomem::{memcpy_fromio, memcpy_toio, memset_io, Caching, Error, IoMem, Mmio, WidthPolicy};
+use iomem::order::{Op, Placement};
+use iomem::{
+    memcpy_fromio, memcpy_toio, memset_io, Arch, Caching, Error, IoMem, Mmio, Strategy, WidthPolicy,
+};
 use proptest::prelude::*;
 use zerocopy::IntoBytes;
 
@@ -27,22 +30,49 @@ const POLICIES: [WidthPolicy; 5] = [
 /// Size of the device region the copy properties use: room for the largest offset + length.
 const REGION: usize = 20 * 1024;
 
-fn policy() -> impl Strategy<Value = WidthPolicy> {
+/// The number of barriers `placement` puts around an operation of `accesses` accesses.
+fn barrier_count(p: Placement, accesses: usize) -> usize {
+    usize::from(p.before.is_some())
+        + usize::from(p.after.is_some())
+        + if p.each.is_some() { accesses } else { 0 }
+}
+
+/// Every simulated architecture (the placement of barriers differs, and with it the executor's
+/// loop: a per-access barrier takes a path of its own).
+fn arch() -> impl proptest::strategy::Strategy<Value = Arch> {
+    proptest::sample::select(vec![
+        Arch::PowerPc64,
+        Arch::Aarch64,
+        Arch::Riscv64,
+        Arch::X86_64,
+        Arch::Other,
+    ])
+}
+
+fn strategy() -> impl proptest::strategy::Strategy<Value = Strategy> {
+    proptest::sample::select(vec![
+        Strategy::Conservative,
+        Strategy::Relaxed,
+        Strategy::Batched,
+    ])
+}
+
+fn policy() -> impl proptest::strategy::Strategy<Value = WidthPolicy> {
     proptest::sample::select(&POLICIES[..])
 }
 
 /// Lengths: mostly 0..2 KiB, some up to 16 KiB.
-fn length() -> impl Strategy<Value = usize> {
+fn length() -> impl proptest::strategy::Strategy<Value = usize> {
     prop_oneof![4 => 0usize..2048, 1 => 2048usize..16 * 1024]
 }
 
 /// Device offsets: every alignment class, up to a few KiB in.
-fn io_offset() -> impl Strategy<Value = usize> {
+fn io_offset() -> impl proptest::strategy::Strategy<Value = usize> {
     0usize..4096
 }
 
 /// Offset of the memory-side buffer from a 64-byte boundary.
-fn misalign() -> impl Strategy<Value = usize> {
+fn misalign() -> impl proptest::strategy::Strategy<Value = usize> {
     0usize..64
 }
 
@@ -184,10 +214,13 @@ proptest! {
         src_mis in misalign(),
         dst_mis in misalign(),
         seed in any::<u8>(),
+        arch in arch(),
+        strategy in strategy(),
     ) {
-        let mock = mock_with_background(policy);
-        let io = IoMem::new(&mock).with_policy(policy);
+        let mock = mock_with_background(policy).with_arch(arch);
+        let io = IoMem::new(&mock).with_policy(policy).with_strategy(strategy);
         prop_assert_eq!(io.policy(), policy);
+        let n = plan(off, len, policy).unwrap().len();
         let window = io.subslice(off..off + len).unwrap();
         let src = data(len, seed);
         let (src_buf, s) = misaligned(&src, src_mis);
@@ -198,6 +231,10 @@ proptest! {
         let writes = mock.writes();
         prop_assert_eq!(writes.len(), mock.accesses().len(), "a copy to the device read it");
         prop_assert_eq!(shape(&writes), expected_writes(off, &src, policy));
+        prop_assert_eq!(
+            mock.barriers().len(),
+            barrier_count(strategy.placement(arch, Op::CopyTo), n)
+        );
 
         // Device memory equals a plain slice copy over the background.
         let mut model: Vec<u8> = (0..REGION).map(background).collect();
@@ -211,6 +248,10 @@ proptest! {
         let reads = mock.reads();
         prop_assert_eq!(reads.len(), mock.accesses().len(), "a copy from the device wrote it");
         prop_assert_eq!(shape(&reads), expected_writes(off, &src, policy));
+        prop_assert_eq!(
+            mock.barriers().len(),
+            barrier_count(strategy.placement(arch, Op::CopyFrom), n)
+        );
         mock.assert_no_violations();
     }
 
