@@ -131,6 +131,36 @@ impl HostCq {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Surprise removal.
+
+/// Whether an enabled controller is still there. A device that is gone (surprise removal, link
+/// down, memory decoding off) reads all-ones on real hardware and 0 under QEMU: neither is a
+/// valid CSTS for an enabled controller, nor a valid CAP or VS ever. [`Error::DeviceGone`] for
+/// those, [`Error::BadRegister`] for a fatal or no-longer-ready controller.
+fn check_alive<B: Backend>(regs: &ControllerRegs<'_, B>) -> Result<Csts, Error> {
+    let raw = regs.read32(offsets::CSTS)?;
+    let csts = Csts::decode(raw)?; // all-ones → DeviceGone
+    if csts.cfs() {
+        return Err(Error::BadRegister {
+            reg: "CSTS",
+            value: raw.into(),
+            why: "controller fatal status (CFS) is set; reset the controller",
+        });
+    }
+    if !csts.rdy() {
+        // An enabled controller that reads not-ready: gone (all-zeros) or reset under us.
+        regs.cap()?; // 0 or all-ones → DeviceGone
+        regs.vs()?;
+        return Err(Error::BadRegister {
+            reg: "CSTS",
+            value: raw.into(),
+            why: "the controller is no longer ready (reset behind the driver?)",
+        });
+    }
+    Ok(csts)
+}
+
+// ---------------------------------------------------------------------------------------------
 // The controller.
 
 struct Controller<'a> {
@@ -139,30 +169,9 @@ struct Controller<'a> {
 }
 
 impl<'a> Controller<'a> {
-    /// Whether the controller is still there. QEMU returns 0 for reads of a device that is gone
-    /// or not decoding memory; real hardware returns all-ones. Neither is a valid CSTS for an
-    /// enabled controller, nor a valid CAP or VS ever.
+    /// Whether the controller is still there (see [`check_alive`]).
     fn check_alive(&self) -> Result<Csts, Error> {
-        let raw = self.regs.read32(offsets::CSTS)?;
-        let csts = Csts::decode(raw)?; // all-ones → DeviceGone
-        if csts.cfs() {
-            return Err(Error::BadRegister {
-                reg: "CSTS",
-                value: raw.into(),
-                why: "controller fatal status (CFS) is set; reset the controller",
-            });
-        }
-        if !csts.rdy() {
-            // An enabled controller that reads not-ready: gone (all-zeros) or reset under us.
-            self.regs.cap()?; // 0 or all-ones → DeviceGone
-            self.regs.vs()?;
-            return Err(Error::BadRegister {
-                reg: "CSTS",
-                value: raw.into(),
-                why: "the controller is no longer ready (reset behind the driver?)",
-            });
-        }
-        Ok(csts)
+        check_alive(&self.regs)
     }
 
     /// Waits until CSTS.RDY == `ready`, within CAP.TO.
@@ -821,5 +830,57 @@ fn main() -> ExitCode {
             eprintln!("nvme_e2e: FAIL: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iomem::backend::MockIo;
+
+    /// BAR0 of an enabled, ready NVMe 1.4 controller.
+    fn bar0() -> MockIo {
+        let m = MockIo::new(0x2000);
+        m.poke(offsets::CAP, &0x0240_1820_0f01_07ffu64.to_le_bytes());
+        m.poke(offsets::VS, &0x0001_0400u32.to_le_bytes());
+        m.poke(offsets::CC, &0x0046_0001u32.to_le_bytes());
+        m.poke(offsets::CSTS, &1u32.to_le_bytes());
+        m
+    }
+
+    #[test]
+    fn a_ready_controller_is_alive() {
+        let m = bar0();
+        let regs = ControllerRegs::new(IoMem::new(&m)).unwrap();
+        assert!(check_alive(&regs).unwrap().rdy());
+    }
+
+    #[test]
+    fn a_removed_device_is_gone_whether_it_reads_zeros_or_ones() {
+        for fill in [0x00u8, 0xff] {
+            let m = bar0();
+            m.poke(0, &[fill; 0x100]);
+            let regs = ControllerRegs::new(IoMem::new(&m)).unwrap();
+            match check_alive(&regs) {
+                Err(Error::DeviceGone { .. }) => {}
+                other => panic!("reads of {fill:#x}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_fatal_or_reset_controller_is_a_bad_register_not_gone() {
+        let m = bar0();
+        m.poke(offsets::CSTS, &3u32.to_le_bytes()); // RDY | CFS
+        let regs = ControllerRegs::new(IoMem::new(&m)).unwrap();
+        assert!(matches!(
+            check_alive(&regs),
+            Err(Error::BadRegister { reg: "CSTS", .. })
+        ));
+        m.poke(offsets::CSTS, &0u32.to_le_bytes()); // reset behind our back, CAP still sane
+        assert!(matches!(
+            check_alive(&regs),
+            Err(Error::BadRegister { reg: "CSTS", .. })
+        ));
     }
 }
