@@ -1,7 +1,8 @@
 //! Misuse of `IoMem` that must not compile: dereferencing or indexing a handle, getting a pointer
 //! or a slice of device memory out of it for `copy_nonoverlapping`/`copy_from_slice`, passing it
 //! as `&[u8]`/`&mut [u8]`, keeping it past its mapping, writing a read-only or reading a
-//! write-only `volatile-register` cell, and a constant register offset past the end of its block.
+//! write-only `volatile-register` cell, a constant register offset past the end of its block,
+//! and projecting to a field more aligned than its (packed) block.
 //!
 //! `tests/ui/pass/` holds the well-formed counterparts, which must build and run.
 //!
@@ -10,8 +11,9 @@
 //! `TRYBUILD=overwrite cargo test --test compile_fail`, and read the diff.
 //!
 //! The error text depends on the compiler version, so this test only runs on x86_64 (where the
-//! `.stderr` files were made with the current stable compiler). Set `IOMEM_SKIP_UI=1` to skip it
-//! anywhere else it should not run, e.g. with an older or newer toolchain.
+//! `.stderr` files were made with rustc 1.95 stable). Set `IOMEM_SKIP_UI=1` to skip it with any
+//! other compiler (the MSRV toolchain, nightly for sanitizers): the cases still fail to compile
+//! there, but with differently worded errors.
 
 #[test]
 #[cfg_attr(
@@ -25,7 +27,8 @@ fn misuse_does_not_compile() {
     }
     let t = trybuild::TestCases::new();
     // A passing case makes trybuild build (not just check) every case, which the constant-offset
-    // case needs: its error is raised when the accessor is instantiated.
+    // and packed-projection cases need: their errors are raised when the accessor is
+    // instantiated, which `cargo check` never does.
     t.pass("tests/ui/pass/*.rs");
     t.compile_fail("tests/ui/*.rs");
 }
