@@ -14,6 +14,8 @@
 # Usage: .ci/qemu/run.sh [run-name...]       (default: all four). Needs root for apt-get.
 # Env:   IOMEM_QEMU_WORK   work directory (default target/qemu)
 #        IOMEM_QEMU_TIMEOUT seconds per boot (default 120)
+#        IOMEM_QEMU_JOBS    guests at once (default: the number of CPUs; each is one TCG thread)
+# Guest consoles are printed and kept in $IOMEM_QEMU_WORK/<run>.log.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
