@@ -300,12 +300,45 @@ impl Alloc for BTreeFit {
     }
 }
 
+/// Random choices drawn ahead of time, so that the measured loop costs the allocator's time
+/// and little else: a table of request sizes and one of random 32-bit picks, used in turn.
+struct Draws {
+    sizes: Vec<u32>,
+    picks: Vec<u32>,
+    i: usize,
+    j: usize,
+}
+
+const DRAWS: usize = 1 << 16;
+
+impl Draws {
+    fn new(seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        Draws {
+            sizes: (0..DRAWS).map(|_| rng.size() as u32).collect(),
+            picks: (0..DRAWS).map(|_| rng.next() as u32).collect(),
+            i: 0,
+            j: 0,
+        }
+    }
+    #[inline]
+    fn size(&mut self) -> usize {
+        self.i = (self.i + 1) & (DRAWS - 1);
+        self.sizes[self.i] as usize
+    }
+    #[inline]
+    fn below(&mut self, n: usize) -> usize {
+        self.j = (self.j + 1) & (DRAWS - 1);
+        ((self.picks[self.j] as u64 * n as u64) >> 32) as usize
+    }
+}
+
 /// A steady-state churn at ~50% fill.
 pub struct Churn<A: Alloc> {
     pub alloc: A,
     live: Vec<A::Handle>,
     used: usize,
-    rng: Rng,
+    rng: Draws,
     pub allocs: u64,
     pub frees: u64,
     pub failures: u64,
@@ -318,7 +351,7 @@ impl<A: Alloc> Churn<A> {
             alloc,
             live: Vec::new(),
             used: 0,
-            rng: Rng::new(seed),
+            rng: Draws::new(seed),
             allocs: 0,
             frees: 0,
             failures: 0,
