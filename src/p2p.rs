@@ -15,7 +15,10 @@
 //!   are O(1) — no scan of the region, unlike a bitmap allocator (Linux `lib/genalloc.c`).
 //!   A request is served from the first class whose every block fits ("good fit": at most
 //!   1/16 larger than best fit). Only when that fails are the blocks of the classes in between
-//!   examined one by one, so an allocation fails only if no free block can hold it.
+//!   examined one by one, so an allocation fails only if no free block can hold it. The
+//!   allocation takes the top of the chosen block and a freed block merges into a free
+//!   neighbour in place, so the surviving free block changes lists only when its size class
+//!   changes.
 //! - **Granularity.** Sizes are rounded up to the pool's granularity (a power of two ≥ 64 bytes,
 //!   4 KiB by default) and to nothing more: no power-of-two rounding.
 //! - **Alignment** is of the **bus address**, which is what a device checks (PRP entries, queue
@@ -337,15 +340,58 @@ impl Tlsf {
         self.free_blocks -= 1;
     }
 
-    /// Granules of padding needed before block `i` to align its bus address to `align_g`.
+    /// Where an allocation of `n` granules aligned to `align_g` goes in free block `i`: as high
+    /// as possible (at its end, or below it by the alignment's slack). `None` if it does not fit.
     #[inline(always)]
-    fn pad(&self, start: u32, align_g: u64) -> u64 {
-        if align_g <= 1 {
-            0
-        } else {
-            let a = self.base_g + start as u64;
-            a.wrapping_neg() & (align_g - 1)
+    fn place(&self, i: u32, n: u64, align_g: u64) -> Option<u32> {
+        let node = &self.nodes[i as usize];
+        let end = node.start as u64 + node.size as u64;
+        let mut at = end.checked_sub(n)?;
+        if align_g > 1 {
+            at = at.checked_sub((self.base_g + at) & (align_g - 1))?;
         }
+        (at >= node.start as u64).then_some(at as u32)
+    }
+
+    /// Re-files free block `i` after its size changed, if its size class changed.
+    #[inline(always)]
+    fn refile(&mut self, i: u32) {
+        let (f, s) = class_of(self.nodes[i as usize].size as u64);
+        if self.nodes[i as usize].class as usize != f * SL + s {
+            self.remove_free(i);
+            self.insert_free(i);
+        }
+    }
+
+    /// Links a new node `j` into the physical order right after `i`.
+    #[inline(always)]
+    fn link_after(&mut self, i: u32, j: u32) {
+        let next = self.nodes[i as usize].next_phys;
+        self.nodes[j as usize].prev_phys = i;
+        self.nodes[j as usize].next_phys = next;
+        if next != NIL {
+            self.nodes[next as usize].prev_phys = j;
+        }
+        self.nodes[i as usize].next_phys = j;
+    }
+
+    /// Unlinks node `j` from the physical order and recycles it.
+    #[inline(always)]
+    fn unlink(&mut self, j: u32) {
+        let Node {
+            prev_phys,
+            next_phys,
+            ..
+        } = self.nodes[j as usize];
+        if prev_phys != NIL {
+            self.nodes[prev_phys as usize].next_phys = next_phys;
+        }
+        if next_phys != NIL {
+            self.nodes[next_phys as usize].prev_phys = prev_phys;
+        }
+        self.nodes[j as usize].size = 0;
+        self.nodes[j as usize].free = false;
+        self.spare.push(j);
     }
 
     /// First non-empty class at or above `(f, s)`.
@@ -390,51 +436,34 @@ impl Tlsf {
             //    fails only if no free block can hold it. (Smaller classes hold only blocks < n.)
             None => self.scan_classes(class_of(n), (fw, sw), n, align_g)?,
         };
-        self.remove_free(found);
-        let pad = self.pad(self.nodes[found as usize].start, align_g) as u32;
-        let mut i = found;
-        if pad > 0 {
-            // Carve the front off as its own free block.
-            let Node {
-                start,
-                size,
-                next_phys,
-                ..
-            } = self.nodes[i as usize];
-            let j = self.new_node(start + pad, size - pad);
-            self.nodes[j as usize].prev_phys = i;
-            self.nodes[j as usize].next_phys = next_phys;
-            if next_phys != NIL {
-                self.nodes[next_phys as usize].prev_phys = j;
-            }
-            self.nodes[i as usize].size = pad;
-            self.nodes[i as usize].next_phys = j;
-            self.insert_free(i);
-            i = j;
-        }
+        // The allocation takes the top of the block: the rest of the block stays where it is
+        // (often in the same size class, so no list operation at all).
+        let at = self.place(found, n, align_g)?;
         let n = n as u32;
-        let Node {
-            start,
-            size,
-            next_phys,
-            ..
-        } = self.nodes[i as usize];
-        if size > n {
-            // The tail stays free. Its right neighbour is in use (free blocks are coalesced).
-            let j = self.new_node(start + n, size - n);
-            self.nodes[j as usize].prev_phys = i;
-            self.nodes[j as usize].next_phys = next_phys;
-            if next_phys != NIL {
-                self.nodes[next_phys as usize].prev_phys = j;
-            }
-            self.nodes[i as usize].size = n;
-            self.nodes[i as usize].next_phys = j;
-            self.insert_free(j);
+        let Node { start, size, .. } = self.nodes[found as usize];
+        let front = at - start;
+        let after = start + size - (at + n);
+        let a = if front == 0 {
+            self.remove_free(found);
+            self.nodes[found as usize].size = n;
+            found
+        } else {
+            self.nodes[found as usize].size = front;
+            self.refile(found);
+            let a = self.new_node(at, n);
+            self.link_after(found, a);
+            a
+        };
+        if after > 0 {
+            // Alignment slack above the allocation. Its right neighbour is in use (free blocks
+            // are coalesced), so it stays a block of its own.
+            let t = self.new_node(at + n, after);
+            self.link_after(a, t);
+            self.insert_free(t);
         }
-        self.nodes[i as usize].free = false;
         self.free -= n;
         self.allocations += 1;
-        Some(i)
+        Some(a)
     }
 
     /// The first block in classes `[from, to)` that holds `n` granules aligned to `align_g`.
@@ -450,11 +479,10 @@ impl Tlsf {
             if self.sl_map[f] & (1 << s) != 0 {
                 let mut i = self.heads[f][s];
                 while i != NIL {
-                    let node = &self.nodes[i as usize];
-                    if node.size as u64 >= n + self.pad(node.start, align_g) {
+                    if self.place(i, n, align_g).is_some() {
                         return Some(i);
                     }
-                    i = node.next_free;
+                    i = self.nodes[i as usize].next_free;
                 }
             }
             s += 1;
@@ -479,39 +507,42 @@ impl Tlsf {
             Some(n) if !n.free && n.size != 0 => {}
             _ => return false,
         }
-        let size = self.nodes[i as usize].size;
+        let Node {
+            start,
+            size,
+            prev_phys: prev,
+            next_phys: next,
+            ..
+        } = self.nodes[i as usize];
         self.free += size;
         self.allocations -= 1;
-        let mut i = i;
-        let next = self.nodes[i as usize].next_phys;
-        if next != NIL && self.nodes[next as usize].free {
-            self.remove_free(next);
-            self.absorb_next(i, next);
+        let prev_free = prev != NIL && self.nodes[prev as usize].free;
+        let next_free = next != NIL && self.nodes[next as usize].free;
+        match (prev_free, next_free) {
+            (true, true) => {
+                // prev absorbs this block and next
+                let next_size = self.nodes[next as usize].size;
+                self.remove_free(next);
+                self.unlink(next);
+                self.unlink(i);
+                self.nodes[prev as usize].size += size + next_size;
+                self.refile(prev);
+            }
+            (true, false) => {
+                self.unlink(i);
+                self.nodes[prev as usize].size += size;
+                self.refile(prev);
+            }
+            (false, true) => {
+                // next grows down over this block
+                self.unlink(i);
+                self.nodes[next as usize].start = start;
+                self.nodes[next as usize].size += size;
+                self.refile(next);
+            }
+            (false, false) => self.insert_free(i),
         }
-        let prev = self.nodes[i as usize].prev_phys;
-        if prev != NIL && self.nodes[prev as usize].free {
-            self.remove_free(prev);
-            self.absorb_next(prev, i);
-            i = prev;
-        }
-        self.insert_free(i);
         true
-    }
-
-    /// Merges node `b` (right after `a`) into `a` and retires `b`.
-    #[inline(always)]
-    fn absorb_next(&mut self, a: u32, b: u32) {
-        let Node {
-            size, next_phys, ..
-        } = self.nodes[b as usize];
-        self.nodes[a as usize].size += size;
-        self.nodes[a as usize].next_phys = next_phys;
-        if next_phys != NIL {
-            self.nodes[next_phys as usize].prev_phys = a;
-        }
-        self.nodes[b as usize].size = 0;
-        self.nodes[b as usize].free = false;
-        self.spare.push(b);
     }
 
     /// Largest free block in granules.
@@ -846,25 +877,37 @@ mod tests {
 
     #[test]
     fn split_and_coalesce() {
+        // allocations take the top of the free block they come from
         let mut t = Tlsf::new(100, 0);
         let a = t.alloc(10, 1).unwrap();
         let b = t.alloc(20, 1).unwrap();
         let c = t.alloc(30, 1).unwrap();
-        assert_eq!((t.start(a), t.start(b), t.start(c)), (0, 10, 30));
-        assert_eq!(t.free, 40);
-        assert!(t.free(b));
+        assert_eq!((t.start(a), t.start(b), t.start(c)), (90, 70, 40));
+        assert_eq!((t.free, t.free_blocks), (40, 1));
+        assert!(t.free(b)); // neither neighbour free
         assert!(!t.free(b));
-        assert_eq!(t.largest_free(), 40);
-        assert!(t.free(a));
-        assert_eq!(t.largest_free(), 40);
-        assert!(t.free(c));
+        assert_eq!((t.largest_free(), t.free_blocks), (40, 2));
+        assert!(t.free(a)); // merges into b's block (prev free)
+        assert_eq!((t.largest_free(), t.free_blocks), (40, 2));
+        assert!(t.free(c)); // both neighbours free
         assert_eq!((t.free, t.largest_free(), t.free_blocks), (100, 100, 1));
-        // aligned: base 3 granules, align 8 → first start with (3 + start) % 8 == 0 is 5
+        // next grows down over a freed block
+        let x = t.alloc(50, 1).unwrap();
+        let y = t.alloc(50, 1).unwrap();
+        assert_eq!((t.start(x), t.start(y)), (50, 0));
+        assert!(t.free(x));
+        assert!(t.free(y));
+        assert_eq!((t.free, t.largest_free(), t.free_blocks), (100, 100, 1));
+        // aligned: base 3 granules, align 8 → highest start with (3 + start) % 8 == 0 below 60
         let mut t = Tlsf::new(64, 3);
         let x = t.alloc(4, 8).unwrap();
-        assert_eq!(t.start(x), 5);
-        assert_eq!(t.free_blocks, 2);
+        assert_eq!(t.start(x), 53);
+        assert_eq!(t.free_blocks, 2); // below it, and the 7-granule slack above it
         assert!(t.free(x));
-        assert_eq!(t.free_blocks, 1);
+        assert_eq!((t.free_blocks, t.largest_free()), (1, 64));
+        // an alignment that only the region's first granule meets
+        let mut t = Tlsf::new(64, 0);
+        assert_eq!(t.alloc(1, 1 << 40).map(|i| t.start(i)), Some(0));
+        assert!(t.alloc(1, 1 << 40).is_none());
     }
 }

@@ -26,15 +26,27 @@ struct Figures {
     largest: Vec<f64>,
 }
 
-fn measure<A: Alloc>(alloc: A, seed: u64, pairs: u64, samples: usize) -> (f64, Vec<f64>) {
+/// Pairs per second over at least `min_secs` of CPU time, then `samples` largest-free readings
+/// taken each time the churn brings the fill back to 50%.
+fn measure<A: Alloc>(alloc: A, seed: u64, min_secs: f64, samples: usize) -> (f64, Vec<f64>) {
     let mut c = Churn::new(alloc, seed);
-    c.pairs(pairs / 10); // reach the steady state
+    c.pairs(20_000); // reach the steady state
     let t = Stopwatch::start();
-    c.pairs(pairs);
-    let rate = pairs as f64 / t.secs();
+    let mut done = 0u64;
+    let mut chunk = 1_000u64;
+    let secs = loop {
+        c.pairs(chunk);
+        done += chunk;
+        let s = t.secs();
+        if s >= min_secs {
+            break s;
+        }
+        chunk = (chunk * 2).min(1 << 20);
+    };
+    let rate = done as f64 / secs;
     let mut largest = Vec::new();
     for _ in 0..samples {
-        c.pairs(pairs / samples as u64 / 4 + 1);
+        c.pairs(5_000);
         c.fill_to_half();
         largest.push(c.alloc.largest_free() as f64);
     }
@@ -42,10 +54,10 @@ fn measure<A: Alloc>(alloc: A, seed: u64, pairs: u64, samples: usize) -> (f64, V
 }
 
 pub fn run(opts: Opts) -> Vec<Row> {
-    let (seeds, pairs, samples) = if opts.quick {
-        (1u64, 40_000, 8)
+    let (seeds, min_secs, samples) = if opts.quick {
+        (1u64, 0.05, 8)
     } else {
-        (5, 400_000, 16)
+        (5, 0.3, 16)
     };
     let variants = ["p2p-tlsf", REFERENCE, "btree-best-fit"];
     let mut figs: Vec<Figures> = variants
@@ -58,9 +70,9 @@ pub fn run(opts: Opts) -> Vec<Row> {
     for seed in 1..=seeds {
         // interleaved: every variant runs on every seed, in turn
         let runs = [
-            measure(p2p_pool(), seed, pairs, samples),
-            measure(Bitmap::new(), seed, pairs, samples),
-            measure(BTreeFit::new(), seed, pairs, samples),
+            measure(p2p_pool(), seed, min_secs, samples),
+            measure(Bitmap::new(), seed, min_secs, samples),
+            measure(BTreeFit::new(), seed, min_secs, samples),
         ];
         for (f, (rate, largest)) in figs.iter_mut().zip(runs) {
             f.pairs_per_s.push(rate);
