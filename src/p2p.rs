@@ -693,7 +693,8 @@ impl<B: Backend> P2pPool<B> {
         }
         let inner = &*self.inner;
         let shift = inner.shift;
-        let n = (size as u64).div_ceil(1 << shift);
+        // granules, rounding up (shifts: a division by a run-time power of two is slow)
+        let n = (size as u64 >> shift) + (size as u64 & ((1 << shift) - 1) != 0) as u64;
         let align_g = ((align as u64) >> shift).max(1);
         let got = inner.state.with(|t| {
             t.alloc(n, align_g)
