@@ -30,7 +30,7 @@
 
 use core::fmt;
 
-use crate::backend::{Backend, Word, HAS_W128, W128};
+use crate::backend::{has_w256, Backend, Word, HAS_W128, W128, W256};
 use crate::error::{Error, Result};
 use crate::order::Barrier;
 
@@ -39,32 +39,61 @@ use crate::order::Barrier;
 /// Part of every [`IoMem`](crate::IoMem) handle. It governs bulk copies and typed reads/writes of
 /// structures; single-register accessors (`read32`, `try_write64`, …) always make exactly the
 /// access they name.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// [`WidthPolicy::MEMORY_LIKE`] is a class rather than a number: its width is the widest the CPU
+/// has ([`has_w256`], [`HAS_W128`]), limited by the alignment of the mapping it is used on
+/// (a handle's policy is clamped to its backend's base alignment). All memory-like policies
+/// compare equal.
+#[derive(Clone, Copy)]
 pub struct WidthPolicy {
+    /// Widest access; for a memory-like policy, the cap from the mapping's alignment.
     max: u8,
+    memory_like: bool,
+}
+
+/// Widest single access of this CPU.
+#[inline]
+fn widest() -> usize {
+    if has_w256() {
+        32
+    } else if HAS_W128 {
+        16
+    } else {
+        8
+    }
 }
 
 impl WidthPolicy {
     /// At most 8-bit accesses.
-    pub const U8: WidthPolicy = WidthPolicy { max: 1 };
+    pub const U8: WidthPolicy = WidthPolicy::fixed(1);
     /// At most 16-bit accesses.
-    pub const U16: WidthPolicy = WidthPolicy { max: 2 };
+    pub const U16: WidthPolicy = WidthPolicy::fixed(2);
     /// At most 32-bit accesses: powerpc's `memcpy_toio`, and devices that reject 64-bit accesses.
-    pub const U32: WidthPolicy = WidthPolicy { max: 4 };
+    pub const U32: WidthPolicy = WidthPolicy::fixed(4);
     /// At most 64-bit accesses: register files, Linux `lib/iomem_copy.c` on 64-bit machines.
-    pub const U64: WidthPolicy = WidthPolicy { max: 8 };
+    pub const U64: WidthPolicy = WidthPolicy::fixed(8);
     /// Memory-like regions (a prefetchable BAR: NVMe CMB, GPU aperture): the widest single
-    /// aligned load/store the CPU has — 16 bytes on x86_64 and aarch64, 8 elsewhere.
+    /// aligned load/store the CPU has — 32 bytes on x86_64 with AVX (detected at run time),
+    /// 16 bytes on other x86_64 and aarch64, 8 elsewhere — on mappings aligned to it.
     pub const MEMORY_LIKE: WidthPolicy = WidthPolicy {
-        max: if HAS_W128 { 16 } else { 8 },
+        max: 32,
+        memory_like: true,
     };
 
+    const fn fixed(max: u8) -> Self {
+        WidthPolicy {
+            max,
+            memory_like: false,
+        }
+    }
+
     /// A policy allowing accesses up to `max` bytes: 1, 2, 4, 8, or 16 where the CPU has a
-    /// 16-byte access ([`HAS_W128`]).
+    /// 16-byte access ([`HAS_W128`]). (32-byte accesses come only with
+    /// [`WidthPolicy::MEMORY_LIKE`].)
     pub const fn new(max: usize) -> Result<Self> {
         match max {
-            1 | 2 | 4 | 8 => Ok(WidthPolicy { max: max as u8 }),
-            16 if HAS_W128 => Ok(WidthPolicy { max: 16 }),
+            1 | 2 | 4 | 8 => Ok(WidthPolicy::fixed(max as u8)),
+            16 if HAS_W128 => Ok(WidthPolicy::fixed(16)),
             _ => Err(Error::InvalidArgument(
                 "width policy must be 1, 2, 4, 8 or (on x86_64/aarch64) 16 bytes",
             )),
@@ -72,8 +101,57 @@ impl WidthPolicy {
     }
 
     /// The widest access allowed, in bytes.
-    pub const fn max_width(self) -> usize {
-        self.max as usize
+    #[inline]
+    pub fn max_width(self) -> usize {
+        if self.memory_like {
+            widest().min(self.max as usize)
+        } else {
+            self.max as usize
+        }
+    }
+
+    /// Whether this is [`WidthPolicy::MEMORY_LIKE`].
+    pub const fn is_memory_like(self) -> bool {
+        self.memory_like
+    }
+
+    /// This policy limited to accesses no wider than `align` (a mapping's base alignment, ≥ 1):
+    /// unchanged if it fits; a memory-like policy stays memory-like with a smaller cap; any other
+    /// becomes the largest power of two ≤ `align`, at most 8 bytes.
+    pub fn clamped(self, align: usize) -> WidthPolicy {
+        if self.max_width() <= align {
+            return self;
+        }
+        let pow2 = |n: usize| 1usize << (usize::BITS - 1 - n.max(1).leading_zeros());
+        if self.memory_like {
+            WidthPolicy {
+                max: pow2(align).min(32) as u8,
+                memory_like: true,
+            }
+        } else {
+            WidthPolicy::fixed(pow2(align).min(8) as u8)
+        }
+    }
+}
+
+impl PartialEq for WidthPolicy {
+    fn eq(&self, other: &Self) -> bool {
+        match (self.memory_like, other.memory_like) {
+            (true, true) => true,
+            (false, false) => self.max == other.max,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for WidthPolicy {}
+
+impl core::hash::Hash for WidthPolicy {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.memory_like.hash(state);
+        if !self.memory_like {
+            self.max.hash(state);
+        }
     }
 }
 
@@ -86,7 +164,15 @@ impl Default for WidthPolicy {
 
 impl fmt::Debug for WidthPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WidthPolicy(max {} bytes)", self.max)
+        if self.memory_like {
+            write!(
+                f,
+                "WidthPolicy(memory-like, max {} bytes)",
+                self.max_width()
+            )
+        } else {
+            write!(f, "WidthPolicy(max {} bytes)", self.max)
+        }
     }
 }
 
@@ -95,7 +181,7 @@ impl fmt::Debug for WidthPolicy {
 pub struct Access {
     /// Byte offset of the access.
     pub offset: usize,
-    /// Width in bytes (1, 2, 4, 8 or 16); `offset % width == 0`.
+    /// Width in bytes (1, 2, 4, 8, 16 or 32); `offset % width == 0`.
     pub width: usize,
 }
 
@@ -436,9 +522,46 @@ unsafe fn one_dyn<B: Backend + ?Sized, O: Op>(op: O, b: &B, off: usize, w: usize
             2 => op.one::<B, u16>(b, off, pos),
             4 => op.one::<B, u32>(b, off, pos),
             8 => op.one::<B, u64>(b, off, pos),
-            _ => op.one::<B, W128>(b, off, pos),
+            16 => op.one::<B, W128>(b, off, pos),
+            _ => op.one::<B, W256>(b, off, pos),
         }
     }
+}
+
+/// A body of 32-byte accesses, compiled for AVX: the backend's 32-byte accesses (inlined here)
+/// are single `vmovdqa ymm` instructions, and the memory side moves 32 bytes per instruction.
+///
+/// # Safety
+/// As for [`Op::body`], and the CPU has AVX ([`has_w256`]; a plan only has a 32-byte body when
+/// its memory-like policy found it).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn body_w256<B: Backend + ?Sized, O: Op>(
+    op: O,
+    b: &B,
+    off: usize,
+    count: usize,
+    pos: usize,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { op.body::<B, W256>(b, off, count, pos) }
+}
+
+/// No 32-byte accesses without AVX: never called, since no plan has a 32-byte body here.
+///
+/// # Safety
+/// As for [`Op::body`].
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+unsafe fn body_w256<B: Backend + ?Sized, O: Op>(
+    op: O,
+    b: &B,
+    off: usize,
+    count: usize,
+    pos: usize,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { op.body::<B, W256>(b, off, count, pos) }
 }
 
 /// Executes `plan` in direction `op`, without barriers.
@@ -464,6 +587,7 @@ unsafe fn run<B: Backend + ?Sized, O: Op>(b: &B, plan: &Plan, op: O) {
     step!(plan.head, u16);
     step!(plan.head, u32);
     step!(plan.head, u64);
+    step!(plan.head, W128);
     let count = plan.body_count;
     // SAFETY: the body is `body_count` aligned accesses of `body_width` inside the range.
     unsafe {
@@ -472,11 +596,13 @@ unsafe fn run<B: Backend + ?Sized, O: Op>(b: &B, plan: &Plan, op: O) {
             2 => op.body::<B, u16>(b, off, count, off - start),
             4 => op.body::<B, u32>(b, off, count, off - start),
             8 => op.body::<B, u64>(b, off, count, off - start),
-            _ => op.body::<B, W128>(b, off, count, off - start),
+            16 => op.body::<B, W128>(b, off, count, off - start),
+            _ => body_w256(op, b, off, count, off - start),
         }
     }
     off += count * plan.body_width;
     // Tail: largest first, each access aligned because `off` is aligned to the one before.
+    step!(plan.tail, W128);
     step!(plan.tail, u64);
     step!(plan.tail, u32);
     step!(plan.tail, u16);
@@ -608,6 +734,98 @@ mod tests {
         let off = usize::MAX - 20;
         assert_eq!(widths(off, 20, 16), greedy(off, 20, 16));
         assert_eq!(plan(off, 20, WidthPolicy::MEMORY_LIKE).unwrap().len(), 6);
+    }
+
+    #[test]
+    fn memory_like_matches_greedy_model_at_the_widest_width() {
+        let p = WidthPolicy::MEMORY_LIKE;
+        let max = p.max_width();
+        assert_eq!(max, widest());
+        for off in 0..80 {
+            for len in 0..100 {
+                let got: alloc::vec::Vec<_> = plan(off, len, p)
+                    .unwrap()
+                    .accesses()
+                    .map(|a| (a.offset, a.width))
+                    .collect();
+                assert_eq!(got, greedy(off, len, max), "{off} {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn clamping_keeps_memory_like_and_lowers_its_width() {
+        let m = WidthPolicy::MEMORY_LIKE.clamped(16);
+        assert_eq!(m, WidthPolicy::MEMORY_LIKE);
+        assert!(m.is_memory_like());
+        assert_eq!(m.max_width(), widest().min(16));
+        assert_eq!(WidthPolicy::MEMORY_LIKE.clamped(4096).max_width(), widest());
+        assert_eq!(WidthPolicy::U64.clamped(4), WidthPolicy::U32);
+        assert_eq!(WidthPolicy::U64.clamped(64), WidthPolicy::U64);
+        assert_ne!(WidthPolicy::MEMORY_LIKE, WidthPolicy::new(16).unwrap());
+    }
+
+    /// Copies through the mock with the memory-like policy: every write is recorded with its
+    /// full value (32-byte ones too) and the data round-trips.
+    #[test]
+    fn memory_like_copies_are_recorded_whole() {
+        use crate::backend::MockIo;
+        use crate::{memcpy_fromio, memcpy_toio, IoMem};
+        let mock = MockIo::new(512);
+        let io = IoMem::new(&mock).with_policy(WidthPolicy::MEMORY_LIKE);
+        let src: alloc::vec::Vec<u8> = (0..200u32).map(|i| (i * 7 + 3) as u8).collect();
+        let win = io.subslice(5..205).unwrap();
+        memcpy_toio(&win, &src).unwrap();
+        let writes = mock.writes();
+        assert_eq!(
+            writes.iter().map(|a| a.width).max(),
+            Some(widest()),
+            "{writes:?}"
+        );
+        for a in &writes {
+            assert_eq!(
+                a.bytes(),
+                src[a.offset - 5..a.offset - 5 + a.width],
+                "{a:?}"
+            );
+        }
+        assert_eq!(mock.peek(5, 200), src);
+        let mut back = alloc::vec![0u8; 200];
+        memcpy_fromio(&mut back, &win).unwrap();
+        assert_eq!(back, src);
+        mock.assert_no_violations();
+    }
+
+    /// The real backend's widest accesses (32-byte AVX ones where the CPU has them) over a
+    /// page-aligned RAM buffer: copies and fills land exactly where planned.
+    #[test]
+    fn mmio_memory_like_round_trips() {
+        use crate::{memcpy_fromio, memcpy_toio, memset_io, Caching, IoMem, Mmio};
+        #[repr(C, align(4096))]
+        struct Page([u8; 4096]);
+        let mut page = alloc::boxed::Box::new(Page([0x11; 4096]));
+        let base = page.0.as_mut_ptr();
+        let src: alloc::vec::Vec<u8> = (0..1000u32).map(|i| (i * 13 + 1) as u8).collect();
+        for (off, len) in [(0, 1000), (1, 999), (31, 700), (64, 96), (100, 3)] {
+            let mut back = alloc::vec![0u8; len];
+            {
+                // SAFETY: `base` is this test's own page (4096-aligned), valid for volatile
+                // access of any width; it is not used otherwise until `mmio` is dropped at the
+                // end of this block. RAM needs no write-combining flush.
+                let mmio = unsafe { Mmio::new(base, 4096, Caching::Uncached) }.unwrap();
+                let io = IoMem::new(&mmio).with_policy(WidthPolicy::MEMORY_LIKE);
+                assert_eq!(io.policy().max_width(), widest());
+                let win = io.subslice(off..off + len).unwrap();
+                memcpy_toio(&win, &src[..len]).unwrap();
+                memcpy_fromio(&mut back, &win).unwrap();
+                memset_io(&io.subslice(2000..2000 + len).unwrap(), 0xee).unwrap();
+            }
+            assert_eq!(back, src[..len]);
+            assert_eq!(page.0[off..off + len], src[..len]);
+            assert!(page.0[2000..2000 + len].iter().all(|&b| b == 0xee));
+            assert!(page.0[2000 + len..].iter().all(|&b| b == 0x11));
+            page.0.fill(0x11);
+        }
     }
 
     #[test]

@@ -129,13 +129,7 @@ impl<'a, B: Backend> IoMem<'a, [u8], B> {
 
 /// Clamps a policy to what the backend's base alignment can carry.
 fn clamp<B: Backend>(policy: WidthPolicy, backend: &B) -> WidthPolicy {
-    if policy.max_width() <= backend.base_align() {
-        policy
-    } else {
-        // Largest power of two ≤ base_align, at most 8; base_align ≥ 1 always.
-        let w = backend.base_align().min(8);
-        WidthPolicy::new(1 << (usize::BITS - 1 - w.leading_zeros())).unwrap_or(WidthPolicy::U8)
-    }
+    policy.clamped(backend.base_align())
 }
 
 impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {

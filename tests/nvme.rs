@@ -909,7 +909,7 @@ mod sq_tests {
                     }
                 }
             } else {
-                image[a.range()].copy_from_slice(&a.value.to_le_bytes()[..a.width]);
+                image[a.range()].copy_from_slice(&a.bytes());
             }
         }
         true

@@ -173,8 +173,10 @@ fn expected_writes(off: usize, src: &[u8], policy: WidthPolicy) -> Vec<(usize, u
         .unwrap()
         .accesses()
         .map(|a| {
+            // `value` holds the low 16 bytes (of a 32-byte access too).
+            let n = a.width.min(16);
             let mut v = [0u8; 16];
-            v[..a.width].copy_from_slice(&src[a.offset - off..a.offset - off + a.width]);
+            v[..n].copy_from_slice(&src[a.offset - off..a.offset - off + n]);
             (a.offset, a.width, u128::from_le_bytes(v))
         })
         .collect()

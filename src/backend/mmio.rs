@@ -30,7 +30,8 @@ unsafe impl Send for Mmio {}
 unsafe impl Sync for Mmio {}
 
 impl Mmio {
-    /// Alignment the base address must have: the widest single access this crate makes.
+    /// Alignment the base address must have. Memory-like copies use 32-byte accesses (where the
+    /// CPU has them) only on a base aligned to 32, which every page-granular mapping is.
     pub const BASE_ALIGN: usize = 16;
 
     /// Wraps a mapped region of device memory.
@@ -86,7 +87,8 @@ unsafe impl Backend for Mmio {
     }
     #[inline(always)]
     fn base_align(&self) -> usize {
-        Self::BASE_ALIGN
+        // The base's own alignment (≥ BASE_ALIGN by the type invariant), up to a page.
+        (1usize << (self.base.as_ptr() as usize).trailing_zeros().min(12)).max(Self::BASE_ALIGN)
     }
     #[inline(always)]
     fn caching(&self) -> Caching {
@@ -98,12 +100,32 @@ unsafe impl Backend for Mmio {
     }
     #[inline(always)]
     unsafe fn read<W: Word>(&self, off: usize) -> W {
+        #[cfg(target_arch = "x86_64")]
+        if W::WIDTH == 32 {
+            let mut v = core::mem::MaybeUninit::<W>::uninit();
+            // SAFETY: as below; the caller guarantees AVX (`has_w256`), and `W` is 32 bytes, the
+            // size of the `__m256i` the helper writes.
+            unsafe { avx::load(self.base.as_ptr().add(off).cast(), v.as_mut_ptr().cast()) };
+            // SAFETY: fully written by the helper; any bit pattern is a valid `W`.
+            return unsafe { v.assume_init() };
+        }
         // SAFETY: the caller guarantees `off` is `W`-aligned and in bounds; the type invariant
         // makes base+off valid for a volatile read, and base alignment ≥ W::WIDTH.
         unsafe { core::ptr::read_volatile(self.base.as_ptr().add(off).cast::<W>()) }
     }
     #[inline(always)]
     unsafe fn write<W: Word>(&self, off: usize, value: W) {
+        #[cfg(target_arch = "x86_64")]
+        if W::WIDTH == 32 {
+            // SAFETY: as for `read`; `value` is 32 bytes, read by the helper as a `__m256i`.
+            unsafe {
+                avx::store(
+                    self.base.as_ptr().add(off).cast(),
+                    (&value as *const W).cast(),
+                )
+            };
+            return;
+        }
         // SAFETY: as for `read`.
         unsafe { core::ptr::write_volatile(self.base.as_ptr().add(off).cast::<W>(), value) }
     }
@@ -114,5 +136,33 @@ unsafe impl Backend for Mmio {
     #[inline(always)]
     fn barrier_after_read(&self, barrier: Barrier, loaded: u64) {
         order::execute_after_read(barrier, loaded)
+    }
+}
+
+/// 32-byte accesses, compiled for AVX so each volatile access is one `vmovdqa ymm` (a function
+/// compiled without AVX would split it into two 16-byte halves). Inlined into AVX-enabled
+/// callers (the copy executor's 32-byte bodies); an out-of-line call elsewhere.
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use core::arch::x86_64::__m256i;
+
+    /// # Safety
+    /// The CPU has AVX; `p` is 32-aligned and valid for a volatile 32-byte read; `out` is valid
+    /// for a 32-byte write.
+    #[target_feature(enable = "avx")]
+    #[inline]
+    pub(super) unsafe fn load(p: *const __m256i, out: *mut __m256i) {
+        // SAFETY: forwarded contract.
+        unsafe { out.write_unaligned(core::ptr::read_volatile(p)) }
+    }
+
+    /// # Safety
+    /// The CPU has AVX; `p` is 32-aligned and valid for a volatile 32-byte write; `v` is valid
+    /// for a 32-byte read.
+    #[target_feature(enable = "avx")]
+    #[inline]
+    pub(super) unsafe fn store(p: *mut __m256i, v: *const __m256i) {
+        // SAFETY: forwarded contract.
+        unsafe { core::ptr::write_volatile(p, v.read_unaligned()) }
     }
 }

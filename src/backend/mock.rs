@@ -42,11 +42,21 @@ pub struct Access {
     pub offset: usize,
     /// Width in bytes.
     pub width: usize,
-    /// Value read or written, little-endian, zero-extended.
+    /// Value read or written, little-endian, zero-extended (bytes 0..16 of a 32-byte access).
     pub value: u128,
+    /// Bytes 16..32 of a 32-byte access, little-endian; zero for narrower accesses.
+    pub value_hi: u128,
 }
 
 impl Access {
+    /// The `width` bytes the access read or wrote, little-endian.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut b = self.value.to_le_bytes().to_vec();
+        b.extend_from_slice(&self.value_hi.to_le_bytes());
+        b.truncate(self.width);
+        b
+    }
+
     /// The bytes `[offset, offset + width)` this access covers.
     pub fn range(&self) -> Range<usize> {
         self.offset..self.offset + self.width
@@ -163,13 +173,13 @@ impl core::fmt::Debug for MockIo {
 
 impl MockIo {
     /// A zero-filled region of `size` bytes: uncached, simulating the host architecture, with no
-    /// width limit (16 bytes).
+    /// width limit (32 bytes).
     pub fn new(size: usize) -> Self {
         MockIo {
             size,
             caching: Caching::Uncached,
             arch: Arch::HOST,
-            max_width: 16,
+            max_width: 32,
             weak_seed: None,
             state: Mutex::new(State {
                 lines: std::vec![Line([0; 64]); size.div_ceil(64)],
@@ -532,7 +542,7 @@ pub fn replay<'a>(
     let mut image = std::vec![0u8; size];
     for a in order {
         at(&image, a);
-        image[a.range()].copy_from_slice(&a.value.to_le_bytes()[..a.width]);
+        image[a.range()].copy_from_slice(&a.bytes());
     }
 }
 
@@ -589,6 +599,7 @@ unsafe impl Backend for MockIo {
             offset: off,
             width: W::WIDTH,
             value: 0,
+            value_hi: 0,
         };
         let mut replaced = None;
         let State {
@@ -602,13 +613,21 @@ unsafe impl Backend for MockIo {
                 }
             }
         }
+        // A 32-byte access is held as two 16-byte halves; hooks see and replace the low half.
+        let lo_width = W::WIDTH.min(16);
         let value = match replaced {
             Some(v) => v,
-            None => Ram(ram).get(off, W::WIDTH),
+            None => Ram(ram).get(off, lo_width),
+        };
+        let value_hi = if W::WIDTH > 16 {
+            Ram(ram).get(off + 16, W::WIDTH - 16)
+        } else {
+            0
         };
         access.value = value;
+        access.value_hi = value_hi;
         self.record(&mut st, access);
-        W::from_u128(value)
+        W::from_u128_pair(value, value_hi)
     }
 
     unsafe fn write<W: Word>(&self, off: usize, value: W) {
@@ -619,6 +638,7 @@ unsafe impl Backend for MockIo {
             offset: off,
             width: W::WIDTH,
             value: value.to_u128(),
+            value_hi: value.high_u128(),
         };
         self.record(&mut st, access);
         let State {
@@ -632,7 +652,10 @@ unsafe impl Backend for MockIo {
             }
         }
         if effect == WriteEffect::Store {
-            Ram(ram).set(off, W::WIDTH, access.value);
+            Ram(ram).set(off, W::WIDTH.min(16), access.value);
+            if W::WIDTH > 16 {
+                Ram(ram).set(off + 16, W::WIDTH - 16, access.value_hi);
+            }
         }
     }
 

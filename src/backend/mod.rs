@@ -51,6 +51,21 @@ pub unsafe trait Word: Copy + sealed::Sealed + 'static {
     /// The inverse of [`Word::to_u128`] (truncating).
     fn from_u128(v: u128) -> Self;
 
+    /// Bytes 16..32 of the value as a little-endian integer, for traces of 32-byte accesses
+    /// ([`W256`]); zero for narrower words.
+    #[inline(always)]
+    fn high_u128(self) -> u128 {
+        0
+    }
+
+    /// The value whose bytes 0..16 are `lo` and 16..32 are `hi` (little-endian), truncated to
+    /// `WIDTH`; the inverse of [`Word::to_u128`] and [`Word::high_u128`].
+    #[inline(always)]
+    fn from_u128_pair(lo: u128, hi: u128) -> Self {
+        let _ = hi;
+        Self::from_u128(lo)
+    }
+
     /// `byte` repeated `WIDTH` times (the value `memset_io` stores), built so that a volatile
     /// store of it stays one instruction.
     #[inline(always)]
@@ -178,6 +193,99 @@ impl core::fmt::Debug for W128 {
     }
 }
 
+cfg_if::cfg_if! {
+    if #[cfg(target_arch = "x86_64")] {
+        type W256Inner = core::arch::x86_64::__m256i;
+    } else {
+        type W256Inner = [u128; 2];
+    }
+}
+
+/// Whether this CPU has a single-instruction, 32-byte aligned load and store that the crate
+/// uses for memory-like device regions (AVX `vmovdqa ymm` on x86_64). Detected at run time with
+/// the `std` feature; without it, true only when the crate is built with AVX enabled.
+#[inline]
+pub fn has_w256() -> bool {
+    cfg_if::cfg_if! {
+        if #[cfg(all(target_arch = "x86_64", feature = "std"))] {
+            use core::sync::atomic::{AtomicU8, Ordering};
+            // 0: not detected yet, 1: no, 2: yes. Every copy plans with it: one relaxed load.
+            static AVX: AtomicU8 = AtomicU8::new(0);
+            match AVX.load(Ordering::Relaxed) {
+                0 => {
+                    let yes = std::is_x86_feature_detected!("avx");
+                    AVX.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+                    yes
+                }
+                v => v == 2,
+            }
+        } else if #[cfg(target_arch = "x86_64")] {
+            cfg!(target_feature = "avx")
+        } else {
+            false
+        }
+    }
+}
+
+/// A 32-byte vector register's worth of data, moved as one access.
+///
+/// Only used where [`has_w256`] is true: [`Mmio`] moves it with one AVX `vmovdqa` (executed in a
+/// function compiled for AVX, so it is never split into two 16-byte halves). Elsewhere no plan
+/// contains a `W256` access.
+#[derive(Clone, Copy)]
+#[cfg_attr(target_arch = "x86_64", repr(transparent))]
+#[cfg_attr(not(target_arch = "x86_64"), repr(C, align(32)))]
+pub struct W256(W256Inner);
+
+static_assertions::assert_eq_size!(W256, [u8; 32]);
+static_assertions::const_assert_eq!(core::mem::align_of::<W256>(), 32);
+
+impl W256 {
+    #[inline(always)]
+    fn halves(self) -> [u128; 2] {
+        // SAFETY: both types are 32 bytes of plain data valid for every bit pattern.
+        unsafe { core::mem::transmute::<W256, [u128; 2]>(self) }
+    }
+}
+
+impl sealed::Sealed for W256 {}
+// SAFETY: `W256` is a 32-byte, 32-aligned plain-data vector type valid for every bit pattern.
+// The crate's real backend accesses it only inside AVX-enabled functions, where a volatile
+// access of it is one 32-byte `vmovdqa`; callers of `Backend::read`/`write` with `W256` must
+// ensure `has_w256()`.
+unsafe impl Word for W256 {
+    const WIDTH: usize = 32;
+    #[inline(always)]
+    fn to_u128(self) -> u128 {
+        self.halves()[0]
+    }
+    #[inline(always)]
+    fn from_u128(v: u128) -> Self {
+        Self::from_u128_pair(v, 0)
+    }
+    #[inline(always)]
+    fn high_u128(self) -> u128 {
+        self.halves()[1]
+    }
+    #[inline(always)]
+    fn from_u128_pair(lo: u128, hi: u128) -> Self {
+        // SAFETY: as in `halves`.
+        unsafe { core::mem::transmute::<[u128; 2], W256>([lo, hi]) }
+    }
+    #[inline(always)]
+    fn splat(byte: u8) -> Self {
+        // SAFETY: as in `halves`.
+        unsafe { core::mem::transmute::<[u8; 32], W256>([byte; 32]) }
+    }
+}
+
+impl core::fmt::Debug for W256 {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let [lo, hi] = self.halves();
+        write!(f, "W256({hi:#034x}{lo:032x})")
+    }
+}
+
 /// A region of device memory and the way to access it.
 ///
 /// # Safety
@@ -190,7 +298,9 @@ pub unsafe trait Backend {
     /// Size of the region in bytes.
     fn size(&self) -> usize;
 
-    /// Alignment of the region's base address. The crate's own backends guarantee at least 16.
+    /// Alignment of the region's base address. The crate's own backends guarantee at least 16
+    /// (and report more when the base has it, up to a page, so memory-like copies can use
+    /// 32-byte accesses).
     fn base_align(&self) -> usize;
 
     /// How the region is mapped.
@@ -203,7 +313,8 @@ pub unsafe trait Backend {
     /// Reads one `W` at byte offset `off`.
     ///
     /// # Safety
-    /// `off % W::WIDTH == 0`, `off + W::WIDTH <= self.size()`, and `W::WIDTH <= self.base_align()`.
+    /// `off % W::WIDTH == 0`, `off + W::WIDTH <= self.size()`, `W::WIDTH <= self.base_align()`,
+    /// and, if `W` is [`W256`], [`has_w256`] is true.
     unsafe fn read<W: Word>(&self, off: usize) -> W;
 
     /// Writes one `W` at byte offset `off`.
