@@ -541,6 +541,10 @@ pub fn targets(rows: &[Row]) -> Vec<String> {
             0.5,
         );
     }
+    out.push(format!(
+        "info MEMORY_LIKE makes {}-byte accesses on this CPU (page-aligned mapping)",
+        WidthPolicy::MEMORY_LIKE.max_width()
+    ));
     // 4K aliasing: each variant at dst - src ≡ 1 (mod 4096) against itself aligned, at 4 KiB.
     for (case, variant) in [
         ("to_io", REFERENCE),
