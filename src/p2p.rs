@@ -52,8 +52,10 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::cell::UnsafeCell;
 use core::fmt;
 use core::ops::Range;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend::Backend;
 use crate::copy::WidthPolicy;
@@ -133,58 +135,80 @@ pub struct P2pStats {
 // Lock
 // ---------------------------------------------------------------------------------------------
 
-#[cfg(feature = "std")]
-struct Lock<T>(std::sync::Mutex<T>);
-
-#[cfg(feature = "std")]
-impl<T> Lock<T> {
-    fn new(v: T) -> Self {
-        Lock(std::sync::Mutex::new(v))
-    }
-    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        // The allocator never panics while holding the lock; if a caller's panic poisoned it,
-        // the state is still consistent (every mutation completes before unlocking).
-        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut g)
-    }
-}
-
-#[cfg(not(feature = "std"))]
+/// A spin lock: taking it uncontended is one compare-exchange, releasing it one release store
+/// (a `std` mutex also needs an atomic swap to release, to learn whether to wake a waiter).
+/// The allocator holds it for a few dozen nanoseconds (every operation under it is O(1) but
+/// `stats`), so a waiter spins briefly and then, with `std`, yields its CPU between attempts
+/// (on a machine with fewer CPUs than threads the holder may be descheduled).
 struct Lock<T> {
-    locked: core::sync::atomic::AtomicBool,
-    value: core::cell::UnsafeCell<T>,
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
 }
 
-#[cfg(not(feature = "std"))]
-// SAFETY: access to `value` is serialised by `locked` (acquire on lock, release on unlock).
+// SAFETY: `value` is reached only through `with`, which holds the lock: `locked` was changed
+// from false to true with acquire ordering by this thread and is reset with release ordering,
+// so accesses from different threads never overlap and each sees the previous one's writes.
+// `T: Send` because the value is used from whichever thread holds the lock.
 unsafe impl<T: Send> Sync for Lock<T> {}
 
-#[cfg(not(feature = "std"))]
 impl<T> Lock<T> {
     fn new(v: T) -> Self {
         Lock {
-            locked: core::sync::atomic::AtomicBool::new(false),
-            value: core::cell::UnsafeCell::new(v),
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(v),
         }
     }
+
+    /// Runs `f` with exclusive access to the value. The lock is released when `f` returns or
+    /// unwinds (the allocator's state is consistent at every point it could panic: it does not).
+    #[inline(always)]
     fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        use core::sync::atomic::Ordering;
-        while self
+        if self
             .locked
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            core::hint::spin_loop();
+            self.lock_contended();
         }
-        struct Unlock<'a>(&'a core::sync::atomic::AtomicBool);
+        struct Unlock<'a>(&'a AtomicBool);
         impl Drop for Unlock<'_> {
+            #[inline(always)]
             fn drop(&mut self) {
-                self.0.store(false, core::sync::atomic::Ordering::Release);
+                self.0.store(false, Ordering::Release);
             }
         }
-        let _u = Unlock(&self.locked);
-        // SAFETY: the compare-exchange above gave this thread exclusive access until `_u` drops.
+        let _unlock = Unlock(&self.locked);
+        // SAFETY: this thread holds the lock (the compare-exchange above or in `lock_contended`
+        // succeeded) until `_unlock` drops after `f` returns, so this is the only reference to
+        // the value.
         f(unsafe { &mut *self.value.get() })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self) {
+        let mut spins = 0u32;
+        loop {
+            // test before test-and-set: wait with plain loads, not cache-line-stealing writes
+            while self.locked.load(Ordering::Relaxed) {
+                if spins < 100 {
+                    spins += 1;
+                    core::hint::spin_loop();
+                } else {
+                    #[cfg(feature = "std")]
+                    std::thread::yield_now();
+                    #[cfg(not(feature = "std"))]
+                    core::hint::spin_loop();
+                }
+            }
+            if self
+                .locked
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
     }
 }
 
@@ -417,8 +441,8 @@ impl Tlsf {
     }
 
     /// Allocates `n ≥ 1` granules whose bus address is aligned to `align_g` (a power of two)
-    /// granules. Returns the node index, or `None`.
-    pub(crate) fn alloc(&mut self, n: u64, align_g: u64) -> Option<u32> {
+    /// granules. Returns the node index and the start granule, or `None`.
+    pub(crate) fn alloc(&mut self, n: u64, align_g: u64) -> Option<(u32, u32)> {
         if n == 0 || n > self.free as u64 {
             return None;
         }
@@ -463,7 +487,7 @@ impl Tlsf {
         }
         self.free -= n;
         self.allocations += 1;
-        Some(a)
+        Some((a, at))
     }
 
     /// The first block in classes `[from, to)` that holds `n` granules aligned to `align_g`.
@@ -495,8 +519,8 @@ impl Tlsf {
     }
 
     /// Start granule of allocated node `i`.
-    #[inline(always)]
-    pub(crate) fn start(&self, i: u32) -> u32 {
+    #[cfg(test)]
+    fn start(&self, i: u32) -> u32 {
         self.nodes[i as usize].start
     }
 
@@ -684,40 +708,45 @@ impl<B: Backend> P2pPool<B> {
     /// Errors: [`Error::InvalidArgument`] for a zero size or an alignment that is not a power of
     /// two; [`Error::Exhausted`] (with the pool's free bytes and largest free block) when no
     /// free block fits.
+    #[inline]
     pub fn alloc(&self, size: usize, align: usize) -> Result<P2pBuf<B>> {
-        if size == 0 {
-            return Err(Error::InvalidArgument("allocation size must not be zero"));
-        }
-        if !align.is_power_of_two() {
-            return Err(Error::InvalidArgument("alignment must be a power of two"));
+        if size == 0 || !align.is_power_of_two() {
+            return Err(Self::bad_request(size));
         }
         let inner = &*self.inner;
         let shift = inner.shift;
         // granules, rounding up (shifts: a division by a run-time power of two is slow)
         let n = (size as u64 >> shift) + (size as u64 & ((1 << shift) - 1) != 0) as u64;
         let align_g = ((align as u64) >> shift).max(1);
-        let got = inner.state.with(|t| {
-            t.alloc(n, align_g)
-                .map(|i| (i, t.start(i)))
-                .ok_or_else(|| (t.free, t.largest_free()))
-        });
-        match got {
-            Ok((node, start)) => {
-                let rel = (start as usize) << shift;
-                Ok(P2pBuf {
-                    pool: self.inner.clone(),
-                    node,
-                    offset: inner.offset + rel,
-                    len: (n as usize) << shift,
-                    bus_addr: inner.bus_addr + rel as u64,
-                })
-            }
-            Err((free, largest)) => Err(Error::Exhausted {
-                size,
-                align,
-                free: (free as usize) << shift,
-                largest: (largest as usize) << shift,
+        match inner.state.with(|t| t.alloc(n, align_g)) {
+            Some((node, start)) => Ok(P2pBuf {
+                pool: self.inner.clone(),
+                node,
+                start,
+                // `Tlsf::alloc` succeeds only for n ≤ its free granules, a u32
+                granules: n as u32,
             }),
+            None => Err(self.exhausted(size, align)),
+        }
+    }
+
+    #[cold]
+    fn bad_request(size: usize) -> Error {
+        if size == 0 {
+            Error::InvalidArgument("allocation size must not be zero")
+        } else {
+            Error::InvalidArgument("alignment must be a power of two")
+        }
+    }
+
+    #[cold]
+    fn exhausted(&self, size: usize, align: usize) -> Error {
+        let s = self.stats();
+        Error::Exhausted {
+            size,
+            align,
+            free: s.free,
+            largest: s.largest_free,
         }
     }
 
@@ -794,26 +823,36 @@ impl<B: Backend> Inner<B> {
 /// [`P2pBuf::bus_addr`]. The buffer keeps its pool (and so the mapping) alive.
 pub struct P2pBuf<B: Backend> {
     pool: Arc<Inner<B>>,
+    /// The allocator's node for this buffer.
     node: u32,
-    offset: usize,
-    len: usize,
-    bus_addr: u64,
+    /// First granule and length in granules (the byte figures are computed from these and the
+    /// pool's constants: a small buffer is cheap to move).
+    start: u32,
+    granules: u32,
 }
 
 impl<B: Backend> P2pBuf<B> {
     /// A handle to the buffer's device memory, with the pool's width policy and strategy.
     pub fn io(&self) -> IoMem<'_, [u8], B> {
-        self.pool.region(self.offset, self.len)
+        self.pool.region(self.offset(), self.len())
+    }
+
+    /// Offset of the buffer in the pool's region.
+    #[inline]
+    fn rel(&self) -> usize {
+        (self.start as usize) << self.pool.shift
     }
 
     /// The bus address a device uses for the first byte of the buffer.
+    #[inline]
     pub fn bus_addr(&self) -> u64 {
-        self.bus_addr
+        self.pool.bus_addr + self.rel() as u64
     }
 
     /// Length in bytes (the request rounded up to the granularity).
+    #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        (self.granules as usize) << self.pool.shift
     }
 
     /// Always `false`: allocations are at least one granule.
@@ -822,8 +861,9 @@ impl<B: Backend> P2pBuf<B> {
     }
 
     /// Offset of the buffer in the pool's backend (the mapping).
+    #[inline]
     pub fn offset(&self) -> usize {
-        self.offset
+        self.pool.offset + self.rel()
     }
 
     /// The pool this buffer came from.
@@ -837,14 +877,15 @@ impl<B: Backend> P2pBuf<B> {
 impl<B: Backend> fmt::Debug for P2pBuf<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("P2pBuf")
-            .field("offset", &format_args!("{:#x}", self.offset))
-            .field("len", &self.len)
-            .field("bus_addr", &format_args!("{:#x}", self.bus_addr))
+            .field("offset", &format_args!("{:#x}", self.offset()))
+            .field("len", &self.len())
+            .field("bus_addr", &format_args!("{:#x}", self.bus_addr()))
             .finish()
     }
 }
 
 impl<B: Backend> Drop for P2pBuf<B> {
+    #[inline]
     fn drop(&mut self) {
         let node = self.node;
         let freed = self.pool.state.with(|t| t.free(node));
@@ -856,6 +897,15 @@ impl<B: Backend> Drop for P2pBuf<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Tlsf {
+        fn alloc_node(&mut self, n: u64, align_g: u64) -> Option<u32> {
+            self.alloc(n, align_g).map(|(i, start)| {
+                assert_eq!(self.start(i), start);
+                i
+            })
+        }
+    }
 
     #[test]
     fn classes_round_as_documented() {
@@ -880,9 +930,9 @@ mod tests {
     fn split_and_coalesce() {
         // allocations take the top of the free block they come from
         let mut t = Tlsf::new(100, 0);
-        let a = t.alloc(10, 1).unwrap();
-        let b = t.alloc(20, 1).unwrap();
-        let c = t.alloc(30, 1).unwrap();
+        let a = t.alloc_node(10, 1).unwrap();
+        let b = t.alloc_node(20, 1).unwrap();
+        let c = t.alloc_node(30, 1).unwrap();
         assert_eq!((t.start(a), t.start(b), t.start(c)), (90, 70, 40));
         assert_eq!((t.free, t.free_blocks), (40, 1));
         assert!(t.free(b)); // neither neighbour free
@@ -893,22 +943,22 @@ mod tests {
         assert!(t.free(c)); // both neighbours free
         assert_eq!((t.free, t.largest_free(), t.free_blocks), (100, 100, 1));
         // next grows down over a freed block
-        let x = t.alloc(50, 1).unwrap();
-        let y = t.alloc(50, 1).unwrap();
+        let x = t.alloc_node(50, 1).unwrap();
+        let y = t.alloc_node(50, 1).unwrap();
         assert_eq!((t.start(x), t.start(y)), (50, 0));
         assert!(t.free(x));
         assert!(t.free(y));
         assert_eq!((t.free, t.largest_free(), t.free_blocks), (100, 100, 1));
         // aligned: base 3 granules, align 8 → highest start with (3 + start) % 8 == 0 below 60
         let mut t = Tlsf::new(64, 3);
-        let x = t.alloc(4, 8).unwrap();
+        let x = t.alloc_node(4, 8).unwrap();
         assert_eq!(t.start(x), 53);
         assert_eq!(t.free_blocks, 2); // below it, and the 7-granule slack above it
         assert!(t.free(x));
         assert_eq!((t.free_blocks, t.largest_free()), (1, 64));
         // an alignment that only the region's first granule meets
         let mut t = Tlsf::new(64, 0);
-        assert_eq!(t.alloc(1, 1 << 40).map(|i| t.start(i)), Some(0));
-        assert!(t.alloc(1, 1 << 40).is_none());
+        assert_eq!(t.alloc_node(1, 1 << 40).map(|i| t.start(i)), Some(0));
+        assert!(t.alloc_node(1, 1 << 40).is_none());
     }
 }

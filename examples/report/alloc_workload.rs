@@ -9,7 +9,7 @@
 //!
 //! The workload: a 256 MiB region with 4 KiB granularity; sizes of 4 KiB to 1 MiB, half powers
 //! of two and half arbitrary multiples of 4 KiB; random allocations and frees holding the fill
-//! near 50%. The region is `Mmio` over a lazily zeroed heap allocation that no allocator ever
+//! near 50% (each step allocates one buffer and frees a random live one). The region is `Mmio` over a lazily zeroed heap allocation that no allocator ever
 //! touches, so no 256 MiB of RAM is used.
 
 #![allow(dead_code)]
@@ -333,15 +333,62 @@ impl Draws {
     }
 }
 
+/// Half the region: the fill the churn holds.
+const HALF: usize = REGION / 2;
+/// How far the churn lets the fill wander from [`HALF`] before correcting it (8 MiB, 3% of the
+/// region: eight of the largest requests).
+const BAND: usize = 8 << 20;
+
 /// A steady-state churn at ~50% fill.
+///
+/// Each pair allocates a new buffer and frees a random live one, so the number of live buffers
+/// stays put and the fill is a sum of that many random sizes: it wanders around 50% (a few MiB
+/// either way) without a data-dependent choice between allocating and freeing on every step,
+/// which would cost the loop a mispredicted branch per step and so weigh on the fastest
+/// allocator most. When the fill leaves the band of ±[`BAND`] around 50%, an extra free or
+/// allocation brings it back.
 pub struct Churn<A: Alloc> {
     pub alloc: A,
     live: Vec<A::Handle>,
-    used: usize,
     rng: Draws,
+    tally: Tally,
     pub allocs: u64,
     pub frees: u64,
     pub failures: u64,
+}
+
+/// The churn's counters. `pairs` keeps them in a local so that they stay in registers: kept in
+/// the struct, the compiler may update neighbouring fields with one wide load and store, which
+/// then waits on the previous step's narrow stores.
+#[derive(Clone, Copy, Default)]
+struct Tally {
+    used: usize,
+    allocs: u64,
+    frees: u64,
+    failures: u64,
+}
+
+#[inline]
+fn alloc_one<A: Alloc>(a: &mut A, live: &mut Vec<A::Handle>, rng: &mut Draws, t: &mut Tally) {
+    match a.alloc(rng.size()) {
+        Some(h) => {
+            t.used += A::len_of(&h);
+            t.allocs += 1;
+            live.push(h);
+        }
+        None => t.failures += 1,
+    }
+}
+
+#[inline]
+fn free_one<A: Alloc>(a: &mut A, live: &mut Vec<A::Handle>, rng: &mut Draws, t: &mut Tally) {
+    if live.is_empty() {
+        return;
+    }
+    let h = live.swap_remove(rng.below(live.len()));
+    t.used -= A::len_of(&h);
+    t.frees += 1;
+    a.free(h);
 }
 
 impl<A: Alloc> Churn<A> {
@@ -349,74 +396,77 @@ impl<A: Alloc> Churn<A> {
     pub fn new(alloc: A, seed: u64) -> Self {
         let mut c = Churn {
             alloc,
-            live: Vec::new(),
-            used: 0,
+            live: Vec::with_capacity(REGION / GRAN / 64),
             rng: Draws::new(seed),
+            tally: Tally::default(),
             allocs: 0,
             frees: 0,
             failures: 0,
         };
-        while c.used < REGION / 2 {
-            c.alloc_one();
-        }
+        c.fill_to_half();
         c
     }
 
-    #[inline]
-    fn alloc_one(&mut self) -> bool {
-        let size = self.rng.size();
-        match self.alloc.alloc(size) {
-            Some(h) => {
-                self.used += A::len_of(&h);
-                self.live.push(h);
-                self.allocs += 1;
-                true
-            }
-            None => {
-                self.failures += 1;
-                false
-            }
-        }
-    }
-
-    #[inline]
-    fn free_one(&mut self) {
-        if self.live.is_empty() {
-            return;
-        }
-        let k = self.rng.below(self.live.len());
-        let h = self.live.swap_remove(k);
-        self.used -= A::len_of(&h);
-        self.alloc.free(h);
-        self.frees += 1;
-    }
-
-    /// One step: free a random live allocation when above 50% fill, else allocate.
-    #[inline]
-    pub fn step(&mut self) {
-        // above half: free; below: allocate, or free if nothing fits
-        if self.used > REGION / 2 || !self.alloc_one() {
-            self.free_one();
-        }
-    }
-
     /// Runs until `pairs` alloc+free pairs more have been done.
+    ///
+    /// Each step allocates a buffer and frees a random live one, whose place in the list of live
+    /// buffers the new one takes (no push and pop: the list keeps its length); before that, an
+    /// extra free or allocation if the fill has left the band around 50%.
     pub fn pairs(&mut self, pairs: u64) {
-        let goal = self.allocs.min(self.frees) + pairs;
-        while self.allocs.min(self.frees) < goal {
-            self.step();
+        let Churn {
+            alloc: a,
+            live,
+            rng,
+            ..
+        } = self;
+        let mut t = self.tally;
+        let goal = t.allocs.min(t.frees) + pairs;
+        while t.allocs.min(t.frees) < goal {
+            if t.used > HALF + BAND {
+                free_one(a, live, rng, &mut t);
+            } else if t.used < HALF - BAND {
+                alloc_one(a, live, rng, &mut t);
+            }
+            let Some(h) = a.alloc(rng.size()) else {
+                t.failures += 1;
+                free_one(a, live, rng, &mut t);
+                continue;
+            };
+            t.used += A::len_of(&h);
+            t.allocs += 1;
+            if live.is_empty() {
+                live.push(h);
+                continue;
+            }
+            let k = rng.below(live.len());
+            let old = core::mem::replace(&mut live[k], h);
+            t.used -= A::len_of(&old);
+            t.frees += 1;
+            a.free(old);
         }
+        self.set(t);
     }
 
-    /// Steps until the fill has just reached 50% (after an allocation).
+    fn set(&mut self, t: Tally) {
+        self.tally = t;
+        (self.allocs, self.frees, self.failures) = (t.allocs, t.frees, t.failures);
+    }
+
+    /// Frees random live buffers while the fill is above 50%, then allocates until it has just
+    /// reached 50% (after an allocation).
     pub fn fill_to_half(&mut self) {
-        while self.used < REGION / 2 {
-            self.alloc_one();
+        let mut t = self.tally;
+        while t.used > HALF {
+            free_one(&mut self.alloc, &mut self.live, &mut self.rng, &mut t);
         }
+        while t.used < HALF {
+            alloc_one(&mut self.alloc, &mut self.live, &mut self.rng, &mut t);
+        }
+        self.set(t);
     }
 
     /// Bytes in use.
     pub fn used(&self) -> usize {
-        self.used
+        self.tally.used
     }
 }
