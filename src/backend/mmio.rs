@@ -41,8 +41,9 @@ impl Mmio {
     ///
     /// # Safety
     /// For the whole life of the returned value:
-    /// - `base .. base + size` is mapped and valid for volatile reads and writes of 1, 2, 4, 8 and
-    ///   16 bytes at naturally aligned addresses (device memory, or RAM);
+    /// - `base .. base + size` is mapped and valid for volatile reads and writes of 1, 2, 4, 8,
+    ///   16 and (where the CPU has them, for memory-like copies) 32 bytes at naturally aligned
+    ///   addresses (device memory, or RAM);
     /// - no Rust reference (`&`/`&mut`) to any byte of it exists or is created by other code;
     /// - `caching` truly describes the mapping.
     pub unsafe fn new(base: *mut u8, size: usize, caching: Caching) -> Result<Self> {
