@@ -54,7 +54,9 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::fmt;
+use core::marker::PhantomData;
 use core::ops::Range;
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend::Backend;
@@ -151,6 +153,11 @@ struct Lock<T> {
 // `T: Send` because the value is used from whichever thread holds the lock.
 unsafe impl<T: Send> Sync for Lock<T> {}
 
+// Like a `std` mutex, which a panicking holder poisons: code run under this lock (the allocator's
+// O(1) operations and statistics) does not panic, so no caller can observe a half-done update.
+impl<T> core::panic::RefUnwindSafe for Lock<T> {}
+impl<T> core::panic::UnwindSafe for Lock<T> {}
+
 impl<T> Lock<T> {
     fn new(v: T) -> Self {
         Lock {
@@ -216,57 +223,87 @@ impl<T> Lock<T> {
 // TLSF over granule indices
 // ---------------------------------------------------------------------------------------------
 
-const NIL: u32 = u32::MAX;
+/// "No node": the end of the spare list, and the `next_free` of a node that is not free.
+const NONE: u32 = u32::MAX;
 const SL_BITS: u32 = 4;
 const SL: usize = 1 << SL_BITS;
 /// First-level classes: 0 holds sizes 1..16 exactly, then one class per power of two up to 2^31.
 const FL: usize = 32 - SL_BITS as usize + 1;
+/// Size classes, numbered `fl * SL + sl`: every `u32` size has one below this.
+const CLASSES: usize = FL * SL;
+/// The node that stands for "outside the region" as the physical neighbour of the first and
+/// last blocks: never free, so coalescing needs no test for the region's ends. Nodes
+/// `0..CLASSES` are the heads of the free lists, one per class.
+const EDGE: u32 = CLASSES as u32;
+/// The first node that can be a block.
+const FIRST_BLOCK: u32 = EDGE + 1;
 /// The largest number of granules a pool may have.
 const MAX_GRANULES: u64 = 1 << 31;
 
+/// A block of the region, or a free-list head, or the region edge. 24 bytes.
+///
+/// Free blocks are on circular doubly linked lists, one per size class, whose head is node
+/// `class`; so linking and unlinking never test for the end of a list.
 #[derive(Clone, Copy)]
 struct Node {
     start: u32,
     size: u32,
+    /// Physical neighbours ([`EDGE`] at the ends). A spare node's `prev_phys` links the spare
+    /// list.
     prev_phys: u32,
     next_phys: u32,
+    /// Free-list neighbours while free; `next_free` is [`NONE`] while not free.
     prev_free: u32,
     next_free: u32,
-    /// Size class (`fl * SL + sl`) while on a free list.
-    class: u16,
-    free: bool,
 }
 
-/// Size class of a block of `n ≥ 1` granules (rounding down).
-#[inline(always)]
-fn class_of(n: u64) -> (usize, usize) {
-    if n < SL as u64 {
-        (0, n as usize)
-    } else {
-        let f = 63 - n.leading_zeros();
-        let sl = ((n >> (f - SL_BITS)) as usize) - SL;
-        ((f - SL_BITS + 1) as usize, sl)
+impl Node {
+    /// An allocated block (not on a free list).
+    const fn used(start: u32, size: u32) -> Self {
+        Node {
+            start,
+            size,
+            prev_phys: EDGE,
+            next_phys: EDGE,
+            prev_free: NONE,
+            next_free: NONE,
+        }
+    }
+    #[inline(always)]
+    fn is_free(&self) -> bool {
+        self.next_free != NONE
     }
 }
 
-/// The smallest class whose every block holds at least `n ≥ 1` granules (rounding up).
+/// Size class of `n ≥ 1` granules, rounding down: `n` exactly below 16, else the power of two
+/// below `n` and the next [`SL_BITS`] bits of `n`. (Branch-free: with `e = msb(n | 16) - 4`,
+/// the class is `16·e + (n >> e)` for every `n`.)
 #[inline(always)]
-fn class_at_least(n: u64) -> (usize, usize) {
-    if n < SL as u64 {
-        (0, n as usize)
-    } else {
-        let f = 63 - n.leading_zeros();
-        class_of(n + (1u64 << (f - SL_BITS)) - 1)
-    }
+fn class_of(n: u32) -> usize {
+    let e = 27 - (n | SL as u32).leading_zeros();
+    (e as usize) * SL + (n >> e) as usize
+}
+
+/// The smallest class whose every block holds at least `n ≥ 1` granules (rounding up); may be
+/// `CLASSES` or more when no class is large enough.
+#[inline(always)]
+fn class_at_least(n: u64) -> usize {
+    let e = 59 - (n | SL as u64).leading_zeros();
+    let up = n + (1 << e) - 1;
+    let e = 59 - (up | SL as u64).leading_zeros();
+    (e as usize) * SL + (up >> e) as usize
 }
 
 /// The allocator proper, in granule units. Pure bookkeeping: it never touches device memory.
 pub(crate) struct Tlsf {
+    /// Free-list heads (`0..CLASSES`), the [`EDGE`], then blocks and spare nodes.
     nodes: Vec<Node>,
-    spare: Vec<u32>,
-    heads: [[u32; SL]; FL],
+    /// First spare node ([`NONE`] if none), linked through `prev_phys`.
+    spare: u32,
     fl_map: u32,
-    sl_map: [u32; FL],
+    /// Bit `sl` of `sl_map[fl]`: class `fl * SL + sl` has free blocks. (32 entries, so that
+    /// any index masked with 31 is in bounds.)
+    sl_map: [u32; 32],
     /// Bus address of the region in granules (for alignment).
     base_g: u64,
     total: u32,
@@ -278,37 +315,36 @@ pub(crate) struct Tlsf {
 impl Tlsf {
     /// A region of `total` granules (1..=2^31) whose bus address is `base_g` granules.
     pub(crate) fn new(total: u32, base_g: u64) -> Self {
+        let mut nodes = Vec::with_capacity(FIRST_BLOCK as usize + 64);
+        // empty lists: each head is its own neighbour both ways
+        nodes.extend((0..CLASSES as u32).map(|c| Node {
+            prev_free: c,
+            next_free: c,
+            ..Node::used(0, 0)
+        }));
+        nodes.push(Node::used(0, 0)); // EDGE
         let mut t = Tlsf {
-            nodes: Vec::new(),
-            spare: Vec::new(),
-            heads: [[NIL; SL]; FL],
+            nodes,
+            spare: NONE,
             fl_map: 0,
-            sl_map: [0; FL],
+            sl_map: [0; 32],
             base_g,
             total,
-            free: 0,
+            free: total,
             allocations: 0,
             free_blocks: 0,
         };
         let n = t.new_node(0, total);
         t.insert_free(n);
-        t.free = total;
         t
     }
 
     #[inline(always)]
     fn new_node(&mut self, start: u32, size: u32) -> u32 {
-        let node = Node {
-            start,
-            size,
-            prev_phys: NIL,
-            next_phys: NIL,
-            prev_free: NIL,
-            next_free: NIL,
-            class: 0,
-            free: false,
-        };
-        if let Some(i) = self.spare.pop() {
+        let node = Node::used(start, size);
+        if self.spare != NONE {
+            let i = self.spare;
+            self.spare = self.nodes[i as usize].prev_phys;
             self.nodes[i as usize] = node;
             i
         } else {
@@ -317,51 +353,51 @@ impl Tlsf {
         }
     }
 
+    /// Puts free block `i` at the head of its class's list.
     #[inline(always)]
     fn insert_free(&mut self, i: u32) {
-        let (f, s) = class_of(self.nodes[i as usize].size as u64);
-        let head = self.heads[f][s];
-        {
-            let n = &mut self.nodes[i as usize];
-            n.class = (f * SL + s) as u16;
-            n.free = true;
-            n.prev_free = NIL;
-            n.next_free = head;
-        }
-        if head != NIL {
-            self.nodes[head as usize].prev_free = i;
-        }
-        self.heads[f][s] = i;
+        let c = class_of(self.nodes[i as usize].size);
+        let head = self.nodes[c].next_free;
+        self.nodes[i as usize].prev_free = c as u32;
+        self.nodes[i as usize].next_free = head;
+        self.nodes[head as usize].prev_free = i;
+        self.nodes[c].next_free = i;
+        let (f, s) = (c / SL, c % SL);
         self.fl_map |= 1 << f;
-        self.sl_map[f] |= 1 << s;
+        self.sl_map[f & 31] |= 1 << s;
         self.free_blocks += 1;
     }
 
+    /// Takes free block `i` off its list.
     #[inline(always)]
     fn remove_free(&mut self, i: u32) {
         let Node {
-            class,
-            prev_free,
-            next_free,
+            prev_free: p,
+            next_free: q,
             ..
         } = self.nodes[i as usize];
-        let (f, s) = (class as usize / SL, class as usize % SL);
-        if prev_free != NIL {
-            self.nodes[prev_free as usize].next_free = next_free;
-        } else {
-            self.heads[f][s] = next_free;
-            if next_free == NIL {
-                self.sl_map[f] &= !(1 << s);
-                if self.sl_map[f] == 0 {
-                    self.fl_map &= !(1 << f);
-                }
-            }
-        }
-        if next_free != NIL {
-            self.nodes[next_free as usize].prev_free = prev_free;
-        }
-        self.nodes[i as usize].free = false;
+        self.nodes[p as usize].next_free = q;
+        self.nodes[q as usize].prev_free = p;
+        self.nodes[i as usize].next_free = NONE;
         self.free_blocks -= 1;
+        // The list is now empty iff both neighbours are its head, node `p = class`: then clear
+        // the class's bit (and the first level's if it was the last). Branch-free: otherwise
+        // `empty` is 0 and an arbitrary `sl_map` word is left as it was (its first-level bit is
+        // already clear if it is 0).
+        let empty = (p == q) as u32;
+        let f = (p as usize / SL) & 31;
+        self.sl_map[f] &= !(empty << (p as usize % SL));
+        self.fl_map &= !(((self.sl_map[f] == 0) as u32) << f);
+    }
+
+    /// Re-files free block `i`, which had `old` granules, after its size changed, if its size
+    /// class changed.
+    #[inline(always)]
+    fn refile(&mut self, i: u32, old: u32) {
+        if class_of(old) != class_of(self.nodes[i as usize].size) {
+            self.remove_free(i);
+            self.insert_free(i);
+        }
     }
 
     /// Where an allocation of `n` granules aligned to `align_g` goes in free block `i`: as high
@@ -377,29 +413,17 @@ impl Tlsf {
         (at >= node.start as u64).then_some(at as u32)
     }
 
-    /// Re-files free block `i` after its size changed, if its size class changed.
-    #[inline(always)]
-    fn refile(&mut self, i: u32) {
-        let (f, s) = class_of(self.nodes[i as usize].size as u64);
-        if self.nodes[i as usize].class as usize != f * SL + s {
-            self.remove_free(i);
-            self.insert_free(i);
-        }
-    }
-
-    /// Links a new node `j` into the physical order right after `i`.
+    /// Links node `j` into the physical order right after `i`.
     #[inline(always)]
     fn link_after(&mut self, i: u32, j: u32) {
         let next = self.nodes[i as usize].next_phys;
         self.nodes[j as usize].prev_phys = i;
         self.nodes[j as usize].next_phys = next;
-        if next != NIL {
-            self.nodes[next as usize].prev_phys = j;
-        }
+        self.nodes[next as usize].prev_phys = j;
         self.nodes[i as usize].next_phys = j;
     }
 
-    /// Unlinks node `j` from the physical order and recycles it.
+    /// Unlinks node `j` (not free) from the physical order and makes it spare.
     #[inline(always)]
     fn unlink(&mut self, j: u32) {
         let Node {
@@ -407,37 +431,32 @@ impl Tlsf {
             next_phys,
             ..
         } = self.nodes[j as usize];
-        if prev_phys != NIL {
-            self.nodes[prev_phys as usize].next_phys = next_phys;
-        }
-        if next_phys != NIL {
-            self.nodes[next_phys as usize].prev_phys = prev_phys;
-        }
-        self.nodes[j as usize].size = 0;
-        self.nodes[j as usize].free = false;
-        self.spare.push(j);
+        self.nodes[prev_phys as usize].next_phys = next_phys;
+        self.nodes[next_phys as usize].prev_phys = prev_phys;
+        let n = &mut self.nodes[j as usize];
+        n.size = 0;
+        n.prev_phys = self.spare;
+        self.spare = j;
     }
 
-    /// First non-empty class at or above `(f, s)`.
+    /// First non-empty class at or above `c`.
     #[inline(always)]
-    fn find_class(&self, f: usize, s: usize) -> Option<(usize, usize)> {
+    fn find_class(&self, c: usize) -> Option<usize> {
+        let (f, s) = (c / SL, c % SL);
         if f >= FL {
             return None;
         }
         let sl = self.sl_map[f] & (u32::MAX << s);
         if sl != 0 {
-            return Some((f, sl.trailing_zeros() as usize));
+            return Some(f * SL + sl.trailing_zeros() as usize);
         }
-        let fl = if f + 1 >= 32 {
-            0
-        } else {
-            self.fl_map & (u32::MAX << (f + 1))
-        };
+        // f + 1 ≤ FL < 32
+        let fl = self.fl_map & (u32::MAX << (f + 1));
         if fl == 0 {
             return None;
         }
         let f = fl.trailing_zeros() as usize;
-        Some((f, self.sl_map[f].trailing_zeros() as usize))
+        Some(f * SL + self.sl_map[f & 31].trailing_zeros() as usize)
     }
 
     /// Allocates `n ≥ 1` granules whose bus address is aligned to `align_g` (a power of two)
@@ -449,16 +468,16 @@ impl Tlsf {
         // Worst-case need: a block this large fits whatever its alignment.
         let worst = n.checked_add(align_g - 1)?;
         // 1. The first block of the first class whose blocks are all large enough.
-        let (fw, sw) = if worst <= MAX_GRANULES {
+        let cw = if worst <= MAX_GRANULES {
             class_at_least(worst)
         } else {
-            (FL, 0)
+            CLASSES
         };
-        let found = match self.find_class(fw, sw) {
-            Some((f, s)) => self.heads[f][s],
+        let found = match self.find_class(cw) {
+            Some(c) => self.nodes[c].next_free,
             // 2. Near exhaustion: every block of the classes in between, so that an allocation
             //    fails only if no free block can hold it. (Smaller classes hold only blocks < n.)
-            None => self.scan_classes(class_of(n), (fw, sw), n, align_g)?,
+            None => self.scan_classes(class_of(n as u32), cw, n, align_g)?,
         };
         // The allocation takes the top of the block: the rest of the block stays where it is
         // (often in the same size class, so no list operation at all).
@@ -473,7 +492,7 @@ impl Tlsf {
             found
         } else {
             self.nodes[found as usize].size = front;
-            self.refile(found);
+            self.refile(found, size);
             let a = self.new_node(at, n);
             self.link_after(found, a);
             a
@@ -491,28 +510,14 @@ impl Tlsf {
     }
 
     /// The first block in classes `[from, to)` that holds `n` granules aligned to `align_g`.
-    fn scan_classes(
-        &self,
-        from: (usize, usize),
-        to: (usize, usize),
-        n: u64,
-        align_g: u64,
-    ) -> Option<u32> {
-        let (mut f, mut s) = from;
-        while (f, s) < to && f < FL {
-            if self.sl_map[f] & (1 << s) != 0 {
-                let mut i = self.heads[f][s];
-                while i != NIL {
-                    if self.place(i, n, align_g).is_some() {
-                        return Some(i);
-                    }
-                    i = self.nodes[i as usize].next_free;
+    fn scan_classes(&self, from: usize, to: usize, n: u64, align_g: u64) -> Option<u32> {
+        for c in from..to.min(CLASSES) {
+            let mut i = self.nodes[c].next_free;
+            while i != c as u32 {
+                if self.place(i, n, align_g).is_some() {
+                    return Some(i);
                 }
-            }
-            s += 1;
-            if s == SL {
-                s = 0;
-                f += 1;
+                i = self.nodes[i as usize].next_free;
             }
         }
         None
@@ -527,9 +532,11 @@ impl Tlsf {
     /// Frees allocated node `i`, coalescing with free neighbours. Returns `false` (and changes
     /// nothing) if `i` is not an allocated block.
     pub(crate) fn free(&mut self, i: u32) -> bool {
-        match self.nodes.get(i as usize) {
-            Some(n) if !n.free && n.size != 0 => {}
-            _ => return false,
+        let Some(&node) = self.nodes.get(i as usize) else {
+            return false;
+        };
+        if i < FIRST_BLOCK || node.is_free() || node.size == 0 {
+            return false;
         }
         let Node {
             start,
@@ -537,11 +544,12 @@ impl Tlsf {
             prev_phys: prev,
             next_phys: next,
             ..
-        } = self.nodes[i as usize];
+        } = node;
         self.free += size;
         self.allocations -= 1;
-        let prev_free = prev != NIL && self.nodes[prev as usize].free;
-        let next_free = next != NIL && self.nodes[next as usize].free;
+        // The edge is never free: no test for the region's ends.
+        let prev_free = self.nodes[prev as usize].is_free();
+        let next_free = self.nodes[next as usize].is_free();
         match (prev_free, next_free) {
             (true, true) => {
                 // prev absorbs this block and next
@@ -549,20 +557,23 @@ impl Tlsf {
                 self.remove_free(next);
                 self.unlink(next);
                 self.unlink(i);
-                self.nodes[prev as usize].size += size + next_size;
-                self.refile(prev);
+                let old = self.nodes[prev as usize].size;
+                self.nodes[prev as usize].size = old + size + next_size;
+                self.refile(prev, old);
             }
             (true, false) => {
                 self.unlink(i);
-                self.nodes[prev as usize].size += size;
-                self.refile(prev);
+                let old = self.nodes[prev as usize].size;
+                self.nodes[prev as usize].size = old + size;
+                self.refile(prev, old);
             }
             (false, true) => {
                 // next grows down over this block
                 self.unlink(i);
+                let old = self.nodes[next as usize].size;
                 self.nodes[next as usize].start = start;
-                self.nodes[next as usize].size += size;
-                self.refile(next);
+                self.nodes[next as usize].size = old + size;
+                self.refile(next, old);
             }
             (false, false) => self.insert_free(i),
         }
@@ -575,10 +586,11 @@ impl Tlsf {
             return 0;
         }
         let f = 31 - self.fl_map.leading_zeros() as usize;
-        let s = 31 - self.sl_map[f].leading_zeros() as usize;
+        let s = 31 - self.sl_map[f & 31].leading_zeros() as usize;
+        let c = f * SL + s;
         let mut best = 0;
-        let mut i = self.heads[f][s];
-        while i != NIL {
+        let mut i = self.nodes[c].next_free;
+        while i != c as u32 {
             best = best.max(self.nodes[i as usize].size);
             i = self.nodes[i as usize].next_free;
         }
@@ -718,13 +730,25 @@ impl<B: Backend> P2pPool<B> {
         // granules, rounding up (shifts: a division by a run-time power of two is slow)
         let n = (size as u64 >> shift) + (size as u64 & ((1 << shift) - 1) != 0) as u64;
         let align_g = ((align as u64) >> shift).max(1);
-        match inner.state.with(|t| t.alloc(n, align_g)) {
+        let got = inner.state.with(|t| {
+            let got = t.alloc(n, align_g);
+            if got.is_some() && t.allocations == 1 {
+                // The first live buffer: take the buffers' strong count (see `P2pBuf::pool`).
+                core::mem::forget(Arc::clone(&self.inner));
+            }
+            got
+        });
+        match got {
             Some((node, start)) => Ok(P2pBuf {
-                pool: self.inner.clone(),
+                // SAFETY: `Arc::as_ptr` points into the `Arc`'s allocation: not null. (The
+                // pointer comes from the `Arc`, not from `&Inner`, so that it may be given back
+                // to `Arc` functions.)
+                pool: unsafe { NonNull::new_unchecked(Arc::as_ptr(&self.inner).cast_mut()) },
                 node,
                 start,
                 // `Tlsf::alloc` succeeds only for n ≤ its free granules, a u32
                 granules: n as u32,
+                _owns: PhantomData,
             }),
             None => Err(self.exhausted(size, align)),
         }
@@ -822,37 +846,60 @@ impl<B: Backend> Inner<B> {
 /// Device memory is reached only through [`P2pBuf::io`]; devices reach it at
 /// [`P2pBuf::bus_addr`]. The buffer keeps its pool (and so the mapping) alive.
 pub struct P2pBuf<B: Backend> {
-    pool: Arc<Inner<B>>,
+    /// The pool's shared state: [`Arc::as_ptr`] of the pool's `Arc`. The live buffers of a pool
+    /// hold **one** strong count of that `Arc` between them, taken by the allocation that makes
+    /// the allocator's count of live allocations 1 and given back by the drop that makes it 0
+    /// (both decided under the lock), so a buffer costs no reference counting of its own.
+    pool: NonNull<Inner<B>>,
     /// The allocator's node for this buffer.
     node: u32,
     /// First granule and length in granules (the byte figures are computed from these and the
     /// pool's constants: a small buffer is cheap to move).
     start: u32,
     granules: u32,
+    /// Owns (a share of) an `Arc<Inner<B>>`: the same auto traits and drop check as one.
+    _owns: PhantomData<Arc<Inner<B>>>,
 }
 
+// SAFETY: a buffer gives access to its pool's `Inner` exactly as an `Arc<Inner<B>>` would: shared
+// references from any thread, and the last drop (from any thread) may drop the `Inner`. An
+// `Arc<Inner<B>>` is `Send` and `Sync` when `Inner<B>` is `Send + Sync`, which holds when `B` is
+// (the allocator state is behind `Lock`, which is `Sync`; the other fields are plain data).
+unsafe impl<B: Backend + Send + Sync> Send for P2pBuf<B> {}
+// SAFETY: as for `Send` above; `&P2pBuf` only reads the buffer's own fields and shares `Inner`.
+unsafe impl<B: Backend + Send + Sync> Sync for P2pBuf<B> {}
+
 impl<B: Backend> P2pBuf<B> {
+    /// The pool's shared state.
+    #[inline(always)]
+    fn inner(&self) -> &Inner<B> {
+        // SAFETY: `pool` is `Arc::as_ptr` of the pool's `Arc`, and while this buffer is live the
+        // allocator counts it among its live allocations, so the buffers' strong count of that
+        // `Arc` is held: the `Inner` is alive for at least as long as `&self`.
+        unsafe { self.pool.as_ref() }
+    }
+
     /// A handle to the buffer's device memory, with the pool's width policy and strategy.
     pub fn io(&self) -> IoMem<'_, [u8], B> {
-        self.pool.region(self.offset(), self.len())
+        self.inner().region(self.offset(), self.len())
     }
 
     /// Offset of the buffer in the pool's region.
     #[inline]
     fn rel(&self) -> usize {
-        (self.start as usize) << self.pool.shift
+        (self.start as usize) << self.inner().shift
     }
 
     /// The bus address a device uses for the first byte of the buffer.
     #[inline]
     pub fn bus_addr(&self) -> u64 {
-        self.pool.bus_addr + self.rel() as u64
+        self.inner().bus_addr + self.rel() as u64
     }
 
     /// Length in bytes (the request rounded up to the granularity).
     #[inline]
     pub fn len(&self) -> usize {
-        (self.granules as usize) << self.pool.shift
+        (self.granules as usize) << self.inner().shift
     }
 
     /// Always `false`: allocations are at least one granule.
@@ -863,14 +910,20 @@ impl<B: Backend> P2pBuf<B> {
     /// Offset of the buffer in the pool's backend (the mapping).
     #[inline]
     pub fn offset(&self) -> usize {
-        self.pool.offset + self.rel()
+        self.inner().offset + self.rel()
     }
 
     /// The pool this buffer came from.
     pub fn pool(&self) -> P2pPool<B> {
-        P2pPool {
-            inner: self.pool.clone(),
-        }
+        let ptr = self.pool.as_ptr().cast_const();
+        // SAFETY: `ptr` is `Arc::as_ptr` of a live `Arc` (the buffers' count keeps it alive, see
+        // `inner`), i.e. the pointer `Arc::into_raw` returns; the count taken here is the one the
+        // new `Arc` owns.
+        let inner = unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        };
+        P2pPool { inner }
     }
 }
 
@@ -888,9 +941,23 @@ impl<B: Backend> Drop for P2pBuf<B> {
     #[inline]
     fn drop(&mut self) {
         let node = self.node;
-        let freed = self.pool.state.with(|t| t.free(node));
+        let (freed, last) = self.inner().state.with(|t| {
+            let freed = t.free(node);
+            (freed, freed && t.allocations == 0)
+        });
         // Every buffer owns exactly one allocated node until this drop.
         debug_assert!(freed, "P2pBuf freed a node that was not allocated");
+        if last {
+            // SAFETY: this drop made the pool's count of live allocations 0, so the buffers'
+            // strong count (taken when the count became 1) is this thread's to give back; until
+            // then the `Inner` is alive. `pool` is `Arc::as_ptr` of that `Arc`, the pointer
+            // `Arc::into_raw` returns. Nothing of `Inner` is used after this. (If another thread
+            // meanwhile made the count 1 again, it took a strong count of its own.)
+            unsafe { Arc::decrement_strong_count(self.pool.as_ptr().cast_const()) }
+        }
+        // Otherwise another buffer is live and keeps the `Inner` alive past the release of the
+        // lock above, the last access to it here (as in `Arc`'s own drop, the memory may be freed
+        // by another thread as soon as that atomic store is done).
     }
 }
 
@@ -907,23 +974,48 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "std")]
+    static_assertions::assert_impl_all!(P2pPool<crate::backend::MockIo>: Send, Sync, Clone, std::panic::UnwindSafe, std::panic::RefUnwindSafe);
+    #[cfg(feature = "std")]
+    static_assertions::assert_impl_all!(P2pBuf<crate::backend::MockIo>: Send, Sync, std::panic::UnwindSafe, std::panic::RefUnwindSafe);
+
     #[test]
     fn classes_round_as_documented() {
-        for n in 1..5000u64 {
-            let (f, s) = class_of(n);
-            let (fu, su) = class_at_least(n);
-            assert!((fu, su) >= (f, s));
-            // every size in the round-up class is ≥ n
-            let lo = if fu == 0 {
-                su as u64
+        // the branch-free class equals the two-level definition
+        let two_level = |n: u64| {
+            if n < SL as u64 {
+                n as usize
             } else {
-                let e = fu as u32 + SL_BITS - 1;
-                (1u64 << e) + ((su as u64) << (e - SL_BITS))
+                let f = 63 - n.leading_zeros();
+                let sl = (n >> (f - SL_BITS)) as usize - SL;
+                (f - SL_BITS + 1) as usize * SL + sl
+            }
+        };
+        let samples = (1..5000u64)
+            .chain((4..32).flat_map(|b| [(1u64 << b) - 1, 1 << b, (1 << b) + 1, 3 << (b - 1)]))
+            .chain([u32::MAX as u64]);
+        for n in samples {
+            let c = class_of(n as u32);
+            assert_eq!(c, two_level(n), "n={n}");
+            assert!(c < CLASSES);
+            let cu = class_at_least(n);
+            assert!(cu >= c);
+            // every size in the round-up class is ≥ n, and the class below has smaller sizes
+            let lo = if cu < SL {
+                cu as u64
+            } else {
+                let e = (cu / SL) as u32 + SL_BITS - 1;
+                (1u64 << e) + (((cu % SL) as u64) << (e - SL_BITS))
             };
-            assert!(lo >= n, "n={n} class ({fu},{su}) starts at {lo}");
-            assert_eq!(class_of(lo), (fu, su));
+            assert!(lo >= n, "n={n} class {cu} starts at {lo}");
+            if lo < 1 << 32 {
+                assert_eq!(class_of(lo as u32), cu);
+            }
+            assert!(cu == c || cu == c + 1, "n={n}");
         }
-        assert_eq!(class_of(MAX_GRANULES).0, FL - 1);
+        assert_eq!(class_of(MAX_GRANULES as u32) / SL, FL - 1);
+        assert_eq!(class_at_least(MAX_GRANULES), class_of(MAX_GRANULES as u32));
+        assert!(class_at_least(u32::MAX as u64 + 1) >= CLASSES);
     }
 
     #[test]
