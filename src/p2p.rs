@@ -18,7 +18,9 @@
 //!   examined one by one, so an allocation fails only if no free block can hold it. The
 //!   allocation takes the top of the chosen block and a freed block merges into a free
 //!   neighbour in place, so the surviving free block changes lists only when its size class
-//!   changes.
+//!   changes. Blocks are 24-byte nodes in an arena (indices, not pointers); free lists are
+//!   circular with a head node per class, and an edge node stands for the region's ends, so
+//!   list and neighbour updates need no end-of-list tests.
 //! - **Granularity.** Sizes are rounded up to the pool's granularity (a power of two ≥ 64 bytes,
 //!   4 KiB by default) and to nothing more: no power-of-two rounding.
 //! - **Alignment** is of the **bus address**, which is what a device checks (PRP entries, queue
@@ -27,10 +29,13 @@
 //!   front of a block off as a free block.
 //! - **Ownership.** The pool is a cheap handle on shared state (`Arc`): it owns the backend `B`
 //!   (the mapping), and every [`P2pBuf`] keeps that state alive, so a buffer cannot outlive its
-//!   mapping. A [`P2pBuf`] is not `Clone` and is freed only by its own drop, so a double free
+//!   mapping. The live buffers of a pool hold one reference count between them (taken by the
+//!   first, given back by the last, under the allocator's lock), so an allocation costs no
+//!   reference counting of its own. A [`P2pBuf`] is not `Clone` and is freed only by its own drop, so a double free
 //!   cannot be written: there is no API that frees by offset or handle.
 //! - **Threads.** `P2pPool<B>` and `P2pBuf<B>` are `Send + Sync` when `B` is; the allocator
-//!   state is behind a lock (a `std` mutex, or a spin lock without `std`).
+//!   state is behind a spin lock (a compare-exchange to take, a release store to give back;
+//!   with `std`, a waiter yields its CPU after a short spin).
 //!
 //! # Example
 //! ```
@@ -461,6 +466,7 @@ impl Tlsf {
 
     /// Allocates `n ≥ 1` granules whose bus address is aligned to `align_g` (a power of two)
     /// granules. Returns the node index and the start granule, or `None`.
+    #[inline]
     pub(crate) fn alloc(&mut self, n: u64, align_g: u64) -> Option<(u32, u32)> {
         if n == 0 || n > self.free as u64 {
             return None;
@@ -531,6 +537,7 @@ impl Tlsf {
 
     /// Frees allocated node `i`, coalescing with free neighbours. Returns `false` (and changes
     /// nothing) if `i` is not an allocated block.
+    #[inline]
     pub(crate) fn free(&mut self, i: u32) -> bool {
         let Some(&node) = self.nodes.get(i as usize) else {
             return false;
@@ -1016,6 +1023,74 @@ mod tests {
         assert_eq!(class_of(MAX_GRANULES as u32) / SL, FL - 1);
         assert_eq!(class_at_least(MAX_GRANULES), class_of(MAX_GRANULES as u32));
         assert!(class_at_least(u32::MAX as u64 + 1) >= CLASSES);
+    }
+
+    #[test]
+    fn buffers_share_one_count_of_the_pool() {
+        use crate::backend::MockIo;
+        let pool = P2pPool::new(MockIo::new(64 * 4096), 0).unwrap();
+        let weak = Arc::downgrade(&pool.inner);
+        assert_eq!(Arc::strong_count(&pool.inner), 1);
+        let a = pool.alloc(4096, 1).unwrap();
+        let b = pool.alloc(4096, 1).unwrap();
+        assert_eq!(Arc::strong_count(&pool.inner), 2);
+        drop(a);
+        assert_eq!(Arc::strong_count(&pool.inner), 2);
+        let c = b.pool(); // a handle of its own
+        assert_eq!(Arc::strong_count(&pool.inner), 3);
+        drop(b);
+        assert_eq!(Arc::strong_count(&pool.inner), 2);
+        drop(c);
+        // the last buffer of a dropped pool frees the pool
+        let d = pool.alloc(4096, 1).unwrap();
+        drop(pool);
+        assert!(weak.upgrade().is_some());
+        assert_eq!(d.len(), 4096);
+        drop(d);
+        assert!(weak.upgrade().is_none());
+        // a failed allocation takes no count
+        let pool = P2pPool::new(MockIo::new(4 * 4096), 0).unwrap();
+        assert!(pool.alloc(8 * 4096, 1).is_err());
+        assert_eq!(Arc::strong_count(&pool.inner), 1);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn last_buffer_across_threads_frees_the_pool() {
+        use crate::backend::MockIo;
+        // Buffers dropped on several threads at once, the pool handle gone: whichever drop is
+        // last frees the pool, and the count goes 0 → 1 → 0 many times on the way.
+        for round in 0..20 {
+            let pool = P2pPool::new(MockIo::new(256 * 4096), 0).unwrap();
+            let weak = Arc::downgrade(&pool.inner);
+            let handles: Vec<_> = (0..4)
+                .map(|t| {
+                    let p = pool.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..200 {
+                            if let Ok(b) = p.alloc(4096 * (1 + (i + t + round) % 4), 1) {
+                                drop(b);
+                            }
+                        }
+                        let mine: Vec<_> = (0..4).filter_map(|_| p.alloc(4096, 1).ok()).collect();
+                        drop(p);
+                        mine
+                    })
+                })
+                .collect();
+            drop(pool);
+            let kept: Vec<Vec<P2pBuf<MockIo>>> =
+                handles.into_iter().map(|h| h.join().unwrap()).collect();
+            assert!(weak.upgrade().is_some());
+            let droppers: Vec<_> = kept
+                .into_iter()
+                .map(|bufs| std::thread::spawn(move || drop(bufs)))
+                .collect();
+            for d in droppers {
+                d.join().unwrap();
+            }
+            assert!(weak.upgrade().is_none(), "round {round}");
+        }
     }
 
     #[test]
