@@ -751,10 +751,8 @@ impl<B: Backend> P2pPool<B> {
                 // pointer comes from the `Arc`, not from `&Inner`, so that it may be given back
                 // to `Arc` functions.)
                 pool: unsafe { NonNull::new_unchecked(Arc::as_ptr(&self.inner).cast_mut()) },
-                node,
-                start,
-                // `Tlsf::alloc` succeeds only for n ≤ its free granules, a u32
-                granules: n as u32,
+                slot: node as u64 | (start as u64) << 32,
+                granules: n,
                 _owns: PhantomData,
             }),
             None => Err(self.exhausted(size, align)),
@@ -858,12 +856,14 @@ pub struct P2pBuf<B: Backend> {
     /// the allocator's count of live allocations 1 and given back by the drop that makes it 0
     /// (both decided under the lock), so a buffer costs no reference counting of its own.
     pool: NonNull<Inner<B>>,
-    /// The allocator's node for this buffer.
-    node: u32,
-    /// First granule and length in granules (the byte figures are computed from these and the
-    /// pool's constants: a small buffer is cheap to move).
-    start: u32,
-    granules: u32,
+    /// The allocator's node for this buffer (low 32 bits) and its first granule (high 32 bits).
+    /// The byte figures are computed from these, `granules` and the pool's constants, so a
+    /// buffer is three words, cheap to move. (Whole words: a buffer is often built and then
+    /// moved through the stack at once, and a word-sized load of two separately stored halves
+    /// would wait for both stores to reach the cache.)
+    slot: u64,
+    /// Length in granules.
+    granules: u64,
     /// Owns (a share of) an `Arc<Inner<B>>`: the same auto traits and drop check as one.
     _owns: PhantomData<Arc<Inner<B>>>,
 }
@@ -894,7 +894,7 @@ impl<B: Backend> P2pBuf<B> {
     /// Offset of the buffer in the pool's region.
     #[inline]
     fn rel(&self) -> usize {
-        (self.start as usize) << self.inner().shift
+        ((self.slot >> 32) as usize) << self.inner().shift
     }
 
     /// The bus address a device uses for the first byte of the buffer.
@@ -947,7 +947,7 @@ impl<B: Backend> fmt::Debug for P2pBuf<B> {
 impl<B: Backend> Drop for P2pBuf<B> {
     #[inline]
     fn drop(&mut self) {
-        let node = self.node;
+        let node = self.slot as u32;
         let (freed, last) = self.inner().state.with(|t| {
             let freed = t.free(node);
             (freed, freed && t.allocations == 0)
