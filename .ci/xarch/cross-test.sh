@@ -13,7 +13,7 @@
 # Environment: XARCH_CACHE (downloads and the unpacked toolchain; default /var/cache/iomem-xarch,
 # or target/xarch-toolchain when that is not writable), XARCH_TEST_ARGS (feature arguments for
 # `cargo test`; default `--all-features` as on the host, empty for the default features),
-# XARCH_SUMMARY (a file to append `triple passed failed
+# XARCH_TARGET_DIR (cargo's target dir, default target/xarch), XARCH_SUMMARY (a file to append `triple passed failed
 # ignored status` lines to).
 #
 # Exit status: 0 every target passed, 1 a target's build or tests failed, 2 setup failed.
@@ -163,7 +163,7 @@ for t in "${TARGETS[@]}"; do
         RUSTC="$WRAP"
         "CARGO_TARGET_${T}_LINKER=$gnu-gcc"
         "CARGO_TARGET_${T}_RUNNER=$qemu -L /usr/$gnu"
-        CARGO_TARGET_DIR="$ROOT/target/xarch"
+        CARGO_TARGET_DIR="${XARCH_TARGET_DIR:-$ROOT/target/xarch}"
         IOMEM_SKIP_UI=1
         CARGO_TERM_COLOR=never
         # Faster cold builds; panics still name file and line.
