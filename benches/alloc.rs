@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
+#[path = "../examples/report/ram.rs"]
+mod ram;
 #[path = "../examples/report/alloc_workload.rs"]
 mod workload;
 

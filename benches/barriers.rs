@@ -9,42 +9,21 @@
 //! `examples/report/barrier.rs` measures the same submits for the report's CSV (and counts the
 //! instructions each simulated architecture would execute).
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::hint::black_box;
 use std::time::Duration;
+
+#[path = "../examples/report/ram.rs"]
+mod ram;
+use ram::{Buf, PAGE};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use iomem::order::{Doorbell, Strategy};
 use iomem::{Caching, IoMem, Mmio};
 
-const PAGE: usize = 4096;
 const CMD: usize = 64;
 const SLOTS: usize = 64;
 const BATCH: usize = 32;
 const DB: usize = PAGE - 4;
-
-/// A zeroed, page-aligned heap buffer addressed only through raw pointers.
-struct Buf {
-    ptr: *mut u8,
-    layout: Layout,
-}
-
-impl Buf {
-    fn new(len: usize) -> Self {
-        let layout = Layout::from_size_align(len, PAGE).expect("layout");
-        // SAFETY: non-zero size.
-        let ptr = unsafe { alloc_zeroed(layout) };
-        assert!(!ptr.is_null());
-        Buf { ptr, layout }
-    }
-}
-
-impl Drop for Buf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout, freed once.
-        unsafe { dealloc(self.ptr, self.layout) }
-    }
-}
 
 fn submits(c: &mut Criterion) {
     let regs_buf = Buf::new(PAGE);

@@ -9,16 +9,18 @@
 //! cargo bench --bench copy [-- FILTER]
 //! ```
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::hint::black_box;
 use std::ptr;
 use std::time::Duration;
+
+#[path = "../examples/report/ram.rs"]
+mod ram;
+use ram::{Buf, PAGE};
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use iomem::{memcpy_fromio, memcpy_toio, Caching, IoMem, Mmio, WidthPolicy};
 
-const PAGE: usize = 4096;
 const MAX: usize = 1 << 20;
 
 /// The thread's CPU time (Linux `CLOCK_THREAD_CPUTIME_ID`): time spent descheduled while other
@@ -26,20 +28,7 @@ const MAX: usize = 1 << 20;
 struct CpuTime;
 
 fn thread_cpu_ns() -> u64 {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: `ts` is a valid, writable `struct timespec` (two 64-bit fields on 64-bit Linux).
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    ts.sec as u64 * 1_000_000_000 + ts.nsec as u64
+    ram::thread_cpu_ns().expect("the thread CPU clock (Linux CLOCK_THREAD_CPUTIME_ID)")
 }
 
 static WALL: WallTime = WallTime;
@@ -65,31 +54,6 @@ impl Measurement for CpuTime {
     fn formatter(&self) -> &dyn ValueFormatter {
         // Nanoseconds, formatted and scaled exactly like wall time.
         WALL.formatter()
-    }
-}
-
-/// A page-aligned heap buffer addressed only through raw pointers.
-struct Buf {
-    ptr: *mut u8,
-    layout: Layout,
-}
-
-impl Buf {
-    fn new(len: usize, fill: u8) -> Self {
-        let layout = Layout::from_size_align(len, PAGE).expect("layout");
-        // SAFETY: non-zero size.
-        let ptr = unsafe { alloc_zeroed(layout) };
-        assert!(!ptr.is_null(), "out of memory");
-        // SAFETY: freshly allocated, `len` bytes; touching every page faults it in.
-        unsafe { ptr::write_bytes(ptr, fill, len) };
-        Buf { ptr, layout }
-    }
-}
-
-impl Drop for Buf {
-    fn drop(&mut self) {
-        // SAFETY: allocated with this layout in `new`, freed once.
-        unsafe { dealloc(self.ptr, self.layout) }
     }
 }
 
@@ -156,8 +120,14 @@ const CELLS: [(&str, usize, usize, usize); 6] = [
 ];
 
 fn copies(c: &mut Criterion<CpuTime>) {
-    let io_buf = Buf::new(MAX + PAGE, 0x5a);
-    let ram_buf = Buf::new(MAX + 2 * PAGE, 0xa5);
+    let io_buf = Buf::new(MAX + PAGE);
+    let ram_buf = Buf::new(MAX + 2 * PAGE);
+    // Touch every page so no fault lands inside a measurement.
+    // SAFETY: each buffer is `len()` bytes, freshly allocated, reached only through raw pointers.
+    unsafe {
+        ptr::write_bytes(io_buf.ptr, 0x5a, io_buf.len());
+        ptr::write_bytes(ram_buf.ptr, 0xa5, ram_buf.len());
+    }
     // SAFETY: `io_buf` is a live, page-aligned allocation of `MAX + PAGE` bytes that outlives
     // `mmio`; it is plain RAM, valid for volatile accesses of every width; no Rust reference to
     // it is ever created (the reference copy uses raw pointers, on this thread only); write-back

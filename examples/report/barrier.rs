@@ -17,7 +17,6 @@
 //! Host rows are the fastest of many interleaved rounds (see `time_kernels`), each round long
 //! enough to make timer resolution irrelevant.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -26,9 +25,9 @@ use iomem::backend::{Backend, MockIo};
 use iomem::order::{Arch, Doorbell, Strategy};
 use iomem::{Caching, IoMem, Mmio};
 
+use crate::ram::{Buf, PAGE};
 use crate::{Opts, Row};
 
-const PAGE: usize = 4096;
 const CMD: usize = 64;
 /// Command slots in the buffer (the submission queue depth).
 const SLOTS: usize = 64;
@@ -36,32 +35,6 @@ const SLOTS: usize = 64;
 const BATCH: usize = 32;
 /// The doorbell's offset in its register page.
 const DB: usize = 0x1000 - 4;
-
-/// A zeroed, page-aligned heap buffer addressed only through raw pointers.
-struct Buf {
-    ptr: *mut u8,
-    layout: Layout,
-}
-
-impl Buf {
-    fn new(len: usize) -> Self {
-        let layout = Layout::from_size_align(len, PAGE).expect("buffer layout");
-        // SAFETY: `layout` has a non-zero size (every caller asks for at least a page).
-        let ptr = unsafe { alloc_zeroed(layout) };
-        assert!(!ptr.is_null(), "out of memory allocating {len} bytes");
-        Buf { ptr, layout }
-    }
-    fn len(&self) -> usize {
-        self.layout.size()
-    }
-}
-
-impl Drop for Buf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout, freed once.
-        unsafe { dealloc(self.ptr, self.layout) }
-    }
-}
 
 /// Submits `n` commands (`cmd` each) into `sq`'s slots, ringing `db` per command, or per
 /// [`BATCH`] commands under `Batched`. Returns the last doorbell value.

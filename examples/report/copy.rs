@@ -21,16 +21,15 @@
 //! Time is the thread's CPU time (on Linux), so rounds in which the process was descheduled by
 //! other work on the machine are not stretched; ratios compare variants of one run.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::hint::black_box;
 use std::ptr;
 use std::time::Duration;
 
 use iomem::{memcpy_fromio, memcpy_toio, Caching, IoMem, Mmio, WidthPolicy};
 
+use crate::ram::{Buf, PAGE};
 use crate::{median, Opts, Row};
 
-const PAGE: usize = 4096;
 const SECTION: &str = "copy";
 /// The reference variant: every ratio is relative to it.
 pub const REFERENCE: &str = "memcpy";
@@ -94,67 +93,21 @@ impl Direction {
     }
 }
 
-/// A zeroed, page-aligned heap buffer addressed only through raw pointers.
-struct Buf {
-    ptr: *mut u8,
-    layout: Layout,
-}
-
-impl Buf {
-    fn new(len: usize) -> Self {
-        let layout = Layout::from_size_align(len, PAGE).expect("buffer layout");
-        // SAFETY: `layout` has a non-zero size (every caller asks for at least a page).
-        let ptr = unsafe { alloc_zeroed(layout) };
-        assert!(!ptr.is_null(), "out of memory allocating {len} bytes");
-        Buf { ptr, layout }
-    }
-    fn len(&self) -> usize {
-        self.layout.size()
-    }
-}
-
-impl Drop for Buf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout, freed once.
-        unsafe { dealloc(self.ptr, self.layout) }
-    }
-}
-
 /// A clock that advances only while this thread runs on a CPU (Linux
 /// `CLOCK_THREAD_CPUTIME_ID`), so time spent descheduled on a busy machine does not count;
 /// the wall clock elsewhere.
 #[derive(Clone, Copy)]
 struct Clock(Duration);
 
-#[cfg(target_os = "linux")]
 impl Clock {
     fn now() -> Self {
-        #[repr(C)]
-        struct Timespec {
-            sec: i64,
-            nsec: i64,
+        match crate::ram::thread_cpu_ns() {
+            Some(ns) => Clock(Duration::from_nanos(ns)),
+            None => {
+                thread_local!(static START: std::time::Instant = std::time::Instant::now());
+                Clock(START.with(|s| s.elapsed()))
+            }
         }
-        extern "C" {
-            fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-        }
-        const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-        let mut ts = Timespec { sec: 0, nsec: 0 };
-        // SAFETY: `ts` is a valid, writable `struct timespec` (two 64-bit fields on 64-bit
-        // Linux); the call writes only to it.
-        let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-        Clock(Duration::new(ts.sec as u64, ts.nsec as u32))
-    }
-    fn elapsed(self) -> Duration {
-        Clock::now().0.saturating_sub(self.0)
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-impl Clock {
-    fn now() -> Self {
-        thread_local!(static START: std::time::Instant = std::time::Instant::now());
-        Clock(START.with(|s| s.elapsed()))
     }
     fn elapsed(self) -> Duration {
         Clock::now().0.saturating_sub(self.0)

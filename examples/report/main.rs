@@ -10,6 +10,7 @@
 mod alloc;
 mod barrier;
 mod copy;
+mod ram;
 
 /// One result row. `ratio` is relative to the section's reference variant in the same run.
 #[derive(Debug, Clone)]
