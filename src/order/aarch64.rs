@@ -25,23 +25,25 @@
 use super::Barrier;
 use core::arch::asm;
 
+/// One barrier instruction, as `asm!` with the options every barrier here shares.
+macro_rules! barrier {
+    ($insn:literal) => {
+        // SAFETY: a barrier only orders memory accesses; it reads and writes no memory,
+        // registers or flags.
+        unsafe { asm!($insn, options(nostack, preserves_flags)) }
+    };
+}
+
 /// Executes `barrier`.
 #[inline(always)]
 pub(super) fn execute(barrier: Barrier) {
-    // SAFETY (every arm): barriers only order memory accesses; they touch no memory or flags.
     match barrier {
-        Barrier::Mb => unsafe { asm!("dsb sy", options(nostack, preserves_flags)) },
-        Barrier::Rmb => unsafe { asm!("dsb ld", options(nostack, preserves_flags)) },
-        Barrier::Wmb | Barrier::WcFlush => unsafe {
-            asm!("dsb st", options(nostack, preserves_flags))
-        },
-        Barrier::IoBeforeWrite | Barrier::DmaWmb => unsafe {
-            asm!("dmb oshst", options(nostack, preserves_flags))
-        },
-        Barrier::IoAfterRead | Barrier::DmaRmb => unsafe {
-            asm!("dmb oshld", options(nostack, preserves_flags))
-        },
-        Barrier::IoOrder => unsafe { asm!("dmb osh", options(nostack, preserves_flags)) },
+        Barrier::Mb => barrier!("dsb sy"),
+        Barrier::Rmb => barrier!("dsb ld"),
+        Barrier::Wmb | Barrier::WcFlush => barrier!("dsb st"),
+        Barrier::IoBeforeWrite | Barrier::DmaWmb => barrier!("dmb oshst"),
+        Barrier::IoAfterRead | Barrier::DmaRmb => barrier!("dmb oshld"),
+        Barrier::IoOrder => barrier!("dmb osh"),
         // No instruction in Linux either (`__io_br()` is empty; arm64 has no `mmiowb()`).
         Barrier::IoBeforeRead | Barrier::MmioUnlock => compiler_fence(),
     }

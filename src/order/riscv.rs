@@ -21,22 +21,26 @@
 use super::Barrier;
 use core::arch::asm;
 
+/// One barrier instruction, as `asm!` with the options every barrier here shares.
+macro_rules! barrier {
+    ($insn:literal) => {
+        // SAFETY: a fence only orders memory and I/O accesses; it reads and writes no memory,
+        // registers or flags.
+        unsafe { asm!($insn, options(nostack, preserves_flags)) }
+    };
+}
+
 /// Executes `barrier`.
 #[inline(always)]
 pub(super) fn execute(barrier: Barrier) {
-    // SAFETY (every arm): fences only order memory and I/O accesses; they touch no memory.
     match barrier {
-        Barrier::Mb => unsafe { asm!("fence iorw,iorw", options(nostack, preserves_flags)) },
-        Barrier::Rmb | Barrier::DmaRmb => unsafe {
-            asm!("fence ir,ir", options(nostack, preserves_flags))
-        },
-        Barrier::Wmb | Barrier::WcFlush | Barrier::DmaWmb => unsafe {
-            asm!("fence ow,ow", options(nostack, preserves_flags))
-        },
-        Barrier::IoBeforeWrite => unsafe { asm!("fence w,o", options(nostack, preserves_flags)) },
-        Barrier::IoAfterRead => unsafe { asm!("fence i,ir", options(nostack, preserves_flags)) },
-        Barrier::IoOrder => unsafe { asm!("fence io,io", options(nostack, preserves_flags)) },
-        Barrier::MmioUnlock => unsafe { asm!("fence o,w", options(nostack, preserves_flags)) },
+        Barrier::Mb => barrier!("fence iorw,iorw"),
+        Barrier::Rmb | Barrier::DmaRmb => barrier!("fence ir,ir"),
+        Barrier::Wmb | Barrier::WcFlush | Barrier::DmaWmb => barrier!("fence ow,ow"),
+        Barrier::IoBeforeWrite => barrier!("fence w,o"),
+        Barrier::IoAfterRead => barrier!("fence i,ir"),
+        Barrier::IoOrder => barrier!("fence io,io"),
+        Barrier::MmioUnlock => barrier!("fence o,w"),
         // `__io_br()` is empty in Linux.
         Barrier::IoBeforeRead => compiler_fence(),
     }
