@@ -13,8 +13,11 @@
 //! - **Two-level segregated fit** (TLSF): free blocks sit in 29 × 16 size classes with a bitmap
 //!   per level, so finding a block, splitting it, freeing and coalescing with both neighbours
 //!   are O(1) — no scan of the region, unlike a bitmap allocator (Linux `lib/genalloc.c`).
-//!   A request is served from the first class whose every block fits ("good fit": at most
-//!   1/16 larger than best fit). Only when that fails are the blocks of the classes in between
+//!   A request is served from the class it falls in when one of that class's first two
+//!   blocks fits (the smaller, then the higher), else from the first class whose every block
+//!   fits ("good fit": at most 1/16 larger than best fit), so that a block close to the
+//!   request's size is not passed over for a cut from a larger one. Only when both fail are
+//!   the blocks of the classes in between
 //!   examined one by one, so an allocation fails only if no free block can hold it. The
 //!   allocation takes the top of the chosen block and a freed block merges into a free
 //!   neighbour in place, so the surviving free block changes lists only when its size class
@@ -244,6 +247,9 @@ const EDGE: u32 = CLASSES as u32;
 const FIRST_BLOCK: u32 = EDGE + 1;
 /// The largest number of granules a pool may have.
 const MAX_GRANULES: u64 = 1 << 31;
+/// How many blocks of the class a request falls in an allocation examines before it takes
+/// a block of the next class up (see [`Tlsf::alloc`]).
+const EXACT_PROBES: u32 = 2;
 
 /// A block of the region, or a free-list head, or the region edge. 24 bytes.
 ///
@@ -473,17 +479,29 @@ impl Tlsf {
         }
         // Worst-case need: a block this large fits whatever its alignment.
         let worst = n.checked_add(align_g - 1)?;
-        // 1. The first block of the first class whose blocks are all large enough.
-        let cw = if worst <= MAX_GRANULES {
-            class_at_least(worst)
+        // The class `worst` falls in holds blocks both smaller and larger than it; the first
+        // class above it holds only blocks large enough.
+        let (ce, cw) = if worst < MAX_GRANULES {
+            (class_of(worst as u32), class_at_least(worst))
         } else {
-            CLASSES
+            (CLASSES, CLASSES)
         };
-        let found = match self.find_class(cw) {
-            Some(c) => self.nodes[c].next_free,
-            // 2. Near exhaustion: every block of the classes in between, so that an allocation
-            //    fails only if no free block can hold it. (Smaller classes hold only blocks < n.)
-            None => self.scan_classes(class_of(n as u32), cw, n, align_g)?,
+        // 1. The snuggest of the first few blocks of the class `worst` falls in, if one fits:
+        //    a block no more than 1/16 larger than the request is not cut from a larger one.
+        // 2. The first block of the first class whose blocks are all large enough.
+        // 3. Near exhaustion: every block of the classes in between, so that an allocation
+        //    fails only if no free block can hold it. (Smaller classes hold only blocks < n.)
+        let exact = if ce < cw && self.sl_map[(ce / SL) & 31] & (1 << (ce % SL)) != 0 {
+            self.snuggest(ce, n, align_g)
+        } else {
+            None
+        };
+        let found = match exact {
+            Some(i) => i,
+            None => match self.find_class(cw) {
+                Some(c) => self.nodes[c].next_free,
+                None => self.scan_classes(class_of(n as u32), cw, n, align_g)?,
+            },
         };
         // The allocation takes the top of the block: the rest of the block stays where it is
         // (often in the same size class, so no list operation at all).
@@ -513,6 +531,31 @@ impl Tlsf {
         self.free -= n;
         self.allocations += 1;
         Some((a, at))
+    }
+
+    /// The smallest of the first [`EXACT_PROBES`] blocks of class `c` that holds `n` granules
+    /// aligned to `align_g`, the highest of those of that size (an exact fit ends the search).
+    #[inline(always)]
+    fn snuggest(&self, c: usize, n: u64, align_g: u64) -> Option<u32> {
+        let mut i = self.nodes[c].next_free;
+        let mut best = NONE;
+        let mut best_key = u64::MAX;
+        let mut k = 0;
+        while i != c as u32 && k < EXACT_PROBES {
+            let node = &self.nodes[i as usize];
+            // smaller first, then higher
+            let key = ((node.size as u64) << 32) | (u32::MAX - node.start) as u64;
+            if key < best_key && self.place(i, n, align_g).is_some() {
+                best = i;
+                best_key = key;
+                if node.size as u64 == n {
+                    break;
+                }
+            }
+            i = node.next_free;
+            k += 1;
+        }
+        (best != NONE).then_some(best)
     }
 
     /// The first block in classes `[from, to)` that holds `n` granules aligned to `align_g`.
@@ -1091,6 +1134,39 @@ mod tests {
             }
             assert!(weak.upgrade().is_none(), "round {round}");
         }
+    }
+
+    #[test]
+    fn a_close_block_of_the_request_class_is_preferred() {
+        // classes: 100..=103 is one, 104..=107 the next; free blocks of 103 and 200 granules
+        let mut t = Tlsf::new(305, 0);
+        let _a = t.alloc_node(1, 1).unwrap();
+        let b = t.alloc_node(200, 1).unwrap();
+        let _c = t.alloc_node(1, 1).unwrap();
+        let d = t.alloc_node(103, 1).unwrap();
+        assert_eq!((t.start(b), t.start(d)), (104, 0));
+        assert!(t.free(d));
+        assert!(t.free(b));
+        assert_eq!(class_of(103), class_of(101));
+        assert!(class_at_least(101) > class_of(103));
+        // 101 granules: the 103-granule block of its own class, not a cut from the 200
+        let x = t.alloc_node(101, 1).unwrap();
+        assert_eq!(t.start(x), 2);
+        assert!(t.free(x));
+        // 104 granules fit no block of their class: the 200-granule block
+        let y = t.alloc_node(104, 1).unwrap();
+        assert_eq!(t.start(y), 200);
+        // of two fitting blocks of the class, the smaller (the exact fit)
+        let mut t = Tlsf::new(1000, 0);
+        let nodes: Vec<u32> = [1, 102, 1, 103, 1]
+            .iter()
+            .map(|&n| t.alloc_node(n, 1).unwrap())
+            .collect();
+        let exact = t.start(nodes[1]);
+        assert!(t.free(nodes[1]));
+        assert!(t.free(nodes[3])); // first on the list
+        let z = t.alloc_node(102, 1).unwrap();
+        assert_eq!(t.start(z), exact);
     }
 
     #[test]
