@@ -998,11 +998,12 @@ impl<B: Backend> Drop for P2pBuf<B> {
         // Every buffer owns exactly one allocated node until this drop.
         debug_assert!(freed, "P2pBuf freed a node that was not allocated");
         if last {
-            // SAFETY: this drop made the pool's count of live allocations 0, so the buffers'
-            // strong count (taken when the count became 1) is this thread's to give back; until
-            // then the `Inner` is alive. `pool` is `Arc::as_ptr` of that `Arc`, the pointer
-            // `Arc::into_raw` returns. Nothing of `Inner` is used after this. (If another thread
-            // meanwhile made the count 1 again, it took a strong count of its own.)
+            // This drop made the pool's count of live allocations 0, so the buffers' strong
+            // count (taken when the count became 1) is this thread's to give back; until then
+            // the `Inner` is alive. (If another thread meanwhile made the count 1 again, it took
+            // a strong count of its own.)
+            // SAFETY: `pool` is `Arc::as_ptr` of that `Arc` (the pointer `Arc::into_raw` returns)
+            // and we own one strong count, as above; nothing of `Inner` is used after this.
             unsafe { Arc::decrement_strong_count(self.pool.as_ptr().cast_const()) }
         }
         // Otherwise another buffer is live and keeps the `Inner` alive past the release of the
