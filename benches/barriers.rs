@@ -17,7 +17,8 @@ mod ram;
 use ram::{Buf, PAGE};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use iomem::order::{Doorbell, Strategy};
+use iomem::order::Strategy;
+use iomem::publish::Doorbell;
 use iomem::{Caching, IoMem, Mmio};
 
 const CMD: usize = 64;
@@ -45,6 +46,7 @@ fn submits(c: &mut Criterion) {
         let label = match caching {
             Caching::Uncached => "uc",
             Caching::WriteCombining => "wc",
+            Caching::Cacheable => "ram",
         };
         for s in Strategy::ALL {
             let db = Doorbell::new(IoMem::new(&regs).cast::<u32>(DB).unwrap()).with_strategy(s);

@@ -311,7 +311,7 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
     /// strategy's doorbell barrier ([`Strategy::doorbell_barrier`]: the barrier that publishes
     /// earlier stores to RAM and device memory, [`WcFlush`](crate::Barrier::WcFlush) if this
     /// mapping is write-combining, nothing under `Relaxed`). To publish data held in *another*,
-    /// write-combining mapping, ring through a [`Doorbell`](crate::order::Doorbell).
+    /// write-combining mapping, ring through a [`Doorbell`](crate::publish::Doorbell).
     pub fn try_doorbell32(&self, offset: usize, value: u32) -> Result<()> {
         let abs = self.check_single(offset, 4)?;
         let wc = self.backend.caching() == Caching::WriteCombining;

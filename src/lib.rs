@@ -66,6 +66,7 @@ pub mod migrate;
 #[cfg(feature = "alloc")]
 pub mod nvme;
 pub mod order;
+pub mod publish;
 #[cfg(feature = "alloc")]
 pub mod p2p;
 
@@ -74,7 +75,8 @@ pub use copy::WidthPolicy;
 pub use error::{Error, Result};
 pub use iomem::{memcpy_fromio, memcpy_toio, memset_io, IoMem};
 #[cfg(feature = "std")]
-pub use order::IoLock;
+pub use publish::IoLock;
+pub use publish::{Doorbell, IoSpinLock};
 pub use order::{Arch, Barrier, Strategy};
 
 /// The README's examples are compiled and run as doctests.

@@ -620,6 +620,9 @@ unsafe impl iomem::Backend for NotSync {
     fn barrier(&self, _barrier: Barrier) {
         self.0.set(self.0.get().wrapping_add(1));
     }
+    fn barrier_after_read(&self, barrier: Barrier, _loaded: u64) {
+        self.barrier(barrier)
+    }
 }
 
 static_assertions::assert_impl_all!(IoMem<'static, [u8], MockIo>: Send, Sync, Copy, core::fmt::Debug);
@@ -704,6 +707,9 @@ unsafe impl iomem::Backend for FourAligned {
     }
     fn barrier(&self, barrier: Barrier) {
         self.0.barrier(barrier)
+    }
+    fn barrier_after_read(&self, barrier: Barrier, loaded: u64) {
+        self.0.barrier_after_read(barrier, loaded)
     }
 }
 

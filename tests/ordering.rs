@@ -6,7 +6,8 @@
 
 use iomem::backend::mock::{self, Access, Dir, Event};
 use iomem::backend::MockIo;
-use iomem::order::{Arch, Barrier, Doorbell, IoSpinLock, Strategy};
+use iomem::order::{Arch, Barrier, Strategy};
+use iomem::publish::{Doorbell, IoSpinLock};
 use iomem::{memcpy_fromio, memcpy_toio, Caching, IoLock, IoMem, WidthPolicy};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRng, TestRunner};

@@ -22,7 +22,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use iomem::backend::{Backend, MockIo};
-use iomem::order::{Arch, Doorbell, Strategy};
+use iomem::order::{Arch, Strategy};
+use iomem::publish::Doorbell;
 use iomem::{Caching, IoMem, Mmio};
 
 use crate::ram::{Buf, PAGE};
@@ -70,6 +71,7 @@ fn caching_label(c: Caching) -> &'static str {
     match c {
         Caching::Uncached => "uc",
         Caching::WriteCombining => "wc",
+        Caching::Cacheable => "ram",
     }
 }
 

@@ -669,4 +669,9 @@ unsafe impl Backend for MockIo {
             });
         }
     }
+
+    /// The mock records the barrier; the loaded value only matters to real powerpc code.
+    fn barrier_after_read(&self, barrier: Barrier, _loaded: u64) {
+        self.barrier(barrier)
+    }
 }

@@ -29,6 +29,10 @@ pub enum Caching {
     /// Write-combining memory (Linux `ioremap_wc`, sysfs `resourceN_wc`): prefetchable BARs
     /// such as an NVMe CMB or a GPU aperture.
     WriteCombining,
+    /// Cacheable, coherent host RAM that a device reads and writes by DMA (Linux
+    /// `dma_alloc_coherent`): not device memory. Ordering against the device takes DMA barriers
+    /// (`dma_rmb`/`dma_wmb`) and, before a doorbell, the barrier inside `writel`.
+    Cacheable,
 }
 
 mod sealed {
@@ -328,12 +332,12 @@ pub unsafe trait Backend {
 
     /// Executes (or records) a barrier right after a device read that returned `loaded`
     /// (zero-extended). Some architectures make the barrier depend on the loaded value
-    /// (powerpc's `twi 0,r,0; isync` for [`Barrier::IoAfterRead`]); the default ignores it.
-    #[inline(always)]
-    fn barrier_after_read(&self, barrier: Barrier, loaded: u64) {
-        let _ = loaded;
-        self.barrier(barrier)
-    }
+    /// (powerpc's `twi 0,r,0; isync` for [`Barrier::IoAfterRead`]).
+    ///
+    /// No default body, on purpose: a backend that forwards to another must forward this too,
+    /// or the read barrier of `readl` is lost on powerpc (plain [`barrier`](Backend::barrier)
+    /// without the value orders nothing there). A backend that forgets it does not compile.
+    fn barrier_after_read(&self, barrier: Barrier, loaded: u64);
 }
 
 // SAFETY: forwards every call to `B`, which upholds the contract.

@@ -596,6 +596,11 @@ impl PciDevice {
         let name = match caching {
             Caching::Uncached => std::format!("resource{index}"),
             Caching::WriteCombining => std::format!("resource{index}_wc"),
+            Caching::Cacheable => {
+                return Err(MapError::Iomem(Error::InvalidArgument(
+                    "a BAR is device memory: map it Uncached or WriteCombining",
+                )))
+            }
         };
         let path = self.dir.join(name);
         if caching == Caching::WriteCombining && !path.exists() {
@@ -819,6 +824,10 @@ unsafe impl crate::Backend for BarMapping {
     fn barrier(&self, barrier: crate::Barrier) {
         crate::Backend::barrier(&self.mmio, barrier)
     }
+    #[inline(always)]
+    fn barrier_after_read(&self, barrier: crate::Barrier, loaded: u64) {
+        crate::Backend::barrier_after_read(&self.mmio, barrier, loaded)
+    }
 }
 
 impl Drop for BarMapping {
@@ -883,7 +892,7 @@ impl DmaBuffer {
         .map_err(|e| io_err("mmap", anon, e.into()))?;
         // SAFETY: the mapping was just created read-write, is page-aligned anonymous RAM, and
         // lives as long as the `DmaBuffer` that owns `mmio`.
-        let mmio = match unsafe { Mmio::new(ptr.cast(), len, Caching::Uncached) } {
+        let mmio = match unsafe { Mmio::new(ptr.cast(), len, Caching::Cacheable) } {
             Ok(m) => m,
             Err(e) => {
                 // SAFETY: the mapping was created above and is not used after this.

@@ -44,7 +44,8 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::iomem::IoMem;
 use crate::nvme::regs::{Cap, ControllerRegs, SQ_ENTRY_SIZE};
-use crate::order::{Doorbell, Strategy};
+use crate::order::Strategy;
+use crate::publish::Doorbell;
 use crate::p2p::P2pBuf;
 
 /// Common opcodes.

@@ -9,25 +9,15 @@
 //! - [`Strategy`] places barriers around copies and single accesses: `Conservative` is exactly
 //!   what Linux emits on each architecture ([`Strategy::placement`] cites the kernel functions),
 //!   `Batched` leaves copies bare and puts one barrier before the doorbell, `Relaxed` puts none.
-//! - [`Doorbell`] and [`Submission`] ring a device with the barrier its data needs, including the
-//!   write-combining flush when the data lives in another, write-combining mapping than the
-//!   doorbell register ([`doorbell`]).
-//! - [`IoLock`] is a mutex whose unlock orders the MMIO writes of its critical section
-//!   (`mmiowb`), paying only when there were any ([`lock`]).
+//! - The layer above [`IoMem`](crate::IoMem), [`publish`](crate::publish), uses this vocabulary
+//!   for doorbells that publish write-combining data and for locks whose unlock orders MMIO
+//!   writes (`mmiowb`).
 //! - The mock's weak-ordering model ([`crate::backend::mock::device_order`]) lets tests check
 //!   that a device sees data before the doorbell under every reordering the simulated
 //!   architecture allows; [`orders_device_stores`] is the part of it read from this table.
 //!
 //! Per-architecture sources and reasoning are in the docs of the arch modules
 //! (`src/order/{powerpc,aarch64,riscv,x86}.rs`) and of each [`Barrier`].
-
-pub mod doorbell;
-pub mod lock;
-
-pub use doorbell::{Doorbell, Published, Submission};
-#[cfg(feature = "std")]
-pub use lock::IoLock;
-pub use lock::{IoGuard, IoSpinLock, SpinGuard, Tracked};
 
 cfg_if::cfg_if! {
     if #[cfg(target_arch = "powerpc64")] {
@@ -139,7 +129,7 @@ pub enum Barrier {
     WcFlush,
     /// Before releasing a lock after MMIO writes (`mmiowb()`): MMIO writes made inside the
     /// critical section reach the device before the next lock holder's (see
-    /// [`IoLock`]).
+    /// [`IoLock`](crate::publish::IoLock)).
     MmioUnlock,
 }
 
@@ -277,7 +267,7 @@ pub fn execute_after_read(barrier: Barrier, loaded: u64) {
 /// Where barriers go around copies, single accesses and doorbells.
 ///
 /// Chosen per handle ([`IoMem::with_strategy`](crate::IoMem::with_strategy)) or per
-/// [`Doorbell`]; the default is [`Strategy::Conservative`].
+/// [`Doorbell`](crate::publish::Doorbell); the default is [`Strategy::Conservative`].
 ///
 /// | | copies, single writes | single reads | doorbell |
 /// |---|---|---|---|
@@ -387,7 +377,7 @@ impl Strategy {
     ///
     /// A doorbell is a `writel` under `Conservative` and `Batched` ([`Barrier::IoBeforeWrite`]
     /// first) and a `writel_relaxed` under `Relaxed`. A doorbell that publishes data in a
-    /// write-combining mapping needs [`Barrier::WcFlush`] instead; [`Doorbell`] adds it.
+    /// write-combining mapping needs [`Barrier::WcFlush`] instead; [`Doorbell`](crate::publish::Doorbell) adds it.
     pub const fn placement(self, arch: Arch, op: Op) -> Placement {
         use Barrier::*;
         if let Op::Doorbell = op {

@@ -52,7 +52,8 @@ use zerocopy::{Immutable, IntoBytes};
 
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::order::{Barrier, Doorbell, Published};
+use crate::order::Barrier;
+use crate::publish::{Doorbell, Published};
 use crate::IoMem;
 
 /// The one thing the guard needs from a backend: issuing a barrier. Object safe, so a guard can
@@ -134,7 +135,7 @@ impl<T> IoLock<T> {
 /// sections too short to sleep in). Waiters spin; there is no fairness and no poisoning.
 ///
 /// ```
-/// use iomem::{backend::MockIo, order::{Arch, IoSpinLock, Strategy}, IoMem};
+/// use iomem::{backend::MockIo, order::{Arch, Strategy}, publish::IoSpinLock, IoMem};
 ///
 /// let bar = MockIo::new(64).with_arch(Arch::Riscv64);
 /// let regs = IoMem::new(&bar).with_strategy(Strategy::Relaxed);

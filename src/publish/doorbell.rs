@@ -47,7 +47,7 @@ impl Published for Caching {
 /// A 32-bit doorbell register and the strategy it rings with.
 ///
 /// ```
-/// use iomem::{backend::MockIo, order::{Arch, Doorbell, Strategy}, Caching, IoMem};
+/// use iomem::{backend::MockIo, order::{Arch, Strategy}, publish::Doorbell, Caching, IoMem};
 ///
 /// let bar0 = MockIo::new(0x1000).with_arch(Arch::X86_64);           // registers, uncached
 /// let cmb = MockIo::new(0x1000).with_arch(Arch::X86_64)
