@@ -65,11 +65,12 @@
 //! value type may be `u8`, `u16`, `u32` or `u64` ([`RegValue`]); each `get`/`set` is **one**
 //! access of exactly that width, at the register's offset, with the barriers of the handle's
 //! [`Strategy`](crate::Strategy) (`Conservative` by default: what Linux's `readl`/`writel` emit on
-//! the architecture). An `RO` register has no `set` and a `WO` register has no `get`: writing a
-//! read-only register through its cell is a compile error, not a comment. (The untyped
-//! accessors — `write32::<OFF>`, `try_write32`, `as_bytes` — stay available on every handle, as
-//! Linux's `writel` works on any register; the cell type guards the `get`/`set` path, it is not
-//! a permission system.)
+//! the architecture). An `RO` register has no `set` and a `WO` register has no `get`, and the
+//! cells are not plain data, so the untyped accessors (`write32::<OFF>`, `try_write32`,
+//! `as_bytes`) do not exist on them: writing a read-only register does not compile.
+//! [`IoMem::as_bytes_ignoring_permissions`] is the explicit way around a wrong datasheet. New
+//! code can use the crate's own cells ([`reg`](crate::reg)), which also tell pure reads from
+//! reads with side effects.
 //!
 //! The methods are named `get`/`set` rather than `read`/`write`: every `IoMem<T>` already has
 //! [`read`](IoMem::read)/[`write`](IoMem::write) for [`zerocopy`] types, and methods of the same
@@ -143,7 +144,9 @@
 //! ```
 
 use crate::backend::Backend;
-use crate::iomem::IoMem;
+use crate::iomem::{IoMem, Ordered};
+pub use crate::reg::RegValue;
+use crate::reg::{load, sealed::Cell, store};
 
 pub use volatile_register::{RO, RW, WO};
 
@@ -159,57 +162,14 @@ static_assertions::const_assert_eq!(
     core::mem::align_of::<u64>()
 );
 
-mod sealed {
-    use crate::backend::Backend;
-    use crate::iomem::IoMem;
-
-    /// One access of `Self`'s width at offset 0 of a handle to a cell holding a `Self`.
-    pub trait Value: Copy {
-        fn load<C, B: Backend>(io: &IoMem<'_, C, B>) -> Self;
-        fn store<C, B: Backend>(io: &IoMem<'_, C, B>, value: Self);
-        fn load_relaxed<C, B: Backend>(io: &IoMem<'_, C, B>) -> Self;
-        fn store_relaxed<C, B: Backend>(io: &IoMem<'_, C, B>, value: Self);
-    }
+impl<T: RegValue> Cell for RW<T> {
+    type Value = T;
 }
-
-/// The value types a `volatile-register` cell may hold for [`IoMem`] access: `u8`, `u16`, `u32`
-/// and `u64` (the widths a device register has and a CPU accesses in one instruction).
-///
-/// Sealed. A `u64` register needs a target where `u64` is 8-byte aligned (every 64-bit target):
-/// elsewhere it is a compile-time error, because one 64-bit access cannot be guaranteed.
-pub trait RegValue: sealed::Value {}
-
-macro_rules! reg_value {
-    ($($t:ty, $read:ident, $write:ident, $read_rel:ident, $write_rel:ident;)*) => {$(
-        impl sealed::Value for $t {
-            #[inline(always)]
-            fn load<C, B: Backend>(io: &IoMem<'_, C, B>) -> Self {
-                // `C` is a cell of `$t`: the compile-time check of the constant-offset accessor
-                // (offset 0, width and alignment of `$t` within a `C`) holds.
-                io.$read::<0>()
-            }
-            #[inline(always)]
-            fn store<C, B: Backend>(io: &IoMem<'_, C, B>, value: Self) {
-                io.$write::<0>(value)
-            }
-            #[inline(always)]
-            fn load_relaxed<C, B: Backend>(io: &IoMem<'_, C, B>) -> Self {
-                io.$read_rel::<0>()
-            }
-            #[inline(always)]
-            fn store_relaxed<C, B: Backend>(io: &IoMem<'_, C, B>, value: Self) {
-                io.$write_rel::<0>(value)
-            }
-        }
-        impl RegValue for $t {}
-    )*};
+impl<T: RegValue> Cell for RO<T> {
+    type Value = T;
 }
-
-reg_value! {
-    u8, read8, write8, read8_relaxed, write8_relaxed;
-    u16, read16, write16, read16_relaxed, write16_relaxed;
-    u32, read32, write32, read32_relaxed, write32_relaxed;
-    u64, read64, write64, read64_relaxed, write64_relaxed;
+impl<T: RegValue> Cell for WO<T> {
+    type Value = T;
 }
 
 impl<T: RegValue, B: Backend> IoMem<'_, RW<T>, B> {
@@ -217,26 +177,26 @@ impl<T: RegValue, B: Backend> IoMem<'_, RW<T>, B> {
     /// (`RW::read`).
     #[inline(always)]
     pub fn get(&self) -> T {
-        T::load(self)
+        load(self, Ordered::Yes)
     }
 
     /// Writes the register: one access of `T`'s width, with the strategy's write barrier
     /// (`RW::write`).
     #[inline(always)]
     pub fn set(&self, value: T) {
-        T::store(self, value)
+        store(self, value, Ordered::Yes)
     }
 
     /// Like [`get`](Self::get) without barriers (Linux `readl_relaxed`): the caller orders.
     #[inline(always)]
     pub fn get_relaxed(&self) -> T {
-        T::load_relaxed(self)
+        load(self, Ordered::Relaxed)
     }
 
     /// Like [`set`](Self::set) without barriers (Linux `writel_relaxed`): the caller orders.
     #[inline(always)]
     pub fn set_relaxed(&self, value: T) {
-        T::store_relaxed(self, value)
+        store(self, value, Ordered::Relaxed)
     }
 
     /// Reads the register, applies `f`, and writes the result (`RW::modify`): two accesses.
@@ -253,13 +213,13 @@ impl<T: RegValue, B: Backend> IoMem<'_, RO<T>, B> {
     /// barriers (`RO::read`).
     #[inline(always)]
     pub fn get(&self) -> T {
-        T::load(self)
+        load(self, Ordered::Yes)
     }
 
     /// Like [`get`](Self::get) without barriers (Linux `readl_relaxed`): the caller orders.
     #[inline(always)]
     pub fn get_relaxed(&self) -> T {
-        T::load_relaxed(self)
+        load(self, Ordered::Relaxed)
     }
 }
 
@@ -268,13 +228,13 @@ impl<T: RegValue, B: Backend> IoMem<'_, WO<T>, B> {
     /// barrier (`WO::write`).
     #[inline(always)]
     pub fn set(&self, value: T) {
-        T::store(self, value)
+        store(self, value, Ordered::Yes)
     }
 
     /// Like [`set`](Self::set) without barriers (Linux `writel_relaxed`): the caller orders.
     #[inline(always)]
     pub fn set_relaxed(&self, value: T) {
-        T::store_relaxed(self, value)
+        store(self, value, Ordered::Relaxed)
     }
 }
 

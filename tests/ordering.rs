@@ -312,7 +312,7 @@ fn io_lock_issues_mmio_unlock_iff_a_write_happened() {
         m.clear_events();
         {
             let g = lock.lock();
-            g.io(regs).try_write32(8, 0xab).unwrap();
+            g.io(regs).writes(|r| r.try_write32(8, 0xab)).unwrap();
             assert!(g.write_pending());
         }
         let ev = m.events();
@@ -347,7 +347,7 @@ fn io_lock_barrier_precedes_the_next_holders_writes() {
                     let mut g = lock.lock();
                     *g += 1;
                     let tail = *g;
-                    g.io(regs).try_write32(0, tail).unwrap();
+                    g.io(regs).writes(|r| r.try_write32(0, tail)).unwrap();
                 }
             });
         }
@@ -388,7 +388,7 @@ fn io_spin_lock_orders_like_io_lock() {
                         let mut g = lock.lock();
                         *g += 1;
                         let tail = *g;
-                        g.io(regs).try_write32(0, tail).unwrap();
+                        g.io(regs).writes(|r| r.try_write32(0, tail)).unwrap();
                     }
                 });
             }
@@ -421,10 +421,10 @@ fn io_lock_drains_write_combining_writes_at_unlock() {
         {
             let g = lock.lock();
             g.io(IoMem::new(&regs).with_strategy(Strategy::Relaxed))
-                .try_write32(0, 1)
+                .writes(|r| r.try_write32(0, 1))
                 .unwrap();
             g.io(IoMem::new(&data).with_strategy(Strategy::Relaxed))
-                .copy_from_slice(&[1; 0x1000])
+                .writes(|d| d.copy_from_slice(&[1; 0x1000]))
                 .unwrap();
         }
         // A write-combining mapping was written: the unlock drains (recorded on the backend
@@ -526,7 +526,7 @@ proptest! {
     ) {
         let regs = bar0(arch);
         let data = cmb(arch);
-        let sq = IoMem::new(&data);
+        let sq = IoMem::new(&data).with_policy(WidthPolicy::U64);
         let db = Doorbell::new(IoMem::new(&regs).cast::<u32>(DB).unwrap())
             .with_strategy(Strategy::Batched);
         let mut sub = db.submission();

@@ -10,7 +10,7 @@
 //! - the mock's trace of each copy is exactly the plan's accesses, with the right values.
 
 use iomem::backend::mock::{Access as Traced, Dir, MockIo};
-use iomem::copy::{plan, Access};
+use iomem::copy::{plan, Step};
 use iomem::order::{Op, Placement};
 use iomem::{
     memcpy_fromio, memcpy_toio, memset_io, Arch, Caching, Error, IoMem, Mmio, Strategy, WidthPolicy,
@@ -98,7 +98,7 @@ fn natural_width(off: usize, left: usize, max: usize) -> usize {
 /// Checks every plan property for `[off, off + len)`.
 fn check_plan(off: usize, len: usize, policy: WidthPolicy) -> Result<(), TestCaseError> {
     let p = plan(off, len, policy).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let accesses: Vec<Access> = p.accesses().collect();
+    let accesses: Vec<Step> = p.accesses().collect();
     prop_assert_eq!(p.len(), accesses.len());
     prop_assert_eq!(p.is_empty(), len == 0);
     let max = policy.max_width();

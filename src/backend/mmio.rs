@@ -45,7 +45,10 @@ impl Mmio {
     ///   16 and (where the CPU has them, for memory-like copies) 32 bytes at naturally aligned
     ///   addresses (device memory, or RAM);
     /// - no Rust reference (`&`/`&mut`) to any byte of it exists or is created by other code;
-    /// - `caching` truly describes the mapping.
+    /// - `caching` is at least as strong as the mapping needs: [`Caching::WriteCombining`] for a
+    ///   write-combining mapping (otherwise a doorbell loses its flush);
+    ///   [`Caching::Uncached`] or `WriteCombining` for uncached device memory; any of the three
+    ///   for RAM. A stronger label only adds barriers (the benchmarks label RAM to time them).
     pub unsafe fn new(base: *mut u8, size: usize, caching: Caching) -> Result<Self> {
         let addr = base as usize;
         let Some(base) = NonNull::new(base) else {

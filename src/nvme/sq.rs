@@ -45,8 +45,8 @@ use crate::error::{Error, Result};
 use crate::iomem::IoMem;
 use crate::nvme::regs::{Cap, ControllerRegs, SQ_ENTRY_SIZE};
 use crate::order::Strategy;
-use crate::publish::Doorbell;
 use crate::p2p::P2pBuf;
+use crate::publish::Doorbell;
 
 /// Common opcodes.
 pub mod opcodes {

@@ -336,7 +336,8 @@ pub struct Placement {
 }
 
 impl Placement {
-    const NONE: Placement = Placement {
+    /// No barriers.
+    pub const NONE: Placement = Placement {
         before: None,
         each: None,
         after: None,
@@ -357,12 +358,10 @@ impl Strategy {
     /// - powerpc64 — `arch/powerpc/include/asm/io.h` (`DEF_MMIO_OUT_D`, `DEF_MMIO_IN_D`) and
     ///   `arch/powerpc/kernel/io.c` (`_memcpy_toio`, `_memset_io`, `_memcpy_fromio`): `writel` is
     ///   `sync; st`, `readl` is `sync; ld; twi 0,r,0; isync`, `_memcpy_toio`/`_memset_io` are
-    ///   `sync; copy; sync`, `_memcpy_fromio` is `sync; (load; eieio)*; sync`. The kernel copies
-    ///   with `u32` accesses; use [`WidthPolicy::U32`](crate::WidthPolicy::U32) to get the same.
-    ///   The barriers match exactly; the access widths differ in two corners, both toward fewer
-    ///   accesses here: the kernel's word loop runs `while (n > 4)`, so it stores the last
-    ///   aligned word as four bytes, and it copies bytewise when the RAM side is misaligned,
-    ///   where the crate's access plan depends on the device offset only.
+    ///   `sync; copy; sync`, `_memcpy_fromio` is `sync; (load; eieio)*; sync`. The copies' access
+    ///   widths are the default width policy's ([`WidthPolicy::LINUX`](crate::WidthPolicy::LINUX),
+    ///   [`copy::kernel`](crate::copy::kernel)): bytes until both sides are 4-aligned, u32
+    ///   `while (n >= 4)`, then bytes — the kernel's loop, access for access.
     /// - aarch64 — `arch/arm64/include/asm/io.h` (`__io_bw`, `__io_ar`) and `lib/iomem_copy.c`:
     ///   `writel` is `dmb oshst; str`, `readl` is `ldr; dmb oshld`, the copies have no barriers.
     /// - riscv64 — `arch/riscv/include/asm/mmio.h` (`__io_bw`, `__io_ar`) and

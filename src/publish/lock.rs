@@ -48,10 +48,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 #[cfg(feature = "std")]
 use std::sync::{Mutex, MutexGuard};
 
-use zerocopy::{Immutable, IntoBytes};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::backend::Backend;
-use crate::error::Result;
 use crate::order::Barrier;
 use crate::publish::{Doorbell, Published};
 use crate::IoMem;
@@ -143,7 +142,7 @@ impl<T> IoLock<T> {
 /// {
 ///     let mut g = lock.lock();
 ///     *g = 7;
-///     g.io(regs).try_write32(0, *g)?;
+///     g.io(regs).writes(|r| r.try_write32(0, *g))?;
 /// }
 /// assert_eq!(bar.instructions(), ["fence o,w"]);
 /// # Ok::<(), iomem::Error>(())
@@ -367,69 +366,19 @@ impl<'l, U: ?Sized, B: Backend + 'l> Tracked<'_, 'l, U, B> {
         self.io
     }
 
-    /// [`IoMem::try_write8`], tracked.
-    pub fn try_write8(&self, offset: usize, value: u8) -> Result<()> {
-        self.io.try_write8(offset, value)?;
+    /// Runs `f` with the handle and marks the guard: every write `f` makes is ordered by the
+    /// unlock (`g.io(regs).writes(|r| r.try_write32(0, tail))`). Marking when `f` wrote nothing
+    /// costs one barrier at unlock, never a missing one.
+    pub fn writes<R>(&self, f: impl FnOnce(IoMem<'l, U, B>) -> R) -> R {
+        let r = f(self.io);
         self.mark();
-        Ok(())
-    }
-
-    /// [`IoMem::try_write16`], tracked.
-    pub fn try_write16(&self, offset: usize, value: u16) -> Result<()> {
-        self.io.try_write16(offset, value)?;
-        self.mark();
-        Ok(())
-    }
-
-    /// [`IoMem::try_write32`], tracked.
-    pub fn try_write32(&self, offset: usize, value: u32) -> Result<()> {
-        self.io.try_write32(offset, value)?;
-        self.mark();
-        Ok(())
-    }
-
-    /// [`IoMem::try_write64`], tracked.
-    pub fn try_write64(&self, offset: usize, value: u64) -> Result<()> {
-        self.io.try_write64(offset, value)?;
-        self.mark();
-        Ok(())
-    }
-
-    /// [`IoMem::try_write`], tracked.
-    pub fn try_write<V: IntoBytes + Immutable>(&self, offset: usize, value: &V) -> Result<()> {
-        self.io.try_write(offset, value)?;
-        self.mark();
-        Ok(())
-    }
-
-    /// [`IoMem::try_doorbell32`], tracked.
-    pub fn try_doorbell32(&self, offset: usize, value: u32) -> Result<()> {
-        self.io.try_doorbell32(offset, value)?;
-        self.mark();
-        Ok(())
+        r
     }
 }
 
-impl<'l, U: IntoBytes + Immutable, B: Backend + 'l> Tracked<'_, 'l, U, B> {
+impl<'l, U: IntoBytes + Immutable + FromBytes, B: Backend + 'l> Tracked<'_, 'l, U, B> {
     /// [`IoMem::write`], tracked.
     pub fn write(&self, value: &U) {
-        self.io.write(value);
-        self.mark();
-    }
-}
-
-impl<'l, B: Backend + 'l> Tracked<'_, 'l, [u8], B> {
-    /// [`IoMem::copy_from_slice`] (`memcpy_toio`), tracked.
-    pub fn copy_from_slice(&self, src: &[u8]) -> Result<()> {
-        self.io.copy_from_slice(src)?;
-        self.mark();
-        Ok(())
-    }
-
-    /// [`IoMem::fill`] (`memset_io`), tracked.
-    pub fn fill(&self, byte: u8) -> Result<()> {
-        self.io.fill(byte)?;
-        self.mark();
-        Ok(())
+        self.writes(|io| io.write(value))
     }
 }

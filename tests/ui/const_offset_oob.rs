@@ -3,6 +3,7 @@
 use iomem::backend::MockIo;
 use iomem::IoMem;
 
+#[derive(zerocopy::FromBytes)]
 #[repr(C, align(8))]
 struct Block([u32; 16]);
 

@@ -1,4 +1,5 @@
-// Through the `volatile-register` interop, a read-only register has no way to be written.
+// Through the `volatile-register` interop, a read-only register has no way to be written: not
+// its cell's `set`, not the untyped accessors, not its bytes.
 use iomem::backend::MockIo;
 use iomem::migrate::{RO, RW};
 use iomem::{project, IoMem};
@@ -17,4 +18,7 @@ fn main() {
     ctrl.set(1);
     status.set(1);
     status.modify(|v| v | 1);
+    status.write32::<0>(1);
+    let _ = status.try_write32(0, 1);
+    let _ = status.as_bytes().copy_from_slice(&[0; 4]);
 }

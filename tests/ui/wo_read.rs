@@ -16,4 +16,6 @@ fn main() {
     let doorbell = project!(regs, Regs, doorbell);
     let _ = ctrl.get();
     let _ = doorbell.get();
+    let _ = doorbell.read32::<0>();
+    let _ = doorbell.try_read32(0);
 }

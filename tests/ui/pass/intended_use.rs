@@ -4,6 +4,7 @@
 // rather than `cargo check`, so the post-monomorphisation const errors are reported.)
 use iomem::backend::MockIo;
 use iomem::migrate::{RO, RW, WO};
+use iomem::reg::{ReadOnly, ReadPure, ReadWrite, WriteOnly};
 use iomem::{memcpy_fromio, project, Caching, IoMem, Mmio};
 
 #[repr(C)]
@@ -13,6 +14,7 @@ struct Regs {
     doorbell: WO<u32>,
 }
 
+#[derive(zerocopy::FromBytes)]
 #[repr(C, align(8))]
 struct Block([u32; 16]);
 
@@ -58,5 +60,26 @@ fn main() {
     block.write32::<60>(0xabcd);
     assert_eq!(block.read32::<60>(), 0xabcd);
 
+    // crate register cells: each has exactly the accesses its permissions allow; a raw write
+    // to a read-only register is possible only by saying so.
+    let cells = io.cast::<Cells>(1024).unwrap();
+    project!(cells, Cells, ctrl).write(5);
+    project!(cells, Cells, irq_clear).write(1);
+    assert_eq!(project!(cells, Cells, status).poll(|s| s == 0, || true), Some(0));
+    assert_eq!(project!(cells, Cells, fifo).read(), 0);
+    project!(cells, Cells, status)
+        .as_bytes_ignoring_permissions()
+        .try_write32(0, 1)
+        .unwrap();
+    assert_eq!(project!(cells, Cells, status).read(), 1);
+
     mock.assert_no_violations();
+}
+
+#[repr(C)]
+struct Cells {
+    ctrl: ReadWrite<u32>,
+    status: ReadPure<u32>,
+    fifo: ReadOnly<u32>,
+    irq_clear: WriteOnly<u32>,
 }

@@ -1,0 +1,381 @@
+//! Executing plans: the loops that make the planned accesses, per direction and width.
+
+use super::Plan;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use crate::backend::W128;
+#[cfg(target_arch = "x86_64")]
+use crate::backend::W256;
+use crate::backend::{Backend, Word};
+use crate::order::Barrier;
+
+/// What an executed plan moves, and where from or to.
+#[derive(Clone, Copy)]
+pub(crate) enum Transfer {
+    /// Device ← memory at `src` (any alignment).
+    ToIo(*const u8),
+    /// Memory at `dst` (any alignment) ← device.
+    FromIo(*mut u8),
+    /// Device ← the byte repeated.
+    Fill(u8),
+}
+
+/// One direction of a copy, monomorphised so the executor's loops hold no per-access branch.
+///
+/// The device side is always one [`Backend`] access of the planned width; the memory side uses
+/// plain (unaligned) loads and stores, which the compiler is free to shape as it likes.
+trait Direction: Copy {
+    /// One access of `W` at device offset `off`, `pos` bytes into the memory side.
+    ///
+    /// # Safety
+    /// `off` is `W`-aligned and in bounds of `b` with `W::WIDTH <= b.base_align()`; the memory
+    /// side is valid for `W::WIDTH` bytes at `pos`.
+    unsafe fn one<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, pos: usize);
+
+    /// `count` accesses of `W` from device offset `off` and memory position `pos`, in ascending
+    /// order.
+    ///
+    /// # Safety
+    /// Every access is aligned and in bounds as for [`Direction::one`]; the memory side is valid for
+    /// `count * W::WIDTH` bytes from `pos`.
+    unsafe fn body<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, count: usize, pos: usize);
+}
+
+/// Device ← memory.
+#[derive(Clone, Copy)]
+struct ToIo(*const u8);
+/// Memory ← device.
+#[derive(Clone, Copy)]
+struct FromIo(*mut u8);
+/// Device ← a repeated byte.
+#[derive(Clone, Copy)]
+struct Fill(u8);
+
+/// Accesses per unrolled step of a body: eight, so a 16-byte body moves two cache lines per
+/// step. Volatile accesses are never merged or reordered among themselves; unrolling only
+/// removes loop overhead and lets the memory-side loads of a step issue before its stores.
+const UNROLL: usize = 8;
+
+impl Direction for ToIo {
+    #[inline(always)]
+    unsafe fn one<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, pos: usize) {
+        // SAFETY: the caller guarantees `src + pos` is readable for W::WIDTH bytes and the device
+        // access is aligned and in bounds.
+        unsafe { b.write::<W>(off, W::load_unaligned(self.0.add(pos))) }
+    }
+
+    #[inline(always)]
+    unsafe fn body<B: Backend + ?Sized, W: Word>(
+        self,
+        b: &B,
+        off: usize,
+        count: usize,
+        pos: usize,
+    ) {
+        let w = W::WIDTH;
+        let (mut d, mut s) = (off, self.0.wrapping_add(pos));
+        for _ in 0..count / UNROLL {
+            // SAFETY: fewer than `count / UNROLL` steps were taken before this one, so all its
+            // accesses are within the planned body and its loads within `count * w` bytes of
+            // memory from `pos`.
+            unsafe {
+                // All loads of the step first: they do not wait on the step's stores, and a
+                // load that 4K-aliases a just-issued store stalls once per step, not per access.
+                let v: [W; UNROLL] = core::array::from_fn(|k| W::load_unaligned(s.add(k * w)));
+                for (k, v) in v.into_iter().enumerate() {
+                    b.write::<W>(d + k * w, v);
+                }
+                s = s.add(UNROLL * w);
+            }
+            d += UNROLL * w;
+        }
+        for _ in 0..count % UNROLL {
+            // SAFETY: the remaining accesses of the body.
+            unsafe {
+                b.write::<W>(d, W::load_unaligned(s));
+                s = s.add(w);
+            }
+            d += w;
+        }
+    }
+}
+
+impl Direction for FromIo {
+    #[inline(always)]
+    unsafe fn one<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, pos: usize) {
+        // SAFETY: the caller guarantees `dst + pos` is writable for W::WIDTH bytes and the device
+        // access is aligned and in bounds.
+        unsafe { b.read::<W>(off).store_unaligned(self.0.add(pos)) }
+    }
+
+    #[inline(always)]
+    unsafe fn body<B: Backend + ?Sized, W: Word>(
+        self,
+        b: &B,
+        off: usize,
+        count: usize,
+        pos: usize,
+    ) {
+        let w = W::WIDTH;
+        let (mut s, mut d) = (off, self.0.wrapping_add(pos));
+        for _ in 0..count / UNROLL {
+            // SAFETY: fewer than `count / UNROLL` steps were taken before this one, so all its
+            // accesses are within the planned body and its stores within `count * w` bytes of
+            // memory from `pos`.
+            unsafe {
+                let v: [W; UNROLL] = core::array::from_fn(|k| b.read::<W>(s + k * w));
+                store_step(v, d);
+                d = d.add(UNROLL * w);
+            }
+            s += UNROLL * w;
+        }
+        for _ in 0..count % UNROLL {
+            // SAFETY: the remaining accesses of the body.
+            unsafe {
+                b.read::<W>(s).store_unaligned(d);
+                d = d.add(w);
+            }
+            s += w;
+        }
+    }
+}
+
+/// Stores one body step of device values to RAM at `d` (any alignment).
+///
+/// On x86_64, 4- and 8-byte values are packed into 16-byte RAM stores: the CPU retires about
+/// one store per cycle, so halving (or quartering) the RAM-side stores is what lets a
+/// `memcpy_fromio` of 8-byte device reads approach a plain copy. The device side is unchanged:
+/// one volatile load per planned access.
+///
+/// # Safety
+/// `d` is writable for `UNROLL * W::WIDTH` bytes.
+#[inline(always)]
+unsafe fn store_step<W: Word>(v: [W; UNROLL], d: *mut u8) {
+    #[cfg(target_arch = "x86_64")]
+    if W::WIDTH == 8 {
+        use core::arch::x86_64::{_mm_set_epi64x, _mm_storeu_si128};
+        // SAFETY: W is 8 bytes wide here, so `[W; UNROLL]` and `[u64; UNROLL]` have the same
+        // size and every bit pattern is a valid u64.
+        let q: [u64; UNROLL] = unsafe { core::mem::transmute_copy(&v) };
+        for k in 0..UNROLL / 2 {
+            // SAFETY: SSE2 is baseline on x86_64; the 16 bytes at `d + 16k` are inside the step.
+            unsafe {
+                let x = _mm_set_epi64x(q[2 * k + 1] as i64, q[2 * k] as i64);
+                _mm_storeu_si128(d.add(16 * k).cast(), x);
+            }
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if W::WIDTH == 4 {
+        use core::arch::x86_64::{_mm_set_epi32, _mm_storeu_si128};
+        // SAFETY: W is 4 bytes wide here: `[W; UNROLL]` and `[u32; UNROLL]` have the same size
+        // and every bit pattern is a valid u32.
+        let q: [u32; UNROLL] = unsafe { core::mem::transmute_copy(&v) };
+        for k in 0..UNROLL / 4 {
+            // SAFETY: SSE2 is baseline on x86_64; the 16 bytes at `d + 16k` are inside the step.
+            unsafe {
+                let x = _mm_set_epi32(
+                    q[4 * k + 3] as i32,
+                    q[4 * k + 2] as i32,
+                    q[4 * k + 1] as i32,
+                    q[4 * k] as i32,
+                );
+                _mm_storeu_si128(d.add(16 * k).cast(), x);
+            }
+        }
+        return;
+    }
+    for (k, v) in v.into_iter().enumerate() {
+        // SAFETY: inside the step.
+        unsafe { v.store_unaligned(d.add(k * W::WIDTH)) };
+    }
+}
+
+impl Direction for Fill {
+    #[inline(always)]
+    unsafe fn one<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, _pos: usize) {
+        // SAFETY: the caller guarantees the device access is aligned and in bounds.
+        unsafe { b.write::<W>(off, W::splat(self.0)) }
+    }
+
+    #[inline(always)]
+    unsafe fn body<B: Backend + ?Sized, W: Word>(
+        self,
+        b: &B,
+        off: usize,
+        count: usize,
+        _pos: usize,
+    ) {
+        let w = W::WIDTH;
+        let v = W::splat(self.0);
+        let mut i = 0;
+        while i + UNROLL <= count {
+            for k in 0..UNROLL {
+                // SAFETY: i + UNROLL <= count: the access is within the planned body.
+                unsafe { b.write::<W>(off + (i + k) * w, v) };
+            }
+            i += UNROLL;
+        }
+        while i < count {
+            // SAFETY: i < count.
+            unsafe { b.write::<W>(off + i * w, v) };
+            i += 1;
+        }
+    }
+}
+
+/// One access of width `w` (a width of the plan being executed).
+///
+/// # Safety
+/// As for [`Direction::one`], for the width `w`.
+#[inline(always)]
+unsafe fn one_dyn<B: Backend + ?Sized, O: Direction>(
+    op: O,
+    b: &B,
+    off: usize,
+    w: usize,
+    pos: usize,
+) {
+    // SAFETY: forwarded contract; `w` selects the matching `Word` type.
+    unsafe {
+        match w {
+            1 => op.one::<B, u8>(b, off, pos),
+            2 => op.one::<B, u16>(b, off, pos),
+            4 => op.one::<B, u32>(b, off, pos),
+            8 => op.one::<B, u64>(b, off, pos),
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+            16 => op.one::<B, W128>(b, off, pos),
+            #[cfg(target_arch = "x86_64")]
+            32 => body_w256(op, b, off, 1, pos),
+            // No plan has wider accesses on this CPU (policies are capped at its widest); were
+            // one asked for, it is done as narrower accesses, never a wider one.
+            _ => op.body::<B, u64>(b, off, w / 8, pos),
+        }
+    }
+}
+
+/// A body of 32-byte accesses, compiled for AVX: the backend's 32-byte accesses (inlined here)
+/// are single `vmovdqa ymm` instructions, and the memory side moves 32 bytes per instruction.
+///
+/// # Safety
+/// As for [`Direction::body`], and the CPU has AVX ([`has_w256`](crate::backend::has_w256); a plan only has a 32-byte body when
+/// its memory-like policy found it).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn body_w256<B: Backend + ?Sized, O: Direction>(
+    op: O,
+    b: &B,
+    off: usize,
+    count: usize,
+    pos: usize,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { op.body::<B, W256>(b, off, count, pos) }
+}
+
+/// Executes `plan` in direction `op`, without barriers.
+///
+/// # Safety
+/// As for [`execute`].
+#[inline]
+#[allow(unused_assignments)] // the last `step!` advances `off` past its final use
+unsafe fn run<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O) {
+    let start = plan.start;
+    let mut off = start;
+    // Head: one access per set bit, smallest first; each leaves `off` aligned to the next.
+    macro_rules! step {
+        ($mask:expr, $t:ty) => {
+            if $mask as usize & <$t as Word>::WIDTH != 0 {
+                // SAFETY: planned access: aligned, inside the range (see `plan`).
+                unsafe { op.one::<B, $t>(b, off, off - start) };
+                off += <$t as Word>::WIDTH;
+            }
+        };
+    }
+    if plan.bytewise {
+        for _ in 0..plan.head {
+            // SAFETY: planned single-byte access inside the range.
+            unsafe { op.one::<B, u8>(b, off, off - start) };
+            off += 1;
+        }
+    } else {
+        step!(plan.head, u8);
+        step!(plan.head, u16);
+        step!(plan.head, u32);
+        step!(plan.head, u64);
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        step!(plan.head, W128);
+    }
+    let count = plan.body_count;
+    // SAFETY: the body is `body_count` aligned accesses of `body_width` inside the range.
+    unsafe {
+        match plan.body_width {
+            1 => op.body::<B, u8>(b, off, count, off - start),
+            2 => op.body::<B, u16>(b, off, count, off - start),
+            4 => op.body::<B, u32>(b, off, count, off - start),
+            8 => op.body::<B, u64>(b, off, count, off - start),
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+            16 => op.body::<B, W128>(b, off, count, off - start),
+            // Skip the call into AVX code when a short range has no 32-byte body.
+            _ if count == 0 => {}
+            #[cfg(target_arch = "x86_64")]
+            32 => body_w256(op, b, off, count, off - start),
+            // As in `one_dyn`: never planned here; narrower accesses if it were.
+            w => op.body::<B, u64>(b, off, count * (w / 8), off - start),
+        }
+    }
+    off += count * plan.body_width;
+    // Tail: largest first, each access aligned because `off` is aligned to the one before.
+    if plan.bytewise {
+        for _ in 0..plan.tail {
+            // SAFETY: planned single-byte access inside the range.
+            unsafe { op.one::<B, u8>(b, off, off - start) };
+            off += 1;
+        }
+    } else {
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        step!(plan.tail, W128);
+        step!(plan.tail, u64);
+        step!(plan.tail, u32);
+        step!(plan.tail, u16);
+        step!(plan.tail, u8);
+    }
+}
+
+/// Executes `plan` in direction `op` with `barrier` after every access.
+///
+/// # Safety
+/// As for [`execute`].
+#[inline(never)]
+unsafe fn run_each<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O, barrier: Barrier) {
+    for a in plan.accesses() {
+        // SAFETY: every planned access is aligned and inside the planned range.
+        unsafe { one_dyn(op, b, a.offset, a.width, a.offset - plan.start) };
+        b.barrier(barrier);
+    }
+}
+
+/// Executes `plan` against `b`, with `each` after every access if given.
+///
+/// # Safety
+/// The plan's range is in bounds of `b`, its maximum width is ≤ `b.base_align()`, and the memory
+/// side of `transfer` is valid for the plan's whole length.
+#[inline(always)]
+pub(crate) unsafe fn execute<B: Backend + ?Sized>(
+    b: &B,
+    plan: &Plan,
+    transfer: Transfer,
+    each: Option<Barrier>,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        match (transfer, each) {
+            (Transfer::ToIo(src), None) => run(b, plan, ToIo(src)),
+            (Transfer::FromIo(dst), None) => run(b, plan, FromIo(dst)),
+            (Transfer::Fill(byte), None) => run(b, plan, Fill(byte)),
+            (Transfer::ToIo(src), Some(x)) => run_each(b, plan, ToIo(src), x),
+            (Transfer::FromIo(dst), Some(x)) => run_each(b, plan, FromIo(dst), x),
+            (Transfer::Fill(byte), Some(x)) => run_each(b, plan, Fill(byte), x),
+        }
+    }
+}
