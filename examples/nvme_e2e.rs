@@ -112,7 +112,7 @@ impl HostCq {
             return Ok(None);
         }
         // The phase bit says the entry is complete; read the rest only after it (`dma_rmb()`).
-        iomem::order::execute(Barrier::DmaRmb);
+        io.barrier(Barrier::DmaRmb);
         let dw2 = io.try_read32(slot + 8)?;
         Ok(Some(Completion {
             result: io.try_read32(slot)?,
@@ -244,7 +244,7 @@ impl<'a> Controller<'a> {
                 }
                 // The data the completion announces may be read next, from RAM or from the CMB
                 // (MMIO): order the completion's load before them.
-                iomem::order::execute(Barrier::Rmb);
+                self.regs.bar0().barrier(Barrier::Rmb);
                 return Ok(c.result);
             }
             polls += 1;

@@ -37,14 +37,6 @@ pub enum Error {
         /// Alignment the access needs.
         align: usize,
     },
-    /// A single access of `width` bytes is wider than the handle's width policy allows
-    /// (for example a 64-bit read on a handle limited to 32-bit accesses).
-    WidthNotAllowed {
-        /// Width of the access that was refused.
-        width: usize,
-        /// Widest access the handle's policy allows.
-        max: usize,
-    },
     /// Source and destination of a copy differ in length.
     LengthMismatch {
         /// Length of the device-side range.
@@ -136,10 +128,6 @@ impl fmt::Display for Error {
             Error::Misaligned { offset, align } => write!(
                 f,
                 "offset {offset:#x} is not aligned to {align} bytes; device accesses are never split"
-            ),
-            Error::WidthNotAllowed { width, max } => write!(
-                f,
-                "a {width}-byte access is wider than this handle's {max}-byte width policy"
             ),
             Error::LengthMismatch { io_len, buf_len } => write!(
                 f,

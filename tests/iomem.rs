@@ -287,14 +287,6 @@ fn bad_mapping() {
     assert!(matches!(e, Error::Overflow { .. }), "{e:?}");
 }
 
-#[test]
-fn other_messages_name_their_numbers() {
-    assert_message(
-        Error::WidthNotAllowed { width: 8, max: 4 },
-        &["8-byte", "4-byte"],
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // Sub-handles
 

@@ -258,3 +258,50 @@ fn barriers_record_the_simulated_architecture() {
         assert_eq!(got, want, "{arch:?}");
     }
 }
+
+#[test]
+#[should_panic(expected = "MockIo::peek: 0x3c + 0x8 bytes is outside the 0x40-byte mock")]
+fn peek_past_the_end_says_so() {
+    let _ = MockIo::new(64).peek(60, 8);
+}
+
+#[test]
+#[should_panic(expected = "MockIo::poke: 0xffffffffffffffff + 0x2 bytes is outside")]
+fn poke_with_an_overflowing_range_says_so() {
+    MockIo::new(64).poke(usize::MAX, &[1, 2]);
+}
+
+#[test]
+#[should_panic(expected = "a register is 1, 2, 4, 8 or 16 bytes wide, not 3")]
+fn a_bad_register_width_is_reported_when_the_hook_is_made() {
+    MockIo::new(64).write_1_to_clear(0, 3);
+}
+
+#[test]
+#[should_panic(expected = "MockIo::register: 0x40 + 0x4 bytes is outside")]
+fn a_register_outside_the_mock_is_reported_when_the_hook_is_made() {
+    MockIo::new(64).clear_on_read(64, 4);
+}
+
+/// A driver's own barrier between a completion's phase tag and its payload (`dma_rmb()`) goes
+/// through the backend, so the mock records it in program order with the simulated arch's
+/// instruction.
+#[test]
+fn a_drivers_standalone_barrier_is_recorded_in_order() {
+    use iomem::backend::mock::Event;
+    use iomem::order::{Arch, Barrier};
+    let mock = MockIo::new(64).with_arch(Arch::PowerPc64);
+    let cq = IoMem::new(&mock);
+    let _phase = cq.try_read32_relaxed(12).unwrap();
+    cq.barrier(Barrier::DmaRmb);
+    let _payload = cq.try_read32_relaxed(8).unwrap();
+    let shape: Vec<String> = mock
+        .events()
+        .iter()
+        .map(|e| match e {
+            Event::Access(a) => format!("{:?}@{}", a.dir, a.offset),
+            Event::Barrier { barrier, insns } => format!("{barrier:?}={insns:?}"),
+        })
+        .collect();
+    assert_eq!(shape, ["Read@12", "DmaRmb=[\"lwsync\"]", "Read@8"]);
+}

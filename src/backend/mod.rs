@@ -41,12 +41,16 @@ mod sealed {
 
 /// A value that is moved to or from device memory as one access of `WIDTH` bytes.
 ///
-/// Implemented for `u8`, `u16`, `u32`, `u64` and, where the CPU has a single 16-byte load and
-/// store, [`W128`]. Sealed: a backend can rely on this exact set.
+/// Implemented for `u8`, `u16`, `u32`, `u64`; for [`W128`] only on x86_64 and aarch64 (the
+/// targets with a single 16-byte load and store in their baseline); for [`W256`] only on
+/// x86_64. Sealed: a backend can rely on this exact set.
 ///
 /// # Safety
-/// Sealed: only this crate implements it. `Self` is plain data of exactly `WIDTH` bytes with alignment `WIDTH`, valid for every bit
-/// pattern, and a volatile access of `Self` compiles to one instruction of that width.
+/// Sealed: only this crate implements it. `Self` is plain data of exactly `WIDTH` bytes with
+/// alignment `WIDTH`, valid for every bit pattern, and a volatile access of `Self` is one
+/// instruction of that width — for `u8`..`u64` and [`W128`] in any code of the targets where the
+/// impl exists, for [`W256`] in code compiled with AVX enabled (where the real backend makes
+/// every 32-byte access; elsewhere the compiler may split it in two).
 pub unsafe trait Word: Copy + sealed::Sealed + 'static {
     /// Width of one access in bytes (a power of two).
     const WIDTH: usize;
@@ -115,43 +119,35 @@ macro_rules! impl_word {
 }
 impl_word!(u8, u16, u32, u64);
 
-cfg_if::cfg_if! {
-    if #[cfg(target_arch = "x86_64")] {
-        type W128Inner = core::arch::x86_64::__m128i;
-    } else if #[cfg(target_arch = "aarch64")] {
-        type W128Inner = core::arch::aarch64::uint8x16_t;
-    } else {
-        type W128Inner = u128;
-    }
-}
+#[cfg(target_arch = "x86_64")]
+type W128Inner = core::arch::x86_64::__m128i;
+#[cfg(target_arch = "aarch64")]
+type W128Inner = core::arch::aarch64::uint8x16_t;
 
 /// Whether this CPU has a single-instruction, 16-byte aligned load and store that the crate uses
-/// for memory-like device regions (SSE2 `movdqa` on x86_64, `ldr q`/`str q` on aarch64).
+/// for memory-like device regions (SSE2 `movdqa` on x86_64, `ldr q`/`str q` on aarch64): whether
+/// [`W128`] exists.
 pub const HAS_W128: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
 
-/// A 16-byte vector register's worth of data, moved as one access.
-///
-/// Only used where [`HAS_W128`] is true; elsewhere the widest access is 8 bytes and no plan
-/// contains a `W128` access.
-// Transparent over the vector type where there is one, so a volatile access of a `W128` is a
-// volatile access of the vector itself (an aggregate would be staged through the stack).
+/// A 16-byte vector register's worth of data, moved as one access. Exists only where
+/// [`HAS_W128`] is true; elsewhere the widest access is 8 bytes.
+// Transparent over the vector type, so a volatile access of a `W128` is a volatile access of the
+// vector itself (an aggregate would be staged through the stack).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[derive(Clone, Copy)]
-#[cfg_attr(
-    any(target_arch = "x86_64", target_arch = "aarch64"),
-    repr(transparent)
-)]
-#[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
-    repr(C, align(16))
-)]
+#[repr(transparent)]
 pub struct W128(W128Inner);
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 static_assertions::assert_eq_size!(W128, [u8; 16]);
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 static_assertions::const_assert_eq!(core::mem::align_of::<W128>(), 16);
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 impl sealed::Sealed for W128 {}
 // SAFETY: `W128` is a 16-byte, 16-aligned plain-data vector type valid for every bit pattern; a
 // volatile access of it is one 16-byte vector load/store on the architectures where HAS_W128.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 unsafe impl Word for W128 {
     const WIDTH: usize = 16;
     #[inline(always)]
@@ -191,17 +187,10 @@ unsafe impl Word for W128 {
     }
 }
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 impl core::fmt::Debug for W128 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "W128({:#034x})", self.to_u128())
-    }
-}
-
-cfg_if::cfg_if! {
-    if #[cfg(target_arch = "x86_64")] {
-        type W256Inner = core::arch::x86_64::__m256i;
-    } else {
-        type W256Inner = [u128; 2];
     }
 }
 
@@ -231,19 +220,22 @@ pub fn has_w256() -> bool {
     }
 }
 
-/// A 32-byte vector register's worth of data, moved as one access.
+/// A 32-byte vector register's worth of data, moved as one access. Exists only on x86_64.
 ///
 /// Only used where [`has_w256`] is true: [`Mmio`] moves it with one AVX `vmovdqa` (executed in a
 /// function compiled for AVX, so it is never split into two 16-byte halves). Elsewhere no plan
 /// contains a `W256` access.
+#[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
-#[cfg_attr(target_arch = "x86_64", repr(transparent))]
-#[cfg_attr(not(target_arch = "x86_64"), repr(C, align(32)))]
-pub struct W256(W256Inner);
+#[repr(transparent)]
+pub struct W256(core::arch::x86_64::__m256i);
 
+#[cfg(target_arch = "x86_64")]
 static_assertions::assert_eq_size!(W256, [u8; 32]);
+#[cfg(target_arch = "x86_64")]
 static_assertions::const_assert_eq!(core::mem::align_of::<W256>(), 32);
 
+#[cfg(target_arch = "x86_64")]
 impl W256 {
     #[inline(always)]
     fn halves(self) -> [u128; 2] {
@@ -252,11 +244,13 @@ impl W256 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 impl sealed::Sealed for W256 {}
 // SAFETY: `W256` is a 32-byte, 32-aligned plain-data vector type valid for every bit pattern.
 // The crate's real backend accesses it only inside AVX-enabled functions, where a volatile
 // access of it is one 32-byte `vmovdqa`; callers of `Backend::read`/`write` with `W256` must
 // ensure `has_w256()`.
+#[cfg(target_arch = "x86_64")]
 unsafe impl Word for W256 {
     const WIDTH: usize = 32;
     #[inline(always)]
@@ -283,6 +277,7 @@ unsafe impl Word for W256 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 impl core::fmt::Debug for W256 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let [lo, hi] = self.halves();

@@ -251,16 +251,18 @@ pub fn orders_device_stores(arch: Arch, insn: &str) -> bool {
     }
 }
 
-/// Executes `barrier` on the host CPU.
+/// Executes `barrier` on the host CPU: what the real backend does for
+/// [`Backend::barrier`](crate::Backend::barrier). Drivers issue barriers through their backend
+/// ([`IoMem::barrier`](crate::IoMem::barrier)), so a test against the mock sees them.
 #[inline(always)]
-pub fn execute(barrier: Barrier) {
+pub(crate) fn execute(barrier: Barrier) {
     host::execute(barrier)
 }
 
 /// Executes `barrier` on the host CPU right after a device load that returned `loaded`; for
 /// [`Barrier::IoAfterRead`] on powerpc the barrier depends on that value (`twi 0,r,0; isync`).
 #[inline(always)]
-pub fn execute_after_read(barrier: Barrier, loaded: u64) {
+pub(crate) fn execute_after_read(barrier: Barrier, loaded: u64) {
     host::execute_after_read(barrier, loaded)
 }
 

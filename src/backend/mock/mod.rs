@@ -22,7 +22,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::vec::Vec;
 
 use super::{Backend, Caching, Word};
+
+mod weak;
 use crate::order::{instructions, Arch, Barrier};
+pub use weak::{device_order, replay, windows, Delivery};
 
 /// Direction of a recorded access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -260,7 +263,12 @@ impl MockIo {
 
     /// Makes the `width`-byte register at `offset` write-1-to-clear: writing a 1 bit clears it,
     /// writing 0 leaves it.
+    ///
+    /// # Panics
+    /// If `width` is not 1, 2, 4, 8 or 16 or the register is not inside the mock: a mistake in
+    /// the test's model of the device, reported where it is made rather than at the first write.
     pub fn write_1_to_clear(&self, offset: usize, width: usize) {
+        self.check_register(offset, width);
         self.on_write(offset..offset + width, move |ram, a| {
             let old = ram.get(offset, width);
             ram.set(offset, width, old & !a.value);
@@ -270,7 +278,11 @@ impl MockIo {
 
     /// Makes the `width`-byte register at `offset` clear-on-read: a read returns its value and
     /// leaves it zero.
+    ///
+    /// # Panics
+    /// As for [`write_1_to_clear`](Self::write_1_to_clear).
     pub fn clear_on_read(&self, offset: usize, width: usize) {
+        self.check_register(offset, width);
         self.on_read(offset..offset + width, move |ram, _| {
             let v = ram.get(offset, width);
             ram.set(offset, width, 0);
@@ -355,16 +367,44 @@ impl MockIo {
     }
 
     /// Reads RAM directly, bypassing the trace, hooks and checks (what the device holds).
+    ///
+    /// # Panics
+    /// If `offset..offset + len` is not inside the mock (a test helper: the message names the
+    /// range and the mock's size).
     pub fn peek(&self, offset: usize, len: usize) -> Vec<u8> {
+        let r = self.helper_range("peek", offset, len);
         let size = self.size;
-        self.lock().ram(size)[offset..offset + len].to_vec()
+        self.lock().ram(size)[r].to_vec()
     }
 
     /// Writes RAM directly, bypassing the trace, hooks and checks (the device changing its own
     /// registers).
+    ///
+    /// # Panics
+    /// If `offset..offset + bytes.len()` is not inside the mock, as for [`peek`](Self::peek).
     pub fn poke(&self, offset: usize, bytes: &[u8]) {
+        let r = self.helper_range("poke", offset, bytes.len());
         let size = self.size;
-        self.lock().ram(size)[offset..offset + bytes.len()].copy_from_slice(bytes);
+        self.lock().ram(size)[r].copy_from_slice(bytes);
+    }
+
+    /// The range a test helper touches, or a panic that says what was wrong with it.
+    fn helper_range(&self, what: &str, offset: usize, len: usize) -> Range<usize> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.size => offset..end,
+            _ => panic!(
+                "MockIo::{what}: {offset:#x} + {len:#x} bytes is outside the {:#x}-byte mock",
+                self.size
+            ),
+        }
+    }
+
+    fn check_register(&self, offset: usize, width: usize) {
+        assert!(
+            matches!(width, 1 | 2 | 4 | 8 | 16),
+            "MockIo: a register is 1, 2, 4, 8 or 16 bytes wide, not {width}"
+        );
+        self.helper_range("register", offset, width);
     }
 
     /// The violations recorded so far.
@@ -412,138 +452,6 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn next_seq() -> u64 {
     SEQ.fetch_add(1, AtomicOrdering::Relaxed)
-}
-
-/// Weak-ordering mode: the order in which the *device* sees the recorded writes.
-///
-/// The trace is program order. A device may see stores in another order, and which reorderings
-/// are possible depends on the mapping and on the barriers the CPU executed. The model:
-///
-/// - Writes are cut into *windows* by barriers: a barrier closes the current window if one of its
-///   instructions (from [`instructions`] for the simulated arch) orders stores to device memory
-///   ([`orders_device_stores`](crate::order::orders_device_stores): powerpc `sync`/`eieio`;
-///   aarch64 `dsb`/`dmb` of a store or full kind; riscv a `fence` with `o` on both sides; x86
-///   `sfence`/`mfence`). Writes of an earlier window reach the device before any write of a
-///   later one.
-/// - Inside a window, writes to **write-combining** mocks may reach the device in any order,
-///   relative to each other and to uncached writes.
-/// - Writes to **uncached** mocks keep program order among themselves on every simulated arch:
-///   x86 UC, aarch64 Device-nGnRE ("non-reordering"), powerpc caching-inhibited guarded storage
-///   and riscv I/O regions (strongly ordered per the platform spec) all deliver a CPU's stores
-///   to one device in program order. This is why `writel_relaxed` needs no barrier between
-///   writes to one device, and why the barrier in `writel` exists for data in *RAM*, which this
-///   mock does not hold.
-///
-/// All mocks given to [`device_order`] are taken to be one device (BARs of one function).
-/// Reads are not reordered (they do not appear in the result).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Delivery {
-    /// Index of the mock (in the slice given to [`device_order`]) the write went to.
-    pub mock: usize,
-    /// Which window the write belongs to (0 before the first store-ordering barrier).
-    pub window: usize,
-    /// The write.
-    pub access: Access,
-}
-
-/// A small deterministic generator (SplitMix64) for the model's choices.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-/// Every recorded write of `mocks`, in program order, with its window (see [`Delivery`]).
-pub fn windows(mocks: &[&MockIo]) -> Vec<Delivery> {
-    let mut merged: Vec<(u64, usize, Event)> = Vec::new();
-    for (i, m) in mocks.iter().enumerate() {
-        let st = m.lock();
-        merged.extend(
-            st.seqs
-                .iter()
-                .zip(st.trace.iter())
-                .map(|(&seq, &e)| (seq, i, e)),
-        );
-    }
-    merged.sort_by_key(|&(seq, _, _)| seq);
-    let mut window = 0;
-    let mut out = Vec::new();
-    for (_, i, e) in merged {
-        match e {
-            Event::Barrier { insns, .. } => {
-                let arch = mocks[i].arch;
-                if insns
-                    .iter()
-                    .any(|insn| crate::order::orders_device_stores(arch, insn))
-                {
-                    window += 1;
-                }
-            }
-            Event::Access(access) if access.dir == Dir::Write => out.push(Delivery {
-                mock: i,
-                window,
-                access,
-            }),
-            Event::Access(_) => {}
-        }
-    }
-    out
-}
-
-/// The recorded writes of `mocks` in one order the device may see them under the weak-ordering
-/// model (see [`Delivery`]); `seed` picks which. Every order the model allows has a seed that
-/// produces it; the same seed always gives the same order.
-pub fn device_order(mocks: &[&MockIo], seed: u64) -> Vec<Delivery> {
-    let all = windows(mocks);
-    let mut rng = SplitMix(seed);
-    let mut out = Vec::with_capacity(all.len());
-    let mut start = 0;
-    while start < all.len() {
-        let w = all[start].window;
-        let end = start + all[start..].iter().take_while(|d| d.window == w).count();
-        let mut wc: Vec<Delivery> = Vec::new();
-        let mut uc: std::collections::VecDeque<Delivery> = Default::default();
-        for d in &all[start..end] {
-            if mocks[d.mock].caching == Caching::WriteCombining {
-                wc.push(*d);
-            } else {
-                uc.push_back(*d);
-            }
-        }
-        while !wc.is_empty() || !uc.is_empty() {
-            let k = rng.below(wc.len() + usize::from(!uc.is_empty()));
-            if k < wc.len() {
-                out.push(wc.swap_remove(k));
-            } else if let Some(d) = uc.pop_front() {
-                out.push(d);
-            }
-        }
-        start = end;
-    }
-    out
-}
-
-/// Replays `order` (writes of one mock) into a zeroed image of `size` bytes; before applying each
-/// write, calls `at(image, write)` with what the device holds when that write arrives.
-pub fn replay<'a>(
-    size: usize,
-    order: impl IntoIterator<Item = &'a Access>,
-    mut at: impl FnMut(&[u8], &Access),
-) {
-    let mut image = std::vec![0u8; size];
-    for a in order {
-        at(&image, a);
-        image[a.range()].copy_from_slice(&a.bytes());
-    }
 }
 
 fn describe(v: &[Violation]) -> String {
