@@ -1,0 +1,170 @@
+//! The map layer's error: what went wrong opening a device, mapping a BAR or preparing DMA
+//! memory, with a message that says what to do about it.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::string::String;
+
+use crate::error::Error;
+
+/// Everything that can go wrong opening a PCI device, mapping its BARs or preparing DMA memory.
+/// Each message says what to do about it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MapError {
+    /// The address is not a PCI address of the form `dddd:bb:dd.f` (or `bb:dd.f`).
+    BadAddress(String),
+    /// No device with this address exists under the sysfs root.
+    NoDevice {
+        /// The address asked for.
+        addr: String,
+        /// The directory it was looked up in.
+        root: PathBuf,
+    },
+    /// The kernel refused access: most of these files need root (or `CAP_SYS_ADMIN`).
+    PermissionDenied {
+        /// The file that could not be opened or mapped.
+        path: PathBuf,
+    },
+    /// The BAR does not exist on this device (out of range, or size 0 / unassigned).
+    NoBar {
+        /// The device address.
+        addr: String,
+        /// BAR index.
+        bar: usize,
+    },
+    /// The BAR is an I/O-port BAR; only memory BARs can be mapped.
+    NotMemory {
+        /// The device address.
+        addr: String,
+        /// BAR index.
+        bar: usize,
+    },
+    /// A write-combining mapping was asked for but the BAR is not prefetchable (the kernel has no
+    /// `resourceN_wc` for it).
+    NotPrefetchable {
+        /// The device address.
+        addr: String,
+        /// BAR index.
+        bar: usize,
+    },
+    /// `mmap` of the BAR failed with `EINVAL`: with `CONFIG_IO_STRICT_DEVMEM` the kernel refuses
+    /// to map a BAR that a kernel driver has claimed.
+    DriverOwnsBar {
+        /// The device address.
+        addr: String,
+        /// BAR index.
+        bar: usize,
+        /// The driver bound to the device, if any.
+        driver: Option<String>,
+    },
+    /// A sysfs file did not contain what the kernel writes there.
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        why: String,
+    },
+    /// Any other system call failure.
+    Io {
+        /// What was being done (`"open"`, `"mmap"`, `"read"`…).
+        op: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// The error from the kernel.
+        source: io::Error,
+    },
+    /// A check in the crate refused the mapping (for example a misaligned base).
+    Iomem(Error),
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapError::BadAddress(a) => write!(
+                f,
+                "{a:?} is not a PCI address; use the domain:bus:device.function form, e.g. 0000:00:03.0 (see `lspci -D`)"
+            ),
+            MapError::NoDevice { addr, root } => write!(
+                f,
+                "no PCI device {addr} under {}; list devices with `lspci -D`",
+                root.display()
+            ),
+            MapError::PermissionDenied { path } => write!(
+                f,
+                "permission denied on {}: mapping BARs, writing config space and reading physical addresses need root (or CAP_SYS_ADMIN)",
+                path.display()
+            ),
+            MapError::NoBar { addr, bar } => {
+                write!(f, "PCI device {addr} has no BAR {bar} (absent, unassigned or size 0)")
+            }
+            MapError::NotMemory { addr, bar } => write!(
+                f,
+                "BAR {bar} of {addr} is an I/O-port BAR; only memory BARs can be mapped"
+            ),
+            MapError::NotPrefetchable { addr, bar } => write!(
+                f,
+                "BAR {bar} of {addr} is not prefetchable, so it cannot be mapped write-combining; map it with Caching::Uncached"
+            ),
+            MapError::DriverOwnsBar { addr, bar, driver } => match driver {
+                Some(d) => write!(
+                    f,
+                    "mmap of BAR {bar} of {addr} refused (EINVAL): the kernel driver {d:?} owns it; unbind it first \
+                     (PciDevice::unbind, or `echo {addr} > /sys/bus/pci/drivers/{d}/unbind`)"
+                ),
+                None => write!(
+                    f,
+                    "mmap of BAR {bar} of {addr} refused (EINVAL): the region is claimed by a kernel driver or the \
+                     BAR is not mappable; check `lspci -k -s {addr}` and unbind the driver"
+                ),
+            },
+            MapError::Parse { path, why } => {
+                write!(f, "unexpected contents in {}: {why}", path.display())
+            }
+            MapError::Io { op, path, source } => {
+                write!(f, "{op} {} failed: {source}", path.display())
+            }
+            MapError::Iomem(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for MapError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MapError::Io { source, .. } => Some(source),
+            MapError::Iomem(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for MapError {
+    fn from(e: Error) -> Self {
+        MapError::Iomem(e)
+    }
+}
+
+/// Maps an I/O error on `path` to a [`MapError`], turning `EACCES`/`EPERM` into
+/// [`MapError::PermissionDenied`].
+pub(super) fn io_err(op: &'static str, path: &Path, source: io::Error) -> MapError {
+    match source.kind() {
+        io::ErrorKind::PermissionDenied => MapError::PermissionDenied {
+            path: path.to_path_buf(),
+        },
+        _ => match source.raw_os_error() {
+            Some(e) if e == rustix::io::Errno::PERM.raw_os_error() => MapError::PermissionDenied {
+                path: path.to_path_buf(),
+            },
+            _ => MapError::Io {
+                op,
+                path: path.to_path_buf(),
+                source,
+            },
+        },
+    }
+}
+
+/// Result alias for this module.
+pub type MapResult<T> = core::result::Result<T, MapError>;

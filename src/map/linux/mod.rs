@@ -1,0 +1,58 @@
+//! Linux: PCI devices through sysfs, their BARs mapped into user space, and locked host memory
+//! with known physical addresses for DMA.
+//!
+//! This is what a user-space driver needs on Linux without VFIO:
+//!
+//! - [`PciDevice`] opens `/sys/bus/pci/devices/<address>` and reads its identity (`vendor`,
+//!   `device`, `class`), its bound kernel driver (and [unbinds](PciDevice::unbind) it), its BARs
+//!   (the `resource` file: CPU address range and flags) and the bus addresses the device decodes
+//!   (the BAR registers in config space), and reads and writes the PCI COMMAND register through the
+//!   `config` file ([memory space and bus master enable](PciDevice::enable)).
+//! - [`BarMapping`] is a BAR mapped with `mmap` of `resourceN` (uncached) or `resourceN_wc`
+//!   (write-combining). It owns the mapping, unmaps it on drop, and hands out an
+//!   [`IoMem<[u8]>`](crate::IoMem) whose [`Caching`](crate::Caching) is the mapping's.
+//! - [`DmaBuffer`] is page-aligned, locked anonymous memory whose physical addresses come from
+//!   `/proc/self/pagemap`: without an IOMMU they are the bus addresses a device DMAs to.
+//!
+//! Everything that can fail returns a [`MapError`] whose message says what to do about it (run
+//! as root, unbind the kernel driver, pick a memory BAR…).
+//!
+//! ```no_run
+//! use iomem::map::linux::PciDevice;
+//! use iomem::Caching;
+//!
+//! let dev = PciDevice::open("0000:00:03.0")?;
+//! if dev.driver()?.is_some() {
+//!     dev.unbind()?; // a kernel driver owns the BARs: mmap would fail with EINVAL
+//! }
+//! dev.enable(true, false)?; // memory space on, bus master off
+//! let bar0 = dev.map_bar(0, Caching::Uncached)?;
+//! let regs = bar0.io();
+//! println!("VS = {:#x}", regs.try_read32(0x08)?);
+//! # Ok::<(), iomem::map::linux::MapError>(())
+//! ```
+//!
+//! # Safety of the mappings
+//! Mapping a BAR is safe in Rust's sense: the mapping is valid memory for as long as the
+//! [`BarMapping`] lives, and the crate only ever accesses it with volatile accesses. What a
+//! device *does* with the addresses a driver writes into it (DMA) is outside what types can
+//! check; that is why the functions handing out physical addresses say so.
+
+mod address;
+mod bar;
+mod config;
+mod dma;
+mod error;
+mod number;
+mod pagemap;
+mod resource;
+mod sysfs;
+#[cfg(test)]
+mod testutil;
+
+pub use bar::BarMapping;
+pub use config::{PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
+pub use dma::DmaBuffer;
+pub use error::{MapError, MapResult};
+pub use resource::{parse_resource, Bar, BarKind};
+pub use sysfs::{PciDevice, SYSFS_PCI_DEVICES};

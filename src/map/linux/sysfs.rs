@@ -1,0 +1,271 @@
+//! A PCI device under `/sys/bus/pci/devices`: its identity, bound driver and BARs.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use super::address::normalise_addr;
+use super::config::{bar_register, PCI_BAR0};
+use super::error::io_err;
+use super::number::parse_hex;
+use super::resource::{parse_resource, Bar, BarKind};
+use super::{MapError, MapResult};
+
+/// Where the kernel lists PCI devices.
+pub const SYSFS_PCI_DEVICES: &str = "/sys/bus/pci/devices";
+
+/// A PCI device under sysfs.
+#[derive(Debug, Clone)]
+pub struct PciDevice {
+    pub(super) addr: String,
+    pub(super) root: PathBuf,
+    pub(super) dir: PathBuf,
+}
+
+impl PciDevice {
+    /// Opens the device at `addr` (`0000:00:03.0`, or `00:03.0` for domain 0) under
+    /// [`SYSFS_PCI_DEVICES`].
+    pub fn open(addr: &str) -> MapResult<Self> {
+        Self::open_in(SYSFS_PCI_DEVICES, addr)
+    }
+
+    /// Opens the device at `addr` under another sysfs root (a directory laid out like
+    /// `/sys/bus/pci/devices`; tests use a fake tree).
+    pub fn open_in(root: impl AsRef<Path>, addr: &str) -> MapResult<Self> {
+        let addr = normalise_addr(addr)?;
+        let root = root.as_ref().to_path_buf();
+        let dir = root.join(&addr);
+        match fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => Ok(PciDevice { addr, root, dir }),
+            Ok(_) => Err(MapError::NoDevice { addr, root }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(MapError::NoDevice { addr, root }),
+            Err(e) => Err(io_err("stat", &dir, e)),
+        }
+    }
+
+    /// Every device under [`SYSFS_PCI_DEVICES`] whose class code (24 bits: base class,
+    /// sub-class, programming interface) equals `class`, e.g. `0x010802` for NVMe.
+    pub fn find_by_class(class: u32) -> MapResult<Vec<PciDevice>> {
+        Self::find_by_class_in(SYSFS_PCI_DEVICES, class)
+    }
+
+    /// [`find_by_class`](Self::find_by_class) under another sysfs root.
+    pub fn find_by_class_in(root: impl AsRef<Path>, class: u32) -> MapResult<Vec<PciDevice>> {
+        let root = root.as_ref();
+        let entries = fs::read_dir(root).map_err(|e| io_err("read directory", root, e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err("read directory", root, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Ok(dev) = Self::open_in(root, name) else {
+                continue;
+            };
+            if dev.class()? == class {
+                out.push(dev);
+            }
+        }
+        out.sort_by(|a, b| a.addr.cmp(&b.addr));
+        Ok(out)
+    }
+
+    /// The device's address, `dddd:bb:dd.f`.
+    pub fn address(&self) -> &str {
+        &self.addr
+    }
+
+    /// The device's sysfs directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn read_attr(&self, name: &str) -> MapResult<String> {
+        let path = self.dir.join(name);
+        fs::read_to_string(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound if !self.dir.exists() => MapError::NoDevice {
+                addr: self.addr.clone(),
+                root: self.root.clone(),
+            },
+            _ => io_err("read", &path, e),
+        })
+    }
+
+    fn read_hex_attr(&self, name: &str) -> MapResult<u64> {
+        let text = self.read_attr(name)?;
+        parse_hex(&text).ok_or_else(|| MapError::Parse {
+            path: self.dir.join(name),
+            why: std::format!("{:?} is not a hexadecimal number", text.trim()),
+        })
+    }
+
+    /// The 24-bit class code (`0x010802`: mass storage, NVM, NVMe).
+    pub fn class(&self) -> MapResult<u32> {
+        Ok(self.read_hex_attr("class")? as u32)
+    }
+
+    /// The vendor ID (`0x1b36` for QEMU's devices).
+    pub fn vendor_id(&self) -> MapResult<u16> {
+        Ok(self.read_hex_attr("vendor")? as u16)
+    }
+
+    /// The device ID.
+    pub fn device_id(&self) -> MapResult<u16> {
+        Ok(self.read_hex_attr("device")? as u16)
+    }
+
+    /// The name of the kernel driver bound to the device, if any.
+    pub fn driver(&self) -> MapResult<Option<String>> {
+        let link = self.dir.join("driver");
+        match fs::read_link(&link) {
+            Ok(target) => Ok(target
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(ToString::to_string)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read link", &link, e)),
+        }
+    }
+
+    /// Unbinds the bound kernel driver (writes the address to `driver/unbind`). Does nothing if
+    /// no driver is bound. Unbinding also turns bus mastering off; see [`enable`](Self::enable).
+    pub fn unbind(&self) -> MapResult<()> {
+        if self.driver()?.is_none() {
+            return Ok(());
+        }
+        let path = self.dir.join("driver").join("unbind");
+        fs::write(&path, self.addr.as_bytes()).map_err(|e| io_err("write", &path, e))
+    }
+
+    /// The device's memory and I/O BARs, from the sysfs `resource` file, with their bus addresses
+    /// from config space when it can be read.
+    pub fn bars(&self) -> MapResult<Vec<Bar>> {
+        let path = self.dir.join("resource");
+        let text = self.read_attr("resource")?;
+        let mut bars = parse_resource(&text, &path)?;
+        if let Ok(cfg) = self.read_config(PCI_BAR0, 24) {
+            for bar in &mut bars {
+                bar.bus = bar_register(&cfg, bar);
+            }
+        }
+        Ok(bars)
+    }
+
+    /// BAR `index`, or [`MapError::NoBar`].
+    pub fn bar(&self, index: usize) -> MapResult<Bar> {
+        self.bars()?
+            .into_iter()
+            .find(|b| b.index == index)
+            .ok_or_else(|| MapError::NoBar {
+                addr: self.addr.clone(),
+                bar: index,
+            })
+    }
+
+    /// The memory BARs as the NVMe CMB code wants them ([`BarTable`](crate::nvme::cmb::BarTable)):
+    /// bus address and size of each; I/O BARs and absent ones are left out.
+    pub fn bar_table(&self) -> MapResult<crate::nvme::cmb::BarTable> {
+        let mut table = crate::nvme::cmb::BarTable::new();
+        for b in self.bars()? {
+            if b.kind() == BarKind::Memory {
+                table = table.with(
+                    b.index,
+                    crate::nvme::cmb::PciBar::new(b.bus_addr(), b.size())?,
+                )?;
+            }
+        }
+        Ok(table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Caching;
+    use crate::map::linux::testutil::fake_tree;
+
+    #[test]
+    fn identity_driver_and_bars_come_from_sysfs() {
+        let (_t, root) = fake_tree();
+        let dev = PciDevice::open_in(&root, "00:03.0").unwrap();
+        assert_eq!(dev.address(), "0000:00:03.0");
+        assert_eq!(dev.class().unwrap(), 0x010802);
+        assert_eq!(dev.vendor_id().unwrap(), 0x1b36);
+        assert_eq!(dev.device_id().unwrap(), 0x0010);
+        assert_eq!(dev.driver().unwrap().as_deref(), Some("nvme"));
+
+        let bars = dev.bars().unwrap();
+        assert_eq!(bars.iter().map(|b| b.index).collect::<Vec<_>>(), [0, 2, 4]);
+        let b0 = bars[0];
+        assert_eq!(
+            (b0.start, b0.size(), b0.kind()),
+            (0xfebf_0000, 0x4000, BarKind::Memory)
+        );
+        assert!(b0.is_64bit() && !b0.is_prefetchable());
+        assert_eq!(b0.bus_addr(), 0xfebf_0000);
+        let b2 = bars[1];
+        assert_eq!(b2.size(), 16 << 20);
+        assert!(b2.is_64bit() && b2.is_prefetchable());
+        assert_eq!(b2.bus, Some(0x1_0000_0000));
+        assert_eq!(bars[2].kind(), BarKind::Io);
+        assert_eq!(bars[2].bus_addr(), 0xc000);
+        let table = dev.bar_table().unwrap();
+        assert_eq!(
+            table.get(0).map(|b| (b.bus_addr, b.size)),
+            Some((0xfebf_0000, 0x4000))
+        );
+        assert_eq!(table.get(2).map(|b| b.bus_addr), Some(0x1_0000_0000));
+        assert_eq!((table.get(1), table.get(4)), (None, None));
+
+        assert_eq!(
+            PciDevice::find_by_class_in(&root, 0x010802)
+                .unwrap()
+                .iter()
+                .map(|d| d.address().to_string())
+                .collect::<Vec<_>>(),
+            ["0000:00:03.0"]
+        );
+    }
+
+    #[test]
+    fn missing_device_and_bars_are_typed_errors() {
+        let (_t, root) = fake_tree();
+        assert!(matches!(
+            PciDevice::open_in(&root, "0000:00:05.0"),
+            Err(MapError::NoDevice { .. })
+        ));
+        let dev = PciDevice::open_in(&root, "0000:00:03.0").unwrap();
+        assert!(matches!(dev.bar(1), Err(MapError::NoBar { bar: 1, .. })));
+        assert!(matches!(dev.bar(9), Err(MapError::NoBar { bar: 9, .. })));
+        assert!(matches!(
+            dev.map_bar(4, Caching::Uncached),
+            Err(MapError::NotMemory { bar: 4, .. })
+        ));
+        assert!(matches!(
+            dev.map_bar(0, Caching::WriteCombining),
+            Err(MapError::NotPrefetchable { bar: 0, .. })
+        ));
+        let msg = MapError::DriverOwnsBar {
+            addr: "0000:00:03.0".into(),
+            bar: 0,
+            driver: Some("nvme".into()),
+        }
+        .to_string();
+        assert!(msg.contains("/sys/bus/pci/drivers/nvme/unbind"), "{msg}");
+    }
+
+    #[test]
+    fn unbind_writes_the_address_to_the_driver() {
+        let (t, root) = fake_tree();
+        let dev = PciDevice::open_in(&root, "0000:00:03.0").unwrap();
+        dev.unbind().unwrap();
+        let written = fs::read_to_string(t.0.join("drivers/nvme/unbind")).unwrap();
+        assert_eq!(written, "0000:00:03.0");
+        // No driver: nothing to do, and nothing written.
+        PciDevice::open_in(&root, "0000:00:04.0")
+            .unwrap()
+            .unbind()
+            .unwrap();
+    }
+}
