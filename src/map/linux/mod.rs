@@ -6,7 +6,8 @@
 //! - [`PciDevice`] opens `/sys/bus/pci/devices/<address>` and reads its identity (`vendor`,
 //!   `device`, `class`), its bound kernel driver (and [unbinds](PciDevice::unbind) it), its BARs
 //!   (the `resource` file: CPU address range and flags) and the bus addresses the device decodes
-//!   (the BAR registers in config space), and reads and writes the PCI COMMAND register through the
+//!   (the BAR registers in config space): a driver builds whatever BAR table it needs from
+//!   [`bars`](PciDevice::bars). It reads and writes the PCI COMMAND register through the
 //!   `config` file ([memory space and bus master enable](PciDevice::enable)).
 //! - [`BarMapping`] is a BAR mapped with `mmap` of `resourceN` (uncached) or `resourceN_wc`
 //!   (write-combining). It owns the mapping, unmaps it on drop, and hands out an
@@ -28,7 +29,7 @@
 //! dev.enable(true, false)?; // memory space on, bus master off
 //! let bar0 = dev.map_bar(0, Caching::Uncached)?;
 //! let regs = bar0.io();
-//! println!("VS = {:#x}", regs.try_read32(0x08)?);
+//! println!("register 0x08 = {:#x}", regs.try_read32(0x08)?);
 //! # Ok::<(), iomem::map::linux::MapError>(())
 //! ```
 //!

@@ -10,7 +10,7 @@ use super::address::normalise_addr;
 use super::config::{bar_register, PCI_BAR0};
 use super::error::io_err;
 use super::number::parse_hex;
-use super::resource::{parse_resource, Bar, BarKind};
+use super::resource::{parse_resource, Bar};
 use super::{MapError, MapResult};
 
 /// Where the kernel lists PCI devices.
@@ -46,7 +46,7 @@ impl PciDevice {
     }
 
     /// Every device under [`SYSFS_PCI_DEVICES`] whose class code (24 bits: base class,
-    /// sub-class, programming interface) equals `class`, e.g. `0x010802` for NVMe.
+    /// sub-class, programming interface) equals `class`, e.g. `0x020000` for an Ethernet controller.
     pub fn find_by_class(class: u32) -> MapResult<Vec<PciDevice>> {
         Self::find_by_class_in(SYSFS_PCI_DEVICES, class)
     }
@@ -100,7 +100,8 @@ impl PciDevice {
         })
     }
 
-    /// The 24-bit class code (`0x010802`: mass storage, NVM, NVMe).
+    /// The 24-bit class code: base class, sub-class, programming interface (`0x020000`: network,
+    /// Ethernet).
     pub fn class(&self) -> MapResult<u32> {
         Ok(self.read_hex_attr("class")? as u32)
     }
@@ -162,21 +163,6 @@ impl PciDevice {
                 bar: index,
             })
     }
-
-    /// The memory BARs as the NVMe CMB code wants them ([`BarTable`](crate::nvme::cmb::BarTable)):
-    /// bus address and size of each; I/O BARs and absent ones are left out.
-    pub fn bar_table(&self) -> MapResult<crate::nvme::cmb::BarTable> {
-        let mut table = crate::nvme::cmb::BarTable::new();
-        for b in self.bars()? {
-            if b.kind() == BarKind::Memory {
-                table = table.with(
-                    b.index,
-                    crate::nvme::cmb::PciBar::new(b.bus_addr(), b.size())?,
-                )?;
-            }
-        }
-        Ok(table)
-    }
 }
 
 #[cfg(test)]
@@ -184,6 +170,7 @@ mod tests {
     use super::*;
     use crate::backend::Caching;
     use crate::map::linux::testutil::fake_tree;
+    use crate::map::linux::BarKind;
 
     #[test]
     fn identity_driver_and_bars_come_from_sysfs() {
@@ -193,7 +180,7 @@ mod tests {
         assert_eq!(dev.class().unwrap(), 0x010802);
         assert_eq!(dev.vendor_id().unwrap(), 0x1b36);
         assert_eq!(dev.device_id().unwrap(), 0x0010);
-        assert_eq!(dev.driver().unwrap().as_deref(), Some("nvme"));
+        assert_eq!(dev.driver().unwrap().as_deref(), Some("stor"));
 
         let bars = dev.bars().unwrap();
         assert_eq!(bars.iter().map(|b| b.index).collect::<Vec<_>>(), [0, 2, 4]);
@@ -210,13 +197,6 @@ mod tests {
         assert_eq!(b2.bus, Some(0x1_0000_0000));
         assert_eq!(bars[2].kind(), BarKind::Io);
         assert_eq!(bars[2].bus_addr(), 0xc000);
-        let table = dev.bar_table().unwrap();
-        assert_eq!(
-            table.get(0).map(|b| (b.bus_addr, b.size)),
-            Some((0xfebf_0000, 0x4000))
-        );
-        assert_eq!(table.get(2).map(|b| b.bus_addr), Some(0x1_0000_0000));
-        assert_eq!((table.get(1), table.get(4)), (None, None));
 
         assert_eq!(
             PciDevice::find_by_class_in(&root, 0x010802)
@@ -249,10 +229,10 @@ mod tests {
         let msg = MapError::DriverOwnsBar {
             addr: "0000:00:03.0".into(),
             bar: 0,
-            driver: Some("nvme".into()),
+            driver: Some("stor".into()),
         }
         .to_string();
-        assert!(msg.contains("/sys/bus/pci/drivers/nvme/unbind"), "{msg}");
+        assert!(msg.contains("/sys/bus/pci/drivers/stor/unbind"), "{msg}");
     }
 
     #[test]
@@ -260,7 +240,7 @@ mod tests {
         let (t, root) = fake_tree();
         let dev = PciDevice::open_in(&root, "0000:00:03.0").unwrap();
         dev.unbind().unwrap();
-        let written = fs::read_to_string(t.0.join("drivers/nvme/unbind")).unwrap();
+        let written = fs::read_to_string(t.0.join("drivers/stor/unbind")).unwrap();
         assert_eq!(written, "0000:00:03.0");
         // No driver: nothing to do, and nothing written.
         PciDevice::open_in(&root, "0000:00:04.0")

@@ -26,7 +26,7 @@ impl Drop for TempDir {
     }
 }
 
-pub(super) const NVME_RESOURCE: &str = "\
+pub(super) const FAKE_RESOURCE: &str = "\
 0x00000000febf0000 0x00000000febf3fff 0x0000000000140204
 0x0000000000000000 0x0000000000000000 0x0000000000000000
 0x0000000100000000 0x0000000100ffffff 0x000000000014220c
@@ -36,12 +36,13 @@ pub(super) const NVME_RESOURCE: &str = "\
 0x0000000000000000 0x0000000000000000 0x0000000000000000
 ";
 
-/// A fake `/sys/bus/pci/devices` with a QEMU-like NVMe controller at 0000:00:03.0 bound to
-/// `nvme`, and a device at 0000:00:04.0 with no driver.
+/// A fake `/sys/bus/pci/devices` with a QEMU storage controller at 0000:00:03.0 (a 64-bit
+/// register BAR 0, a 64-bit prefetchable BAR 2, an I/O BAR 4) bound to `stor`, and a device at
+/// 0000:00:04.0 with no driver.
 pub(super) fn fake_tree() -> (TempDir, PathBuf) {
     let t = TempDir::new("sysfs");
     let root = t.0.join("devices");
-    let drv = t.0.join("drivers").join("nvme");
+    let drv = t.0.join("drivers").join("stor");
     fs::create_dir_all(&drv).unwrap();
     fs::write(drv.join("unbind"), b"").unwrap();
     let dev = root.join("0000:00:03.0");
@@ -49,7 +50,7 @@ pub(super) fn fake_tree() -> (TempDir, PathBuf) {
     fs::write(dev.join("class"), "0x010802\n").unwrap();
     fs::write(dev.join("vendor"), "0x1b36\n").unwrap();
     fs::write(dev.join("device"), "0x0010\n").unwrap();
-    fs::write(dev.join("resource"), NVME_RESOURCE).unwrap();
+    fs::write(dev.join("resource"), FAKE_RESOURCE).unwrap();
     let mut cfg = std::vec![0u8; 256];
     cfg[0..2].copy_from_slice(&0x1b36u16.to_le_bytes());
     cfg[4..6].copy_from_slice(&0x0007u16.to_le_bytes());
