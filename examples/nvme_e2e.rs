@@ -37,7 +37,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use iomem::map::linux::{BarKind, BarMapping, DmaBuffer, MapError, PciDevice};
+use iomem::map::linux::{BarKind, BarMapping, DmaBuffer, Error as MapError, PciDevice};
 use iomem::nvme::cmb::{self, BarTable, CmbPool, PciBar, ProbeOptions};
 use iomem::nvme::regs::{
     offsets, Aqa, Cap, Cc, ControllerRegs, Csts, QueueBase, CQ_ENTRY_SIZE, SQ_ENTRY_SIZE,

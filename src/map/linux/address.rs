@@ -3,13 +3,13 @@
 use std::string::{String, ToString};
 use std::vec::Vec;
 
-use super::{MapError, MapResult};
+use super::{Error, Result};
 
 /// Normalises a PCI address to the form sysfs names devices by (`dddd:bb:dd.f`, lower-case hex,
 /// the domain at least four digits: VMD domains have five) and checks its shape, so an address
 /// can never name a path outside the sysfs directory. `bb:dd.f` means domain 0.
-pub(super) fn normalise_addr(addr: &str) -> MapResult<String> {
-    let bad = || MapError::BadAddress(addr.to_string());
+pub(super) fn normalise_addr(addr: &str) -> Result<String> {
+    let bad = || Error::BadAddress(addr.to_string());
     let hex = |s: &str, max_len: usize| -> Option<u32> {
         if s.is_empty() || s.len() > max_len || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
             return None;
@@ -51,7 +51,7 @@ mod tests {
             "a:b:c:d",
         ] {
             assert!(
-                matches!(normalise_addr(bad), Err(MapError::BadAddress(_))),
+                matches!(normalise_addr(bad), Err(Error::BadAddress(_))),
                 "{bad:?} accepted"
             );
         }

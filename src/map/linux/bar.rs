@@ -9,21 +9,20 @@ use rustix::mm::{MapFlags, ProtFlags};
 
 use super::error::io_err;
 use super::resource::{Bar, BarKind};
-use super::{MapError, MapResult, PciDevice};
+use super::{Error, PciDevice, Result};
 use crate::backend::{Caching, Mmio};
-use crate::error::Error;
 use crate::IoMem;
 
 impl PciDevice {
     /// Maps BAR `index` with `caching`: `resourceN` for [`Caching::Uncached`], `resourceN_wc` for
     /// [`Caching::WriteCombining`] (prefetchable BARs only).
     ///
-    /// Fails with [`MapError::DriverOwnsBar`] if a kernel driver owns the BAR (unbind it), with
-    /// [`MapError::PermissionDenied`] if not root.
-    pub fn map_bar(&self, index: usize, caching: Caching) -> MapResult<BarMapping> {
+    /// Fails with [`Error::DriverOwnsBar`] if a kernel driver owns the BAR (unbind it), with
+    /// [`Error::PermissionDenied`] if not root.
+    pub fn map_bar(&self, index: usize, caching: Caching) -> Result<BarMapping> {
         let bar = self.bar(index)?;
         if bar.kind() != BarKind::Memory {
-            return Err(MapError::NotMemory {
+            return Err(Error::NotMemory {
                 addr: self.addr.clone(),
                 bar: index,
             });
@@ -32,28 +31,30 @@ impl PciDevice {
             Caching::Uncached => std::format!("resource{index}"),
             Caching::WriteCombining => std::format!("resource{index}_wc"),
             Caching::Cacheable => {
-                return Err(MapError::Iomem(Error::InvalidArgument(
+                return Err(Error::Iomem(crate::Error::InvalidArgument(
                     "a BAR is device memory: map it Uncached or WriteCombining",
                 )))
             }
         };
         let path = self.dir.join(name);
         if caching == Caching::WriteCombining && !path.exists() {
-            return Err(MapError::NotPrefetchable {
+            return Err(Error::NotPrefetchable {
                 addr: self.addr.clone(),
                 bar: index,
             });
         }
         let size = usize::try_from(bar.size()).map_err(|_| {
-            MapError::Iomem(Error::InvalidArgument("BAR larger than the address space"))
+            Error::Iomem(crate::Error::InvalidArgument(
+                "BAR larger than the address space",
+            ))
         })?;
         let mut map = BarMapping::map_path(&path, size, caching).map_err(|e| match e {
-            MapError::Io {
+            Error::Io {
                 op: "mmap",
                 ref source,
                 ..
             } if source.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                MapError::DriverOwnsBar {
+                Error::DriverOwnsBar {
                     addr: self.addr.clone(),
                     bar: index,
                     driver: self.driver().ok().flatten(),
@@ -96,16 +97,16 @@ impl BarMapping {
     /// how the mapping path is tested. A regular file must be at least `len` bytes long. The
     /// caller is responsible for `caching` describing what the kernel really set up (sysfs
     /// `resourceN` is uncached, `resourceN_wc` write-combining, a regular file is cached RAM).
-    pub fn map_path(path: &Path, len: usize, caching: Caching) -> MapResult<BarMapping> {
+    pub fn map_path(path: &Path, len: usize, caching: Caching) -> Result<BarMapping> {
         if len == 0 {
-            return Err(Error::InvalidArgument("mapping length is zero").into());
+            return Err(crate::Error::InvalidArgument("mapping length is zero").into());
         }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => MapError::Io {
+                io::ErrorKind::NotFound => Error::Io {
                     op: "open",
                     path: path.to_path_buf(),
                     source: e,
@@ -116,7 +117,7 @@ impl BarMapping {
         // sysfs reports a BAR file's size as the BAR size; a regular file must cover `len` or
         // touching the tail would raise SIGBUS.
         if meta.len() < len as u64 {
-            return Err(Error::OutOfRange {
+            return Err(crate::Error::OutOfRange {
                 offset: 0,
                 len,
                 size: usize::try_from(meta.len()).unwrap_or(usize::MAX),
@@ -127,7 +128,7 @@ impl BarMapping {
         let map_len = len
             .checked_add(page - 1)
             .map(|l| l & !(page - 1))
-            .ok_or(Error::Overflow { offset: 0, len })?;
+            .ok_or(crate::Error::Overflow { offset: 0, len })?;
         // SAFETY: a fresh mapping at an address the kernel chooses (null hint), so no existing
         // memory is affected; the file descriptor is valid for the call.
         let ptr = unsafe {
@@ -141,10 +142,10 @@ impl BarMapping {
             )
         }
         .map_err(|e| match e {
-            rustix::io::Errno::ACCESS | rustix::io::Errno::PERM => MapError::PermissionDenied {
+            rustix::io::Errno::ACCESS | rustix::io::Errno::PERM => Error::PermissionDenied {
                 path: path.to_path_buf(),
             },
-            e => MapError::Io {
+            e => Error::Io {
                 op: "mmap",
                 path: path.to_path_buf(),
                 source: e.into(),
@@ -291,11 +292,11 @@ mod tests {
         fs::write(&f, [0u8; 100]).unwrap();
         assert!(matches!(
             BarMapping::map_path(&f, 4096, Caching::Uncached),
-            Err(MapError::Iomem(Error::OutOfRange { .. }))
+            Err(Error::Iomem(crate::Error::OutOfRange { .. }))
         ));
         assert!(matches!(
             BarMapping::map_path(&f, 0, Caching::Uncached),
-            Err(MapError::Iomem(Error::InvalidArgument(_)))
+            Err(Error::Iomem(crate::Error::InvalidArgument(_)))
         ));
         let m = BarMapping::map_path(&f, 100, Caching::WriteCombining).unwrap();
         assert_eq!((m.len(), m.caching()), (100, Caching::WriteCombining));

@@ -7,7 +7,7 @@ use std::vec::Vec;
 
 use super::error::io_err;
 use super::resource::{Bar, BarKind};
-use super::{MapResult, PciDevice};
+use super::{PciDevice, Result};
 
 /// Offset of the COMMAND register in PCI configuration space.
 pub const PCI_COMMAND: u64 = 0x04;
@@ -23,7 +23,7 @@ pub(super) const PCI_BAR0: u64 = 0x10;
 
 impl PciDevice {
     /// Unprivileged users can read the first 64 bytes only; the rest reads short.
-    pub fn read_config(&self, offset: u64, len: usize) -> MapResult<Vec<u8>> {
+    pub fn read_config(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         let path = self.dir.join("config");
         let file = File::open(&path).map_err(|e| io_err("open", &path, e))?;
         let mut buf = std::vec![0u8; len];
@@ -33,7 +33,7 @@ impl PciDevice {
     }
 
     /// Writes `bytes` to configuration space at `offset` (root only).
-    pub fn write_config(&self, offset: u64, bytes: &[u8]) -> MapResult<()> {
+    pub fn write_config(&self, offset: u64, bytes: &[u8]) -> Result<()> {
         let path = self.dir.join("config");
         let file = OpenOptions::new()
             .write(true)
@@ -44,20 +44,20 @@ impl PciDevice {
     }
 
     /// The PCI COMMAND register.
-    pub fn command(&self) -> MapResult<u16> {
+    pub fn command(&self) -> Result<u16> {
         let b = self.read_config(PCI_COMMAND, 2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
 
     /// Writes the PCI COMMAND register.
-    pub fn set_command(&self, value: u16) -> MapResult<()> {
+    pub fn set_command(&self, value: u16) -> Result<()> {
         self.write_config(PCI_COMMAND, &value.to_le_bytes())
     }
 
     /// Sets or clears memory-space decoding and bus mastering in COMMAND, leaving the other bits
     /// alone; returns the new value. With memory space off every BAR access reads as nothing
     /// (QEMU: 0, hardware: all-ones); without bus mastering the device cannot DMA.
-    pub fn enable(&self, memory: bool, bus_master: bool) -> MapResult<u16> {
+    pub fn enable(&self, memory: bool, bus_master: bool) -> Result<u16> {
         let mut cmd = self.command()?;
         for (bit, on) in [
             (PCI_COMMAND_MEMORY, memory),
@@ -97,7 +97,7 @@ mod tests {
 
     use super::super::testutil::fake_tree;
     use super::*;
-    use crate::map::linux::MapError;
+    use crate::map::linux::Error;
 
     #[test]
     fn bus_address_falls_back_to_the_cpu_address_without_config_space() {
@@ -112,10 +112,7 @@ mod tests {
         fs::remove_file(dev.path().join("config")).unwrap();
         let b0 = dev.bar(0).unwrap();
         assert_eq!((b0.bus, b0.bus_addr()), (None, 0xfebf_0000));
-        assert!(matches!(
-            dev.command(),
-            Err(MapError::Io { op: "open", .. })
-        ));
+        assert!(matches!(dev.command(), Err(Error::Io { op: "open", .. })));
     }
 
     #[test]

@@ -8,9 +8,8 @@ use rustix::mm::{MapFlags, ProtFlags};
 
 use super::error::io_err;
 use super::pagemap::pagemap_frames;
-use super::{MapError, MapResult};
+use super::{Error, Result};
 use crate::backend::{Caching, Mmio};
-use crate::error::Error;
 use crate::IoMem;
 
 /// Page-aligned anonymous memory, locked in RAM, whose physical addresses are known: the host
@@ -44,16 +43,16 @@ unsafe impl Sync for DmaBuffer {}
 impl DmaBuffer {
     /// Allocates `len` bytes (rounded up to whole pages), zeroed, locks them (`mlock`) and reads
     /// their physical addresses from `/proc/self/pagemap`. Needs root (without `CAP_SYS_ADMIN`
-    /// the kernel reports every frame as 0, refused here as [`MapError::PermissionDenied`]).
-    pub fn new(len: usize) -> MapResult<DmaBuffer> {
+    /// the kernel reports every frame as 0, refused here as [`Error::PermissionDenied`]).
+    pub fn new(len: usize) -> Result<DmaBuffer> {
         if len == 0 {
-            return Err(Error::InvalidArgument("DMA buffer length is zero").into());
+            return Err(crate::Error::InvalidArgument("DMA buffer length is zero").into());
         }
         let page = rustix::param::page_size();
         let len = len
             .checked_add(page - 1)
             .map(|l| l & !(page - 1))
-            .ok_or(Error::Overflow { offset: 0, len })?;
+            .ok_or(crate::Error::Overflow { offset: 0, len })?;
         let anon = Path::new("anonymous memory");
         // SAFETY: a fresh private anonymous mapping at a kernel-chosen address.
         let ptr = unsafe {
@@ -85,7 +84,7 @@ impl DmaBuffer {
         };
         // SAFETY: `ptr..ptr + len` is our own live mapping.
         unsafe { rustix::mm::mlock(ptr, len) }.map_err(|e| match e {
-            rustix::io::Errno::PERM | rustix::io::Errno::NOMEM => MapError::PermissionDenied {
+            rustix::io::Errno::PERM | rustix::io::Errno::NOMEM => Error::PermissionDenied {
                 path: PathBuf::from("mlock"),
             },
             e => io_err("mlock", anon, e.into()),
@@ -127,7 +126,7 @@ impl DmaBuffer {
     /// DMA the device may still do.
     pub fn phys_addr(&self, offset: usize) -> crate::Result<u64> {
         if offset >= self.len {
-            return Err(Error::OutOfRange {
+            return Err(crate::Error::OutOfRange {
                 offset,
                 len: 1,
                 size: self.len,
@@ -168,14 +167,14 @@ mod tests {
                 assert_eq!(io.try_read64(0).unwrap(), 0);
             }
             // Unprivileged: pagemap hides frame numbers, mlock may be limited.
-            Err(MapError::PermissionDenied { .. }) => {
+            Err(Error::PermissionDenied { .. }) => {
                 assert!(!rustix::process::geteuid().is_root())
             }
             Err(e) => panic!("{e}"),
         }
         assert!(matches!(
             DmaBuffer::new(0),
-            Err(MapError::Iomem(Error::InvalidArgument(_)))
+            Err(Error::Iomem(crate::Error::InvalidArgument(_)))
         ));
     }
 }

@@ -6,13 +6,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::string::String;
 
-use crate::error::Error;
-
 /// Everything that can go wrong opening a PCI device, mapping its BARs or preparing DMA memory.
 /// Each message says what to do about it.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum MapError {
+pub enum Error {
     /// The address is not a PCI address of the form `dddd:bb:dd.f` (or `bb:dd.f`).
     BadAddress(String),
     /// No device with this address exists under the sysfs root.
@@ -76,38 +74,38 @@ pub enum MapError {
         source: io::Error,
     },
     /// A check in the crate refused the mapping (for example a misaligned base).
-    Iomem(Error),
+    Iomem(crate::Error),
 }
 
-impl fmt::Display for MapError {
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MapError::BadAddress(a) => write!(
+            Error::BadAddress(a) => write!(
                 f,
                 "{a:?} is not a PCI address; use the domain:bus:device.function form, e.g. 0000:00:03.0 (see `lspci -D`)"
             ),
-            MapError::NoDevice { addr, root } => write!(
+            Error::NoDevice { addr, root } => write!(
                 f,
                 "no PCI device {addr} under {}; list devices with `lspci -D`",
                 root.display()
             ),
-            MapError::PermissionDenied { path } => write!(
+            Error::PermissionDenied { path } => write!(
                 f,
                 "permission denied on {}: mapping BARs, writing config space and reading physical addresses need root (or CAP_SYS_ADMIN)",
                 path.display()
             ),
-            MapError::NoBar { addr, bar } => {
+            Error::NoBar { addr, bar } => {
                 write!(f, "PCI device {addr} has no BAR {bar} (absent, unassigned or size 0)")
             }
-            MapError::NotMemory { addr, bar } => write!(
+            Error::NotMemory { addr, bar } => write!(
                 f,
                 "BAR {bar} of {addr} is an I/O-port BAR; only memory BARs can be mapped"
             ),
-            MapError::NotPrefetchable { addr, bar } => write!(
+            Error::NotPrefetchable { addr, bar } => write!(
                 f,
                 "BAR {bar} of {addr} is not prefetchable, so it cannot be mapped write-combining; map it with Caching::Uncached"
             ),
-            MapError::DriverOwnsBar { addr, bar, driver } => match driver {
+            Error::DriverOwnsBar { addr, bar, driver } => match driver {
                 Some(d) => write!(
                     f,
                     "mmap of BAR {bar} of {addr} refused (EINVAL): the kernel driver {d:?} owns it; unbind it first \
@@ -119,45 +117,45 @@ impl fmt::Display for MapError {
                      BAR is not mappable; check `lspci -k -s {addr}` and unbind the driver"
                 ),
             },
-            MapError::Parse { path, why } => {
+            Error::Parse { path, why } => {
                 write!(f, "unexpected contents in {}: {why}", path.display())
             }
-            MapError::Io { op, path, source } => {
+            Error::Io { op, path, source } => {
                 write!(f, "{op} {} failed: {source}", path.display())
             }
-            MapError::Iomem(e) => e.fmt(f),
+            Error::Iomem(e) => e.fmt(f),
         }
     }
 }
 
-impl std::error::Error for MapError {
+impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            MapError::Io { source, .. } => Some(source),
-            MapError::Iomem(e) => Some(e),
+            Error::Io { source, .. } => Some(source),
+            Error::Iomem(e) => Some(e),
             _ => None,
         }
     }
 }
 
-impl From<Error> for MapError {
-    fn from(e: Error) -> Self {
-        MapError::Iomem(e)
+impl From<crate::Error> for Error {
+    fn from(e: crate::Error) -> Self {
+        Error::Iomem(e)
     }
 }
 
-/// Maps an I/O error on `path` to a [`MapError`], turning `EACCES`/`EPERM` into
-/// [`MapError::PermissionDenied`].
-pub(super) fn io_err(op: &'static str, path: &Path, source: io::Error) -> MapError {
+/// Maps an I/O error on `path` to an [`Error`], turning `EACCES`/`EPERM` into
+/// [`Error::PermissionDenied`].
+pub(super) fn io_err(op: &'static str, path: &Path, source: io::Error) -> Error {
     match source.kind() {
-        io::ErrorKind::PermissionDenied => MapError::PermissionDenied {
+        io::ErrorKind::PermissionDenied => Error::PermissionDenied {
             path: path.to_path_buf(),
         },
         _ => match source.raw_os_error() {
-            Some(e) if e == rustix::io::Errno::PERM.raw_os_error() => MapError::PermissionDenied {
+            Some(e) if e == rustix::io::Errno::PERM.raw_os_error() => Error::PermissionDenied {
                 path: path.to_path_buf(),
             },
-            _ => MapError::Io {
+            _ => Error::Io {
                 op,
                 path: path.to_path_buf(),
                 source,
@@ -166,5 +164,5 @@ pub(super) fn io_err(op: &'static str, path: &Path, source: io::Error) -> MapErr
     }
 }
 
-/// Result alias for this module.
-pub type MapResult<T> = core::result::Result<T, MapError>;
+/// Result with the map layer's [`Error`].
+pub type Result<T> = core::result::Result<T, Error>;

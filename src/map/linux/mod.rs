@@ -15,7 +15,7 @@
 //! - [`DmaBuffer`] is page-aligned, locked anonymous memory whose physical addresses come from
 //!   `/proc/self/pagemap`: without an IOMMU they are the bus addresses a device DMAs to.
 //!
-//! Everything that can fail returns a [`MapError`] whose message says what to do about it (run
+//! Everything that can fail returns a [`Error`] whose message says what to do about it (run
 //! as root, unbind the kernel driver, pick a memory BAR…).
 //!
 //! ```no_run
@@ -30,7 +30,7 @@
 //! let bar0 = dev.map_bar(0, Caching::Uncached)?;
 //! let regs = bar0.io();
 //! println!("register 0x08 = {:#x}", regs.try_read32(0x08)?);
-//! # Ok::<(), iomem::map::linux::MapError>(())
+//! # Ok::<(), iomem::map::linux::Error>(())
 //! ```
 //!
 //! # Safety of the mappings
@@ -54,6 +54,6 @@ mod testutil;
 pub use bar::BarMapping;
 pub use config::{PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
 pub use dma::DmaBuffer;
-pub use error::{MapError, MapResult};
+pub use error::{Error, Result};
 pub use resource::{parse_resource, Bar, BarKind};
 pub use sysfs::{PciDevice, SYSFS_PCI_DEVICES};

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::vec::Vec;
 
 use super::number::parse_hex;
-use super::{MapError, MapResult};
+use super::{Error, Result};
 
 // `IORESOURCE_*` flags of the kernel's `struct resource` (include/linux/ioport.h), as printed in
 // the third column of the sysfs `resource` file.
@@ -76,7 +76,7 @@ impl Bar {
 
 /// Parses the contents of a sysfs `resource` file (one `start end flags` line per resource; the
 /// first six are the BARs). Absent and unassigned BARs are left out. `path` is for messages.
-pub fn parse_resource(text: &str, path: &Path) -> MapResult<Vec<Bar>> {
+pub fn parse_resource(text: &str, path: &Path) -> Result<Vec<Bar>> {
     let mut bars = Vec::new();
     for (index, line) in text.lines().take(6).enumerate() {
         let cols: Vec<&str> = line.split_whitespace().collect();
@@ -84,7 +84,7 @@ pub fn parse_resource(text: &str, path: &Path) -> MapResult<Vec<Bar>> {
         let (start, end, flags) = match vals.as_deref() {
             Some(&[s, e, f]) => (s, e, f),
             _ => {
-                return Err(MapError::Parse {
+                return Err(Error::Parse {
                     path: path.to_path_buf(),
                     why: std::format!("line {} is {line:?}, not `start end flags`", index + 1),
                 })
@@ -117,11 +117,11 @@ mod tests {
         let p = Path::new("resource");
         assert!(matches!(
             parse_resource("0x0 0x1\n", p),
-            Err(MapError::Parse { .. })
+            Err(Error::Parse { .. })
         ));
         assert!(matches!(
             parse_resource("zz 0x1 0x200\n", p),
-            Err(MapError::Parse { .. })
+            Err(Error::Parse { .. })
         ));
         assert!(parse_resource("", p).unwrap().is_empty());
     }

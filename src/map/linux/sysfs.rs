@@ -11,7 +11,7 @@ use super::config::{bar_register, PCI_BAR0};
 use super::error::io_err;
 use super::number::parse_hex;
 use super::resource::{parse_resource, Bar};
-use super::{MapError, MapResult};
+use super::{Error, Result};
 
 /// Where the kernel lists PCI devices.
 pub const SYSFS_PCI_DEVICES: &str = "/sys/bus/pci/devices";
@@ -27,32 +27,32 @@ pub struct PciDevice {
 impl PciDevice {
     /// Opens the device at `addr` (`0000:00:03.0`, or `00:03.0` for domain 0) under
     /// [`SYSFS_PCI_DEVICES`].
-    pub fn open(addr: &str) -> MapResult<Self> {
+    pub fn open(addr: &str) -> Result<Self> {
         Self::open_in(SYSFS_PCI_DEVICES, addr)
     }
 
     /// Opens the device at `addr` under another sysfs root (a directory laid out like
     /// `/sys/bus/pci/devices`; tests use a fake tree).
-    pub fn open_in(root: impl AsRef<Path>, addr: &str) -> MapResult<Self> {
+    pub fn open_in(root: impl AsRef<Path>, addr: &str) -> Result<Self> {
         let addr = normalise_addr(addr)?;
         let root = root.as_ref().to_path_buf();
         let dir = root.join(&addr);
         match fs::metadata(&dir) {
             Ok(m) if m.is_dir() => Ok(PciDevice { addr, root, dir }),
-            Ok(_) => Err(MapError::NoDevice { addr, root }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(MapError::NoDevice { addr, root }),
+            Ok(_) => Err(Error::NoDevice { addr, root }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoDevice { addr, root }),
             Err(e) => Err(io_err("stat", &dir, e)),
         }
     }
 
     /// Every device under [`SYSFS_PCI_DEVICES`] whose class code (24 bits: base class,
     /// sub-class, programming interface) equals `class`, e.g. `0x020000` for an Ethernet controller.
-    pub fn find_by_class(class: u32) -> MapResult<Vec<PciDevice>> {
+    pub fn find_by_class(class: u32) -> Result<Vec<PciDevice>> {
         Self::find_by_class_in(SYSFS_PCI_DEVICES, class)
     }
 
     /// [`find_by_class`](Self::find_by_class) under another sysfs root.
-    pub fn find_by_class_in(root: impl AsRef<Path>, class: u32) -> MapResult<Vec<PciDevice>> {
+    pub fn find_by_class_in(root: impl AsRef<Path>, class: u32) -> Result<Vec<PciDevice>> {
         let root = root.as_ref();
         let entries = fs::read_dir(root).map_err(|e| io_err("read directory", root, e))?;
         let mut out = Vec::new();
@@ -81,10 +81,10 @@ impl PciDevice {
         &self.dir
     }
 
-    fn read_attr(&self, name: &str) -> MapResult<String> {
+    fn read_attr(&self, name: &str) -> Result<String> {
         let path = self.dir.join(name);
         fs::read_to_string(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound if !self.dir.exists() => MapError::NoDevice {
+            io::ErrorKind::NotFound if !self.dir.exists() => Error::NoDevice {
                 addr: self.addr.clone(),
                 root: self.root.clone(),
             },
@@ -92,9 +92,9 @@ impl PciDevice {
         })
     }
 
-    fn read_hex_attr(&self, name: &str) -> MapResult<u64> {
+    fn read_hex_attr(&self, name: &str) -> Result<u64> {
         let text = self.read_attr(name)?;
-        parse_hex(&text).ok_or_else(|| MapError::Parse {
+        parse_hex(&text).ok_or_else(|| Error::Parse {
             path: self.dir.join(name),
             why: std::format!("{:?} is not a hexadecimal number", text.trim()),
         })
@@ -102,22 +102,22 @@ impl PciDevice {
 
     /// The 24-bit class code: base class, sub-class, programming interface (`0x020000`: network,
     /// Ethernet).
-    pub fn class(&self) -> MapResult<u32> {
+    pub fn class(&self) -> Result<u32> {
         Ok(self.read_hex_attr("class")? as u32)
     }
 
     /// The vendor ID (`0x1b36` for QEMU's devices).
-    pub fn vendor_id(&self) -> MapResult<u16> {
+    pub fn vendor_id(&self) -> Result<u16> {
         Ok(self.read_hex_attr("vendor")? as u16)
     }
 
     /// The device ID.
-    pub fn device_id(&self) -> MapResult<u16> {
+    pub fn device_id(&self) -> Result<u16> {
         Ok(self.read_hex_attr("device")? as u16)
     }
 
     /// The name of the kernel driver bound to the device, if any.
-    pub fn driver(&self) -> MapResult<Option<String>> {
+    pub fn driver(&self) -> Result<Option<String>> {
         let link = self.dir.join("driver");
         match fs::read_link(&link) {
             Ok(target) => Ok(target
@@ -131,7 +131,7 @@ impl PciDevice {
 
     /// Unbinds the bound kernel driver (writes the address to `driver/unbind`). Does nothing if
     /// no driver is bound. Unbinding also turns bus mastering off; see [`enable`](Self::enable).
-    pub fn unbind(&self) -> MapResult<()> {
+    pub fn unbind(&self) -> Result<()> {
         if self.driver()?.is_none() {
             return Ok(());
         }
@@ -141,7 +141,7 @@ impl PciDevice {
 
     /// The device's memory and I/O BARs, from the sysfs `resource` file, with their bus addresses
     /// from config space when it can be read.
-    pub fn bars(&self) -> MapResult<Vec<Bar>> {
+    pub fn bars(&self) -> Result<Vec<Bar>> {
         let path = self.dir.join("resource");
         let text = self.read_attr("resource")?;
         let mut bars = parse_resource(&text, &path)?;
@@ -153,12 +153,12 @@ impl PciDevice {
         Ok(bars)
     }
 
-    /// BAR `index`, or [`MapError::NoBar`].
-    pub fn bar(&self, index: usize) -> MapResult<Bar> {
+    /// BAR `index`, or [`Error::NoBar`].
+    pub fn bar(&self, index: usize) -> Result<Bar> {
         self.bars()?
             .into_iter()
             .find(|b| b.index == index)
-            .ok_or_else(|| MapError::NoBar {
+            .ok_or_else(|| Error::NoBar {
                 addr: self.addr.clone(),
                 bar: index,
             })
@@ -213,20 +213,20 @@ mod tests {
         let (_t, root) = fake_tree();
         assert!(matches!(
             PciDevice::open_in(&root, "0000:00:05.0"),
-            Err(MapError::NoDevice { .. })
+            Err(Error::NoDevice { .. })
         ));
         let dev = PciDevice::open_in(&root, "0000:00:03.0").unwrap();
-        assert!(matches!(dev.bar(1), Err(MapError::NoBar { bar: 1, .. })));
-        assert!(matches!(dev.bar(9), Err(MapError::NoBar { bar: 9, .. })));
+        assert!(matches!(dev.bar(1), Err(Error::NoBar { bar: 1, .. })));
+        assert!(matches!(dev.bar(9), Err(Error::NoBar { bar: 9, .. })));
         assert!(matches!(
             dev.map_bar(4, Caching::Uncached),
-            Err(MapError::NotMemory { bar: 4, .. })
+            Err(Error::NotMemory { bar: 4, .. })
         ));
         assert!(matches!(
             dev.map_bar(0, Caching::WriteCombining),
-            Err(MapError::NotPrefetchable { bar: 0, .. })
+            Err(Error::NotPrefetchable { bar: 0, .. })
         ));
-        let msg = MapError::DriverOwnsBar {
+        let msg = Error::DriverOwnsBar {
             addr: "0000:00:03.0".into(),
             bar: 0,
             driver: Some("stor".into()),
