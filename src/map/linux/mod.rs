@@ -15,7 +15,7 @@
 //! - [`DmaBuffer`] is page-aligned, locked anonymous memory whose physical addresses come from
 //!   `/proc/self/pagemap`: without an IOMMU they are the bus addresses a device DMAs to.
 //!
-//! Everything that can fail returns a [`Error`] whose message says what to do about it (run
+//! Everything that can fail returns an [`Error`] whose message says what to do about it (run
 //! as root, unbind the kernel driver, pick a memory BAR…).
 //!
 //! ```no_run
