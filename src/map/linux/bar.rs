@@ -1,7 +1,7 @@
 //! A BAR mapped into this process with `mmap` of its sysfs `resourceN` / `resourceN_wc` file.
 
 use std::ffi::c_void;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,13 @@ use crate::IoMem;
 impl PciDevice {
     /// Maps BAR `index` with `caching`: `resourceN` for [`Caching::Uncached`], `resourceN_wc` for
     /// [`Caching::WriteCombining`] (prefetchable BARs only).
+    ///
+    /// Safe because the file decides the caching and this picks the file: the kernel maps a BAR's
+    /// `resourceN` attribute uncached and its `resourceN_wc` write-combining (or, when another
+    /// mapping of the BAR already has a stronger type, uncached: the write-combining flushes the
+    /// crate then adds are merely unneeded). That holds for sysfs only: when the file is not a
+    /// sysfs attribute (a tree given to [`open_in`](PciDevice::open_in)) it is page cache, and the
+    /// mapping says so: its [`caching`](BarMapping::caching) is then [`Caching::Cacheable`].
     ///
     /// Fails with [`Error::DriverOwnsBar`] if a kernel driver owns the BAR (unbind it), with
     /// [`Error::PermissionDenied`] if not root.
@@ -48,7 +55,19 @@ impl PciDevice {
                 "BAR larger than the address space",
             ))
         })?;
-        let mut map = BarMapping::map_path(&path, size, caching).map_err(|e| match e {
+        let file = open_rw(&path)?;
+        // A sysfs attribute maps as its name says; any other file is page cache.
+        let caching = if on_sysfs(&file, &path)? {
+            caching
+        } else {
+            Caching::Cacheable
+        };
+        // SAFETY: `caching` is how `file` maps: on sysfs, `path` is BAR `index`'s `resourceN`
+        // (mapped uncached) or `resourceN_wc` (mapped write-combining), picked by `caching`
+        // above; any other file is page cache, described as `Cacheable`. A sysfs attribute is
+        // as long as its BAR, `size` bytes.
+        let mapped = unsafe { BarMapping::map_file(file, &path, size, caching) };
+        let mut map = mapped.map_err(|e| match e {
             Error::Io {
                 op: "mmap",
                 ref source,
@@ -65,6 +84,31 @@ impl PciDevice {
         map.bar = Some(bar);
         Ok(map)
     }
+}
+
+/// `SYSFS_MAGIC` of `include/uapi/linux/magic.h`: `f_type` of a file on sysfs.
+const SYSFS_MAGIC: u64 = 0x6265_6572;
+
+/// Whether `file` (opened from `path`) is on sysfs.
+fn on_sysfs(file: &File, path: &Path) -> Result<bool> {
+    let st = rustix::fs::fstatfs(file).map_err(|e| io_err("statfs", path, e.into()))?;
+    Ok(u64::try_from(st.f_type).ok() == Some(SYSFS_MAGIC))
+}
+
+/// Opens `path` read-write for mapping.
+fn open_rw(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::Io {
+                op: "open",
+                path: path.to_path_buf(),
+                source: e,
+            },
+            _ => io_err("open", path, e),
+        })
 }
 
 /// A file (normally a BAR's `resourceN`) mapped shared, read-write, into this process. Unmapped
@@ -91,28 +135,40 @@ unsafe impl Sync for BarMapping {}
 impl BarMapping {
     /// Maps the first `len` bytes of the file at `path` (shared, read-write) and describes the
     /// mapping as `caching`. `len` is rounded up to whole pages for `mmap`; the handle covers
-    /// exactly `len` bytes.
+    /// exactly `len` bytes. The file must be at least `len` bytes long.
     ///
-    /// This is how [`PciDevice::map_bar`] maps `resourceN`; it also maps a regular file, which is
-    /// how the mapping path is tested. A regular file must be at least `len` bytes long. The
-    /// caller is responsible for `caching` describing what the kernel really set up (sysfs
-    /// `resourceN` is uncached, `resourceN_wc` write-combining, a regular file is cached RAM).
-    pub fn map_path(path: &Path, len: usize, caching: Caching) -> Result<BarMapping> {
+    /// [`PciDevice::map_bar`] is the safe way to map a BAR. This maps any file, for which the
+    /// crate cannot tell how the kernel maps it: a sysfs `resourceN` is uncached and
+    /// `resourceN_wc` write-combining, a UIO or `/dev/mem` mapping is whatever its driver or the
+    /// platform sets up, a regular file is page cache. The caching decides which flushes and
+    /// barriers the crate adds, so a wrong one is not caught here; hence the caller vouches.
+    ///
+    /// # Safety
+    /// For as long as the returned mapping lives:
+    /// - `caching` describes how the kernel maps `path` (see above; a regular file is
+    ///   [`Caching::Cacheable`]);
+    /// - the file stays at least `len` bytes long (a shared mapping past the end of its file
+    ///   faults), which holds for sysfs attributes and must be ensured for other files.
+    pub unsafe fn map_path(path: &Path, len: usize, caching: Caching) -> Result<BarMapping> {
+        let file = open_rw(path)?;
+        // SAFETY: the caller's contract is `map_file`'s.
+        unsafe { BarMapping::map_file(file, path, len, caching) }
+    }
+
+    /// Maps the first `len` bytes of `file` (opened read-write from `path`, which is for
+    /// messages and [`path`](Self::path)).
+    ///
+    /// # Safety
+    /// As for [`map_path`](Self::map_path).
+    unsafe fn map_file(
+        file: File,
+        path: &Path,
+        len: usize,
+        caching: Caching,
+    ) -> Result<BarMapping> {
         if len == 0 {
             return Err(crate::Error::InvalidArgument("mapping length is zero").into());
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => Error::Io {
-                    op: "open",
-                    path: path.to_path_buf(),
-                    source: e,
-                },
-                _ => io_err("open", path, e),
-            })?;
         let meta = file.metadata().map_err(|e| io_err("stat", path, e))?;
         // sysfs reports a BAR file's size as the BAR size; a regular file must cover `len` or
         // touching the tail would raise SIGBUS.
@@ -155,7 +211,8 @@ impl BarMapping {
         drop(file);
         // SAFETY: `ptr..ptr + map_len` was just mapped read-write and is owned by the value
         // returned below, which unmaps it only on drop, after every borrow of `mmio` has ended;
-        // nothing in this crate creates a reference into it; the caller vouches for `caching`.
+        // nothing in this crate creates a reference into it; the caller vouches for `caching` and
+        // for the file keeping its length.
         let mmio = unsafe { Mmio::new(ptr.cast(), len, caching) };
         match mmio {
             Ok(mmio) => Ok(BarMapping {
@@ -271,7 +328,9 @@ mod tests {
         let dev = PciDevice::open_in(&root, "0000:00:03.0").unwrap();
         let map = dev.map_bar(0, Caching::Uncached).unwrap();
         assert_eq!(map.len(), 0x4000);
-        assert_eq!(map.caching(), Caching::Uncached);
+        assert_eq!(map.path(), dev.path().join("resource0"));
+        // Not sysfs: the fake tree's files are page cache, and the mapping says so.
+        assert_eq!(map.caching(), Caching::Cacheable);
         assert_eq!(map.bar().map(|b| b.index), Some(0));
         let io = map.io();
         io.try_write32(0x14, 0x0046_0001).unwrap();
@@ -283,6 +342,26 @@ mod tests {
         let bytes = fs::read(dev.path().join("resource0")).unwrap();
         assert_eq!(&bytes[0x14..0x18], &0x0046_0001u32.to_le_bytes());
         assert_eq!(&bytes[0x28..0x30], &0x1234_5678_9abc_def0u64.to_le_bytes());
+
+        let wc = dev.map_bar(2, Caching::WriteCombining).unwrap();
+        assert_eq!(wc.path(), dev.path().join("resource2_wc"));
+        assert_eq!((wc.len(), wc.caching()), (16 << 20, Caching::Cacheable));
+        assert!(matches!(
+            dev.map_bar(0, Caching::Cacheable),
+            Err(Error::Iomem(crate::Error::InvalidArgument(_)))
+        ));
+    }
+
+    #[test]
+    fn sysfs_is_told_from_other_file_systems() {
+        let t = TempDir::new("statfs");
+        let f = t.0.join("file");
+        fs::write(&f, b"x").unwrap();
+        assert!(!on_sysfs(&File::open(&f).unwrap(), &f).unwrap());
+        let sys = Path::new("/sys");
+        if let Ok(dir) = File::open(sys) {
+            assert!(on_sysfs(&dir, sys).unwrap());
+        }
     }
 
     #[test]
@@ -290,16 +369,21 @@ mod tests {
         let t = TempDir::new("map");
         let f = t.0.join("short");
         fs::write(&f, [0u8; 100]).unwrap();
+        let map = |len| {
+            // SAFETY: a regular file is page cache, described as `Cacheable`; nothing else
+            // changes its length while it is mapped.
+            unsafe { BarMapping::map_path(&f, len, Caching::Cacheable) }
+        };
         assert!(matches!(
-            BarMapping::map_path(&f, 4096, Caching::Uncached),
+            map(4096),
             Err(Error::Iomem(crate::Error::OutOfRange { .. }))
         ));
         assert!(matches!(
-            BarMapping::map_path(&f, 0, Caching::Uncached),
+            map(0),
             Err(Error::Iomem(crate::Error::InvalidArgument(_)))
         ));
-        let m = BarMapping::map_path(&f, 100, Caching::WriteCombining).unwrap();
-        assert_eq!((m.len(), m.caching()), (100, Caching::WriteCombining));
+        let m = map(100).unwrap();
+        assert_eq!((m.len(), m.caching()), (100, Caching::Cacheable));
         assert_eq!(m.mmio().size(), 100);
         m.io().subslice(0..100).unwrap().fill(0x5a).unwrap();
         drop(m);

@@ -15,8 +15,11 @@ use crate::IoMem;
 /// Page-aligned anonymous memory, locked in RAM, whose physical addresses are known: the host
 /// side of a device's DMA (completion queues, data buffers) when there is no IOMMU.
 ///
-/// Accessed through [`io`](Self::io) with volatile accesses, like device memory: the device
-/// writes it behind the compiler's back.
+/// This is ordinary cacheable RAM, not device memory, and DMA to it is taken to be cache-coherent
+/// (as on x86 and on PCIe hosts with coherent DMA): its [`Mmio`] is [`Caching::Cacheable`], and
+/// ordering it against the device takes DMA barriers (`dma_rmb`/`dma_wmb`), not MMIO ones. It is
+/// still accessed only through [`io`](Self::io), with volatile accesses and never through a
+/// reference, because the device writes it concurrently, behind the compiler's back.
 ///
 /// `mlock` keeps the pages resident, but the kernel may still *migrate* locked pages (memory
 /// compaction) and the physical addresses read at creation would then be stale. User space
@@ -64,8 +67,9 @@ impl DmaBuffer {
             )
         }
         .map_err(|e| io_err("mmap", anon, e.into()))?;
-        // SAFETY: the mapping was just created read-write, is page-aligned anonymous RAM, and
-        // lives as long as the `DmaBuffer` that owns `mmio`.
+        // SAFETY: the mapping was just created read-write, is page-aligned anonymous RAM
+        // (cacheable, as `Caching::Cacheable` says), lives as long as the `DmaBuffer` that owns
+        // `mmio`, and its address is never handed out, so no reference into it exists.
         let mmio = match unsafe { Mmio::new(ptr.cast(), len, Caching::Cacheable) } {
             Ok(m) => m,
             Err(e) => {

@@ -12,8 +12,9 @@
 //! - [`BarMapping`] is a BAR mapped with `mmap` of `resourceN` (uncached) or `resourceN_wc`
 //!   (write-combining). It owns the mapping, unmaps it on drop, and hands out an
 //!   [`IoMem<[u8]>`](crate::IoMem) whose [`Caching`](crate::Caching) is the mapping's.
-//! - [`DmaBuffer`] is page-aligned, locked anonymous memory whose physical addresses come from
-//!   `/proc/self/pagemap`: without an IOMMU they are the bus addresses a device DMAs to.
+//! - [`DmaBuffer`] is page-aligned, locked anonymous memory (cacheable RAM, not device memory)
+//!   whose physical addresses come from `/proc/self/pagemap`: without an IOMMU they are the bus
+//!   addresses a device DMAs to.
 //!
 //! Everything that can fail returns an [`Error`] whose message says what to do about it (run
 //! as root, unbind the kernel driver, pick a memory BAR…).
@@ -34,10 +35,13 @@
 //! ```
 //!
 //! # Safety of the mappings
-//! Mapping a BAR is safe in Rust's sense: the mapping is valid memory for as long as the
-//! [`BarMapping`] lives, and the crate only ever accesses it with volatile accesses. What a
-//! device *does* with the addresses a driver writes into it (DMA) is outside what types can
-//! check; that is why the functions handing out physical addresses say so.
+//! Mapping a BAR with [`PciDevice::map_bar`] is safe in Rust's sense: the mapping is valid memory
+//! for as long as the [`BarMapping`] lives, the crate only ever accesses it with volatile
+//! accesses, and its [`Caching`](crate::Caching) is the one the kernel set up, because the file
+//! mapped (`resourceN` or `resourceN_wc`) decides it. [`BarMapping::map_path`] maps any file and
+//! is `unsafe`: only its caller knows how that file maps. What a device *does* with the
+//! addresses a driver writes into it (DMA) is outside what types can check; that is why the
+//! functions handing out physical addresses say so.
 
 mod address;
 mod bar;

@@ -61,7 +61,11 @@ pub(super) fn fake_tree() -> (TempDir, PathBuf) {
     cfg[0x20..0x24].copy_from_slice(&0xc001u32.to_le_bytes());
     fs::write(dev.join("config"), &cfg).unwrap();
     fs::write(dev.join("resource0"), std::vec![0u8; 0x4000]).unwrap();
-    fs::write(dev.join("resource2_wc"), std::vec![0u8; 0x1000]).unwrap();
+    // As long as BAR 2 (16 MiB), sparse.
+    fs::File::create(dev.join("resource2_wc"))
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
     symlink(&drv, dev.join("driver")).unwrap();
     let other = root.join("0000:00:04.0");
     fs::create_dir_all(&other).unwrap();
