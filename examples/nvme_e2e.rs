@@ -293,7 +293,7 @@ fn bar_table(dev: &PciDevice) -> Res<BarTable> {
     let mut table = BarTable::new();
     for b in dev.bars()? {
         if b.kind() == BarKind::Memory {
-            table = table.with(b.index, PciBar::new(b.bus_addr(), b.size())?)?;
+            table = table.with(b.index(), PciBar::new(b.bus_addr(), b.size())?)?;
         }
     }
     Ok(table)
@@ -393,8 +393,8 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     for b in dev.bars()? {
         println!(
             "  BAR{} cpu {:#x} bus {:#x} size {:#x} {:?}{}{}",
-            b.index,
-            b.start,
+            b.index(),
+            b.start(),
             b.bus_addr(),
             b.size(),
             b.kind(),
@@ -484,7 +484,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
         ctrl.regs.cmbmsc()?.raw(),
         ctrl.regs.cmbsts()?.raw(),
         info.bus_addr,
-        dev.bar(bir)?.start
+        dev.bar(bir)?.start()
     );
     // The pool owns the write-combining mapping of the CMB's BAR; every buffer keeps it alive.
     let pool = CmbPool::new(dev.map_bar(bir, Caching::WriteCombining)?, info, cc)?;

@@ -3,6 +3,7 @@
 use std::string::{String, ToString};
 use std::vec::Vec;
 
+use super::number::is_hex_digits;
 use super::{Error, Result};
 
 /// Normalises a PCI address to the form sysfs names devices by (`dddd:bb:dd.f`, lower-case hex,
@@ -11,7 +12,7 @@ use super::{Error, Result};
 pub(super) fn normalise_addr(addr: &str) -> Result<String> {
     let bad = || Error::BadAddress(addr.to_string());
     let hex = |s: &str, max_len: usize| -> Option<u32> {
-        if s.is_empty() || s.len() > max_len || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+        if s.len() > max_len || !is_hex_digits(s) {
             return None;
         }
         u32::from_str_radix(s, 16).ok()
@@ -49,6 +50,10 @@ mod tests {
             "0000:00:20.0",
             "0000:00:03.0/x",
             "a:b:c:d",
+            "+000:00:03.0",
+            "0000:+0:03.0",
+            "0000:00:+3.0",
+            "0000:00:03.+",
         ] {
             assert!(
                 matches!(normalise_addr(bad), Err(Error::BadAddress(_))),

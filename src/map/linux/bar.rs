@@ -331,7 +331,7 @@ mod tests {
         assert_eq!(map.path(), dev.path().join("resource0"));
         // Not sysfs: the fake tree's files are page cache, and the mapping says so.
         assert_eq!(map.caching(), Caching::Cacheable);
-        assert_eq!(map.bar().map(|b| b.index), Some(0));
+        assert_eq!(map.bar().map(|b| b.index()), Some(0));
         let io = map.io();
         io.try_write32(0x14, 0x0046_0001).unwrap();
         io.try_write64(0x28, 0x1234_5678_9abc_def0).unwrap();

@@ -80,11 +80,11 @@ pub(super) fn bar_register(cfg: &[u8], bar: &Bar) -> Option<u64> {
         let b = cfg.get(i * 4..i * 4 + 4)?;
         Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     };
-    let lo = word(bar.index)?;
+    let lo = word(bar.index())?;
     let addr = match bar.kind() {
         BarKind::Io => u64::from(lo & !0x3),
         BarKind::Memory if bar.is_64bit() => {
-            (u64::from(word(bar.index + 1)?) << 32) | u64::from(lo & !0xf)
+            (u64::from(word(bar.index() + 1)?) << 32) | u64::from(lo & !0xf)
         }
         BarKind::Memory => u64::from(lo & !0xf),
     };
@@ -108,10 +108,10 @@ mod tests {
         cfg[0x10..0x14].copy_from_slice(&0x8000_0004u32.to_le_bytes());
         fs::write(dev.path().join("config"), &cfg).unwrap();
         assert_eq!(dev.bar(0).unwrap().bus_addr(), 0x8000_0000);
-        assert_eq!(dev.bar(0).unwrap().start, 0xfebf_0000);
+        assert_eq!(dev.bar(0).unwrap().start(), 0xfebf_0000);
         fs::remove_file(dev.path().join("config")).unwrap();
         let b0 = dev.bar(0).unwrap();
-        assert_eq!((b0.bus, b0.bus_addr()), (None, 0xfebf_0000));
+        assert_eq!((b0.bus(), b0.bus_addr()), (None, 0xfebf_0000));
         assert!(matches!(dev.command(), Err(Error::Io { op: "open", .. })));
     }
 

@@ -61,8 +61,18 @@ pub enum Error {
     Parse {
         /// The file.
         path: PathBuf,
-        /// What was wrong.
-        why: String,
+        /// The line (from 1) that was wrong.
+        line: usize,
+        /// What was wrong with it.
+        what: Malformed,
+    },
+    /// `/proc/self/pagemap` gives a locked page of a DMA buffer no usable physical address: the
+    /// page is reported not present, or its frame number lies beyond 64-bit addresses.
+    BadFrame {
+        /// The page's index in the buffer.
+        page: usize,
+        /// The raw pagemap entry.
+        entry: u64,
     },
     /// Any other system call failure.
     Io {
@@ -117,9 +127,18 @@ impl fmt::Display for Error {
                      BAR is not mappable; check `lspci -k -s {addr}` and unbind the driver"
                 ),
             },
-            Error::Parse { path, why } => {
-                write!(f, "unexpected contents in {}: {why}", path.display())
-            }
+            Error::Parse { path, line, what } => write!(
+                f,
+                "unexpected contents in {}, line {line}: {what}; the kernel writes this file, so \
+                 check that the path is the sysfs file it names and report its contents",
+                path.display()
+            ),
+            Error::BadFrame { page, entry } => write!(
+                f,
+                "/proc/self/pagemap gives page {page} of a locked DMA buffer no usable physical \
+                 address (entry {entry:#018x}: not present, or beyond 64-bit addresses); the \
+                 kernel did not keep it resident, so use VFIO with an IOMMU instead"
+            ),
             Error::Io { op, path, source } => {
                 write!(f, "{op} {} failed: {source}", path.display())
             }
@@ -141,6 +160,56 @@ impl std::error::Error for Error {
 impl From<crate::Error> for Error {
     fn from(e: crate::Error) -> Self {
         Error::Iomem(e)
+    }
+}
+
+/// What was wrong with a number or a line in a sysfs file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// Not a number as the kernel prints one: `0x` and hexadecimal digits, with no sign, space
+    /// or other text. Holds the text as found.
+    NotHex(String),
+    /// A number wider than its field: a 16-bit vendor or device ID, the 24-bit class code, or
+    /// more than 64 bits.
+    TooWide {
+        /// The number as found.
+        text: String,
+        /// How many bits the field has.
+        bits: u32,
+    },
+    /// A line of a `resource` file that is not three numbers `start end flags`.
+    NotStartEndFlags(String),
+    /// A resource whose end is below its start, or that spans all 2^64 addresses (its size,
+    /// `end - start + 1`, does not fit in 64 bits).
+    BadRange {
+        /// First address.
+        start: u64,
+        /// Last address (inclusive).
+        end: u64,
+    },
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Malformed::NotHex(t) => write!(
+                f,
+                "{t:?} is not a number as the kernel prints it (0x and hexadecimal digits)"
+            ),
+            Malformed::TooWide { text, bits } => {
+                write!(f, "{text:?} does not fit in the field's {bits} bits")
+            }
+            Malformed::NotStartEndFlags(l) => write!(f, "{l:?} is not `start end flags`"),
+            Malformed::BadRange { start, end } if end < start => {
+                write!(f, "the range {start:#x}..={end:#x} ends below its start")
+            }
+            Malformed::BadRange { start, end } => write!(
+                f,
+                "the range {start:#x}..={end:#x} spans all 2^64 addresses, a size that does not \
+                 fit in 64 bits"
+            ),
+        }
     }
 }
 

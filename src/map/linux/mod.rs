@@ -58,6 +58,6 @@ mod testutil;
 pub use bar::BarMapping;
 pub use config::{PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
 pub use dma::DmaBuffer;
-pub use error::{Error, Result};
+pub use error::{Error, Malformed, Result};
 pub use resource::{parse_resource, Bar, BarKind};
 pub use sysfs::{PciDevice, SYSFS_PCI_DEVICES};

@@ -9,7 +9,7 @@ use std::vec::Vec;
 use super::address::normalise_addr;
 use super::config::{bar_register, PCI_BAR0};
 use super::error::io_err;
-use super::number::parse_hex;
+use super::number::parse_hex_attr;
 use super::resource::{parse_resource, Bar};
 use super::{Error, Result};
 
@@ -32,7 +32,8 @@ impl PciDevice {
     }
 
     /// Opens the device at `addr` under another sysfs root (a directory laid out like
-    /// `/sys/bus/pci/devices`; tests use a fake tree).
+    /// `/sys/bus/pci/devices`; tests use a fake tree, whose BAR files
+    /// [`map_bar`](Self::map_bar) maps as the page cache they are).
     pub fn open_in(root: impl AsRef<Path>, addr: &str) -> Result<Self> {
         let addr = normalise_addr(addr)?;
         let root = root.as_ref().to_path_buf();
@@ -92,28 +93,36 @@ impl PciDevice {
         })
     }
 
-    fn read_hex_attr(&self, name: &str) -> Result<u64> {
+    /// Reads the attribute `name`, one hexadecimal number of at most `bits` bits.
+    fn read_hex_attr(&self, name: &str, bits: u32) -> Result<u64> {
         let text = self.read_attr(name)?;
-        parse_hex(&text).ok_or_else(|| Error::Parse {
+        parse_hex_attr(&text, bits).map_err(|what| Error::Parse {
             path: self.dir.join(name),
-            why: std::format!("{:?} is not a hexadecimal number", text.trim()),
+            line: 1,
+            what,
         })
     }
 
     /// The 24-bit class code: base class, sub-class, programming interface (`0x020000`: network,
     /// Ethernet).
     pub fn class(&self) -> Result<u32> {
-        Ok(self.read_hex_attr("class")? as u32)
+        let class = self.read_hex_attr("class", 24)?;
+        // CAST: at most 24 bits, checked by `read_hex_attr`.
+        Ok(class as u32)
     }
 
     /// The vendor ID (`0x1b36` for QEMU's devices).
     pub fn vendor_id(&self) -> Result<u16> {
-        Ok(self.read_hex_attr("vendor")? as u16)
+        let id = self.read_hex_attr("vendor", 16)?;
+        // CAST: at most 16 bits, checked by `read_hex_attr`.
+        Ok(id as u16)
     }
 
     /// The device ID.
     pub fn device_id(&self) -> Result<u16> {
-        Ok(self.read_hex_attr("device")? as u16)
+        let id = self.read_hex_attr("device", 16)?;
+        // CAST: at most 16 bits, checked by `read_hex_attr`.
+        Ok(id as u16)
     }
 
     /// The name of the kernel driver bound to the device, if any.
@@ -157,7 +166,7 @@ impl PciDevice {
     pub fn bar(&self, index: usize) -> Result<Bar> {
         self.bars()?
             .into_iter()
-            .find(|b| b.index == index)
+            .find(|b| b.index() == index)
             .ok_or_else(|| Error::NoBar {
                 addr: self.addr.clone(),
                 bar: index,
@@ -170,7 +179,7 @@ mod tests {
     use super::*;
     use crate::backend::Caching;
     use crate::map::linux::testutil::fake_tree;
-    use crate::map::linux::BarKind;
+    use crate::map::linux::{BarKind, Malformed};
 
     #[test]
     fn identity_driver_and_bars_come_from_sysfs() {
@@ -183,10 +192,13 @@ mod tests {
         assert_eq!(dev.driver().unwrap().as_deref(), Some("stor"));
 
         let bars = dev.bars().unwrap();
-        assert_eq!(bars.iter().map(|b| b.index).collect::<Vec<_>>(), [0, 2, 4]);
+        assert_eq!(
+            bars.iter().map(|b| b.index()).collect::<Vec<_>>(),
+            [0, 2, 4]
+        );
         let b0 = bars[0];
         assert_eq!(
-            (b0.start, b0.size(), b0.kind()),
+            (b0.start(), b0.size(), b0.kind()),
             (0xfebf_0000, 0x4000, BarKind::Memory)
         );
         assert!(b0.is_64bit() && !b0.is_prefetchable());
@@ -194,7 +206,7 @@ mod tests {
         let b2 = bars[1];
         assert_eq!(b2.size(), 16 << 20);
         assert!(b2.is_64bit() && b2.is_prefetchable());
-        assert_eq!(b2.bus, Some(0x1_0000_0000));
+        assert_eq!(b2.bus(), Some(0x1_0000_0000));
         assert_eq!(bars[2].kind(), BarKind::Io);
         assert_eq!(bars[2].bus_addr(), 0xc000);
 
@@ -206,6 +218,60 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["0000:00:03.0"]
         );
+    }
+
+    #[test]
+    fn ids_that_do_not_fit_are_refused_not_truncated() {
+        let (_t, root) = fake_tree();
+        let dev = PciDevice::open_in(&root, "0000:00:03.0").unwrap();
+        let set = |name: &str, text: &str| fs::write(dev.path().join(name), text).unwrap();
+        set("vendor", "0x123456789\n");
+        assert!(matches!(
+            dev.vendor_id(),
+            Err(Error::Parse { what: Malformed::TooWide { ref text, bits: 16 }, .. })
+                if text == "0x123456789"
+        ));
+        set("device", "0x10000\n");
+        assert!(matches!(
+            dev.device_id(),
+            Err(Error::Parse {
+                what: Malformed::TooWide { bits: 16, .. },
+                ..
+            })
+        ));
+        set("class", "0x1010802\n");
+        assert!(matches!(
+            dev.class(),
+            Err(Error::Parse {
+                what: Malformed::TooWide { bits: 24, .. },
+                ..
+            })
+        ));
+        set("vendor", "0xffff\n");
+        set("class", "0xffffff\n");
+        assert_eq!(
+            (dev.vendor_id().unwrap(), dev.class().unwrap()),
+            (0xffff, 0xff_ffff)
+        );
+    }
+
+    #[test]
+    fn a_sign_in_an_id_is_refused() {
+        let (_t, root) = fake_tree();
+        let dev = PciDevice::open_in(&root, "0000:00:03.0").unwrap();
+        for text in ["0x+1b36\n", "+0x1b36\n", "+1b36\n", "1b36\n"] {
+            fs::write(dev.path().join("vendor"), text).unwrap();
+            assert!(
+                matches!(
+                    dev.vendor_id(),
+                    Err(Error::Parse {
+                        what: Malformed::NotHex(_),
+                        ..
+                    })
+                ),
+                "{text:?} accepted"
+            );
+        }
     }
 
     #[test]
