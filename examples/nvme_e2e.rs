@@ -361,10 +361,16 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     let t_start = Instant::now();
     let dev = match addr {
         Some(a) => PciDevice::open(a)?,
-        None => PciDevice::find_by_class(NVME_CLASS)?
-            .into_iter()
-            .next()
-            .ok_or("no NVMe controller (PCI class 0x010802) found")?,
+        None => {
+            let scan = PciDevice::find_by_class(NVME_CLASS)?;
+            for (entry, e) in &scan.skipped {
+                println!("skipped {entry}: {e}");
+            }
+            scan.devices
+                .into_iter()
+                .next()
+                .ok_or("no NVMe controller (PCI class 0x010802) found")?
+        }
     };
     println!(
         "device {} [{:04x}:{:04x}] class {:#08x} driver {:?}",

@@ -60,4 +60,4 @@ pub use config::{PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MASTER, PCI_COMMAND_ME
 pub use dma::DmaBuffer;
 pub use error::{Error, Malformed, Result};
 pub use resource::{parse_resource, Bar, BarKind};
-pub use sysfs::{PciDevice, SYSFS_PCI_DEVICES};
+pub use sysfs::{PciDevice, Scan, SYSFS_PCI_DEVICES};

@@ -16,6 +16,20 @@ use super::{Error, Result};
 /// Where the kernel lists PCI devices.
 pub const SYSFS_PCI_DEVICES: &str = "/sys/bus/pci/devices";
 
+/// What a scan of the sysfs PCI directory found ([`PciDevice::find_by_class`]).
+///
+/// One unreadable or malformed device does not hide the others: every directory entry that
+/// could not be examined (not a PCI address, gone, its `class` unreadable or not a 24-bit
+/// number) is in `skipped` with the reason, and the scan goes on.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Scan {
+    /// The matching devices, by address.
+    pub devices: Vec<PciDevice>,
+    /// Each entry that was skipped, by name: the name as found in the directory and why.
+    pub skipped: Vec<(String, Error)>,
+}
+
 /// A PCI device under sysfs.
 #[derive(Debug, Clone)]
 pub struct PciDevice {
@@ -47,29 +61,40 @@ impl PciDevice {
     }
 
     /// Every device under [`SYSFS_PCI_DEVICES`] whose class code (24 bits: base class,
-    /// sub-class, programming interface) equals `class`, e.g. `0x020000` for an Ethernet controller.
-    pub fn find_by_class(class: u32) -> Result<Vec<PciDevice>> {
+    /// sub-class, programming interface) equals `class`, e.g. `0x020000` for an Ethernet
+    /// controller. See [`Scan`]: a device whose class cannot be read is skipped and reported, it
+    /// does not fail the scan.
+    pub fn find_by_class(class: u32) -> Result<Scan> {
         Self::find_by_class_in(SYSFS_PCI_DEVICES, class)
     }
 
     /// [`find_by_class`](Self::find_by_class) under another sysfs root.
-    pub fn find_by_class_in(root: impl AsRef<Path>, class: u32) -> Result<Vec<PciDevice>> {
+    ///
+    /// Fails only if the directory itself cannot be read.
+    pub fn find_by_class_in(root: impl AsRef<Path>, class: u32) -> Result<Scan> {
         let root = root.as_ref();
         let entries = fs::read_dir(root).map_err(|e| io_err("read directory", root, e))?;
-        let mut out = Vec::new();
+        let mut scan = Scan {
+            devices: Vec::new(),
+            skipped: Vec::new(),
+        };
         for entry in entries {
             let entry = entry.map_err(|e| io_err("read directory", root, e))?;
             let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let Ok(dev) = Self::open_in(root, name) else {
+            let Some(name) = name.to_str() else {
+                let lossy = name.to_string_lossy().into_owned();
+                scan.skipped.push((lossy.clone(), Error::BadAddress(lossy)));
                 continue;
             };
-            if dev.class()? == class {
-                out.push(dev);
+            match Self::open_in(root, name).and_then(|dev| Ok((dev.class()?, dev))) {
+                Ok((c, dev)) if c == class => scan.devices.push(dev),
+                Ok(_) => {}
+                Err(e) => scan.skipped.push((name.to_string(), e)),
             }
         }
-        out.sort_by(|a, b| a.addr.cmp(&b.addr));
-        Ok(out)
+        scan.devices.sort_by(|a, b| a.addr.cmp(&b.addr));
+        scan.skipped.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(scan)
     }
 
     /// The device's address, `dddd:bb:dd.f`.
@@ -210,14 +235,69 @@ mod tests {
         assert_eq!(bars[2].kind(), BarKind::Io);
         assert_eq!(bars[2].bus_addr(), 0xc000);
 
+        let scan = PciDevice::find_by_class_in(&root, 0x010802).unwrap();
         assert_eq!(
-            PciDevice::find_by_class_in(&root, 0x010802)
-                .unwrap()
+            scan.devices
                 .iter()
                 .map(|d| d.address().to_string())
                 .collect::<Vec<_>>(),
             ["0000:00:03.0"]
         );
+        assert!(scan.skipped.is_empty(), "{:?}", scan.skipped);
+    }
+
+    #[test]
+    fn a_scan_skips_and_reports_a_device_it_cannot_read() {
+        let (_t, root) = fake_tree();
+        let garbled = root.join("0000:00:05.0");
+        fs::create_dir_all(&garbled).unwrap();
+        fs::write(garbled.join("class"), "garbage\n").unwrap();
+        let wide = root.join("0000:00:06.0");
+        fs::create_dir_all(&wide).unwrap();
+        fs::write(wide.join("class"), "0x1010802\n").unwrap();
+        // No class file at all.
+        fs::create_dir_all(root.join("0000:00:07.0")).unwrap();
+        // Not a device.
+        fs::create_dir_all(root.join("stray")).unwrap();
+
+        let scan = PciDevice::find_by_class_in(&root, 0x010802).unwrap();
+        assert_eq!(
+            scan.devices
+                .iter()
+                .map(|d| d.address().to_string())
+                .collect::<Vec<_>>(),
+            ["0000:00:03.0"]
+        );
+        let skipped: Vec<&str> = scan.skipped.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(
+            skipped,
+            ["0000:00:05.0", "0000:00:06.0", "0000:00:07.0", "stray"]
+        );
+        assert!(matches!(
+            &scan.skipped[0].1,
+            Error::Parse { path, line: 1, what: Malformed::NotHex(t) }
+                if path.ends_with("0000:00:05.0/class") && t == "garbage"
+        ));
+        assert!(matches!(
+            &scan.skipped[1].1,
+            Error::Parse {
+                what: Malformed::TooWide { bits: 24, .. },
+                ..
+            }
+        ));
+        assert!(matches!(&scan.skipped[2].1, Error::Io { op: "read", .. }));
+        assert!(matches!(&scan.skipped[3].1, Error::BadAddress(_)));
+        // The message names the file.
+        let msg = scan.skipped[0].1.to_string();
+        assert!(
+            msg.contains("0000:00:05.0/class") && msg.contains("garbage"),
+            "{msg}"
+        );
+        // Only an unreadable directory fails the scan.
+        assert!(matches!(
+            PciDevice::find_by_class_in(root.join("absent"), 0),
+            Err(Error::Io { .. })
+        ));
     }
 
     #[test]
