@@ -66,6 +66,13 @@ pub enum Error {
         /// What was wrong with it.
         what: Malformed,
     },
+    /// The device's `driver` link does not end in a driver's name.
+    BadDriverLink {
+        /// The link.
+        link: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
     /// `/proc/self/pagemap` gives a locked page of a DMA buffer no usable physical address: the
     /// page is reported not present, or its frame number lies beyond 64-bit addresses.
     BadFrame {
@@ -132,6 +139,12 @@ impl fmt::Display for Error {
                 "unexpected contents in {}, line {line}: {what}; the kernel writes this file, so \
                  check that the path is the sysfs file it names and report its contents",
                 path.display()
+            ),
+            Error::BadDriverLink { link, target } => write!(
+                f,
+                "{} points to {}, which names no driver; see `lspci -k` for the bound driver",
+                link.display(),
+                target.display()
             ),
             Error::BadFrame { page, entry } => write!(
                 f,

@@ -150,14 +150,15 @@ impl PciDevice {
         Ok(id as u16)
     }
 
-    /// The name of the kernel driver bound to the device, if any.
+    /// The name of the kernel driver bound to the device, if any: the last component of the
+    /// `driver` link. A link that does not end in a name is [`Error::BadDriverLink`].
     pub fn driver(&self) -> Result<Option<String>> {
         let link = self.dir.join("driver");
         match fs::read_link(&link) {
-            Ok(target) => Ok(target
-                .file_name()
-                .and_then(|n| n.to_str())
-                .map(ToString::to_string)),
+            Ok(target) => match target.file_name().and_then(|n| n.to_str()) {
+                Some(name) => Ok(Some(name.to_string())),
+                None => Err(Error::BadDriverLink { link, target }),
+            },
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err("read link", &link, e)),
         }
@@ -352,6 +353,19 @@ mod tests {
                 "{text:?} accepted"
             );
         }
+    }
+
+    #[test]
+    fn a_driver_link_without_a_name_is_an_error() {
+        let (_t, root) = fake_tree();
+        let dev = PciDevice::open_in(&root, "0000:00:03.0").unwrap();
+        let link = dev.path().join("driver");
+        fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink("/", &link).unwrap();
+        assert!(matches!(
+            dev.driver(),
+            Err(Error::BadDriverLink { ref target, .. }) if target == Path::new("/")
+        ));
     }
 
     #[test]
