@@ -25,7 +25,7 @@ pub enum Error {
         /// The file that could not be opened or mapped.
         path: PathBuf,
     },
-    /// The BAR does not exist on this device (out of range, or size 0 / unassigned).
+    /// The BAR does not exist on this device (index out of range, absent, or unassigned).
     NoBar {
         /// The device address.
         addr: String,
@@ -112,7 +112,7 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::NoBar { addr, bar } => {
-                write!(f, "PCI device {addr} has no BAR {bar} (absent, unassigned or size 0)")
+                write!(f, "PCI device {addr} has no BAR {bar} (absent or unassigned); list its BARs with `lspci -v -s {addr}`")
             }
             Error::NotMemory { addr, bar } => write!(
                 f,

@@ -17,7 +17,17 @@
 //!   addresses a device DMAs to.
 //!
 //! Everything that can fail returns an [`Error`] whose message says what to do about it (run
-//! as root, unbind the kernel driver, pick a memory BAR…).
+//! as root, unbind the kernel driver, pick a memory BAR…). What the kernel writes in sysfs is
+//! parsed strictly, as the kernel prints it: a value with a sign, without its `0x`, wider than
+//! its field or with a range that has no size is an [`Error::Parse`] naming the file, the line
+//! and what was wrong ([`Malformed`]), never a guess. [`PciDevice::find_by_class`] returns a
+//! [`Scan`]: a device it cannot read is reported beside the devices found, not a failure of
+//! the whole scan.
+//!
+//! The files, one idea each: `address` (PCI addresses), `number` (sysfs numbers), `resource`
+//! (the `resource` file and [`Bar`]), `sysfs` ([`PciDevice`], [`Scan`]), `config` (config
+//! space), `bar` ([`BarMapping`]), `dma` ([`DmaBuffer`]), `pagemap` (physical addresses),
+//! `error`.
 //!
 //! ```no_run
 //! use iomem::map::linux::PciDevice;
