@@ -37,8 +37,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use iomem::map::linux::{BarMapping, DmaBuffer, MapError, PciDevice};
-use iomem::nvme::cmb::{self, CmbPool, ProbeOptions};
+use iomem::map::linux::{BarKind, BarMapping, DmaBuffer, Error as MapError, PciDevice};
+use iomem::nvme::cmb::{self, BarTable, CmbPool, PciBar, ProbeOptions};
 use iomem::nvme::regs::{
     offsets, Aqa, Cap, Cc, ControllerRegs, Csts, QueueBase, CQ_ENTRY_SIZE, SQ_ENTRY_SIZE,
 };
@@ -287,6 +287,18 @@ fn cmb_pages(buf: &CmbBuf, page: usize) -> Vec<u64> {
         .collect()
 }
 
+/// The device's memory BARs as the CMB code wants them: bus address and size of each; I/O BARs
+/// are left out.
+fn bar_table(dev: &PciDevice) -> Res<BarTable> {
+    let mut table = BarTable::new();
+    for b in dev.bars()? {
+        if b.kind() == BarKind::Memory {
+            table = table.with(b.index(), PciBar::new(b.bus_addr(), b.size())?)?;
+        }
+    }
+    Ok(table)
+}
+
 /// Physical addresses of the pages of a host buffer (each page on its own).
 fn host_pages(buf: &DmaBuffer, len: usize, page: usize) -> Result<Vec<u64>, Error> {
     (0..len.div_ceil(page))
@@ -349,10 +361,16 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     let t_start = Instant::now();
     let dev = match addr {
         Some(a) => PciDevice::open(a)?,
-        None => PciDevice::find_by_class(NVME_CLASS)?
-            .into_iter()
-            .next()
-            .ok_or("no NVMe controller (PCI class 0x010802) found")?,
+        None => {
+            let scan = PciDevice::find_by_class(NVME_CLASS)?;
+            for (entry, e) in &scan.skipped {
+                println!("skipped {entry}: {e}");
+            }
+            scan.devices
+                .into_iter()
+                .next()
+                .ok_or("no NVMe controller (PCI class 0x010802) found")?
+        }
     };
     println!(
         "device {} [{:04x}:{:04x}] class {:#08x} driver {:?}",
@@ -381,8 +399,8 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     for b in dev.bars()? {
         println!(
             "  BAR{} cpu {:#x} bus {:#x} size {:#x} {:?}{}{}",
-            b.index,
-            b.start,
+            b.index(),
+            b.start(),
             b.bus_addr(),
             b.size(),
             b.kind(),
@@ -449,7 +467,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
         ctrl.regs.read32(offsets::CMBLOC)?,
         ctrl.regs.read32(offsets::CMBSZ)?
     );
-    let info = cmb::probe(&ctrl.regs, &dev.bar_table()?, ProbeOptions::default())?
+    let info = cmb::probe(&ctrl.regs, &bar_table(&dev)?, ProbeOptions::default())?
         .ok_or("controller has no CMB; start QEMU with cmb_size_mb=16")?;
     println!(
         "CMBLOC {:#010x} (BIR {}, offset {:#x}) CMBSZ {:#010x} ({} MiB, SQS {} CQS {} LISTS {} RDS {} WDS {}, {:?})",
@@ -472,7 +490,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
         ctrl.regs.cmbmsc()?.raw(),
         ctrl.regs.cmbsts()?.raw(),
         info.bus_addr,
-        dev.bar(bir)?.start
+        dev.bar(bir)?.start()
     );
     // The pool owns the write-combining mapping of the CMB's BAR; every buffer keeps it alive.
     let pool = CmbPool::new(dev.map_bar(bir, Caching::WriteCombining)?, info, cc)?;

@@ -1,0 +1,73 @@
+//! Linux: PCI devices through sysfs, their BARs mapped into user space, and locked host memory
+//! with known physical addresses for DMA.
+//!
+//! This is what a user-space driver needs on Linux without VFIO:
+//!
+//! - [`PciDevice`] opens `/sys/bus/pci/devices/<address>` and reads its identity (`vendor`,
+//!   `device`, `class`), its bound kernel driver (and [unbinds](PciDevice::unbind) it), its BARs
+//!   (the `resource` file: CPU address range and flags) and the bus addresses the device decodes
+//!   (the BAR registers in config space): a driver builds whatever BAR table it needs from
+//!   [`bars`](PciDevice::bars). It reads and writes the PCI COMMAND register through the
+//!   `config` file ([memory space and bus master enable](PciDevice::enable)).
+//! - [`BarMapping`] is a BAR mapped with `mmap` of `resourceN` (uncached) or `resourceN_wc`
+//!   (write-combining). It owns the mapping, unmaps it on drop, and hands out an
+//!   [`IoMem<[u8]>`](crate::IoMem) whose [`Caching`](crate::Caching) is the mapping's.
+//! - [`DmaBuffer`] is page-aligned, locked anonymous memory (cacheable RAM, not device memory)
+//!   whose physical addresses come from `/proc/self/pagemap`: without an IOMMU they are the bus
+//!   addresses a device DMAs to.
+//!
+//! Everything that can fail returns an [`Error`] whose message says what to do about it (run
+//! as root, unbind the kernel driver, pick a memory BAR…). What the kernel writes in sysfs is
+//! parsed strictly, as the kernel prints it: a value with a sign, without its `0x`, wider than
+//! its field or with a range that has no size is an [`Error::Parse`] naming the file, the line
+//! and what was wrong ([`Malformed`]), never a guess. [`PciDevice::find_by_class`] returns a
+//! [`Scan`]: a device it cannot read is reported beside the devices found, not a failure of
+//! the whole scan.
+//!
+//! The files, one idea each: `address` (PCI addresses), `number` (sysfs numbers), `resource`
+//! (the `resource` file and [`Bar`]), `sysfs` ([`PciDevice`], [`Scan`]), `config` (config
+//! space), `bar` ([`BarMapping`]), `dma` ([`DmaBuffer`]), `pagemap` (physical addresses),
+//! `error`.
+//!
+//! ```no_run
+//! use iomem::map::linux::PciDevice;
+//! use iomem::Caching;
+//!
+//! let dev = PciDevice::open("0000:00:03.0")?;
+//! if dev.driver()?.is_some() {
+//!     dev.unbind()?; // a kernel driver owns the BARs: mmap would fail with EINVAL
+//! }
+//! dev.enable(true, false)?; // memory space on, bus master off
+//! let bar0 = dev.map_bar(0, Caching::Uncached)?;
+//! let regs = bar0.io();
+//! println!("register 0x08 = {:#x}", regs.try_read32(0x08)?);
+//! # Ok::<(), iomem::map::linux::Error>(())
+//! ```
+//!
+//! # Safety of the mappings
+//! Mapping a BAR with [`PciDevice::map_bar`] is safe in Rust's sense: the mapping is valid memory
+//! for as long as the [`BarMapping`] lives, the crate only ever accesses it with volatile
+//! accesses, and its [`Caching`](crate::Caching) is the one the kernel set up, because the file
+//! mapped (`resourceN` or `resourceN_wc`) decides it. [`BarMapping::map_path`] maps any file and
+//! is `unsafe`: only its caller knows how that file maps. What a device *does* with the
+//! addresses a driver writes into it (DMA) is outside what types can check; that is why the
+//! functions handing out physical addresses say so.
+
+mod address;
+mod bar;
+mod config;
+mod dma;
+mod error;
+mod number;
+mod pagemap;
+mod resource;
+mod sysfs;
+#[cfg(test)]
+mod testutil;
+
+pub use bar::BarMapping;
+pub use config::{PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
+pub use dma::DmaBuffer;
+pub use error::{Error, Malformed, Result};
+pub use resource::{parse_resource, Bar, BarKind};
+pub use sysfs::{PciDevice, Scan, SYSFS_PCI_DEVICES};

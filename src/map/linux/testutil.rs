@@ -1,0 +1,75 @@
+//! Test fixtures: a temporary directory and a fake sysfs tree.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::PathBuf;
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub(super) struct TempDir(pub(super) PathBuf);
+impl TempDir {
+    pub(super) fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(std::format!(
+            "iomem-linux-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(super) const FAKE_RESOURCE: &str = "\
+0x00000000febf0000 0x00000000febf3fff 0x0000000000140204
+0x0000000000000000 0x0000000000000000 0x0000000000000000
+0x0000000100000000 0x0000000100ffffff 0x000000000014220c
+0x0000000000000000 0x0000000000000000 0x0000000000000000
+0x000000000000c000 0x000000000000c03f 0x0000000000040101
+0x0000000000000000 0x0000000000000000 0x0000000000000000
+0x0000000000000000 0x0000000000000000 0x0000000000000000
+";
+
+/// A fake `/sys/bus/pci/devices` with a QEMU storage controller at 0000:00:03.0 (a 64-bit
+/// register BAR 0, a 64-bit prefetchable BAR 2, an I/O BAR 4) bound to `stor`, and a device at
+/// 0000:00:04.0 with no driver.
+pub(super) fn fake_tree() -> (TempDir, PathBuf) {
+    let t = TempDir::new("sysfs");
+    let root = t.0.join("devices");
+    let drv = t.0.join("drivers").join("stor");
+    fs::create_dir_all(&drv).unwrap();
+    fs::write(drv.join("unbind"), b"").unwrap();
+    let dev = root.join("0000:00:03.0");
+    fs::create_dir_all(&dev).unwrap();
+    fs::write(dev.join("class"), "0x010802\n").unwrap();
+    fs::write(dev.join("vendor"), "0x1b36\n").unwrap();
+    fs::write(dev.join("device"), "0x0010\n").unwrap();
+    fs::write(dev.join("resource"), FAKE_RESOURCE).unwrap();
+    let mut cfg = std::vec![0u8; 256];
+    cfg[0..2].copy_from_slice(&0x1b36u16.to_le_bytes());
+    cfg[4..6].copy_from_slice(&0x0007u16.to_le_bytes());
+    cfg[0x10..0x14].copy_from_slice(&0xfebf_0004u32.to_le_bytes());
+    cfg[0x14..0x18].copy_from_slice(&0u32.to_le_bytes());
+    cfg[0x18..0x1c].copy_from_slice(&0x0000_000cu32.to_le_bytes());
+    cfg[0x1c..0x20].copy_from_slice(&1u32.to_le_bytes());
+    cfg[0x20..0x24].copy_from_slice(&0xc001u32.to_le_bytes());
+    fs::write(dev.join("config"), &cfg).unwrap();
+    fs::write(dev.join("resource0"), std::vec![0u8; 0x4000]).unwrap();
+    // As long as BAR 2 (16 MiB), sparse.
+    fs::File::create(dev.join("resource2_wc"))
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    symlink(&drv, dev.join("driver")).unwrap();
+    let other = root.join("0000:00:04.0");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(other.join("class"), "0x020000\n").unwrap();
+    fs::write(other.join("resource"), "").unwrap();
+    (t, root)
+}
