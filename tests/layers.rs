@@ -4,7 +4,6 @@
 //! `map` provides backends and knows no NVMe). A module cycle breaks the rule, so none can
 //! appear.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
