@@ -9,11 +9,22 @@
 //!   `&T` and no `&[u8]` into device memory; every access is a volatile access of a known width
 //!   at a bounds-checked offset, typed through [`zerocopy`] traits.
 //! - [`memcpy_toio`], [`memcpy_fromio`] and [`memset_io`] execute [access plans](copy): aligned,
-//!   natural-width accesses, never split or widened, up to a [`WidthPolicy`].
+//!   natural-width accesses, never split or widened, up to a [`WidthPolicy`] — by default
+//!   exactly the accesses of the kernel's own functions on the architecture
+//!   ([`copy::kernel`]).
+//! - [`reg`] has register cells whose type states what may be done with the register
+//!   (read-only, write-only, pure or side-effecting reads); [`project!`] reaches a field of a
+//!   register block without `unsafe` in the caller's crate.
 //! - [`order`] names barriers as values and maps them to each architecture's instructions;
 //!   a [`Strategy`] decides where they go.
 //! - [`backend`] has the real [`Mmio`] backend and a [`MockIo`](backend::MockIo) over RAM that
 //!   records every access and barrier, so drivers test with `cargo test`.
+//! - [`publish`], the layer above `IoMem`, has doorbells that publish write-combining data and
+//!   locks whose unlock orders MMIO writes (`mmiowb`); [`p2p`] sub-allocates peer-to-peer memory,
+//!   [`nvme`] drives NVMe controllers, and [`map`] provides the backends of real mappings.
+//!
+//! Modules depend only on the layers below them (`tests/layers.rs` checks it): `order`
+//! (vocabulary) → `backend` → `copy` → `iomem` → `reg` → `publish` → `map` → `p2p` → `nvme`.
 //!
 //! # Example: a driver against the mock
 //!
