@@ -37,8 +37,9 @@
 //!   reference counting of its own. A [`P2pBuf`] is not `Clone` and is freed only by its own drop, so a double free
 //!   cannot be written: there is no API that frees by offset or handle.
 //! - **Threads.** `P2pPool<B>` and `P2pBuf<B>` are `Send + Sync` when `B` is; the allocator
-//!   state is behind a spin lock (a compare-exchange to take, a release store to give back;
-//!   with `std`, a waiter yields its CPU after a short spin).
+//!   state is behind the crate's spin lock, the one [`IoSpinLock`](crate::publish::IoSpinLock)
+//!   is built on (a compare-exchange to take, a release store to give back; with `std`, a
+//!   waiter yields its CPU after a short spin).
 //!
 //! # Example
 //! ```
@@ -58,20 +59,19 @@
 //! # Ok::<(), iomem::Error>(())
 //! ```
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::cell::UnsafeCell;
 use core::fmt;
 use core::marker::PhantomData;
 use core::ops::Range;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend::Backend;
 use crate::copy::WidthPolicy;
 use crate::error::{Error, Result};
 use crate::iomem::IoMem;
 use crate::order::Strategy;
+use crate::sync::spin::SpinLock;
+use crate::sync::Arc;
 
 /// The default granularity: 4 KiB, the NVMe memory page size.
 pub const DEFAULT_GRANULARITY: usize = 4096;
@@ -139,92 +139,6 @@ pub struct P2pStats {
     pub free_blocks: usize,
     /// The pool's granularity.
     pub granularity: usize,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Lock
-// ---------------------------------------------------------------------------------------------
-
-/// A spin lock: taking it uncontended is one compare-exchange, releasing it one release store
-/// (a `std` mutex also needs an atomic swap to release, to learn whether to wake a waiter).
-/// The allocator holds it for a few dozen nanoseconds (every operation under it is O(1) but
-/// `stats`), so a waiter spins briefly and then, with `std`, yields its CPU between attempts
-/// (on a machine with fewer CPUs than threads the holder may be descheduled).
-struct Lock<T> {
-    locked: AtomicBool,
-    value: UnsafeCell<T>,
-}
-
-// SAFETY: `value` is reached only through `with`, which holds the lock: `locked` was changed
-// from false to true with acquire ordering by this thread and is reset with release ordering,
-// so accesses from different threads never overlap and each sees the previous one's writes.
-// `T: Send` because the value is used from whichever thread holds the lock.
-unsafe impl<T: Send> Sync for Lock<T> {}
-
-// Like a `std` mutex, which a panicking holder poisons: code run under this lock (the allocator's
-// O(1) operations and statistics) does not panic, so no caller can observe a half-done update.
-impl<T> core::panic::RefUnwindSafe for Lock<T> {}
-impl<T> core::panic::UnwindSafe for Lock<T> {}
-
-impl<T> Lock<T> {
-    fn new(v: T) -> Self {
-        Lock {
-            locked: AtomicBool::new(false),
-            value: UnsafeCell::new(v),
-        }
-    }
-
-    /// Runs `f` with exclusive access to the value. The lock is released when `f` returns or
-    /// unwinds (the allocator's state is consistent at every point it could panic: it does not).
-    #[inline(always)]
-    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        if self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.lock_contended();
-        }
-        struct Unlock<'a>(&'a AtomicBool);
-        impl Drop for Unlock<'_> {
-            #[inline(always)]
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::Release);
-            }
-        }
-        let _unlock = Unlock(&self.locked);
-        // SAFETY: this thread holds the lock (the compare-exchange above or in `lock_contended`
-        // succeeded) until `_unlock` drops after `f` returns, so this is the only reference to
-        // the value.
-        f(unsafe { &mut *self.value.get() })
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn lock_contended(&self) {
-        let mut spins = 0u32;
-        loop {
-            // test before test-and-set: wait with plain loads, not cache-line-stealing writes
-            while self.locked.load(Ordering::Relaxed) {
-                if spins < 100 {
-                    spins += 1;
-                    core::hint::spin_loop();
-                } else {
-                    #[cfg(feature = "std")]
-                    std::thread::yield_now();
-                    #[cfg(not(feature = "std"))]
-                    core::hint::spin_loop();
-                }
-            }
-            if self
-                .locked
-                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return;
-            }
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -661,7 +575,7 @@ struct Inner<B> {
     shift: u32,
     policy: WidthPolicy,
     strategy: Strategy,
-    state: Lock<Tlsf>,
+    state: SpinLock<Tlsf>,
 }
 
 /// A sub-allocator over a region of device memory. See the [module docs](self).
@@ -759,7 +673,7 @@ impl<B: Backend> P2pPool<B> {
                 shift,
                 policy: config.policy,
                 strategy: config.strategy,
-                state: Lock::new(tlsf),
+                state: SpinLock::new(tlsf),
             }),
         })
     }
@@ -914,7 +828,7 @@ pub struct P2pBuf<B: Backend> {
 // SAFETY: a buffer gives access to its pool's `Inner` exactly as an `Arc<Inner<B>>` would: shared
 // references from any thread, and the last drop (from any thread) may drop the `Inner`. An
 // `Arc<Inner<B>>` is `Send` and `Sync` when `Inner<B>` is `Send + Sync`, which holds when `B` is
-// (the allocator state is behind `Lock`, which is `Sync`; the other fields are plain data).
+// (the allocator state is behind a `SpinLock`, which is `Sync`; the other fields are plain data).
 unsafe impl<B: Backend + Send + Sync> Send for P2pBuf<B> {}
 // SAFETY: as for `Send` above; `&P2pBuf` only reads the buffer's own fields and shares `Inner`.
 unsafe impl<B: Backend + Send + Sync> Sync for P2pBuf<B> {}
