@@ -791,15 +791,44 @@ impl<B: Backend> P2pPool<B> {
 }
 
 impl<B: Backend> Inner<B> {
-    fn region(&self, offset: usize, len: usize) -> IoMem<'_, [u8], B> {
-        let io = IoMem::new(&self.backend)
+    /// A handle to the whole backend, with the pool's width policy and strategy.
+    #[inline]
+    fn handle(&self) -> IoMem<'_, [u8], B> {
+        IoMem::new(&self.backend)
             .with_policy(self.policy)
-            .with_strategy(self.strategy);
-        // The pool checked its region against the backend at construction and buffers lie
-        // inside the region, so the first subslice succeeds; the fallbacks avoid a panic path.
-        io.subslice(offset..offset + len)
-            .or_else(|_| io.subslice(0..0))
-            .unwrap_or(io)
+            .with_strategy(self.strategy)
+    }
+
+    /// The `len` bytes at `offset` of the backend, exactly: [`Error::Overflow`] if `offset + len`
+    /// overflows, [`Error::OutOfRange`] if the range is not inside the backend.
+    #[inline]
+    pub(super) fn try_region(&self, offset: usize, len: usize) -> Result<IoMem<'_, [u8], B>> {
+        let end = offset
+            .checked_add(len)
+            .ok_or(Error::Overflow { offset, len })?;
+        self.handle().subslice(offset..end)
+    }
+
+    /// The `len` bytes at `offset` of the backend, for a range the invariant puts inside it (the
+    /// managed region, or a buffer's piece of it). Were the range outside the backend after all,
+    /// an empty handle: never more than was asked for.
+    #[inline]
+    pub(super) fn region(&self, offset: usize, len: usize) -> IoMem<'_, [u8], B> {
+        match self.try_region(offset, len) {
+            Ok(io) => io,
+            Err(_) => self.empty(),
+        }
+    }
+
+    /// An empty handle at the start of the backend.
+    #[cold]
+    #[inline(never)]
+    fn empty(&self) -> IoMem<'_, [u8], B> {
+        // PANIC: `subslice(0..0)` checks `0 + 0 <= len`, which holds for every handle.
+        match self.handle().subslice(0..0) {
+            Ok(io) => io,
+            Err(_) => unreachable!("an empty range at offset 0 is inside every handle"),
+        }
     }
 }
 
@@ -981,6 +1010,36 @@ mod tests {
         assert_eq!(class_of(MAX_GRANULES as u32) / SL, FL - 1);
         assert_eq!(class_at_least(MAX_GRANULES), class_of(MAX_GRANULES as u32));
         assert!(class_at_least(u32::MAX as u64 + 1) >= CLASSES);
+    }
+
+    #[test]
+    fn a_region_outside_the_mapping_is_never_wider() {
+        use crate::backend::MockIo;
+        let size = 16 * 4096;
+        let pool = P2pPool::new(MockIo::new(size), 0).unwrap();
+        let inner = &*pool.inner;
+        let io = inner.region(4096, 8192);
+        assert_eq!((io.offset(), io.len()), (4096, 8192));
+        // past the end, overflowing `offset + len`, and straddling the end: an error, and as a
+        // handle an empty one
+        for (offset, len) in [
+            (size, 4096),
+            (usize::MAX, 2),
+            (2, usize::MAX),
+            (size - 4096, 8192),
+        ] {
+            let err = inner.try_region(offset, len).unwrap_err();
+            assert!(
+                matches!(err, Error::Overflow { .. } | Error::OutOfRange { .. }),
+                "{offset:#x} + {len:#x}: {err:?}"
+            );
+            let io = inner.region(offset, len);
+            assert_eq!(io.len(), 0, "{offset:#x} + {len:#x}");
+        }
+        assert!(matches!(
+            inner.try_region(usize::MAX, 2),
+            Err(Error::Overflow { .. })
+        ));
     }
 
     #[test]
