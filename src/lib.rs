@@ -66,19 +66,19 @@ pub mod migrate;
 #[cfg(feature = "alloc")]
 pub mod nvme;
 pub mod order;
+pub mod publish;
 #[cfg(feature = "alloc")]
 pub mod p2p;
-pub mod publish;
 mod sync;
 
 pub use backend::{Backend, Caching, Mmio};
 pub use copy::WidthPolicy;
 pub use error::{Error, Result};
 pub use iomem::{memcpy_fromio, memcpy_toio, memset_io, IoMem};
-pub use order::{Arch, Barrier, Strategy};
 #[cfg(feature = "std")]
 pub use publish::IoLock;
 pub use publish::{Doorbell, IoSpinLock};
+pub use order::{Arch, Barrier, Strategy};
 
 /// The README's examples are compiled and run as doctests.
 #[cfg(doctest)]
