@@ -82,6 +82,7 @@ pub mod order;
 pub mod p2p;
 pub mod publish;
 pub mod reg;
+mod sync;
 
 pub use backend::{Backend, Caching, Mmio};
 pub use copy::WidthPolicy;

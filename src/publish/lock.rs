@@ -44,7 +44,6 @@
 use core::cell::{Cell, UnsafeCell};
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicBool, Ordering};
 #[cfg(feature = "std")]
 use std::sync::{Mutex, MutexGuard};
 
@@ -53,6 +52,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 use crate::backend::Backend;
 use crate::order::Barrier;
 use crate::publish::{Doorbell, Published};
+use crate::sync::spin::RawSpinLock;
 use crate::IoMem;
 
 /// The one thing the guard needs from a backend: issuing a barrier. Object safe, so a guard can
@@ -131,7 +131,8 @@ impl<T> IoLock<T> {
 }
 
 /// A spin lock with the same unlock ordering as [`IoLock`], for `no_std` drivers (and critical
-/// sections too short to sleep in). Waiters spin; there is no fairness and no poisoning.
+/// sections too short to sleep in). Waiters spin (with `std`, yielding their CPU after a short
+/// spin); there is no fairness and no poisoning.
 ///
 /// ```
 /// use iomem::{backend::MockIo, order::{Arch, Strategy}, publish::IoSpinLock, IoMem};
@@ -147,37 +148,45 @@ impl<T> IoLock<T> {
 /// assert_eq!(bar.instructions(), ["fence o,w"]);
 /// # Ok::<(), iomem::Error>(())
 /// ```
+///
+/// # Invariant
+/// `value` is reached only through a [`SpinGuard`], and a `SpinGuard` exists only while its
+/// thread holds `locked` (it is made right after the lock is taken and gives it back on drop).
 #[derive(Debug, Default)]
 pub struct IoSpinLock<T> {
-    locked: AtomicBool,
+    /// The crate's one spin lock (`src/sync/spin.rs`), which the allocator of `P2pPool` shares.
+    locked: RawSpinLock,
     value: UnsafeCell<T>,
 }
 
-// SAFETY: the value is only reached through a `SpinGuard`, and at most one exists at a time (the
-// `locked` flag, taken with Acquire and released with Release, hands the value from one holder
-// to the next), so sharing the lock between threads only moves `T` between them: `T: Send`.
+// SAFETY: by the invariant the value is reached only by the one thread holding `locked`, and
+// `RawSpinLock` makes each holder's accesses happen before the next holder's; so sharing the lock
+// between threads only moves the use of `T` between them: `T: Send`.
 unsafe impl<T: Send> Sync for IoSpinLock<T> {}
 
 impl<T> IoSpinLock<T> {
     /// A new, unlocked lock holding `value`.
+    #[cfg(not(loom))]
     pub const fn new(value: T) -> Self {
         IoSpinLock {
-            locked: AtomicBool::new(false),
+            locked: RawSpinLock::new(),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// A new, unlocked lock holding `value` (not `const` under `cfg(loom)`: loom's atomics are
+    /// made at run time).
+    #[cfg(loom)]
+    pub fn new(value: T) -> Self {
+        IoSpinLock {
+            locked: RawSpinLock::new(),
             value: UnsafeCell::new(value),
         }
     }
 
     /// Takes the lock, spinning until it is free.
     pub fn lock(&self) -> IoGuard<'_, SpinGuard<'_, T>> {
-        while self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            while self.locked.load(Ordering::Relaxed) {
-                core::hint::spin_loop();
-            }
-        }
+        self.locked.lock();
         IoGuard::new(SpinGuard {
             lock: self,
             _not_send: PhantomData,
@@ -186,15 +195,12 @@ impl<T> IoSpinLock<T> {
 
     /// Takes the lock if it is free.
     pub fn try_lock(&self) -> Option<IoGuard<'_, SpinGuard<'_, T>>> {
-        self.locked
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
-            .map(|_| {
-                IoGuard::new(SpinGuard {
-                    lock: self,
-                    _not_send: PhantomData,
-                })
+        self.locked.try_lock().then(|| {
+            IoGuard::new(SpinGuard {
+                lock: self,
+                _not_send: PhantomData,
             })
+        })
     }
 
     /// The protected value, consuming the lock.
@@ -204,6 +210,9 @@ impl<T> IoSpinLock<T> {
 }
 
 /// Holding an [`IoSpinLock`]: releases it on drop. Always wrapped in an [`IoGuard`].
+///
+/// # Invariant
+/// While the guard exists, its thread holds `lock.locked` (see [`IoSpinLock`]).
 pub struct SpinGuard<'l, T> {
     lock: &'l IoSpinLock<T>,
     /// Makes the guard `!Send` and `!Sync`: the critical section stays on one thread (as with
@@ -215,8 +224,8 @@ pub struct SpinGuard<'l, T> {
 impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: this guard exists only while it holds the lock, so no other reference to the
-        // value exists; the borrow is tied to the guard.
+        // SAFETY: by the invariants this thread holds the lock while the guard lives, so no other
+        // thread reaches the value, and the borrow, tied to the guard, ends before the unlock.
         unsafe { &*self.lock.value.get() }
     }
 }
@@ -230,7 +239,9 @@ impl<T> DerefMut for SpinGuard<'_, T> {
 
 impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock.locked.store(false, Ordering::Release);
+        // SAFETY: by the invariant this thread holds the lock; the guard ends here, and with it
+        // every borrow of the value (they are tied to the guard).
+        unsafe { self.lock.locked.unlock() }
     }
 }
 
