@@ -2,7 +2,8 @@
 
 use iomem::backend::MockIo;
 use iomem::nvme::regs::*;
-use iomem::{Error, IoMem};
+use iomem::nvme::Error;
+use iomem::IoMem;
 
 // ----------------------------------------------------------------------------------------------
 // Register decode
@@ -280,8 +281,7 @@ fn controller_regs_split_64_bit_accesses() {
     assert_eq!((reads[1].offset, reads[1].width), (4, 4));
 
     mock.clear_events();
-    regs.set_asq(QueueBase::new(0x1_2345_6000).unwrap())
-        .unwrap();
+    regs.set_asq(QueueBase::new(0x1_2345_6000).unwrap());
     let w = mock.writes();
     assert_eq!(w.len(), 2);
     assert_eq!((w[0].offset, w[0].width, w[0].value), (0x2c, 4, 0x1));
@@ -291,9 +291,9 @@ fn controller_regs_split_64_bit_accesses() {
     );
     assert_eq!(regs.asq().unwrap().addr(), 0x1_2345_6000);
 
-    regs.set_aqa(Aqa::new(16, 16).unwrap()).unwrap();
+    regs.set_aqa(Aqa::new(16, 16).unwrap());
     assert_eq!(regs.aqa().unwrap().sq_entries(), 16);
-    regs.set_cc(Cc::default().with_en(true)).unwrap();
+    regs.set_cc(Cc::default().with_en(true));
     assert!(regs.cc().unwrap().en());
     mock.poke(offsets::CSTS, &1u32.to_le_bytes());
     assert!(regs.csts().unwrap().rdy());
@@ -658,8 +658,14 @@ mod cmb_tests {
         unsupported(p.alloc_read_buf(4096).map(drop));
         unsupported(p.alloc_write_buf(4096).map(drop));
         unsupported(p.alloc_data_buf(4096).map(drop));
-        assert!(matches!(p.alloc_sq(1), Err(Error::InvalidArgument(_))));
-        assert!(matches!(p.alloc_sq(65537), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            p.alloc_sq(1),
+            Err(Error::Core(iomem::Error::InvalidArgument(_)))
+        ));
+        assert!(matches!(
+            p.alloc_sq(65537),
+            Err(Error::Core(iomem::Error::InvalidArgument(_)))
+        ));
 
         let all = CmbPool::new(
             MockIo::new(1 << 20),
@@ -692,7 +698,7 @@ mod cmb_tests {
                 info(true, true, true, true, true),
                 Cc::default()
             ),
-            Err(Error::OutOfRange { .. })
+            Err(Error::Core(iomem::Error::OutOfRange { .. }))
         ));
         // exhaustion
         let p = CmbPool::new(
@@ -702,7 +708,10 @@ mod cmb_tests {
         )
         .unwrap();
         let _a = p.alloc_sq(4096).unwrap(); // the whole 256 KiB
-        assert!(matches!(p.alloc_sq(2), Err(Error::Exhausted { .. })));
+        assert!(matches!(
+            p.alloc_sq(2),
+            Err(Error::Core(iomem::Error::Exhausted { .. }))
+        ));
     }
 }
 
@@ -961,7 +970,10 @@ mod sq_tests {
         // the head cannot pass what was published
         assert!(sq.update_head(2).is_err());
         assert_eq!(sq.ring().unwrap(), 3);
-        assert!(matches!(sq.update_head(4), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            sq.update_head(4),
+            Err(Error::Core(iomem::Error::InvalidArgument(_)))
+        ));
         sq.update_head(2).unwrap();
         assert_eq!(sq.free_slots(), 2);
         assert!(
@@ -987,13 +999,13 @@ mod sq_tests {
         assert!(CmbSubmissionQueue::new(pool.alloc_sq(2).unwrap(), 4097, &regs, cap, 1).is_err());
         assert!(matches!(
             CmbSubmissionQueue::new(pool.alloc_sq(2).unwrap(), 2, &regs, cap, 1000),
-            Err(Error::OutOfRange { .. })
+            Err(Error::Core(iomem::Error::OutOfRange { .. }))
         ));
         // a 4 KiB ring cannot hold 128 entries of 64 bytes
         let one_page = pool.pool().alloc(4096, 4096).unwrap();
         assert!(matches!(
             CmbSubmissionQueue::new(one_page, 128, &regs, cap, 1),
-            Err(Error::OutOfRange { .. })
+            Err(Error::Core(iomem::Error::OutOfRange { .. }))
         ));
         bar0.assert_no_violations();
     }

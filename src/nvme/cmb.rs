@@ -54,16 +54,16 @@
 //! let sq = pool.alloc_sq(64)?;                 // 64 × 64 bytes, page aligned
 //! assert_eq!(sq.bus_addr() % 4096, 0);
 //! assert!(pool.alloc_cq(64).is_err());         // CMBSZ.CQS is clear
-//! # Ok::<(), iomem::Error>(())
+//! # Ok::<(), iomem::nvme::Error>(())
 //! ```
 
 use core::fmt;
 
 use crate::backend::Backend;
-use crate::error::{Error, Result};
 use crate::nvme::regs::{
     Cap, Cc, Cmbloc, Cmbmsc, Cmbsz, ControllerRegs, Vs, CQ_ENTRY_SIZE, MIN_PAGE_SIZE, SQ_ENTRY_SIZE,
 };
+use crate::nvme::{invalid, Error, Result};
 use crate::p2p::{P2pBuf, P2pConfig, P2pPool, P2pStats};
 
 /// One memory BAR of a PCI function, as the platform assigned it.
@@ -76,13 +76,14 @@ pub struct PciBar {
 }
 
 impl PciBar {
-    /// A memory BAR. The size must be non-zero and `bus_addr + size` must not overflow.
-    pub fn new(bus_addr: u64, size: u64) -> Result<Self> {
+    /// A memory BAR. The size must be non-zero and `bus_addr + size` must not overflow
+    /// ([`crate::Error::InvalidArgument`]: a PCI matter, so a core error).
+    pub fn new(bus_addr: u64, size: u64) -> crate::Result<Self> {
         if size == 0 {
-            return Err(Error::InvalidArgument("a BAR has a non-zero size"));
+            return Err(crate::Error::InvalidArgument("a BAR has a non-zero size"));
         }
         if bus_addr.checked_add(size).is_none() {
-            return Err(Error::InvalidArgument(
+            return Err(crate::Error::InvalidArgument(
                 "BAR bus address + size overflows 64 bits",
             ));
         }
@@ -102,12 +103,12 @@ impl BarTable {
     pub fn new() -> Self {
         Self::default()
     }
-    /// The table with BAR `index` (0 to 5) set.
-    pub fn with(mut self, index: usize, bar: PciBar) -> Result<Self> {
+    /// The table with BAR `index` (0 to 5) set ([`crate::Error::InvalidArgument`] otherwise).
+    pub fn with(mut self, index: usize, bar: PciBar) -> crate::Result<Self> {
         *self
             .bars
             .get_mut(index)
-            .ok_or(Error::InvalidArgument("BAR index must be 0 to 5"))? = Some(bar);
+            .ok_or(crate::Error::InvalidArgument("BAR index must be 0 to 5"))? = Some(bar);
         Ok(self)
     }
     /// BAR `index`, if it is a memory BAR.
@@ -209,7 +210,7 @@ pub fn probe<B: Backend>(
     let scheme = scheme(vs, cap);
     if scheme == Some(CmbScheme::Cmbmsc) {
         regs.cmbmsc()?; // all-ones here is a vanished device
-        regs.set_cmbmsc_lo(Cmbmsc::new(true, false, 0)?)?;
+        regs.set_cmbmsc_lo(Cmbmsc::new(true, false, 0)?);
     }
     let cmbsz = regs.cmbsz()?;
     let cmbloc = regs.cmbloc()?;
@@ -312,19 +313,19 @@ pub fn decode(
 /// first, then the low dword the controller acts on), then checks CMBSTS.CBAI and reads CMBMSC
 /// back. Nothing is written for a [`CmbScheme::Legacy`] CMB, which is always on.
 ///
-/// Errors: [`Error::InvalidArgument`] if the CMB's bus address is not 4 KiB aligned (CBA cannot
+/// Errors: [`InvalidArgument`](crate::Error::InvalidArgument) if the CMB's bus address is not 4 KiB aligned (CBA cannot
 /// express it); [`Error::BadRegister`] if the controller sets CBAI or does not keep the value.
 pub fn enable<B: Backend>(regs: &ControllerRegs<'_, B>, info: &CmbInfo) -> Result<()> {
     if info.scheme == CmbScheme::Legacy {
         return Ok(());
     }
     if info.bus_addr % MIN_PAGE_SIZE != 0 {
-        return Err(Error::InvalidArgument(
+        return Err(invalid(
             "CMB bus address is not 4 KiB aligned, so CMBMSC.CBA cannot hold it",
         ));
     }
     let want = Cmbmsc::new(true, true, info.bus_addr)?;
-    regs.set_cmbmsc(want)?;
+    regs.set_cmbmsc(want);
     let sts = regs.cmbsts()?;
     if sts.cbai() {
         return Err(Error::BadRegister {
@@ -350,7 +351,8 @@ pub fn disable<B: Backend>(regs: &ControllerRegs<'_, B>, info: &CmbInfo) -> Resu
     if info.scheme == CmbScheme::Legacy {
         return Ok(());
     }
-    regs.set_cmbmsc(Cmbmsc::default())
+    regs.set_cmbmsc(Cmbmsc::default());
+    Ok(())
 }
 
 /// [`probe`] then [`enable`].
@@ -410,19 +412,18 @@ impl<B: Backend> CmbPool<B> {
         let page_size = cc.page_size();
         let gran = gran.unwrap_or(page_size as usize);
         if gran as u64 > page_size {
-            return Err(Error::InvalidArgument(
+            return Err(invalid(
                 "CMB pool granularity must not exceed the controller page size",
             ));
         }
         let to_usize = |v: u64| {
-            usize::try_from(v)
-                .map_err(|_| Error::InvalidArgument("CMB does not fit in the address space"))
+            usize::try_from(v).map_err(|_| invalid("CMB does not fit in the address space"))
         };
         let start = to_usize(info.offset)?;
         let len = to_usize(info.size)?;
         let end = start
             .checked_add(len)
-            .ok_or(Error::Overflow { offset: start, len })?;
+            .ok_or(crate::Error::Overflow { offset: start, len })?;
         let config = P2pConfig::new(info.bus_addr)
             .range(start..end)
             .granularity(gran);
@@ -454,7 +455,7 @@ impl<B: Backend> CmbPool<B> {
     }
 
     fn page_aligned(&self, bytes: usize) -> Result<P2pBuf<B>> {
-        self.pool.alloc(bytes, self.page_size as usize)
+        Ok(self.pool.alloc(bytes, self.page_size as usize)?)
     }
 
     /// A submission queue ring of `entries` 64-byte entries (2 to 65536), page aligned.
@@ -491,11 +492,9 @@ impl<B: Backend> CmbPool<B> {
             });
         }
         if entries == 0 {
-            return Err(Error::InvalidArgument("a PRP list has at least one entry"));
+            return Err(invalid("a PRP list has at least one entry"));
         }
-        let bytes = entries
-            .checked_mul(8)
-            .ok_or(Error::InvalidArgument("PRP list too long"))?;
+        let bytes = entries.checked_mul(8).ok_or(invalid("PRP list too long"))?;
         self.page_aligned(bytes)
     }
 
@@ -534,7 +533,7 @@ impl<B: Backend> CmbPool<B> {
 
 fn check_entries(entries: u32) -> Result<()> {
     if !(2..=65536).contains(&entries) {
-        return Err(Error::InvalidArgument("a queue holds 2 to 65536 entries"));
+        return Err(invalid("a queue holds 2 to 65536 entries"));
     }
     Ok(())
 }

@@ -35,18 +35,18 @@
 //! sq.push(&cmd)?;        // slot 1
 //! sq.ring()?;            // sfence, then tail = 2 at 0x1008
 //! assert_eq!(bar0.writes().last().map(|w| (w.offset, w.value)), Some((0x1008, 2)));
-//! # Ok::<(), iomem::Error>(())
+//! # Ok::<(), iomem::nvme::Error>(())
 //! ```
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::backend::Backend;
-use crate::error::{Error, Result};
 use crate::iomem::IoMem;
 use crate::nvme::regs::{Cap, ControllerRegs, SQ_ENTRY_SIZE};
+use crate::nvme::{invalid, Error, Result};
 use crate::order::Strategy;
-use crate::publish::Doorbell;
 use crate::p2p::P2pBuf;
+use crate::publish::Doorbell;
 
 /// Common opcodes.
 pub mod opcodes {
@@ -202,17 +202,18 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
         qid: u16,
     ) -> Result<Self> {
         if entries < 2 || entries > cap.max_queue_entries() {
-            return Err(Error::InvalidArgument(
+            return Err(invalid(
                 "submission queue entries must be from 2 to CAP.MQES + 1",
             ));
         }
         let need = entries as usize * SQ_ENTRY_SIZE;
         if ring.len() < need {
-            return Err(Error::OutOfRange {
+            return Err(crate::Error::OutOfRange {
                 offset: 0,
                 len: need,
                 size: ring.len(),
-            });
+            }
+            .into());
         }
         let reg = regs.bar0().cast::<u32>(cap.sq_tail_doorbell(qid)?)?;
         let strategy = ring.io().strategy();
@@ -286,22 +287,18 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
     }
 
     /// Records the controller's SQ head pointer from a completion entry: slots before it are
-    /// free again. [`Error::InvalidArgument`] if it is not a slot of this queue or lies outside
+    /// free again. [`InvalidArgument`](crate::Error::InvalidArgument) if it is not a slot of this queue or lies outside
     /// the commands published so far.
     pub fn update_head(&mut self, head: u16) -> Result<()> {
         let head = head as u32;
         if head >= self.entries {
-            return Err(Error::InvalidArgument(
-                "SQ head pointer past the end of the queue",
-            ));
+            return Err(invalid("SQ head pointer past the end of the queue"));
         }
         // The head may only move forward within [head, rung].
         let outstanding = (self.rung + self.entries - self.head) % self.entries;
         let advance = (head + self.entries - self.head) % self.entries;
         if advance > outstanding {
-            return Err(Error::InvalidArgument(
-                "SQ head pointer beyond the last published command",
-            ));
+            return Err(invalid("SQ head pointer beyond the last published command"));
         }
         self.head = head;
         Ok(())
