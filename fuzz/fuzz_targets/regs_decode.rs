@@ -31,11 +31,19 @@ fuzz_target!(|data: &[u8]| {
     let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
     let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
     let (cap, vs, cc, csts, aqa) = (u64_at(0), u32_at(8), u32_at(12), u32_at(16), u32_at(20));
-    let (asq, cmbloc, cmbsz, cmbmsc, cmbsts) = (u64_at(24), u32_at(32), u32_at(36), u64_at(40), u32_at(48));
+    let (asq, cmbloc, cmbsz, cmbmsc, cmbsts) =
+        (u64_at(24), u32_at(32), u32_at(36), u64_at(40), u32_at(48));
     let (bar_base, bar_log2) = (u32_at(52) as u64 * 4096, 12 + (b[56] % 28) as u32);
 
     if let Ok(c) = Cap::decode(cap) {
-        let _ = (c.mqes(), c.cqr(), c.timeout_ms(), c.mpsmin_bytes(), c.mpsmax_bytes(), c.cmbs());
+        let _ = (
+            c.mqes(),
+            c.cqr(),
+            c.timeout_ms(),
+            c.mpsmin_bytes(),
+            c.mpsmax_bytes(),
+            c.cmbs(),
+        );
         for q in [0u16, 1, u16::MAX] {
             assert!(c.sq_tail_doorbell(q).unwrap() >= 0x1000);
             assert!(c.cq_head_doorbell(q).unwrap() > c.sq_tail_doorbell(q).unwrap());
@@ -59,15 +67,24 @@ fuzz_target!(|data: &[u8]| {
     let _ = Cmbsts::from_raw(cmbsts).cbai();
 
     let (loc, sz) = (Cmbloc::from_raw(cmbloc), Cmbsz::from_raw(cmbsz));
-    let _ = (loc.bir_checked(), loc.offset_bytes(sz), sz.size_bytes(), sz.unit_bytes());
-    let Ok(bar) = PciBar::new(bar_base, 1u64 << bar_log2) else { return };
+    let _ = (
+        loc.bir_checked(),
+        loc.offset_bytes(sz),
+        sz.size_bytes(),
+        sz.unit_bytes(),
+    );
+    let Ok(bar) = PciBar::new(bar_base, 1u64 << bar_log2) else {
+        return;
+    };
     let mut bars = BarTable::new();
     for i in [0usize, 2, 3, 4, 5] {
         if b[57] >> i & 1 == 1 {
             bars = bars.with(i, bar).unwrap();
         }
     }
-    let strict = ProbeOptions { strict_size: b[58] & 1 == 1 };
+    let strict = ProbeOptions {
+        strict_size: b[58] & 1 == 1,
+    };
     for scheme in [CmbScheme::Legacy, CmbScheme::Cmbmsc] {
         match cmb::decode(loc, sz, &bars, scheme, strict) {
             Ok(info) => {

@@ -220,7 +220,7 @@ pub fn probe<B: Backend>(
         }
         return Err(Error::BadRegister {
             reg: "CMBSZ",
-            value: cmbsz.raw() as u64,
+            value: cmbsz.raw().into(),
             why: "non-zero on an NVMe 1.4+ controller whose CAP.CMBS is clear",
         });
     };
@@ -249,41 +249,41 @@ pub fn decode(
     if reported == 0 {
         return Err(Error::BadRegister {
             reg: "CMBSZ",
-            value: cmbsz.raw() as u64,
+            value: cmbsz.raw().into(),
             why: "SZ is zero: a CMB of no bytes",
         });
     }
     let bir = cmbloc.bir_checked()?;
-    let bar = bars.get(bir as usize).ok_or(Error::BadRegister {
+    let bar = bars.get(usize::from(bir)).ok_or(Error::BadRegister {
         reg: "CMBLOC",
-        value: cmbloc.raw() as u64,
+        value: cmbloc.raw().into(),
         why: "BIR names a BAR that is not a memory BAR of this function",
     })?;
     let offset = cmbloc.offset_bytes(cmbsz)?;
     if offset >= bar.size {
         return Err(Error::BadRegister {
             reg: "CMBLOC",
-            value: cmbloc.raw() as u64,
+            value: cmbloc.raw().into(),
             why: "CMB offset is past the end of its BAR",
         });
     }
     if bir == 0 && offset < 0x1000 {
         return Err(Error::BadRegister {
             reg: "CMBLOC",
-            value: cmbloc.raw() as u64,
+            value: cmbloc.raw().into(),
             why: "CMB in BAR0 overlaps the controller registers",
         });
     }
     let end = offset.checked_add(reported).ok_or(Error::BadRegister {
         reg: "CMBSZ",
-        value: cmbsz.raw() as u64,
+        value: cmbsz.raw().into(),
         why: "CMB offset + size overflows 64 bits",
     })?;
     let (size, clamped_from) = if end > bar.size {
         if options.strict_size {
             return Err(Error::BadRegister {
                 reg: "CMBSZ",
-                value: cmbsz.raw() as u64,
+                value: cmbsz.raw().into(),
                 why: "CMB extends past the end of its BAR",
             });
         }
@@ -330,7 +330,7 @@ pub fn enable<B: Backend>(regs: &ControllerRegs<'_, B>, info: &CmbInfo) -> Resul
     if sts.cbai() {
         return Err(Error::BadRegister {
             reg: "CMBSTS",
-            value: sts.raw() as u64,
+            value: sts.raw().into(),
             why: "CBAI: the controller refused the CMB bus address written to CMBMSC.CBA",
         });
     }
@@ -410,7 +410,9 @@ impl<B: Backend> CmbPool<B> {
 
     fn with_config(bar: B, info: CmbInfo, cc: Cc, gran: Option<usize>) -> Result<Self> {
         let page_size = cc.page_size();
+        // CAST: CC.MPS is at most 15, so the page size is at most 128 MiB, which fits usize.
         let gran = gran.unwrap_or(page_size as usize);
+        // CAST: usize is at most 64 bits wide.
         if gran as u64 > page_size {
             return Err(invalid(
                 "CMB pool granularity must not exceed the controller page size",
@@ -455,6 +457,7 @@ impl<B: Backend> CmbPool<B> {
     }
 
     fn page_aligned(&self, bytes: usize) -> Result<P2pBuf<B>> {
+        // CAST: at most 128 MiB (CC.MPS ≤ 15), which fits usize.
         Ok(self.pool.alloc(bytes, self.page_size as usize)?)
     }
 
@@ -467,6 +470,7 @@ impl<B: Backend> CmbPool<B> {
             });
         }
         check_entries(entries)?;
+        // CAST: 2 to 65536 entries (checked above).
         self.page_aligned(entries as usize * SQ_ENTRY_SIZE)
     }
 
@@ -479,6 +483,7 @@ impl<B: Backend> CmbPool<B> {
             });
         }
         check_entries(entries)?;
+        // CAST: 2 to 65536 entries (checked above).
         self.page_aligned(entries as usize * CQ_ENTRY_SIZE)
     }
 

@@ -206,6 +206,7 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
                 "submission queue entries must be from 2 to CAP.MQES + 1",
             ));
         }
+        // CAST: `entries` ≤ CAP.MQES + 1 ≤ 65536 (checked above), so the product is at most 4 MiB.
         let need = entries as usize * SQ_ENTRY_SIZE;
         if ring.len() < need {
             return Err(crate::Error::OutOfRange {
@@ -250,10 +251,12 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
             });
         }
         let slot = self.tail;
+        // CAST: `slot` < `entries` ≤ 65536 (the constructor's check).
         let off = slot as usize * SQ_ENTRY_SIZE;
         let io = self.ring_io().subslice(off..off + SQ_ENTRY_SIZE)?;
         io.copy_from_slice(cmd.to_le().as_bytes())?;
         self.tail = next;
+        // CAST: `slot` < `entries` ≤ 65536, so it is at most 65535.
         Ok(slot as u16)
     }
 
@@ -261,6 +264,7 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
     /// among outstanding commands of this queue).
     pub fn push_with_slot_cid(&mut self, cmd: &Command) -> Result<u16> {
         let mut c = *cmd;
+        // CAST: the tail is a slot: below `entries` ≤ 65536.
         c.cid = self.tail as u16;
         self.push(&c)
     }
@@ -290,7 +294,7 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
     /// free again. [`InvalidArgument`](crate::Error::InvalidArgument) if it is not a slot of this queue or lies outside
     /// the commands published so far.
     pub fn update_head(&mut self, head: u16) -> Result<()> {
-        let head = head as u32;
+        let head = u32::from(head);
         if head >= self.entries {
             return Err(invalid("SQ head pointer past the end of the queue"));
         }

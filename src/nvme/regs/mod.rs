@@ -2,8 +2,8 @@
 //!
 //! Mirrors the controller register map of the NVM Express Base Specification 1.4 / 2.0, section
 //! "Controller Registers" (Linux names the same offsets in `include/linux/nvme.h`). Every
-//! register is declared once, in [`map`](self#registers) — name, offset, width, access, and its
-//! fields with their bits — and that declaration generates the offset constant in [`offsets`],
+//! register is declared once — name, offset, width, access, and its fields with their bits and
+//! meaning — and that one declaration generates the offset constant in [`offsets`],
 //! the value newtype ([`Cap`], [`Vs`], [`Cc`], [`Csts`], [`Aqa`], [`QueueBase`] for ASQ/ACQ,
 //! [`Cmbloc`], [`Cmbsz`], [`Cmbmsc`], [`Cmbsts`], …) whose getters read like the specification,
 //! the [`ControllerRegs`] accessors at compile-time offsets, and the checks that the

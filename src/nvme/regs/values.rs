@@ -90,11 +90,13 @@ impl Cap {
 
     /// Maximum entries of an I/O queue (MQES + 1).
     pub const fn max_queue_entries(self) -> u32 {
+        // u16 to u32: widening (`From` is not const).
         self.mqes() as u32 + 1
     }
 
     /// Worst-case time for CSTS.RDY to follow CC.EN, in milliseconds.
     pub const fn timeout_ms(self) -> u64 {
+        // u8 to u64: widening.
         self.to() as u64 * 500
     }
 
