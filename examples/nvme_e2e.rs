@@ -201,7 +201,7 @@ fn check_alive<B: Backend>(regs: &ControllerRegs<'_, B>) -> Result<Csts, nvme::E
         return Err(nvme::Error::BadRegister {
             reg: "CSTS",
             value: raw.into(),
-            why: "controller fatal status (CFS) is set; reset the controller",
+            why: "controller fatal status (CFS) is set",
         });
     }
     if !csts.rdy() {
