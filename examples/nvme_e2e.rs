@@ -17,8 +17,8 @@
 //! 8. measures `memcpy_toio` into the CMB under each ordering strategy and mapping.
 //!
 //! With the argument `fault` it then turns memory decoding off behind the driver's back and
-//! expects the next command to end in a typed error ([`Error::DeviceGone`] or
-//! [`Error::Timeout`]) rather than a hang, and the CMB pool's accounting to balance once the
+//! expects the next command to end in a typed error ([`nvme::Error::DeviceGone`] or
+//! [`DriverError::Timeout`]) rather than a hang, and the CMB pool's accounting to balance once the
 //! buffers are dropped.
 //!
 //! With `unplug` it keeps reading until the host hot-unplugs the controller (QEMU monitor
@@ -38,9 +38,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use iomem::map::linux::{BarKind, BarMapping, DmaBuffer, Error as MapError, PciDevice};
+use iomem::nvme;
 use iomem::nvme::cmb::{self, BarTable, CmbPool, PciBar, ProbeOptions};
 use iomem::nvme::regs::{
-    offsets, Aqa, Cap, Cc, ControllerRegs, Csts, QueueBase, CQ_ENTRY_SIZE, SQ_ENTRY_SIZE,
+    Aqa, Cap, Cc, ControllerRegs, Csts, QueueBase, CQ_ENTRY_SIZE, SQ_ENTRY_SIZE,
 };
 use iomem::nvme::sq::{opcodes, CmbSubmissionQueue, Command};
 use iomem::p2p::P2pBuf;
@@ -58,6 +59,61 @@ const TRANSFER: usize = 64 * 1024;
 const SLBA: u64 = 64;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// How the driver's own waits and commands end, besides the library's errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DriverError {
+    /// The NVMe layer's error (a core error comes wrapped in it).
+    Nvme(nvme::Error),
+    /// The controller did not reach the expected state in time.
+    Timeout {
+        /// What was being waited for.
+        what: &'static str,
+        /// How long we waited, in milliseconds.
+        ms: u64,
+    },
+    /// The controller completed a command with a failure status.
+    CommandFailed {
+        /// The command's opcode.
+        opcode: u8,
+        /// The completion's status field, without the phase bit.
+        status: u16,
+    },
+}
+
+impl From<nvme::Error> for DriverError {
+    fn from(e: nvme::Error) -> Self {
+        DriverError::Nvme(e)
+    }
+}
+
+impl From<Error> for DriverError {
+    fn from(e: Error) -> Self {
+        DriverError::Nvme(e.into())
+    }
+}
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            DriverError::Nvme(e) => e.fmt(f),
+            DriverError::Timeout { what, ms } => write!(
+                f,
+                "timed out after {ms} ms waiting for {what}; the controller is stuck or slower \
+                 than it claims: reset it"
+            ),
+            DriverError::CommandFailed { opcode, status } => write!(
+                f,
+                "command with opcode {opcode:#04x} failed with status {status:#x} (status code \
+                 type {}, status code {:#04x}); see the NVMe specification's status tables",
+                (status >> 8) & 7,
+                status & 0xff
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DriverError {}
 
 // ---------------------------------------------------------------------------------------------
 // Commands and completions (NVMe Base Specification, "Submission Queue Entry" and
@@ -135,23 +191,24 @@ impl HostCq {
 
 /// Whether an enabled controller is still there. A device that is gone (surprise removal, link
 /// down, memory decoding off) reads all-ones on real hardware and 0 under QEMU: neither is a
-/// valid CSTS for an enabled controller, nor a valid CAP or VS ever. [`Error::DeviceGone`] for
-/// those, [`Error::BadRegister`] for a fatal or no-longer-ready controller.
-fn check_alive<B: Backend>(regs: &ControllerRegs<'_, B>) -> Result<Csts, Error> {
-    let raw = regs.read32(offsets::CSTS)?;
-    let csts = Csts::decode(raw)?; // all-ones → DeviceGone
+/// valid CSTS for an enabled controller, nor a valid CAP or VS ever.
+/// [`nvme::Error::DeviceGone`] for those, [`nvme::Error::BadRegister`] for a fatal or
+/// no-longer-ready controller.
+fn check_alive<B: Backend>(regs: &ControllerRegs<'_, B>) -> Result<Csts, nvme::Error> {
+    let csts = regs.csts()?; // all-ones → DeviceGone
+    let raw = csts.raw();
     if csts.cfs() {
-        return Err(Error::BadRegister {
+        return Err(nvme::Error::BadRegister {
             reg: "CSTS",
             value: raw.into(),
-            why: "controller fatal status (CFS) is set; reset the controller",
+            why: "controller fatal status (CFS) is set",
         });
     }
     if !csts.rdy() {
         // An enabled controller that reads not-ready: gone (all-zeros) or reset under us.
         regs.cap()?; // 0 or all-ones → DeviceGone
         regs.vs()?;
-        return Err(Error::BadRegister {
+        return Err(nvme::Error::BadRegister {
             reg: "CSTS",
             value: raw.into(),
             why: "the controller is no longer ready (reset behind the driver?)",
@@ -170,29 +227,30 @@ struct Controller<'a> {
 
 impl<'a> Controller<'a> {
     /// Whether the controller is still there (see [`check_alive`]).
-    fn check_alive(&self) -> Result<Csts, Error> {
+    fn check_alive(&self) -> Result<Csts, nvme::Error> {
         check_alive(&self.regs)
     }
 
     /// Waits until CSTS.RDY == `ready`, within CAP.TO.
-    fn wait_ready(&self, ready: bool) -> Result<Csts, Error> {
+    fn wait_ready(&self, ready: bool) -> Result<Csts, DriverError> {
         let ms = self.cap.timeout_ms();
         let deadline = Instant::now() + Duration::from_millis(ms);
         loop {
-            let csts = Csts::decode(self.regs.read32(offsets::CSTS)?)?;
+            let csts = self.regs.csts()?;
             if csts.rdy() == ready {
                 return Ok(csts);
             }
             if csts.cfs() && ready {
-                return Err(Error::BadRegister {
+                return Err(nvme::Error::BadRegister {
                     reg: "CSTS",
                     value: csts.raw().into(),
                     why: "controller fatal status while enabling",
-                });
+                }
+                .into());
             }
             if Instant::now() > deadline {
                 self.regs.cap()?; // a vanished device reads as one, not as a slow controller
-                return Err(Error::Timeout {
+                return Err(DriverError::Timeout {
                     what: if ready {
                         "CSTS.RDY = 1 after CC.EN = 1"
                     } else {
@@ -205,18 +263,23 @@ impl<'a> Controller<'a> {
         }
     }
 
-    fn disable(&self) -> Result<(), Error> {
+    fn disable(&self) -> Result<(), DriverError> {
         let cc = self.regs.cc()?;
         if cc.en() {
-            self.regs.set_cc(cc.with_en(false))?;
+            self.regs.set_cc(cc.with_en(false));
         }
         self.wait_ready(false)?;
         Ok(())
     }
 
     /// Submits `cmd` on `sq`, waits for its completion on `cq`. Fails with the command's status,
-    /// [`Error::DeviceGone`] or [`Error::Timeout`].
-    fn execute(&mut self, sq: &mut Sq<'a>, cq: &mut HostCq, cmd: Command) -> Result<u32, Error> {
+    /// [`nvme::Error::DeviceGone`] or [`DriverError::Timeout`].
+    fn execute(
+        &mut self,
+        sq: &mut Sq<'a>,
+        cq: &mut HostCq,
+        cmd: Command,
+    ) -> Result<u32, DriverError> {
         // The command identifier is the slot: unique among this queue's outstanding commands.
         let cid = sq.push_with_slot_cid(&cmd)?;
         // The doorbell write is preceded by what the ring's caching needs: a write-combining
@@ -230,15 +293,16 @@ impl<'a> Controller<'a> {
                 sq.update_head(c.sq_head)?;
                 self.regs.ring_cq_head(self.cap, cq.qid, cq.head)?;
                 if c.cid != cid {
-                    return Err(Error::BadRegister {
+                    return Err(nvme::Error::BadRegister {
                         reg: "CQE.CID",
                         value: c.cid.into(),
                         why: "completion for a command that was not outstanding",
-                    });
+                    }
+                    .into());
                 }
                 if c.status != 0 {
-                    return Err(Error::CommandFailed {
-                        command: u16::from(cmd.opcode),
+                    return Err(DriverError::CommandFailed {
+                        opcode: cmd.opcode,
                         status: c.status,
                     });
                 }
@@ -253,8 +317,9 @@ impl<'a> Controller<'a> {
             }
             if Instant::now() > deadline {
                 self.check_alive()?;
-                return Err(Error::Timeout {
+                return Err(DriverError::Timeout {
                     what: "command completion",
+                    // CAST: a 5 s constant in milliseconds fits in 64 bits.
                     ms: COMMAND_TIMEOUT.as_millis() as u64,
                 });
             }
@@ -344,9 +409,15 @@ enum Mode {
 }
 
 /// Whether `r` is the error a vanished device must produce.
-fn expect_gone<T: std::fmt::Debug>(what: &str, r: Result<T, Error>, waited: Duration) -> Res<()> {
+fn expect_gone<T: std::fmt::Debug>(
+    what: &str,
+    r: Result<T, DriverError>,
+    waited: Duration,
+) -> Res<()> {
     match r {
-        Err(e @ (Error::DeviceGone { .. } | Error::Timeout { .. })) => {
+        Err(
+            e @ (DriverError::Nvme(nvme::Error::DeviceGone { .. }) | DriverError::Timeout { .. }),
+        ) => {
             println!(
                 "{what}: command ended in {e:?} after {} ms: {e}",
                 waited.as_millis()
@@ -464,8 +535,8 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     // bus address (CMBMSC.CBA + CMSE).
     println!(
         "CMBLOC {:#010x} CMBSZ {:#010x} (before CMBMSC.CRE)",
-        ctrl.regs.read32(offsets::CMBLOC)?,
-        ctrl.regs.read32(offsets::CMBSZ)?
+        ctrl.regs.cmbloc()?.raw(),
+        ctrl.regs.cmbsz()?.raw()
     );
     let info = cmb::probe(&ctrl.regs, &bar_table(&dev)?, ProbeOptions::default())?
         .ok_or("controller has no CMB; start QEMU with cmb_size_mb=16")?;
@@ -511,10 +582,10 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
         asq.bus_addr(),
         acq.bus_addr()
     );
-    ctrl.regs.set_aqa(Aqa::new(QUEUE_ENTRIES, QUEUE_ENTRIES)?)?;
-    ctrl.regs.set_asq(QueueBase::new(asq.bus_addr())?)?;
-    ctrl.regs.set_acq(QueueBase::new(acq.bus_addr())?)?;
-    ctrl.regs.set_cc(cc.with_en(true))?;
+    ctrl.regs.set_aqa(Aqa::new(QUEUE_ENTRIES, QUEUE_ENTRIES)?);
+    ctrl.regs.set_asq(QueueBase::new(asq.bus_addr())?);
+    ctrl.regs.set_acq(QueueBase::new(acq.bus_addr())?);
+    ctrl.regs.set_cc(cc.with_en(true));
     let t = Instant::now();
     let csts = ctrl.wait_ready(true)?;
     println!(
@@ -773,7 +844,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
         expect_gone(what, r, t.elapsed())?;
         // The registers tell the same story.
         match ctrl.regs.cap() {
-            Err(Error::DeviceGone { reg, value }) => {
+            Err(nvme::Error::DeviceGone { reg, value }) => {
                 println!("{what}: {reg} reads {value:#x}: a vanished device")
             }
             other => return Err(format!("{what}: CAP decoded as {other:?}").into()),
@@ -793,7 +864,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
             ctrl.disable()?;
             println!(
                 "fault: memory space back on, controller reset: CSTS {:#010x}",
-                ctrl.regs.read32(offsets::CSTS)?
+                ctrl.regs.csts()?.raw()
             );
         } else {
             match PciDevice::open(dev.address()) {
@@ -855,6 +926,7 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
     use iomem::backend::MockIo;
+    use iomem::nvme::regs::offsets;
 
     /// BAR0 of an enabled, ready NVMe 1.4 controller.
     fn bar0() -> MockIo {
@@ -880,7 +952,7 @@ mod tests {
             m.poke(0, &[fill; 0x100]);
             let regs = ControllerRegs::new(IoMem::new(&m)).unwrap();
             match check_alive(&regs) {
-                Err(Error::DeviceGone { .. }) => {}
+                Err(nvme::Error::DeviceGone { .. }) => {}
                 other => panic!("reads of {fill:#x}: {other:?}"),
             }
         }
@@ -893,12 +965,12 @@ mod tests {
         let regs = ControllerRegs::new(IoMem::new(&m)).unwrap();
         assert!(matches!(
             check_alive(&regs),
-            Err(Error::BadRegister { reg: "CSTS", .. })
+            Err(nvme::Error::BadRegister { reg: "CSTS", .. })
         ));
         m.poke(offsets::CSTS, &0u32.to_le_bytes()); // reset behind our back, CAP still sane
         assert!(matches!(
             check_alive(&regs),
-            Err(Error::BadRegister { reg: "CSTS", .. })
+            Err(nvme::Error::BadRegister { reg: "CSTS", .. })
         ));
     }
 }

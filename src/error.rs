@@ -51,29 +51,6 @@ pub enum Error {
         /// The alignment it needs.
         align: usize,
     },
-    /// A register read back a value that the specification does not allow, or that contradicts
-    /// another register. The controller is misbehaving, absent, or not what it claims to be.
-    BadRegister {
-        /// Register name as the specification spells it (`"CMBSZ"`).
-        reg: &'static str,
-        /// The raw value read.
-        value: u64,
-        /// Why it was refused.
-        why: &'static str,
-    },
-    /// Every register read returned all-ones or all-zeros where that cannot be real: the device
-    /// has gone away (surprise removal, memory decoding off, link down).
-    DeviceGone {
-        /// Register whose read gave it away.
-        reg: &'static str,
-        /// The value read.
-        value: u64,
-    },
-    /// The device does not support what was asked for.
-    Unsupported {
-        /// What was asked for, in the words of the specification.
-        what: &'static str,
-    },
     /// An allocation of `size` bytes aligned to `align` does not fit: the pool has `free` bytes
     /// left and its largest free block is `largest` bytes.
     Exhausted {
@@ -89,29 +66,6 @@ pub enum Error {
     /// An argument is outside what the function accepts (zero size, alignment not a power of
     /// two, a queue depth out of range…). The string names the argument and the rule.
     InvalidArgument(&'static str),
-    /// A device did not reach the expected state in time.
-    Timeout {
-        /// What was being waited for.
-        what: &'static str,
-        /// How long we waited, in milliseconds.
-        ms: u64,
-    },
-    /// A submission queue has no free slot: `entries - 1` commands are outstanding (one slot
-    /// always stays empty so a full queue differs from an empty one). Wait for completions and
-    /// update the queue's head.
-    QueueFull {
-        /// Queue identifier.
-        qid: u16,
-        /// Slots in the queue.
-        entries: u32,
-    },
-    /// The device reported a failure status for a command.
-    CommandFailed {
-        /// Command identifier or opcode, as meaningful to the caller.
-        command: u16,
-        /// Raw status field.
-        status: u16,
-    },
 }
 
 impl fmt::Display for Error {
@@ -137,28 +91,11 @@ impl fmt::Display for Error {
                 f,
                 "mapping base {addr:#x} is not aligned to {align} bytes"
             ),
-            Error::BadRegister { reg, value, why } => {
-                write!(f, "register {reg} = {value:#x} is invalid: {why}")
-            }
-            Error::DeviceGone { reg, value } => write!(
-                f,
-                "device not responding: {reg} read {value:#x} (removed, or memory decoding disabled)"
-            ),
-            Error::Unsupported { what } => write!(f, "the device does not support {what}"),
             Error::Exhausted { size, align, free, largest } => write!(
                 f,
                 "cannot allocate {size} bytes aligned to {align}: {free} bytes free, largest free block {largest} bytes"
             ),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
-            Error::Timeout { what, ms } => write!(f, "timed out after {ms} ms waiting for {what}"),
-            Error::QueueFull { qid, entries } => write!(
-                f,
-                "submission queue {qid} is full ({} of {entries} slots in use)",
-                entries.saturating_sub(1)
-            ),
-            Error::CommandFailed { command, status } => {
-                write!(f, "command {command:#x} failed with status {status:#x}")
-            }
         }
     }
 }

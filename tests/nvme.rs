@@ -2,7 +2,8 @@
 
 use iomem::backend::MockIo;
 use iomem::nvme::regs::*;
-use iomem::{Error, IoMem};
+use iomem::nvme::Error;
+use iomem::IoMem;
 
 // ----------------------------------------------------------------------------------------------
 // Register decode
@@ -280,8 +281,7 @@ fn controller_regs_split_64_bit_accesses() {
     assert_eq!((reads[1].offset, reads[1].width), (4, 4));
 
     mock.clear_events();
-    regs.set_asq(QueueBase::new(0x1_2345_6000).unwrap())
-        .unwrap();
+    regs.set_asq(QueueBase::new(0x1_2345_6000).unwrap());
     let w = mock.writes();
     assert_eq!(w.len(), 2);
     assert_eq!((w[0].offset, w[0].width, w[0].value), (0x2c, 4, 0x1));
@@ -291,9 +291,9 @@ fn controller_regs_split_64_bit_accesses() {
     );
     assert_eq!(regs.asq().unwrap().addr(), 0x1_2345_6000);
 
-    regs.set_aqa(Aqa::new(16, 16).unwrap()).unwrap();
+    regs.set_aqa(Aqa::new(16, 16).unwrap());
     assert_eq!(regs.aqa().unwrap().sq_entries(), 16);
-    regs.set_cc(Cc::default().with_en(true)).unwrap();
+    regs.set_cc(Cc::default().with_en(true));
     assert!(regs.cc().unwrap().en());
     mock.poke(offsets::CSTS, &1u32.to_le_bytes());
     assert!(regs.csts().unwrap().rdy());
@@ -306,7 +306,9 @@ fn controller_regs_split_64_bit_accesses() {
     assert_eq!((w[0].offset, w[0].value), (0x1008, 5));
     assert_eq!((w[1].offset, w[1].value), (0x100c, 3));
     // a doorbell past the mapping is an error, not an access
+    mock.clear_events();
     assert!(regs.ring_sq_tail(cap, 600, 1).is_err());
+    assert!(mock.accesses().is_empty());
     mock.assert_no_violations();
 
     // too small for the register block
@@ -327,6 +329,174 @@ fn controller_regs_on_a_vanished_device() {
     mock.poke(0, &[0; 0x70]); // QEMU after device_del: zeros
     assert!(matches!(regs.cap(), Err(Error::DeviceGone { .. })));
     assert!(matches!(regs.vs(), Err(Error::DeviceGone { .. })));
+}
+
+/// The one DeviceGone check applies to every register that can be read: all-ones is a vanished
+/// device everywhere but in the interrupt masks (where it is a valid mask), zeros too in CAP
+/// and VS, which cannot be zero.
+#[test]
+fn every_readable_register_recognises_a_vanished_device() {
+    let mock = MockIo::new(0x2000);
+    mock.poke(0, &[0xff; 0x70]);
+    let regs = ControllerRegs::new(IoMem::new(&mock)).unwrap();
+    macro_rules! gone {
+        ($($get:ident => $reg:literal),* $(,)?) => {$(
+            match regs.$get() {
+                Err(Error::DeviceGone { reg, value }) => {
+                    assert_eq!(reg, $reg);
+                    assert!(value == u64::from(u32::MAX) || value == u64::MAX, "{reg}: {value:#x}");
+                }
+                other => panic!("{}: all-ones decoded as {other:?}", $reg),
+            }
+        )*};
+    }
+    gone!(
+        cap => "CAP", vs => "VS", cc => "CC", csts => "CSTS", aqa => "AQA", asq => "ASQ",
+        acq => "ACQ", cmbloc => "CMBLOC", cmbsz => "CMBSZ", bpinfo => "BPINFO",
+        bprsel => "BPRSEL", bpmbl => "BPMBL", cmbmsc => "CMBMSC", cmbsts => "CMBSTS",
+        cmbebs => "CMBEBS", cmbswtp => "CMBSWTP", crto => "CRTO",
+    );
+    assert_eq!(regs.intms().unwrap().ivms(), u32::MAX);
+    assert_eq!(regs.intmc().unwrap().ivmc(), u32::MAX);
+
+    mock.poke(0, &[0; 0x70]);
+    assert!(matches!(
+        regs.cap(),
+        Err(Error::DeviceGone {
+            reg: "CAP",
+            value: 0
+        })
+    ));
+    assert!(matches!(
+        regs.vs(),
+        Err(Error::DeviceGone {
+            reg: "VS",
+            value: 0
+        })
+    ));
+    assert_eq!(regs.cc().unwrap(), Cc::default(), "CC may be zero");
+    assert_eq!(
+        regs.asq().unwrap().addr(),
+        0,
+        "so may the admin queue bases"
+    );
+    assert!(regs.cmbsz().unwrap().is_zero(), "and CMBSZ (no CMB)");
+}
+
+/// Finding: a 64-bit access at a run-time offset near `usize::MAX` used to compute `off + 4`
+/// unchecked — a panic in debug builds, and in release a write of the high dword to offset 0
+/// (CAP) before the error. Every range is now checked before the first access.
+#[test]
+fn raw_accesses_check_the_whole_range_before_the_first_access() {
+    const CAP: u64 = 0x20_0a01_0fff;
+    let mock = MockIo::new(0x2000);
+    mock.poke(offsets::CAP, &CAP.to_le_bytes());
+    let regs = ControllerRegs::new(IoMem::new(&mock)).unwrap();
+    mock.clear_events();
+    for off in [
+        usize::MAX - 3, // off + 4 wraps to 0
+        usize::MAX - 7, // off + 8 wraps to 0
+        usize::MAX,
+        0x1ffc, // the low dword is in the mapping, the high one is not
+        0x2000,
+        0x1002, // misaligned
+    ] {
+        let w = regs.try_write64_hi_lo(off, 0xdead_beef_dead_beef);
+        assert!(matches!(w, Err(Error::Core(_))), "{off:#x}: {w:?}");
+        let r = regs.try_read64_lo_hi(off);
+        assert!(matches!(r, Err(Error::Core(_))), "{off:#x}: {r:?}");
+    }
+    for off in [usize::MAX - 1, 0x2000, 0x1002] {
+        assert!(regs.try_write32(off, 0xdead_beef).is_err(), "{off:#x}");
+        assert!(regs.try_read32(off).is_err(), "{off:#x}");
+    }
+    assert!(mock.accesses().is_empty(), "{:?}", mock.accesses());
+    assert_eq!(mock.peek(0, 8), CAP.to_le_bytes(), "CAP unchanged");
+
+    // in range: high dword first on write, low first on read
+    regs.try_write64_hi_lo(0x1ff8, 0x1122_3344_5566_7788)
+        .unwrap();
+    assert_eq!(
+        regs.try_read64_lo_hi(0x1ff8).unwrap(),
+        0x1122_3344_5566_7788
+    );
+    let a: Vec<(usize, bool)> = mock
+        .accesses()
+        .iter()
+        .map(|a| (a.offset, a.dir == iomem::backend::mock::Dir::Write))
+        .collect();
+    assert_eq!(
+        a,
+        [
+            (0x1ffc, true),
+            (0x1ff8, true),
+            (0x1ff8, false),
+            (0x1ffc, false)
+        ]
+    );
+    mock.assert_no_violations();
+}
+
+/// Doorbell offsets computed from a queue id and CAP.DSTRD are checked against BAR0 before the
+/// write: a doorbell outside the mapping is an error and no access.
+#[test]
+fn doorbells_outside_bar0_touch_nothing() {
+    for dstrd in [0u64, 15] {
+        let cap_raw = 0x20_0a01_0fff | dstrd << 32;
+        let mock = MockIo::new(0x2000);
+        mock.poke(offsets::CAP, &cap_raw.to_le_bytes());
+        let regs = ControllerRegs::new(IoMem::new(&mock)).unwrap();
+        let cap = regs.cap().unwrap();
+        mock.clear_events();
+        for qid in [600u16, 1023, u16::MAX] {
+            assert!(
+                regs.ring_sq_tail(cap, qid, 1).is_err(),
+                "DSTRD {dstrd} SQ {qid}"
+            );
+            assert!(
+                regs.ring_cq_head(cap, qid, 1).is_err(),
+                "DSTRD {dstrd} CQ {qid}"
+            );
+        }
+        if dstrd == 15 {
+            // 0x1000 + 1 × 128 KiB: past an 8 KiB BAR0 already for the admin CQ
+            assert!(regs.ring_cq_head(cap, 0, 1).is_err());
+        }
+        assert!(mock.accesses().is_empty(), "{:?}", mock.accesses());
+        assert!(
+            mock.barriers().is_empty(),
+            "no barrier for a refused doorbell either"
+        );
+        assert_eq!(mock.peek(0, 8), cap_raw.to_le_bytes());
+    }
+}
+
+#[test]
+fn reserved_bits_and_field_setters() {
+    assert_eq!(Cmbmsc::RESERVED, 0xffc);
+    assert_eq!(QueueBase::RESERVED, 0xfff);
+    assert_eq!(Csts::RESERVED, !0x7f);
+    // a setter refuses a value wider than its field, and leaves the other fields alone
+    let cc = Cc::default().with_en(true).with_iocqes(4).unwrap();
+    assert!(matches!(
+        cc.with_css(8),
+        Err(Error::Core(iomem::Error::InvalidArgument(_)))
+    ));
+    assert_eq!(cc.with_css(7).unwrap().raw(), 0x0040_0071);
+    assert_eq!(cc.with_shn(Shutdown::Abrupt).shn(), Shutdown::Abrupt);
+    // an address field refuses unaligned addresses
+    assert!(Cmbmsc::default().with_cba(0x1_0000_0800).is_err());
+    assert_eq!(
+        Cmbmsc::default().with_cba(0x1_0000_0000).unwrap().raw(),
+        0x1_0000_0000
+    );
+    // the reserved SHN/SHST encoding: refused on decode, read as RESERVED from raw bits
+    assert_eq!(Cc::from_raw(3 << 14).shn(), Shutdown::RESERVED);
+    assert!(matches!(
+        Cc::decode(3 << 14),
+        Err(Error::BadRegister { reg: "CC", .. })
+    ));
+    assert_eq!(Nssr::RESET.raw(), u32::from_be_bytes(*b"NVMe"));
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -658,8 +828,14 @@ mod cmb_tests {
         unsupported(p.alloc_read_buf(4096).map(drop));
         unsupported(p.alloc_write_buf(4096).map(drop));
         unsupported(p.alloc_data_buf(4096).map(drop));
-        assert!(matches!(p.alloc_sq(1), Err(Error::InvalidArgument(_))));
-        assert!(matches!(p.alloc_sq(65537), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            p.alloc_sq(1),
+            Err(Error::Core(iomem::Error::InvalidArgument(_)))
+        ));
+        assert!(matches!(
+            p.alloc_sq(65537),
+            Err(Error::Core(iomem::Error::InvalidArgument(_)))
+        ));
 
         let all = CmbPool::new(
             MockIo::new(1 << 20),
@@ -692,7 +868,7 @@ mod cmb_tests {
                 info(true, true, true, true, true),
                 Cc::default()
             ),
-            Err(Error::OutOfRange { .. })
+            Err(Error::Core(iomem::Error::OutOfRange { .. }))
         ));
         // exhaustion
         let p = CmbPool::new(
@@ -702,7 +878,10 @@ mod cmb_tests {
         )
         .unwrap();
         let _a = p.alloc_sq(4096).unwrap(); // the whole 256 KiB
-        assert!(matches!(p.alloc_sq(2), Err(Error::Exhausted { .. })));
+        assert!(matches!(
+            p.alloc_sq(2),
+            Err(Error::Core(iomem::Error::Exhausted { .. }))
+        ));
     }
 }
 
@@ -961,7 +1140,10 @@ mod sq_tests {
         // the head cannot pass what was published
         assert!(sq.update_head(2).is_err());
         assert_eq!(sq.ring().unwrap(), 3);
-        assert!(matches!(sq.update_head(4), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            sq.update_head(4),
+            Err(Error::Core(iomem::Error::InvalidArgument(_)))
+        ));
         sq.update_head(2).unwrap();
         assert_eq!(sq.free_slots(), 2);
         assert!(
@@ -987,13 +1169,13 @@ mod sq_tests {
         assert!(CmbSubmissionQueue::new(pool.alloc_sq(2).unwrap(), 4097, &regs, cap, 1).is_err());
         assert!(matches!(
             CmbSubmissionQueue::new(pool.alloc_sq(2).unwrap(), 2, &regs, cap, 1000),
-            Err(Error::OutOfRange { .. })
+            Err(Error::Core(iomem::Error::OutOfRange { .. }))
         ));
         // a 4 KiB ring cannot hold 128 entries of 64 bytes
         let one_page = pool.pool().alloc(4096, 4096).unwrap();
         assert!(matches!(
             CmbSubmissionQueue::new(one_page, 128, &regs, cap, 1),
-            Err(Error::OutOfRange { .. })
+            Err(Error::Core(iomem::Error::OutOfRange { .. }))
         ));
         bar0.assert_no_violations();
     }

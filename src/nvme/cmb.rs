@@ -54,16 +54,16 @@
 //! let sq = pool.alloc_sq(64)?;                 // 64 × 64 bytes, page aligned
 //! assert_eq!(sq.bus_addr() % 4096, 0);
 //! assert!(pool.alloc_cq(64).is_err());         // CMBSZ.CQS is clear
-//! # Ok::<(), iomem::Error>(())
+//! # Ok::<(), iomem::nvme::Error>(())
 //! ```
 
 use core::fmt;
 
 use crate::backend::Backend;
-use crate::error::{Error, Result};
 use crate::nvme::regs::{
     Cap, Cc, Cmbloc, Cmbmsc, Cmbsz, ControllerRegs, Vs, CQ_ENTRY_SIZE, MIN_PAGE_SIZE, SQ_ENTRY_SIZE,
 };
+use crate::nvme::{invalid, Error, Result};
 use crate::p2p::{P2pBuf, P2pConfig, P2pPool, P2pStats};
 
 /// One memory BAR of a PCI function, as the platform assigned it.
@@ -76,13 +76,14 @@ pub struct PciBar {
 }
 
 impl PciBar {
-    /// A memory BAR. The size must be non-zero and `bus_addr + size` must not overflow.
-    pub fn new(bus_addr: u64, size: u64) -> Result<Self> {
+    /// A memory BAR. The size must be non-zero and `bus_addr + size` must not overflow
+    /// ([`crate::Error::InvalidArgument`]: a PCI matter, so a core error).
+    pub fn new(bus_addr: u64, size: u64) -> crate::Result<Self> {
         if size == 0 {
-            return Err(Error::InvalidArgument("a BAR has a non-zero size"));
+            return Err(crate::Error::InvalidArgument("a BAR has a non-zero size"));
         }
         if bus_addr.checked_add(size).is_none() {
-            return Err(Error::InvalidArgument(
+            return Err(crate::Error::InvalidArgument(
                 "BAR bus address + size overflows 64 bits",
             ));
         }
@@ -102,12 +103,12 @@ impl BarTable {
     pub fn new() -> Self {
         Self::default()
     }
-    /// The table with BAR `index` (0 to 5) set.
-    pub fn with(mut self, index: usize, bar: PciBar) -> Result<Self> {
+    /// The table with BAR `index` (0 to 5) set ([`crate::Error::InvalidArgument`] otherwise).
+    pub fn with(mut self, index: usize, bar: PciBar) -> crate::Result<Self> {
         *self
             .bars
             .get_mut(index)
-            .ok_or(Error::InvalidArgument("BAR index must be 0 to 5"))? = Some(bar);
+            .ok_or(crate::Error::InvalidArgument("BAR index must be 0 to 5"))? = Some(bar);
         Ok(self)
     }
     /// BAR `index`, if it is a memory BAR.
@@ -209,7 +210,7 @@ pub fn probe<B: Backend>(
     let scheme = scheme(vs, cap);
     if scheme == Some(CmbScheme::Cmbmsc) {
         regs.cmbmsc()?; // all-ones here is a vanished device
-        regs.set_cmbmsc_lo(Cmbmsc::new(true, false, 0)?)?;
+        regs.set_cmbmsc_lo(Cmbmsc::new(true, false, 0)?);
     }
     let cmbsz = regs.cmbsz()?;
     let cmbloc = regs.cmbloc()?;
@@ -219,7 +220,7 @@ pub fn probe<B: Backend>(
         }
         return Err(Error::BadRegister {
             reg: "CMBSZ",
-            value: cmbsz.raw() as u64,
+            value: cmbsz.raw().into(),
             why: "non-zero on an NVMe 1.4+ controller whose CAP.CMBS is clear",
         });
     };
@@ -248,41 +249,41 @@ pub fn decode(
     if reported == 0 {
         return Err(Error::BadRegister {
             reg: "CMBSZ",
-            value: cmbsz.raw() as u64,
+            value: cmbsz.raw().into(),
             why: "SZ is zero: a CMB of no bytes",
         });
     }
     let bir = cmbloc.bir_checked()?;
-    let bar = bars.get(bir as usize).ok_or(Error::BadRegister {
+    let bar = bars.get(usize::from(bir)).ok_or(Error::BadRegister {
         reg: "CMBLOC",
-        value: cmbloc.raw() as u64,
+        value: cmbloc.raw().into(),
         why: "BIR names a BAR that is not a memory BAR of this function",
     })?;
     let offset = cmbloc.offset_bytes(cmbsz)?;
     if offset >= bar.size {
         return Err(Error::BadRegister {
             reg: "CMBLOC",
-            value: cmbloc.raw() as u64,
+            value: cmbloc.raw().into(),
             why: "CMB offset is past the end of its BAR",
         });
     }
     if bir == 0 && offset < 0x1000 {
         return Err(Error::BadRegister {
             reg: "CMBLOC",
-            value: cmbloc.raw() as u64,
+            value: cmbloc.raw().into(),
             why: "CMB in BAR0 overlaps the controller registers",
         });
     }
     let end = offset.checked_add(reported).ok_or(Error::BadRegister {
         reg: "CMBSZ",
-        value: cmbsz.raw() as u64,
+        value: cmbsz.raw().into(),
         why: "CMB offset + size overflows 64 bits",
     })?;
     let (size, clamped_from) = if end > bar.size {
         if options.strict_size {
             return Err(Error::BadRegister {
                 reg: "CMBSZ",
-                value: cmbsz.raw() as u64,
+                value: cmbsz.raw().into(),
                 why: "CMB extends past the end of its BAR",
             });
         }
@@ -312,24 +313,24 @@ pub fn decode(
 /// first, then the low dword the controller acts on), then checks CMBSTS.CBAI and reads CMBMSC
 /// back. Nothing is written for a [`CmbScheme::Legacy`] CMB, which is always on.
 ///
-/// Errors: [`Error::InvalidArgument`] if the CMB's bus address is not 4 KiB aligned (CBA cannot
+/// Errors: [`InvalidArgument`](crate::Error::InvalidArgument) if the CMB's bus address is not 4 KiB aligned (CBA cannot
 /// express it); [`Error::BadRegister`] if the controller sets CBAI or does not keep the value.
 pub fn enable<B: Backend>(regs: &ControllerRegs<'_, B>, info: &CmbInfo) -> Result<()> {
     if info.scheme == CmbScheme::Legacy {
         return Ok(());
     }
     if info.bus_addr % MIN_PAGE_SIZE != 0 {
-        return Err(Error::InvalidArgument(
+        return Err(invalid(
             "CMB bus address is not 4 KiB aligned, so CMBMSC.CBA cannot hold it",
         ));
     }
     let want = Cmbmsc::new(true, true, info.bus_addr)?;
-    regs.set_cmbmsc(want)?;
+    regs.set_cmbmsc(want);
     let sts = regs.cmbsts()?;
     if sts.cbai() {
         return Err(Error::BadRegister {
             reg: "CMBSTS",
-            value: sts.raw() as u64,
+            value: sts.raw().into(),
             why: "CBAI: the controller refused the CMB bus address written to CMBMSC.CBA",
         });
     }
@@ -350,7 +351,8 @@ pub fn disable<B: Backend>(regs: &ControllerRegs<'_, B>, info: &CmbInfo) -> Resu
     if info.scheme == CmbScheme::Legacy {
         return Ok(());
     }
-    regs.set_cmbmsc(Cmbmsc::default())
+    regs.set_cmbmsc(Cmbmsc::default());
+    Ok(())
 }
 
 /// [`probe`] then [`enable`].
@@ -408,21 +410,22 @@ impl<B: Backend> CmbPool<B> {
 
     fn with_config(bar: B, info: CmbInfo, cc: Cc, gran: Option<usize>) -> Result<Self> {
         let page_size = cc.page_size();
+        // CAST: CC.MPS is at most 15, so the page size is at most 128 MiB, which fits usize.
         let gran = gran.unwrap_or(page_size as usize);
+        // CAST: usize is at most 64 bits wide.
         if gran as u64 > page_size {
-            return Err(Error::InvalidArgument(
+            return Err(invalid(
                 "CMB pool granularity must not exceed the controller page size",
             ));
         }
         let to_usize = |v: u64| {
-            usize::try_from(v)
-                .map_err(|_| Error::InvalidArgument("CMB does not fit in the address space"))
+            usize::try_from(v).map_err(|_| invalid("CMB does not fit in the address space"))
         };
         let start = to_usize(info.offset)?;
         let len = to_usize(info.size)?;
         let end = start
             .checked_add(len)
-            .ok_or(Error::Overflow { offset: start, len })?;
+            .ok_or(crate::Error::Overflow { offset: start, len })?;
         let config = P2pConfig::new(info.bus_addr)
             .range(start..end)
             .granularity(gran);
@@ -454,7 +457,8 @@ impl<B: Backend> CmbPool<B> {
     }
 
     fn page_aligned(&self, bytes: usize) -> Result<P2pBuf<B>> {
-        self.pool.alloc(bytes, self.page_size as usize)
+        // CAST: at most 128 MiB (CC.MPS ≤ 15), which fits usize.
+        Ok(self.pool.alloc(bytes, self.page_size as usize)?)
     }
 
     /// A submission queue ring of `entries` 64-byte entries (2 to 65536), page aligned.
@@ -466,6 +470,7 @@ impl<B: Backend> CmbPool<B> {
             });
         }
         check_entries(entries)?;
+        // CAST: 2 to 65536 entries (checked above).
         self.page_aligned(entries as usize * SQ_ENTRY_SIZE)
     }
 
@@ -478,6 +483,7 @@ impl<B: Backend> CmbPool<B> {
             });
         }
         check_entries(entries)?;
+        // CAST: 2 to 65536 entries (checked above).
         self.page_aligned(entries as usize * CQ_ENTRY_SIZE)
     }
 
@@ -491,11 +497,9 @@ impl<B: Backend> CmbPool<B> {
             });
         }
         if entries == 0 {
-            return Err(Error::InvalidArgument("a PRP list has at least one entry"));
+            return Err(invalid("a PRP list has at least one entry"));
         }
-        let bytes = entries
-            .checked_mul(8)
-            .ok_or(Error::InvalidArgument("PRP list too long"))?;
+        let bytes = entries.checked_mul(8).ok_or(invalid("PRP list too long"))?;
         self.page_aligned(bytes)
     }
 
@@ -534,7 +538,7 @@ impl<B: Backend> CmbPool<B> {
 
 fn check_entries(entries: u32) -> Result<()> {
     if !(2..=65536).contains(&entries) {
-        return Err(Error::InvalidArgument("a queue holds 2 to 65536 entries"));
+        return Err(invalid("a queue holds 2 to 65536 entries"));
     }
     Ok(())
 }

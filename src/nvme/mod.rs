@@ -1,12 +1,19 @@
 //! NVMe: register decode, Controller Memory Buffer discovery and enable, and an SQ ring in the
 //! CMB.
 //!
-//! - [`regs`]: the BAR0 register map, typed decode of CAP, VS, CC, CSTS, AQA, ASQ, ACQ, CMBLOC,
-//!   CMBSZ, CMBMSC and CMBSTS, and doorbell offsets.
+//! - [`regs`]: the BAR0 register map, each register declared once, with typed decode and
+//!   compile-time-offset access, and doorbell offsets.
 //! - [`cmb`]: finding the Controller Memory Buffer, enabling it on NVMe 1.4+, and a
 //!   capability-checked allocator over it.
 //! - [`sq`]: a submission queue ring that lives in the CMB.
+//!
+//! Everything here returns [`Result`]: NVMe failures as [`Error`] variants, the core crate's
+//! errors wrapped in [`Error::Core`].
 
 pub mod cmb;
+mod error;
 pub mod regs;
 pub mod sq;
+
+pub(crate) use error::invalid;
+pub use error::{Error, Result};

@@ -35,15 +35,15 @@
 //! sq.push(&cmd)?;        // slot 1
 //! sq.ring()?;            // sfence, then tail = 2 at 0x1008
 //! assert_eq!(bar0.writes().last().map(|w| (w.offset, w.value)), Some((0x1008, 2)));
-//! # Ok::<(), iomem::Error>(())
+//! # Ok::<(), iomem::nvme::Error>(())
 //! ```
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::backend::Backend;
-use crate::error::{Error, Result};
 use crate::iomem::IoMem;
 use crate::nvme::regs::{Cap, ControllerRegs, SQ_ENTRY_SIZE};
+use crate::nvme::{invalid, Error, Result};
 use crate::order::Strategy;
 use crate::p2p::P2pBuf;
 use crate::publish::Doorbell;
@@ -202,17 +202,19 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
         qid: u16,
     ) -> Result<Self> {
         if entries < 2 || entries > cap.max_queue_entries() {
-            return Err(Error::InvalidArgument(
+            return Err(invalid(
                 "submission queue entries must be from 2 to CAP.MQES + 1",
             ));
         }
+        // CAST: `entries` ≤ CAP.MQES + 1 ≤ 65536 (checked above), so the product is at most 4 MiB.
         let need = entries as usize * SQ_ENTRY_SIZE;
         if ring.len() < need {
-            return Err(Error::OutOfRange {
+            return Err(crate::Error::OutOfRange {
                 offset: 0,
                 len: need,
                 size: ring.len(),
-            });
+            }
+            .into());
         }
         let reg = regs.bar0().cast::<u32>(cap.sq_tail_doorbell(qid)?)?;
         let strategy = ring.io().strategy();
@@ -249,10 +251,12 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
             });
         }
         let slot = self.tail;
+        // CAST: `slot` < `entries` ≤ 65536 (the constructor's check).
         let off = slot as usize * SQ_ENTRY_SIZE;
         let io = self.ring_io().subslice(off..off + SQ_ENTRY_SIZE)?;
         io.copy_from_slice(cmd.to_le().as_bytes())?;
         self.tail = next;
+        // CAST: `slot` < `entries` ≤ 65536, so it is at most 65535.
         Ok(slot as u16)
     }
 
@@ -260,6 +264,7 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
     /// among outstanding commands of this queue).
     pub fn push_with_slot_cid(&mut self, cmd: &Command) -> Result<u16> {
         let mut c = *cmd;
+        // CAST: the tail is a slot: below `entries` ≤ 65536.
         c.cid = self.tail as u16;
         self.push(&c)
     }
@@ -286,22 +291,18 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
     }
 
     /// Records the controller's SQ head pointer from a completion entry: slots before it are
-    /// free again. [`Error::InvalidArgument`] if it is not a slot of this queue or lies outside
+    /// free again. [`InvalidArgument`](crate::Error::InvalidArgument) if it is not a slot of this queue or lies outside
     /// the commands published so far.
     pub fn update_head(&mut self, head: u16) -> Result<()> {
-        let head = head as u32;
+        let head = u32::from(head);
         if head >= self.entries {
-            return Err(Error::InvalidArgument(
-                "SQ head pointer past the end of the queue",
-            ));
+            return Err(invalid("SQ head pointer past the end of the queue"));
         }
         // The head may only move forward within [head, rung].
         let outstanding = (self.rung + self.entries - self.head) % self.entries;
         let advance = (head + self.entries - self.head) % self.entries;
         if advance > outstanding {
-            return Err(Error::InvalidArgument(
-                "SQ head pointer beyond the last published command",
-            ));
+            return Err(invalid("SQ head pointer beyond the last published command"));
         }
         self.head = head;
         Ok(())

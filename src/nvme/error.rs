@@ -1,0 +1,94 @@
+//! The NVMe layer's error type.
+//!
+//! Everything in [`nvme`](crate::nvme) returns [`Result`]: the NVMe-specific failures — a
+//! register value the specification does not allow, a controller that has gone away, a feature
+//! the controller lacks, a full submission queue — and, wrapped in [`Error::Core`], the core
+//! crate's errors (a range outside a mapping, a bad argument, an exhausted pool), which
+//! convert with `?`.
+
+use core::fmt;
+
+/// Result alias of the NVMe layer.
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+/// What can go wrong when driving an NVMe controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Error {
+    /// An error of the core layer: an offset or range outside a mapping, a misaligned access,
+    /// an argument outside what a function accepts, an exhausted pool.
+    Core(crate::Error),
+    /// A register read back a value that the specification does not allow, or that contradicts
+    /// another register. The controller is misbehaving, or not what it claims to be.
+    BadRegister {
+        /// Register name as the specification spells it (`"CMBSZ"`).
+        reg: &'static str,
+        /// The raw value read.
+        value: u64,
+        /// Why it was refused.
+        why: &'static str,
+    },
+    /// A register read all-ones (or all-zeros, where that register cannot be zero): the device
+    /// has gone away (surprise removal, link down, PCI memory decoding off).
+    DeviceGone {
+        /// Register whose read gave it away.
+        reg: &'static str,
+        /// The value read.
+        value: u64,
+    },
+    /// The controller does not support what was asked for.
+    Unsupported {
+        /// What was asked for, in the words of the specification.
+        what: &'static str,
+    },
+    /// A submission queue has no free slot: `entries - 1` commands are outstanding (one slot
+    /// always stays empty so a full queue differs from an empty one).
+    QueueFull {
+        /// Queue identifier.
+        qid: u16,
+        /// Slots in the queue.
+        entries: u32,
+    },
+}
+
+/// [`crate::Error::InvalidArgument`] as an NVMe error.
+pub(crate) const fn invalid(why: &'static str) -> Error {
+    Error::Core(crate::Error::InvalidArgument(why))
+}
+
+impl From<crate::Error> for Error {
+    fn from(e: crate::Error) -> Self {
+        Error::Core(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::Core(e) => fmt::Display::fmt(&e, f),
+            Error::BadRegister { reg, value, why } => write!(
+                f,
+                "NVMe register {reg} reads {value:#x}, which is invalid: {why}; \
+                 reset the controller, and check that the mapping is its BAR0"
+            ),
+            Error::DeviceGone { reg, value } => write!(
+                f,
+                "NVMe controller not responding: {reg} read {value:#x} (device removed, link \
+                 down, or PCI memory decoding off); stop using it and probe the device again"
+            ),
+            Error::Unsupported { what } => write!(
+                f,
+                "the NVMe controller does not support {what}; check its capabilities before \
+                 asking for it"
+            ),
+            Error::QueueFull { qid, entries } => write!(
+                f,
+                "NVMe submission queue {qid} is full ({} of {entries} slots in use); reap \
+                 completions and pass their SQ head to update_head before pushing more",
+                entries.saturating_sub(1)
+            ),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
