@@ -1,15 +1,17 @@
-//! The crate's one error type.
+//! The core's error type: what the layers up to `p2p` report.
 //!
-//! Every check this crate makes on caller input — offsets, lengths, alignment, register values,
+//! Every check the core makes on caller input — offsets, lengths, alignment, width policies,
 //! allocator requests — reports failure as an [`Error`] value. Bad input never panics and is never
-//! undefined behaviour.
+//! undefined behaviour. The layers above have their own errors with a `From` conversion from
+//! this one: `nvme::Error` (register values, vanished devices) and `map::linux::Error` (sysfs,
+//! mappings).
 
 use core::fmt;
 
-/// Result alias used throughout the crate.
+/// Result alias of the core layers.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
-/// Everything that can go wrong when touching device memory through this crate.
+/// Everything that can go wrong when touching device memory through the core layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Error {
