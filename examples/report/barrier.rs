@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use iomem::backend::{Backend, MockIo};
 use iomem::order::{Arch, Strategy};
 use iomem::publish::Doorbell;
-use iomem::{Caching, IoMem, Mmio};
+use iomem::{Caching, IoMem, Mmio, WidthPolicy};
 
 use crate::ram::{Buf, PAGE};
 use crate::{Opts, Row};
@@ -149,7 +149,9 @@ fn host_rows(rounds: usize, round: Duration) -> Vec<Row> {
                 continue; // identical to relaxed/uc: no barrier whatever the caching
             }
             names.push(format!("{}/{}", s.name(), caching_label(mmio.caching())));
-            let sq = IoMem::new(mmio);
+            // 8-byte accesses for the command, as before the default became the kernel's own
+            // copy (4-byte `movs` on x86): this section times barrier placement, not widths.
+            let sq = IoMem::new(mmio).with_policy(WidthPolicy::U64);
             let db = Doorbell::new(db_reg).with_strategy(s);
             let mut start = 0;
             kernels.push(Box::new(move |iters| {

@@ -20,6 +20,7 @@ fn typed(e: &Error) -> bool {
                 iomem::Error::InvalidArgument(_)
                     | iomem::Error::Overflow { .. }
                     | iomem::Error::OutOfRange { .. }
+                    | iomem::Error::Misaligned { .. }
             )
     )
 }

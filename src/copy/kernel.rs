@@ -40,6 +40,7 @@ pub enum Bulk {
 /// For [`WidthPolicy::LINUX`] the plan is the kernel's loop for `arch` ([`linux`]), which on
 /// powerpc also depends on `ram` (the address of the RAM side's first byte; ignored for
 /// [`Bulk::Set`]). Every other policy plans greedily ([`plan`](super::plan)).
+#[inline]
 pub fn plan_bulk(
     policy: WidthPolicy,
     arch: Arch,
@@ -56,6 +57,7 @@ pub fn plan_bulk(
 
 /// The kernel's plan for `bulk` on `arch` (see the [module docs](self)), with widths capped at
 /// `cap` (a power of two ≥ 1). Fails with [`Error::Overflow`] if `offset + len` overflows.
+#[inline]
 pub fn linux(
     arch: Arch,
     bulk: Bulk,
@@ -85,6 +87,7 @@ pub fn linux(
 }
 
 /// `w` (≤ 8) narrowed to `cap`, as the `u8` a fixed policy holds.
+#[inline]
 fn narrow(w: usize, cap: usize) -> u8 {
     // CAST: both are at most 8 here.
     w.min(cap) as u8
@@ -92,6 +95,7 @@ fn narrow(w: usize, cap: usize) -> u8 {
 
 /// Bytes until `offset` is `w`-aligned (or the range ends), `w`-wide accesses while `w` bytes
 /// remain, then bytes: the shape of every kernel loop above. `offset + len` does not overflow.
+#[inline]
 fn bytewise(offset: usize, len: usize, w: usize) -> Plan {
     let head = (offset.wrapping_neg() & (w - 1)).min(len);
     let count = (len - head) / w;
