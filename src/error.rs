@@ -39,6 +39,14 @@ pub enum Error {
         /// Alignment the access needs.
         align: usize,
     },
+    /// A range of DMA memory that must be one run of device addresses (a queue created
+    /// "physically contiguous", a single data pointer) is not: its pages are scattered.
+    NotContiguous {
+        /// Start of the range in its region.
+        offset: usize,
+        /// Length of the range.
+        len: usize,
+    },
     /// Source and destination of a copy differ in length.
     LengthMismatch {
         /// Length of the device-side range.
@@ -84,6 +92,11 @@ impl fmt::Display for Error {
             Error::Misaligned { offset, align } => write!(
                 f,
                 "offset {offset:#x} is not aligned to {align} bytes; device accesses are never split"
+            ),
+            Error::NotContiguous { offset, len } => write!(
+                f,
+                "DMA range {offset:#x}..{end:#x} is not one run of device addresses; allocate it contiguous (huge pages, an IOMMU mapping) or split it into segments",
+                end = offset.wrapping_add(len)
             ),
             Error::LengthMismatch { io_len, buf_len } => write!(
                 f,

@@ -70,6 +70,8 @@ extern crate std;
 
 pub mod backend;
 pub mod copy;
+#[cfg(feature = "alloc")]
+pub mod dma;
 mod error;
 mod iomem;
 pub mod map;

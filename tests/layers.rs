@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("copy", 2),
     ("iomem", 3),
     ("reg", 4),
+    ("dma", 4),
     ("migrate", 5),
     ("publish", 5),
     ("map", 6),

@@ -335,40 +335,53 @@ pub unsafe trait Backend {
     fn barrier_after_read(&self, barrier: Barrier, loaded: u64);
 }
 
-// SAFETY: forwards every call to `B`, which upholds the contract.
-unsafe impl<B: Backend + ?Sized> Backend for &B {
-    #[inline(always)]
-    fn size(&self) -> usize {
-        (**self).size()
-    }
-    #[inline(always)]
-    fn base_align(&self) -> usize {
-        (**self).base_align()
-    }
-    #[inline(always)]
-    fn caching(&self) -> Caching {
-        (**self).caching()
-    }
-    #[inline(always)]
-    fn arch(&self) -> Arch {
-        (**self).arch()
-    }
-    #[inline(always)]
-    unsafe fn read<W: Word>(&self, off: usize) -> W {
-        // SAFETY: the caller upholds `read`'s contract, which is the same for `B`.
-        unsafe { (**self).read(off) }
-    }
-    #[inline(always)]
-    unsafe fn write<W: Word>(&self, off: usize, value: W) {
-        // SAFETY: the caller upholds `write`'s contract, which is the same for `B`.
-        unsafe { (**self).write(off, value) }
-    }
-    #[inline(always)]
-    fn barrier(&self, barrier: Barrier) {
-        (**self).barrier(barrier)
-    }
-    #[inline(always)]
-    fn barrier_after_read(&self, barrier: Barrier, loaded: u64) {
-        (**self).barrier_after_read(barrier, loaded)
-    }
+/// Forwards every method of a [`Backend`] to another: the one way a backend wraps or shares
+/// another (a reference, an `Arc`), so none can drop a method that carries ordering.
+macro_rules! forward_backend {
+    ($($(#[$m:meta])* impl[$($g:tt)*] $ty:ty;)*) => {$(
+        $(#[$m])*
+        // SAFETY: forwards every call to `B`, which upholds the contract.
+        unsafe impl<$($g)*> Backend for $ty {
+            #[inline(always)]
+            fn size(&self) -> usize {
+                (**self).size()
+            }
+            #[inline(always)]
+            fn base_align(&self) -> usize {
+                (**self).base_align()
+            }
+            #[inline(always)]
+            fn caching(&self) -> Caching {
+                (**self).caching()
+            }
+            #[inline(always)]
+            fn arch(&self) -> Arch {
+                (**self).arch()
+            }
+            #[inline(always)]
+            unsafe fn read<W: Word>(&self, off: usize) -> W {
+                // SAFETY: the caller upholds `read`'s contract, which is the same for `B`.
+                unsafe { (**self).read(off) }
+            }
+            #[inline(always)]
+            unsafe fn write<W: Word>(&self, off: usize, value: W) {
+                // SAFETY: the caller upholds `write`'s contract, which is the same for `B`.
+                unsafe { (**self).write(off, value) }
+            }
+            #[inline(always)]
+            fn barrier(&self, barrier: Barrier) {
+                (**self).barrier(barrier)
+            }
+            #[inline(always)]
+            fn barrier_after_read(&self, barrier: Barrier, loaded: u64) {
+                (**self).barrier_after_read(barrier, loaded)
+            }
+        }
+    )*};
+}
+
+forward_backend! {
+    impl[B: Backend + ?Sized] &B;
+    #[cfg(feature = "alloc")]
+    impl[B: Backend + ?Sized] alloc::sync::Arc<B>;
 }

@@ -6,11 +6,16 @@ use std::vec::Vec;
 
 use rustix::mm::{MapFlags, ProtFlags};
 
+use std::boxed::Box;
+
 use super::error::io_err;
 use super::pagemap::pagemap_frames;
 use super::{Error, Result};
 use crate::backend::{Caching, Mmio};
+use crate::dma::region::AddrMap;
+use crate::dma::{DmaProvider, DmaRegion, Quarantine};
 use crate::IoMem;
+use alloc::sync::Arc;
 
 /// Page-aligned anonymous memory, locked in RAM, whose physical addresses are known: the host
 /// side of a device's DMA (completion queues, data buffers) when there is no IOMMU.
@@ -33,7 +38,10 @@ use crate::IoMem;
 pub struct DmaBuffer {
     ptr: *mut c_void,
     len: usize,
+    /// The granule the buffer is made of (a base page, or a 2 MiB huge page).
     page: usize,
+    /// The base page size: `phys` has one entry per base page.
+    frame: usize,
     phys: Vec<u64>,
     mmio: Mmio,
 }
@@ -48,10 +56,22 @@ impl DmaBuffer {
     /// their physical addresses from `/proc/self/pagemap`. Needs root (without `CAP_SYS_ADMIN`
     /// the kernel reports every frame as 0, refused here as [`Error::PermissionDenied`]).
     pub fn new(len: usize) -> Result<DmaBuffer> {
+        Self::pin(len, false)
+    }
+
+    /// Like [`new`](Self::new), in 2 MiB huge pages (`MAP_HUGETLB`): each huge page is
+    /// physically contiguous, so a queue of up to 2 MiB needs no scatter list. Fails with
+    /// [`Error::NoHugePages`] (which says how to reserve them) when none are free.
+    pub fn new_huge(len: usize) -> Result<DmaBuffer> {
+        Self::pin(len, true)
+    }
+
+    fn pin(len: usize, huge: bool) -> Result<DmaBuffer> {
         if len == 0 {
             return Err(crate::Error::InvalidArgument("DMA buffer length is zero").into());
         }
-        let page = rustix::param::page_size();
+        let frame = rustix::param::page_size();
+        let page = if huge { HUGE_PAGE } else { frame };
         let len = len
             .checked_add(page - 1)
             .map(|l| l & !(page - 1))
@@ -63,10 +83,17 @@ impl DmaBuffer {
                 core::ptr::null_mut(),
                 len,
                 ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::PRIVATE | MapFlags::POPULATE,
+                if huge {
+                    MapFlags::PRIVATE | MapFlags::POPULATE | MapFlags::HUGETLB | MapFlags::HUGE_2MB
+                } else {
+                    MapFlags::PRIVATE | MapFlags::POPULATE
+                },
             )
         }
-        .map_err(|e| io_err("mmap", anon, e.into()))?;
+        .map_err(|e| match e {
+            rustix::io::Errno::NOMEM if huge => Error::NoHugePages { bytes: len },
+            e => io_err("mmap", anon, e.into()),
+        })?;
         // SAFETY: the mapping was just created read-write, is page-aligned anonymous RAM
         // (cacheable, as `Caching::Cacheable` says), lives as long as the `DmaBuffer` that owns
         // `mmio`, and its address is never handed out, so no reference into it exists.
@@ -83,6 +110,7 @@ impl DmaBuffer {
             ptr,
             len,
             page,
+            frame,
             phys: Vec::new(),
             mmio,
         };
@@ -94,11 +122,11 @@ impl DmaBuffer {
             e => io_err("mlock", anon, e.into()),
         })?;
         // Touch every page so each has a frame (POPULATE did, but make it independent of it).
-        for off in (0..len).step_by(page) {
+        for off in (0..len).step_by(frame) {
             // SAFETY: in range and 1-byte aligned; the buffer is RAM.
             unsafe { crate::Backend::write::<u8>(&buf.mmio, off, 0) };
         }
-        buf.phys = pagemap_frames(ptr as usize, len / page, page)?;
+        buf.phys = pagemap_frames(ptr as usize, len / frame, frame)?;
         Ok(buf)
     }
 
@@ -122,9 +150,9 @@ impl DmaBuffer {
         self.page
     }
 
-    /// The physical (bus, without an IOMMU) address of byte `offset`. Pages are not physically
-    /// contiguous: a DMA range must not cross a page boundary unless each page's address is
-    /// given separately (PRP lists, scatter-gather).
+    /// The physical (bus, without an IOMMU) address of byte `offset`. Base pages are not
+    /// physically contiguous (huge pages are, inside each): a DMA range must not cross a page
+    /// boundary unless each page's address is given separately (PRP lists, scatter-gather).
     ///
     /// Giving this address to a device lets it write this memory; the buffer must outlive every
     /// DMA the device may still do.
@@ -136,7 +164,31 @@ impl DmaBuffer {
                 size: self.len,
             });
         }
-        Ok(self.phys[offset / self.page] + (offset % self.page) as u64)
+        // CAST: below a base page.
+        Ok(self.phys[offset / self.frame] + (offset % self.frame) as u64)
+    }
+}
+
+/// The huge page size [`DmaBuffer::new_huge`] maps.
+pub const HUGE_PAGE: usize = 2 << 20;
+
+impl DmaBuffer {
+    /// The buffer as a [`DmaRegion`]: its memory reached through [`DmaMem`](crate::dma::DmaMem),
+    /// its addresses through leases, freed (unmapped) when the region and every lease are gone,
+    /// and quarantined in `quarantine` if a lease is dropped uncompleted.
+    pub fn into_region(self, quarantine: Arc<Quarantine>) -> Result<DmaRegion<Mmio>> {
+        let map = AddrMap::Chunks {
+            shift: self.frame.trailing_zeros(),
+            addrs: self.phys.clone(),
+        };
+        let len = self.len;
+        // SAFETY: the second `Mmio` covers the buffer's own mapping, which `self` — moved into
+        // the region as its owner, dropped after the `Mmio` — keeps alive; it is cacheable RAM,
+        // and byte `o` is at `phys[o / frame] + o % frame`, which `map` says.
+        let mmio = unsafe { Mmio::new(self.ptr.cast(), len, Caching::Cacheable) }?;
+        // SAFETY: as above: the memory is the buffer's, used by nothing else once it is the
+        // region's owner, and `map` is its address map.
+        Ok(unsafe { DmaRegion::from_parts(mmio, 0, len, map, quarantine, Box::new(self)) }?)
     }
 }
 
@@ -145,6 +197,61 @@ impl Drop for DmaBuffer {
         // SAFETY: by the type invariant the mapping is live and owned by `self`; no borrow of
         // `self.mmio` outlives `&mut self`. munmap also unlocks.
         let _ = unsafe { rustix::mm::munmap(self.ptr, self.len) };
+    }
+}
+
+/// A DMA provider over locked host memory whose addresses come from `/proc/self/pagemap`
+/// (physical addresses: the bus addresses of a machine without an IOMMU), in base pages or in
+/// 2 MiB huge pages. Needs root.
+///
+/// Base pages are scattered, so a region of more than one page is rarely device-contiguous;
+/// huge pages are contiguous inside each 2 MiB page, so a queue of up to 2 MiB is. Reserve huge
+/// pages first: `echo N > /proc/sys/vm/nr_hugepages` as root, or `hugepages=N` on the kernel
+/// command line (the CI guest does that); without them [`Error::NoHugePages`] says so.
+#[derive(Debug, Default)]
+pub struct PagemapDma {
+    huge: bool,
+    quarantine: Arc<Quarantine>,
+}
+
+impl PagemapDma {
+    /// Base pages.
+    pub fn new() -> Self {
+        PagemapDma::default()
+    }
+
+    /// 2 MiB huge pages.
+    pub fn huge_pages() -> Self {
+        PagemapDma {
+            huge: true,
+            ..PagemapDma::default()
+        }
+    }
+}
+
+impl DmaProvider for PagemapDma {
+    type Backend = Mmio;
+    type Error = Error;
+
+    fn alloc(&self, len: usize) -> Result<DmaRegion<Mmio>> {
+        DmaBuffer::pin(len, self.huge)?.into_region(self.quarantine.clone())
+    }
+
+    fn alloc_contiguous(&self, len: usize) -> Result<DmaRegion<Mmio>> {
+        let region = self.alloc(len)?;
+        if region.contiguous(0..region.len())? {
+            Ok(region)
+        } else {
+            Err(crate::Error::NotContiguous {
+                offset: 0,
+                len: region.len(),
+            }
+            .into())
+        }
+    }
+
+    fn quarantine(&self) -> &Quarantine {
+        &self.quarantine
     }
 }
 
@@ -180,5 +287,57 @@ mod tests {
             DmaBuffer::new(0),
             Err(Error::Iomem(crate::Error::InvalidArgument(_)))
         ));
+    }
+
+    #[test]
+    fn pagemap_regions_have_their_frames_and_leases() {
+        let dma = PagemapDma::new();
+        match dma.alloc(3 * 4096) {
+            Ok(r) => {
+                let l = r.lease();
+                let segs = l.segments(0..r.len()).unwrap();
+                assert_eq!(segs.iter().map(|s| s.1).sum::<usize>(), r.len());
+                assert!(segs.iter().all(|s| s.0.get() != 0));
+                r.mem().try_write(8, &0xfeed_u64).unwrap();
+                assert_eq!(r.mem().try_read::<u64>(8), Ok(0xfeed));
+                match dma.alloc_contiguous(64 * 4096) {
+                    Ok(c) => assert!(c.contiguous(0..c.len()).unwrap()),
+                    Err(Error::Iomem(crate::Error::NotContiguous { len, .. })) => {
+                        assert_eq!(len, 64 * 4096)
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+                // SAFETY: no device was given the addresses.
+                unsafe { l.complete() };
+            }
+            Err(Error::PermissionDenied { .. }) => {
+                assert!(!rustix::process::geteuid().is_root())
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Without reserved huge pages the error says how to reserve them; with them, a 64 KiB
+    /// queue is one run of addresses. `IOMEM_EXPECT_HUGEPAGES=1` (set where pages are reserved)
+    /// makes their absence a failure.
+    #[test]
+    fn huge_pages_are_contiguous_or_the_error_says_how_to_reserve_them() {
+        let expect = std::env::var_os("IOMEM_EXPECT_HUGEPAGES").is_some();
+        match PagemapDma::huge_pages().alloc(64 * 1024) {
+            Ok(r) => {
+                assert_eq!(r.len(), HUGE_PAGE);
+                assert!(r.contiguous(0..r.len()).unwrap());
+            }
+            Err(e @ Error::NoHugePages { .. }) => {
+                assert!(!expect, "{e}");
+                let msg = std::format!("{e}");
+                assert!(msg.contains("/proc/sys/vm/nr_hugepages"), "{msg}");
+                assert!(msg.contains("hugepages=1"), "{msg}");
+            }
+            Err(Error::PermissionDenied { .. }) => {
+                assert!(!rustix::process::geteuid().is_root())
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
 }

@@ -81,6 +81,12 @@ pub enum Error {
         /// The raw pagemap entry.
         entry: u64,
     },
+    /// No free 2 MiB huge pages for a huge-page DMA allocation (`mmap` with `MAP_HUGETLB` failed
+    /// with `ENOMEM`): none are reserved, or all are in use.
+    NoHugePages {
+        /// Bytes asked for (whole huge pages).
+        bytes: usize,
+    },
     /// Any other system call failure.
     Io {
         /// What was being done (`"open"`, `"mmap"`, `"read"`…).
@@ -110,6 +116,13 @@ impl fmt::Display for Error {
                 f,
                 "permission denied on {}: mapping BARs, writing config space and reading physical addresses need root (or CAP_SYS_ADMIN)",
                 path.display()
+            ),
+            Error::NoHugePages { bytes } => write!(
+                f,
+                "no free 2 MiB huge pages for {bytes} bytes of DMA memory: reserve them as root with \
+                 `echo {n} > /proc/sys/vm/nr_hugepages` (or `hugepages={n}` on the kernel command line); \
+                 `grep Huge /proc/meminfo` shows what is reserved and free",
+                n = bytes.div_ceil(2 << 20)
             ),
             Error::NoBar { addr, bar } => {
                 write!(f, "PCI device {addr} has no BAR {bar} (absent or unassigned); list its BARs with `lspci -v -s {addr}`")

@@ -67,7 +67,7 @@ mod testutil;
 
 pub use bar::BarMapping;
 pub use config::{PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
-pub use dma::DmaBuffer;
+pub use dma::{DmaBuffer, PagemapDma, HUGE_PAGE};
 pub use error::{Error, Malformed, Result};
 pub use resource::{parse_resource, Bar, BarKind};
 pub use sysfs::{PciDevice, Scan, SYSFS_PCI_DEVICES};

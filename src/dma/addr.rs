@@ -1,0 +1,54 @@
+//! [`DmaAddr`]: the address a device uses to reach host memory.
+
+use core::fmt;
+
+/// An address in a device's view of memory: a bus address (no IOMMU) or an IOVA (behind an
+/// IOMMU). It is what a queue-base register, a PRP entry or a data pointer holds.
+///
+/// A `DmaAddr` comes from the memory that owns the bytes — a [`Lease`](super::Lease) on a
+/// [`DmaRegion`](super::DmaRegion) — so one that points at memory the device may not use cannot
+/// be built through the safe API. Its arithmetic stays with that owner
+/// ([`Lease::addr`](super::Lease::addr) checks the offset against the region and its
+/// contiguity); this type only answers questions about the address itself.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DmaAddr(u64);
+
+impl DmaAddr {
+    /// An address from its raw value.
+    ///
+    /// # Safety
+    /// A device given this address may read and write the memory behind it: the caller vouches
+    /// that the bytes are memory the device may access (mapped in its IOMMU domain, or host RAM
+    /// it may reach without one), that they stay allocated for as long as the device may use
+    /// them, and that no Rust reference to them exists meanwhile.
+    pub const unsafe fn from_raw(addr: u64) -> Self {
+        DmaAddr(addr)
+    }
+
+    /// The raw value, for a register or a descriptor.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The offset of the address within a page of `page` bytes (a power of two).
+    pub const fn page_offset(self, page: u64) -> u64 {
+        self.0 & (page.wrapping_sub(1))
+    }
+
+    /// Whether the address is a multiple of `align` (a power of two).
+    pub const fn is_aligned(self, align: u64) -> bool {
+        self.page_offset(align) == 0
+    }
+}
+
+impl fmt::Debug for DmaAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DmaAddr({:#x})", self.0)
+    }
+}
+
+impl fmt::Display for DmaAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}

@@ -1,0 +1,381 @@
+//! [`DmaRegion`]: an owned allocation of coherent host memory and the addresses a device uses
+//! for it; [`Lease`]: the memory lent to the device, which is never freed under it.
+//!
+//! # The rule
+//! A device may use a region's memory only through a [`Lease`]: its addresses
+//! ([`Lease::addr`], [`Lease::range`], [`Lease::segments`]) exist only while a lease does, and the
+//! lease keeps the memory allocated. Dropping the [`DmaRegion`] handle while a lease is out does
+//! not free anything. A lease ends in one of two ways:
+//!
+//! - [`Lease::complete`]: the device is done with the memory (its command completed); once the
+//!   region and every other lease are gone, the memory is freed and may be handed out again;
+//! - dropped without completing (a command abandoned, a timeout, a driver bailing out): the
+//!   memory is **quarantined** — kept allocated, never reused — until the provider's
+//!   [`Quarantine::release`] is called after the device is disabled or reset.
+//!
+//! So a read into buffer A, A dropped, B allocated: B never gets A's memory while the read may
+//! still land in it.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::Range;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{DmaAddr, DmaMem};
+use crate::backend::{Backend, Caching};
+use crate::copy::WidthPolicy;
+use crate::error::{Error, Result};
+use crate::iomem::IoMem;
+use crate::order::Strategy;
+use crate::sync::spin::SpinLock;
+use alloc::sync::Arc;
+
+/// How a region's bytes map to device addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AddrMap {
+    /// Byte `o` of the region is at `base + o`.
+    Contiguous(u64),
+    /// Byte `o` is at `addrs[o >> shift] + (o & mask)`: chunks (pages) of `1 << shift` bytes,
+    /// each contiguous, in whatever order the provider found them.
+    Chunks { shift: u32, addrs: Vec<u64> },
+}
+
+impl AddrMap {
+    /// The device address of byte `off` (in range).
+    fn addr(&self, off: usize) -> u64 {
+        match self {
+            // CAST: offsets are below the region's length, which fits in memory.
+            AddrMap::Contiguous(base) => base + off as u64,
+            AddrMap::Chunks { shift, addrs } => {
+                let mask = (1usize << shift) - 1;
+                // CAST: as above.
+                addrs[off >> shift] + (off & mask) as u64
+            }
+        }
+    }
+
+    /// The maximal device-contiguous runs of `[start, start + len)` (in range), in order.
+    fn runs(&self, start: usize, len: usize) -> Vec<(u64, usize)> {
+        let mut out: Vec<(u64, usize)> = Vec::new();
+        let (mut off, end) = (start, start + len);
+        while off < end {
+            let step = match self {
+                AddrMap::Contiguous(_) => end - off,
+                AddrMap::Chunks { shift, .. } => {
+                    let next = ((off >> shift) + 1) << shift;
+                    next.min(end) - off
+                }
+            };
+            let a = self.addr(off);
+            match out.last_mut() {
+                // CAST: run lengths are below the region's length.
+                Some((b, n)) if *b + *n as u64 == a => *n += step,
+                _ => out.push((a, step)),
+            }
+            off += step;
+        }
+        out
+    }
+}
+
+/// Memory kept from reuse because a device may still write it: the regions whose leases were
+/// dropped without completing. One per provider (and so per device domain).
+pub struct Quarantine {
+    held: SpinLock<Vec<Box<dyn Send + Sync>>>,
+}
+
+impl Default for Quarantine {
+    fn default() -> Self {
+        Quarantine {
+            held: SpinLock::new(Vec::new()),
+        }
+    }
+}
+
+impl fmt::Debug for Quarantine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Quarantine")
+            .field("regions", &self.len())
+            .finish()
+    }
+}
+
+impl Quarantine {
+    /// Regions (leases) held.
+    pub fn len(&self) -> usize {
+        self.held.with(|h| h.len())
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn hold(&self, what: Box<dyn Send + Sync>) {
+        self.held.with(|h| h.push(what));
+    }
+
+    /// Frees the quarantined memory (what is not otherwise still in use).
+    ///
+    /// # Safety
+    /// No device can still access the quarantined memory: every device it was lent to has been
+    /// disabled or reset since (NVMe: CC.EN = 0 and CSTS.RDY = 0), had its bus mastering turned
+    /// off, or lost its IOMMU mapping of it.
+    pub unsafe fn release(&self) {
+        let held = self.held.with(core::mem::take);
+        drop(held);
+    }
+}
+
+/// The shared state of a region: its memory, the addresses, the provider's quarantine.
+///
+/// # Invariant
+/// `offset..offset + len` of `backend` is coherent host memory ([`Caching::Cacheable`]) that
+/// this value owns (through `backend` and `_owner`, dropped after it), valid for volatile access
+/// for as long as this value lives, and byte `o` of it is reached by a device at
+/// `map.addr(o)`. A device is given those addresses only through a [`Lease`], which holds this
+/// value.
+struct Inner<B> {
+    backend: B,
+    offset: usize,
+    len: usize,
+    map: AddrMap,
+    quarantine: Arc<Quarantine>,
+    leases: AtomicUsize,
+    /// What frees the memory when dropped (an unmapping, a return to the provider's allocator).
+    _owner: Box<dyn Send + Sync>,
+}
+
+/// An owned allocation of coherent host memory a device may read and write by DMA: a queue, a
+/// PRP list, a data buffer. Made by a provider (the mock's [`MockDma`](super::MockDma), or the
+/// Linux pagemap and huge-page providers in [`map::linux`](crate::map)).
+///
+/// The CPU reaches it through [`mem`](Self::mem) (volatile accesses, never a reference); a device
+/// through the addresses of a [`Lease`]. See the [module docs](self) for when it is freed.
+pub struct DmaRegion<B: Backend> {
+    inner: Arc<Inner<B>>,
+}
+
+impl<B: Backend> fmt::Debug for DmaRegion<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DmaRegion")
+            .field("len", &self.inner.len)
+            .field("leases", &self.inner.leases.load(Ordering::Relaxed))
+            .field("map", &self.inner.map)
+            .finish()
+    }
+}
+
+impl<B: Backend + Send + Sync + 'static> DmaRegion<B> {
+    /// A region over `offset..offset + len` of `backend`, reached by a device at the addresses of
+    /// `map`, freed by dropping `owner`.
+    ///
+    /// # Safety
+    /// `offset..offset + len` of `backend` is coherent host memory that stays valid and is used
+    /// by nothing else until `owner` is dropped, and byte `o` of it is what a device reaches at
+    /// `map.addr(o)`.
+    pub(crate) unsafe fn from_parts(
+        backend: B,
+        offset: usize,
+        len: usize,
+        map: AddrMap,
+        quarantine: Arc<Quarantine>,
+        owner: Box<dyn Send + Sync>,
+    ) -> Result<Self> {
+        let end = offset
+            .checked_add(len)
+            .ok_or(Error::Overflow { offset, len })?;
+        if len == 0 || end > backend.size() {
+            return Err(Error::OutOfRange {
+                offset,
+                len,
+                size: backend.size(),
+            });
+        }
+        if backend.caching() != Caching::Cacheable {
+            return Err(Error::InvalidArgument(
+                "DMA memory is host RAM: its backend must be Caching::Cacheable",
+            ));
+        }
+        Ok(DmaRegion {
+            inner: Arc::new(Inner {
+                backend,
+                offset,
+                len,
+                map,
+                quarantine,
+                leases: AtomicUsize::new(0),
+                _owner: owner,
+            }),
+        })
+    }
+
+    /// Lends the region to a device: the returned lease gives its addresses and keeps the memory
+    /// allocated until it completes (or, dropped without completing, quarantines it).
+    pub fn lease(&self) -> Lease<B> {
+        self.inner.leases.fetch_add(1, Ordering::Relaxed);
+        Lease {
+            inner: Some(self.inner.clone()),
+        }
+    }
+}
+
+impl<B: Backend> DmaRegion<B> {
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.inner.len
+    }
+
+    /// Whether the region is empty (never: a provider refuses zero-length regions).
+    pub fn is_empty(&self) -> bool {
+        self.inner.len == 0
+    }
+
+    /// Leases out and not yet ended.
+    pub fn leases(&self) -> usize {
+        self.inner.leases.load(Ordering::Relaxed)
+    }
+
+    /// The CPU's side of the whole region.
+    pub fn mem(&self) -> DmaMem<'_, [u8], B> {
+        let io = IoMem::new(&self.inner.backend)
+            .with_strategy(Strategy::Relaxed)
+            .with_policy(WidthPolicy::MEMORY_LIKE);
+        // By the invariant the range is inside the backend; the fallback is the empty handle.
+        let io = io
+            .subslice(self.inner.offset..self.inner.offset + self.inner.len)
+            .unwrap_or_else(|_| io.retype(self.inner.offset, 0));
+        DmaMem::new(io)
+    }
+
+    /// Whether `range` of the region is one run of device addresses (what a queue created with
+    /// "physically contiguous" set, or a single data pointer, needs).
+    pub fn contiguous(&self, range: Range<usize>) -> Result<bool> {
+        let (start, len) = check(self.inner.len, &range)?;
+        Ok(self.inner.map.runs(start, len).len() <= 1)
+    }
+}
+
+/// `range` checked against a region of `size` bytes: `(start, len)`.
+fn check(size: usize, range: &Range<usize>) -> Result<(usize, usize)> {
+    let len = range
+        .end
+        .checked_sub(range.start)
+        .ok_or(Error::InvalidArgument("range end is before its start"))?;
+    if range.end > size {
+        return Err(Error::OutOfRange {
+            offset: range.start,
+            len,
+            size,
+        });
+    }
+    Ok((range.start, len))
+}
+
+/// A region lent to a device. See the [module docs](self).
+pub struct Lease<B: Backend + Send + Sync + 'static> {
+    /// `None` once completed.
+    inner: Option<Arc<Inner<B>>>,
+}
+
+impl<B: Backend + Send + Sync + 'static> fmt::Debug for Lease<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease").field("len", &self.len()).finish()
+    }
+}
+
+impl<B: Backend + Send + Sync + 'static> Lease<B> {
+    fn inner(&self) -> &Inner<B> {
+        match &self.inner {
+            Some(i) => i,
+            // `inner` is `None` only inside `complete` and `drop`, which consume the lease.
+            None => unreachable!("a lease is used after it ended"),
+        }
+    }
+
+    /// Size of the leased region in bytes.
+    pub fn len(&self) -> usize {
+        self.inner().len
+    }
+
+    /// Whether the region is empty (never).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The device address of byte `offset` of the region.
+    pub fn addr(&self, offset: usize) -> Result<DmaAddr> {
+        let i = self.inner();
+        check(i.len, &(offset..offset.saturating_add(1)))?;
+        // SAFETY: by the invariant of `Inner` the device reaches byte `offset` of memory this
+        // lease keeps allocated at this address.
+        Ok(unsafe { DmaAddr::from_raw(i.map.addr(offset)) })
+    }
+
+    /// The device address of `range`, which must be one contiguous run of device addresses
+    /// ([`Error::NotContiguous`] otherwise; [`segments`](Self::segments) splits any range).
+    pub fn range(&self, range: Range<usize>) -> Result<DmaAddr> {
+        let i = self.inner();
+        let (start, len) = check(i.len, &range)?;
+        match i.map.runs(start, len).as_slice() {
+            [] => self.addr(start),
+            // SAFETY: as in `addr`: the run is memory this lease keeps allocated.
+            [(a, _)] => Ok(unsafe { DmaAddr::from_raw(*a) }),
+            _ => Err(Error::NotContiguous { offset: start, len }),
+        }
+    }
+
+    /// The maximal device-contiguous runs of `range`, in order: `(address, bytes)` pairs (for a
+    /// PRP list or a scatter-gather list).
+    pub fn segments(&self, range: Range<usize>) -> Result<Vec<(DmaAddr, usize)>> {
+        let i = self.inner();
+        let (start, len) = check(i.len, &range)?;
+        Ok(i.map
+            .runs(start, len)
+            .into_iter()
+            // SAFETY: as in `addr`.
+            .map(|(a, n)| (unsafe { DmaAddr::from_raw(a) }, n))
+            .collect())
+    }
+
+    /// The device is done with the memory: the lease ends without quarantine.
+    ///
+    /// # Safety
+    /// No device will access the leased memory through the addresses this lease gave out any
+    /// more (the command that used them completed, or the device was reset). The NVMe queue
+    /// layer calls this when the completion arrives.
+    pub unsafe fn complete(mut self) {
+        if let Some(i) = self.inner.take() {
+            i.leases.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<B: Backend + Send + Sync + 'static> Drop for Lease<B> {
+    fn drop(&mut self) {
+        if let Some(i) = self.inner.take() {
+            // Not completed: the device may still write this memory. Keep it from reuse.
+            i.leases.fetch_sub(1, Ordering::Relaxed);
+            let q = i.quarantine.clone();
+            q.hold(Box::new(i));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_merge_adjacent_chunks() {
+        let m = AddrMap::Chunks {
+            shift: 12,
+            addrs: alloc::vec![0x10000, 0x11000, 0x30000, 0x31000],
+        };
+        assert_eq!(m.runs(0, 0x4000), [(0x10000, 0x2000), (0x30000, 0x2000)]);
+        assert_eq!(m.runs(0x1800, 0x1000), [(0x11800, 0x800), (0x30000, 0x800)]);
+        assert_eq!(m.runs(0x100, 0x10), [(0x10100, 0x10)]);
+        assert_eq!(AddrMap::Contiguous(0x5000).runs(3, 9), [(0x5003, 9)]);
+    }
+}
