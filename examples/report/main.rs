@@ -1,7 +1,7 @@
-//! The main job: copy, barrier and allocator figures on the built-in RAM backend.
+//! The main job: copy, barrier, allocator and DMA-memory figures on the built-in RAM backend.
 //!
 //! ```text
-//! cargo run --release --example report [-- --csv] [-- --quick]
+//! cargo run --release --example report [-- --csv] [-- --quick] [-- --only SECTION]
 //! ```
 //!
 //! Prints one table per section; with `--csv`, the same rows as CSV with the header
@@ -10,6 +10,7 @@
 mod alloc;
 mod barrier;
 mod copy;
+mod dma;
 mod ram;
 
 /// One result row. `ratio` is relative to the section's reference variant in the same run.
@@ -49,31 +50,52 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut csv = false;
     let mut quick = false;
-    for a in &args {
+    let mut only: Option<String> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
         match a.as_str() {
             "--csv" => csv = true,
             "--quick" => quick = true,
+            "--only" => match it.next() {
+                Some(name) => only = Some(name.clone()),
+                None => {
+                    eprintln!("report: --only takes a section name (copy, barrier, alloc, dma)");
+                    std::process::exit(2);
+                }
+            },
             "-h" | "--help" => {
-                println!("usage: report [--csv] [--quick]");
+                println!("usage: report [--csv] [--quick] [--only copy|barrier|alloc|dma]");
                 return;
             }
             other => {
-                eprintln!("report: unknown argument {other:?} (expected --csv, --quick)");
+                eprintln!(
+                    "report: unknown argument {other:?} (expected --csv, --quick, --only NAME)"
+                );
                 std::process::exit(2);
             }
         }
     }
     let opts = Opts { quick };
-    let sections: [(&str, Section); 3] = [
+    let sections: [(&str, Section); 4] = [
         ("copy", copy::run),
         ("barrier", barrier::run),
         ("alloc", alloc::run),
+        ("dma", dma::run),
     ];
     if csv {
         println!("section,case,bytes,misalign,variant,value,unit,ratio");
     }
     let mut all = Vec::new();
+    if let Some(o) = &only {
+        if !sections.iter().any(|(n, _)| n == o) {
+            eprintln!("report: no section {o:?} (copy, barrier, alloc, dma)");
+            std::process::exit(2);
+        }
+    }
     for (name, run) in sections {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let rows = run(opts);
         if csv {
             for r in &rows {

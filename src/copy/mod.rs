@@ -150,6 +150,13 @@ impl WidthPolicy {
         }
     }
 
+    /// Whether one access of `width` bytes (1, 2, 4 or 8) is within the policy, without asking
+    /// the CPU what it has (every memory-like width is at least 8 bytes).
+    #[inline(always)]
+    pub(crate) fn allows_word(self, width: usize) -> bool {
+        width <= 8 && width <= self.max as usize
+    }
+
     /// Whether this is [`WidthPolicy::MEMORY_LIKE`].
     pub const fn is_memory_like(self) -> bool {
         matches!(self.kind, Kind::MemoryLike)

@@ -12,7 +12,8 @@
 //! - [`DmaRegion`] owns an allocation; a [`Lease`] lends it to the device, and memory lent is
 //!   never freed or reused under the device ([`region`] states the rule).
 //! - Providers make regions: [`MockDma`] for `cargo test` (fake addresses, configurable
-//!   scattering, a device side that reaches only allocated memory), and in
+//!   scattering, a device side that reaches only allocated memory), [`RamDma`] for benchmarks
+//!   and in-process device simulations (heap memory, made-up addresses), and in
 //!   [`map::linux`](crate::map) the pagemap and huge-page providers.
 //!
 //! ```
@@ -36,12 +37,16 @@ mod addr;
 mod mem;
 #[cfg(feature = "std")]
 mod mock;
+#[cfg(feature = "std")]
+mod ram;
 pub mod region;
 
 pub use addr::DmaAddr;
 pub use mem::DmaMem;
 #[cfg(feature = "std")]
 pub use mock::{MockDma, MOCK_PAGE};
+#[cfg(feature = "std")]
+pub use ram::RamDma;
 pub use region::{DmaRegion, Lease, Quarantine};
 
 /// Where DMA memory comes from: the mock ([`MockDma`]), locked pages with pagemap addresses

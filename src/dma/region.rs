@@ -20,7 +20,6 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{DmaAddr, DmaMem};
 use crate::backend::{Backend, Caching};
@@ -142,7 +141,6 @@ struct Inner<B> {
     len: usize,
     map: AddrMap,
     quarantine: Arc<Quarantine>,
-    leases: AtomicUsize,
     /// What frees the memory when dropped (an unmapping, a return to the provider's allocator).
     _owner: Box<dyn Send + Sync>,
 }
@@ -161,7 +159,7 @@ impl<B: Backend> fmt::Debug for DmaRegion<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DmaRegion")
             .field("len", &self.inner.len)
-            .field("leases", &self.inner.leases.load(Ordering::Relaxed))
+            .field("holders", &self.holders())
             .field("map", &self.inner.map)
             .finish()
     }
@@ -205,7 +203,6 @@ impl<B: Backend + Send + Sync + 'static> DmaRegion<B> {
                 len,
                 map,
                 quarantine,
-                leases: AtomicUsize::new(0),
                 _owner: owner,
             }),
         })
@@ -214,7 +211,6 @@ impl<B: Backend + Send + Sync + 'static> DmaRegion<B> {
     /// Lends the region to a device: the returned lease gives its addresses and keeps the memory
     /// allocated until it completes (or, dropped without completing, quarantines it).
     pub fn lease(&self) -> Lease<B> {
-        self.inner.leases.fetch_add(1, Ordering::Relaxed);
         Lease {
             inner: Some(self.inner.clone()),
         }
@@ -232,9 +228,10 @@ impl<B: Backend> DmaRegion<B> {
         self.inner.len == 0
     }
 
-    /// Leases out and not yet ended.
-    pub fn leases(&self) -> usize {
-        self.inner.leases.load(Ordering::Relaxed)
+    /// What else keeps the memory: leases not yet ended, quarantined ones, and other handles'
+    /// shares (`0` when dropping this handle frees the memory).
+    pub fn holders(&self) -> usize {
+        Arc::strong_count(&self.inner) - 1
     }
 
     /// The CPU's side of the whole region.
@@ -346,9 +343,7 @@ impl<B: Backend + Send + Sync + 'static> Lease<B> {
     /// more (the command that used them completed, or the device was reset). The NVMe queue
     /// layer calls this when the completion arrives.
     pub unsafe fn complete(mut self) {
-        if let Some(i) = self.inner.take() {
-            i.leases.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.inner.take();
     }
 }
 
@@ -356,7 +351,6 @@ impl<B: Backend + Send + Sync + 'static> Drop for Lease<B> {
     fn drop(&mut self) {
         if let Some(i) = self.inner.take() {
             // Not completed: the device may still write this memory. Keep it from reuse.
-            i.leases.fetch_sub(1, Ordering::Relaxed);
             let q = i.quarantine.clone();
             q.hold(Box::new(i));
         }

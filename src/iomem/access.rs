@@ -176,6 +176,21 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
     #[inline(always)]
     pub(crate) unsafe fn read_at<U: FromBytes>(&self, abs: usize) -> U {
         let size = core::mem::size_of::<U>();
+        // A register-sized value at its natural alignment is the plan's single access: made
+        // directly, with no plan (this is a completion's phase tag, a status register).
+        if size <= 8 && size.is_power_of_two() && abs % size == 0 && self.policy.allows_word(size) {
+            // SAFETY: for each arm, the caller put `[abs, abs + size)` in range; `abs` is
+            // `size`-aligned, and `size` is within the policy, hence within `base_align`. `U`
+            // has the word's size and, being `FromBytes`, is valid for any of its bits.
+            unsafe {
+                return match size {
+                    1 => core::mem::transmute_copy(&self.read_one::<u8>(abs, Ordered::Yes)),
+                    2 => core::mem::transmute_copy(&self.read_one::<u16>(abs, Ordered::Yes)),
+                    4 => core::mem::transmute_copy(&self.read_one::<u32>(abs, Ordered::Yes)),
+                    _ => core::mem::transmute_copy(&self.read_one::<u64>(abs, Ordered::Yes)),
+                };
+            }
+        }
         let mut out = core::mem::MaybeUninit::<U>::uninit();
         let dst = out.as_mut_ptr().cast::<u8>();
         let plan = value_plan(abs, size, self.policy);
@@ -201,7 +216,27 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
     /// Writes `bytes` at absolute offset `abs` as a typed value (range already checked).
     #[inline(always)]
     pub(crate) fn write_bytes_at(&self, abs: usize, bytes: &[u8]) {
-        let plan = value_plan(abs, bytes.len(), self.policy);
+        let size = bytes.len();
+        if size <= 8 && size.is_power_of_two() && abs % size == 0 && self.policy.allows_word(size) {
+            let mut w = [0u8; 8];
+            w[..size].copy_from_slice(bytes);
+            // SAFETY: for each arm, as in `read_at`: the range was checked, the access is
+            // aligned and within the policy; the word holds exactly `bytes`.
+            unsafe {
+                match size {
+                    1 => self.write_one::<u8>(abs, w[0], Ordered::Yes),
+                    2 => self.write_one::<u16>(abs, u16::from_ne_bytes([w[0], w[1]]), Ordered::Yes),
+                    4 => self.write_one::<u32>(
+                        abs,
+                        u32::from_ne_bytes([w[0], w[1], w[2], w[3]]),
+                        Ordered::Yes,
+                    ),
+                    _ => self.write_one::<u64>(abs, u64::from_ne_bytes(w), Ordered::Yes),
+                }
+            }
+            return;
+        }
+        let plan = value_plan(abs, size, self.policy);
         let op = if plan.len() == 1 {
             Op::Write
         } else {
