@@ -37,7 +37,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use iomem::map::linux::{BarKind, BarMapping, DmaBuffer, Error as MapError, PciDevice};
+use iomem::dma::{DmaProvider, DmaRegion, Lease};
+use iomem::map::linux::{BarKind, BarMapping, DmaBuffer, Error as MapError, PagemapDma, PciDevice};
 use iomem::nvme;
 use iomem::nvme::cmb::{self, BarTable, CmbPool, PciBar, ProbeOptions};
 use iomem::nvme::regs::{
@@ -53,6 +54,9 @@ const NVME_CLASS: u32 = 0x01_08_02;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Entries in every queue this driver creates.
 const QUEUE_ENTRIES: u16 = 16;
+/// Entries of the I/O queues (or CAP.MQES + 1 if smaller): 16 KiB of completion queue, in a
+/// 2 MiB huge page so it is physically contiguous (PC = 1).
+const IO_QUEUE_ENTRIES: u16 = 1024;
 /// Size of the Write/Read round trip.
 const TRANSFER: usize = 64 * 1024;
 /// First LBA written.
@@ -139,39 +143,50 @@ type CmbBuf = P2pBuf<BarMapping>;
 /// A submission queue in the CMB, its doorbell in BAR0.
 type Sq<'a> = CmbSubmissionQueue<'a, BarMapping, Mmio>;
 
-/// A completion queue ring in host memory.
+/// A completion queue ring in coherent host memory (`DmaMem`), lent to the controller for the
+/// queue's life.
 struct HostCq {
-    ring: DmaBuffer,
+    ring: DmaRegion<Mmio>,
+    lease: Lease<Mmio>,
+    entries: u16,
     qid: u16,
     head: u16,
     phase: bool,
 }
 
 impl HostCq {
-    fn new(qid: u16) -> Result<Self, MapError> {
+    /// `entries` entries from `dma`, at one run of bus addresses (the queue is created PC = 1).
+    fn new(qid: u16, entries: u16, dma: &PagemapDma) -> Result<Self, MapError> {
+        let ring = dma.alloc_contiguous(usize::from(entries) * CQ_ENTRY_SIZE)?;
+        let lease = ring.lease();
         Ok(HostCq {
-            ring: DmaBuffer::new(usize::from(QUEUE_ENTRIES) * CQ_ENTRY_SIZE)?,
+            ring,
+            lease,
+            entries,
             qid,
             head: 0,
             phase: true,
         })
     }
     fn bus_addr(&self) -> u64 {
-        self.ring.phys_addr(0).expect("offset 0 is inside the ring")
+        self.lease
+            .addr(0)
+            .expect("offset 0 is inside the ring")
+            .get()
     }
     /// The entry at the head if the controller has posted it.
     fn peek(&self) -> Result<Option<Completion>, Error> {
-        let io = self.ring.io();
+        let cq = self.ring.mem();
         let slot = usize::from(self.head) * CQ_ENTRY_SIZE;
-        let dw3 = io.try_read32(slot + 12)?;
+        let dw3: u32 = cq.try_read(slot + 12)?;
         if (dw3 >> 16) & 1 != u32::from(self.phase) {
             return Ok(None);
         }
         // The phase bit says the entry is complete; read the rest only after it (`dma_rmb()`).
-        io.barrier(Barrier::DmaRmb);
-        let dw2 = io.try_read32(slot + 8)?;
+        cq.dma_rmb();
+        let dw2: u32 = cq.try_read(slot + 8)?;
         Ok(Some(Completion {
-            result: io.try_read32(slot)?,
+            result: cq.try_read(slot)?,
             sq_head: dw2 as u16,
             cid: dw3 as u16,
             status: (dw3 >> 17) as u16,
@@ -179,7 +194,7 @@ impl HostCq {
     }
     fn advance(&mut self) {
         self.head += 1;
-        if self.head == QUEUE_ENTRIES {
+        if self.head == self.entries {
             self.head = 0;
             self.phase = !self.phase;
         }
@@ -334,12 +349,23 @@ impl<'a> Controller<'a> {
 /// nothing for one page, the second page for two, otherwise a PRP list of the remaining pages
 /// written to `list` (which the controller reads at `list_bus`).
 fn prp2<B: Backend>(pages: &[u64], list: IoMem<'_, [u8], B>, list_bus: u64) -> Result<u64, Error> {
+    prp2_with(pages, list_bus, |bytes| {
+        list.subslice(..bytes.len())?.copy_from_slice(bytes)
+    })
+}
+
+/// [`prp2`] with the list written by `write_list` (a list in host memory, through `DmaMem`).
+fn prp2_with(
+    pages: &[u64],
+    list_bus: u64,
+    write_list: impl FnOnce(&[u8]) -> Result<(), Error>,
+) -> Result<u64, Error> {
     match pages {
         [] | [_] => Ok(0),
         [_, second] => Ok(*second),
         [_, rest @ ..] => {
             let bytes: Vec<u8> = rest.iter().flat_map(|a| a.to_le_bytes()).collect();
-            list.subslice(..bytes.len())?.copy_from_slice(&bytes)?;
+            write_list(&bytes)?;
             Ok(list_bus)
         }
     }
@@ -364,10 +390,10 @@ fn bar_table(dev: &PciDevice) -> Res<BarTable> {
     Ok(table)
 }
 
-/// Physical addresses of the pages of a host buffer (each page on its own).
-fn host_pages(buf: &DmaBuffer, len: usize, page: usize) -> Result<Vec<u64>, Error> {
+/// Bus addresses of the pages of leased host memory (each page on its own).
+fn host_pages(lease: &Lease<Mmio>, len: usize, page: usize) -> Result<Vec<u64>, Error> {
     (0..len.div_ceil(page))
-        .map(|p| buf.phys_addr(p * page))
+        .map(|p| lease.addr(p * page).map(|a| a.get()))
         .collect()
 }
 
@@ -576,7 +602,8 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
         cap,
         0,
     )?;
-    let mut acq = HostCq::new(0)?;
+    let host_dma = PagemapDma::new();
+    let mut acq = HostCq::new(0, QUEUE_ENTRIES, &host_dma)?;
     println!(
         "admin SQ in CMB at bus {:#x}, admin CQ in host memory at {:#x}",
         asq.bus_addr(),
@@ -650,14 +677,17 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     drop(ident);
 
     // I/O queues: CQ in host memory, SQ in the CMB (physically contiguous: PC = 1).
-    let mut iocq = HostCq::new(1)?;
+    // 1024 entries (or what CAP.MQES allows), the CQ in a huge page: physically contiguous.
+    let io_entries = IO_QUEUE_ENTRIES.min(cap.max_queue_entries().try_into().unwrap_or(u16::MAX));
+    let huge = PagemapDma::huge_pages();
+    let mut iocq = HostCq::new(1, io_entries, &huge)?;
     ctrl.execute(
         &mut asq,
         &mut acq,
         Command {
             opcode: opcodes::admin::CREATE_IO_CQ,
             prp1: iocq.bus_addr(),
-            cdw10: (u32::from(QUEUE_ENTRIES - 1) << 16) | 1,
+            cdw10: (u32::from(io_entries - 1) << 16) | 1,
             cdw11: 1, // PC, interrupts off
             ..Default::default()
         },
@@ -665,8 +695,8 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     // Commands are copied into the ring without barriers; the doorbell's one barrier publishes
     // them.
     let mut iosq = Sq::new(
-        pool.alloc_sq(QUEUE_ENTRIES.into())?,
-        QUEUE_ENTRIES.into(),
+        pool.alloc_sq(io_entries.into())?,
+        io_entries.into(),
         &ctrl.regs,
         cap,
         1,
@@ -678,13 +708,13 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
         Command {
             opcode: opcodes::admin::CREATE_IO_SQ,
             prp1: iosq.bus_addr(),
-            cdw10: (u32::from(QUEUE_ENTRIES - 1) << 16) | 1,
+            cdw10: (u32::from(io_entries - 1) << 16) | 1,
             cdw11: (1 << 16) | 1, // CQID 1, PC
             ..Default::default()
         },
     )?;
     println!(
-        "I/O SQ 1 in CMB at bus {:#x}, I/O CQ 1 in host memory at {:#x}",
+        "I/O SQ 1 in CMB at bus {:#x}, I/O CQ 1 in a host huge page at {:#x}: {io_entries} entries each",
         iosq.bus_addr(),
         iocq.bus_addr()
     );
@@ -748,29 +778,39 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     // or all in host memory; here they are all in host memory, at the next LBAs.
     let hslba = SLBA + nlb as u64;
     let host_pattern: Vec<u8> = pattern.iter().rev().map(|b| b ^ 0x5a).collect();
-    let hw = DmaBuffer::new(TRANSFER)?;
-    let hr = DmaBuffer::new(TRANSFER)?;
-    let hlists = DmaBuffer::new(2 * page)?;
-    let (wl, rl) = hlists.io().split_at(page)?;
-    hw.io().copy_from_slice(&host_pattern)?;
-    hr.io().fill(0xee)?;
-    let wp = host_pages(&hw, TRANSFER, page)?;
-    let rp = host_pages(&hr, TRANSFER, page)?;
+    let hw = host_dma.alloc(TRANSFER)?;
+    let hr = host_dma.alloc(TRANSFER)?;
+    let hlists = host_dma.alloc(2 * page)?;
+    let (hwl, hrl, hll) = (hw.lease(), hr.lease(), hlists.lease());
+    let lists = hlists.mem();
+    hw.mem().copy_from_slice(&host_pattern)?;
+    hr.mem().fill(0xee)?;
+    let wp = host_pages(&hwl, TRANSFER, page)?;
+    let rp = host_pages(&hrl, TRANSFER, page)?;
+    let wl = |b: &[u8]| lists.subslice(..b.len())?.copy_from_slice(b);
+    let rl = |b: &[u8]| lists.subslice(page..page + b.len())?.copy_from_slice(b);
     let cmd = rw_cmd(
         opcodes::nvm::WRITE,
         hslba,
         wp[0],
-        prp2(&wp, wl, hlists.phys_addr(0)?)?,
+        prp2_with(&wp, hll.addr(0)?.get(), wl)?,
     );
     ctrl.execute(&mut iosq, &mut iocq, cmd)?;
     let cmd = rw_cmd(
         opcodes::nvm::READ,
         hslba,
         rp[0],
-        prp2(&rp, rl, hlists.phys_addr(page)?)?,
+        prp2_with(&rp, hll.addr(page)?.get(), rl)?,
     );
     ctrl.execute(&mut iosq, &mut iocq, cmd)?;
-    hr.io().copy_to_slice(&mut back)?;
+    // SAFETY: both commands completed (`execute` returned their completions): the controller
+    // is done with the data and the lists.
+    unsafe {
+        hwl.complete();
+        hrl.complete();
+        hll.complete();
+    }
+    hr.mem().copy_to_slice(&mut back)?;
     if back != host_pattern {
         return Err("host-memory read-back differs from the pattern".into());
     }
@@ -789,7 +829,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     }
     println!(
         "round trip: {TRANSFER} bytes at LBA {hslba} written from and read back into host memory \
-         (PRP lists of pagemap addresses), then read into the CMB: identical"
+         (DmaMem regions, PRP lists of pagemap addresses), then read into the CMB: identical"
     );
     drop((hw, hr, hlists));
 
