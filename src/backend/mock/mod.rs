@@ -23,8 +23,12 @@ use std::vec::Vec;
 
 use super::{Backend, Caching, Word};
 
+mod loads;
+mod ram_order;
 mod weak;
 use crate::order::{instructions, Arch, Barrier};
+pub use loads::{ram_loads, Load};
+pub use ram_order::replay_ram;
 pub use weak::{device_order, replay, windows, Delivery};
 
 /// Direction of a recorded access.
@@ -118,6 +122,15 @@ impl Ram<'_> {
     }
 }
 
+/// A write the device made into the mock's RAM ([`MockIo::device_write`]), with the bytes it
+/// replaced: the model of completion reads ([`ram_loads`]) undoes it for a read it lets be
+/// satisfied earlier.
+struct DeviceWrite {
+    seq: u64,
+    offset: usize,
+    old: Vec<u8>,
+}
+
 type ReadHook = Box<dyn FnMut(&mut Ram<'_>, &Access) -> Option<u128> + Send>;
 type WriteHook = Box<dyn FnMut(&mut Ram<'_>, &Access) -> WriteEffect + Send>;
 
@@ -131,6 +144,8 @@ struct State {
     /// For every trace entry, its position in one program order shared by all mocks (so the
     /// traces of several mocks — a doorbell BAR and a data BAR — can be merged).
     seqs: Vec<u64>,
+    /// The device's writes into RAM, in program order (their `seq` from the same counter).
+    device_writes: Vec<DeviceWrite>,
     violations: Vec<Violation>,
     read_hooks: Vec<(Range<usize>, ReadHook)>,
     write_hooks: Vec<(Range<usize>, WriteHook)>,
@@ -188,6 +203,7 @@ impl MockIo {
                 lines: std::vec![Line([0; 64]); size.div_ceil(64)],
                 trace: Vec::new(),
                 seqs: Vec::new(),
+                device_writes: Vec::new(),
                 violations: Vec::new(),
                 read_hooks: Vec::new(),
                 write_hooks: Vec::new(),
@@ -304,6 +320,7 @@ impl MockIo {
     pub fn take_events(&self) -> Vec<Event> {
         let mut st = self.lock();
         st.seqs.clear();
+        st.device_writes.clear();
         core::mem::take(&mut st.trace)
     }
 
@@ -312,6 +329,7 @@ impl MockIo {
         let mut st = self.lock();
         st.trace.clear();
         st.seqs.clear();
+        st.device_writes.clear();
     }
 
     /// The recorded accesses, in order.
@@ -386,6 +404,27 @@ impl MockIo {
         let r = self.helper_range("poke", offset, bytes.len());
         let size = self.size;
         self.lock().ram(size)[r].copy_from_slice(bytes);
+    }
+
+    /// The device writes `bytes` at `offset`: a DMA write into host RAM (a completion-queue
+    /// entry, read data). RAM changes as with [`poke`](Self::poke) — no hooks, no checks, not an
+    /// [`Event`] — and, while tracing, the write is logged at its place in the program order
+    /// shared with the CPU's accesses, so that [`ram_loads`] can let a CPU read of these bytes be
+    /// satisfied before it. A device that writes a completion's payload and then its phase tag
+    /// makes two calls, in that order. The log is emptied with the trace.
+    ///
+    /// # Panics
+    /// If `offset..offset + bytes.len()` is not inside the mock, as for [`peek`](Self::peek).
+    pub fn device_write(&self, offset: usize, bytes: &[u8]) {
+        let r = self.helper_range("device_write", offset, bytes.len());
+        let size = self.size;
+        let mut st = self.lock();
+        let old = st.ram(size)[r.clone()].to_vec();
+        st.ram(size)[r].copy_from_slice(bytes);
+        if st.tracing {
+            let seq = next_seq();
+            st.device_writes.push(DeviceWrite { seq, offset, old });
+        }
     }
 
     /// The range a test helper touches, or a panic that says what was wrong with it.
