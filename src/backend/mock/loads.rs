@@ -4,9 +4,41 @@
 use std::vec::Vec;
 
 use super::weak::{merged, SplitMix};
-use super::{Access, Dir, Event, MockIo};
+use super::{next_seq, Access, Dir, Event, MockIo};
 use crate::backend::Caching;
 use crate::order::{orders_ram_loads, Arch};
+
+/// A write the device made into the mock's RAM ([`MockIo::device_write`]), with the bytes it
+/// replaced: the model of completion reads ([`ram_loads`]) undoes it for a read it lets be
+/// satisfied earlier.
+pub(super) struct DeviceWrite {
+    seq: u64,
+    offset: usize,
+    old: Vec<u8>,
+}
+
+impl MockIo {
+    /// The device writes `bytes` at `offset`: a DMA write into host RAM (a completion-queue
+    /// entry, read data). RAM changes as with [`poke`](Self::poke) — no hooks, no checks, not an
+    /// [`Event`] — and, while tracing, the write is logged at its place in the program order
+    /// shared with the CPU's accesses, so that [`ram_loads`] can let a CPU read of these bytes be
+    /// satisfied before it. A device that writes a completion's payload and then its phase tag
+    /// makes two calls, in that order. The log is emptied with the trace.
+    ///
+    /// # Panics
+    /// If `offset..offset + bytes.len()` is not inside the mock, as for [`peek`](Self::peek).
+    pub fn device_write(&self, offset: usize, bytes: &[u8]) {
+        let r = self.helper_range("device_write", offset, bytes.len());
+        let size = self.size;
+        let mut st = self.lock();
+        let old = st.ram(size)[r.clone()].to_vec();
+        st.ram(size)[r].copy_from_slice(bytes);
+        if st.tracing {
+            let seq = next_seq();
+            st.device_writes.push(DeviceWrite { seq, offset, old });
+        }
+    }
+}
 
 /// One CPU read of host RAM and a value it may return under the weak-ordering model
 /// ([`ram_loads`]).

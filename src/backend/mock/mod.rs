@@ -7,7 +7,12 @@
 //!
 //! Device behaviour is modelled with hooks: a write hook sees every write to a range and decides
 //! whether it lands in RAM (doorbells, write-1-to-clear registers); a read hook can replace the
-//! value a read returns and change RAM as a side effect (clear-on-read status).
+//! value a read returns and change RAM as a side effect (clear-on-read status). A mock of host
+//! RAM ([`Caching::Cacheable`]) takes the device's DMA writes through [`MockIo::device_write`].
+//!
+//! The weak-ordering model says what a device may see of the CPU's stores ([`device_order`],
+//! RAM included) and what the CPU's reads of RAM may return while the device writes it
+//! ([`ram_loads`]).
 //!
 //! Device limits are modelled with faults: an access wider than [`MockIo::with_max_width`] or
 //! not naturally aligned is recorded as a [`Violation`]. Violations are test failures:
@@ -122,15 +127,6 @@ impl Ram<'_> {
     }
 }
 
-/// A write the device made into the mock's RAM ([`MockIo::device_write`]), with the bytes it
-/// replaced: the model of completion reads ([`ram_loads`]) undoes it for a read it lets be
-/// satisfied earlier.
-struct DeviceWrite {
-    seq: u64,
-    offset: usize,
-    old: Vec<u8>,
-}
-
 type ReadHook = Box<dyn FnMut(&mut Ram<'_>, &Access) -> Option<u128> + Send>;
 type WriteHook = Box<dyn FnMut(&mut Ram<'_>, &Access) -> WriteEffect + Send>;
 
@@ -145,7 +141,7 @@ struct State {
     /// traces of several mocks — a doorbell BAR and a data BAR — can be merged).
     seqs: Vec<u64>,
     /// The device's writes into RAM, in program order (their `seq` from the same counter).
-    device_writes: Vec<DeviceWrite>,
+    device_writes: Vec<loads::DeviceWrite>,
     violations: Vec<Violation>,
     read_hooks: Vec<(Range<usize>, ReadHook)>,
     write_hooks: Vec<(Range<usize>, WriteHook)>,
@@ -404,27 +400,6 @@ impl MockIo {
         let r = self.helper_range("poke", offset, bytes.len());
         let size = self.size;
         self.lock().ram(size)[r].copy_from_slice(bytes);
-    }
-
-    /// The device writes `bytes` at `offset`: a DMA write into host RAM (a completion-queue
-    /// entry, read data). RAM changes as with [`poke`](Self::poke) — no hooks, no checks, not an
-    /// [`Event`] — and, while tracing, the write is logged at its place in the program order
-    /// shared with the CPU's accesses, so that [`ram_loads`] can let a CPU read of these bytes be
-    /// satisfied before it. A device that writes a completion's payload and then its phase tag
-    /// makes two calls, in that order. The log is emptied with the trace.
-    ///
-    /// # Panics
-    /// If `offset..offset + bytes.len()` is not inside the mock, as for [`peek`](Self::peek).
-    pub fn device_write(&self, offset: usize, bytes: &[u8]) {
-        let r = self.helper_range("device_write", offset, bytes.len());
-        let size = self.size;
-        let mut st = self.lock();
-        let old = st.ram(size)[r.clone()].to_vec();
-        st.ram(size)[r].copy_from_slice(bytes);
-        if st.tracing {
-            let seq = next_seq();
-            st.device_writes.push(DeviceWrite { seq, offset, old });
-        }
     }
 
     /// The range a test helper touches, or a panic that says what was wrong with it.
