@@ -18,6 +18,9 @@
 //! What is not: loads (see [`ram_loads`](super::ram_loads)), a device reading RAM before the
 //! doorbell arrives, caches that are not coherent with the device (the model takes RAM to be
 //! coherent DMA memory, `dma_alloc_coherent`), and ordering between two CPUs.
+//!
+//! Drawing an order is quadratic in the number of stores: meant for the few hundred or thousand
+//! stores of a submission test, not for a trace of megabytes of copies.
 
 use std::collections::HashMap;
 use std::vec::Vec;
