@@ -7,7 +7,12 @@
 //!
 //! Device behaviour is modelled with hooks: a write hook sees every write to a range and decides
 //! whether it lands in RAM (doorbells, write-1-to-clear registers); a read hook can replace the
-//! value a read returns and change RAM as a side effect (clear-on-read status).
+//! value a read returns and change RAM as a side effect (clear-on-read status). A mock of host
+//! RAM ([`Caching::Cacheable`]) takes the device's DMA writes through [`MockIo::device_write`].
+//!
+//! The weak-ordering model says what a device may see of the CPU's stores ([`device_order`],
+//! RAM included) and what the CPU's reads of RAM may return while the device writes it
+//! ([`ram_loads`]).
 //!
 //! Device limits are modelled with faults: an access wider than [`MockIo::with_max_width`] or
 //! not naturally aligned is recorded as a [`Violation`]. Violations are test failures:
@@ -23,8 +28,12 @@ use std::vec::Vec;
 
 use super::{Backend, Caching, Word};
 
+mod loads;
+mod ram_order;
 mod weak;
 use crate::order::{instructions, Arch, Barrier};
+pub use loads::{ram_loads, Load};
+pub use ram_order::replay_ram;
 pub use weak::{device_order, replay, windows, Delivery};
 
 /// Direction of a recorded access.
@@ -131,6 +140,8 @@ struct State {
     /// For every trace entry, its position in one program order shared by all mocks (so the
     /// traces of several mocks — a doorbell BAR and a data BAR — can be merged).
     seqs: Vec<u64>,
+    /// The device's writes into RAM, in program order (their `seq` from the same counter).
+    device_writes: Vec<loads::DeviceWrite>,
     violations: Vec<Violation>,
     read_hooks: Vec<(Range<usize>, ReadHook)>,
     write_hooks: Vec<(Range<usize>, WriteHook)>,
@@ -188,6 +199,7 @@ impl MockIo {
                 lines: std::vec![Line([0; 64]); size.div_ceil(64)],
                 trace: Vec::new(),
                 seqs: Vec::new(),
+                device_writes: Vec::new(),
                 violations: Vec::new(),
                 read_hooks: Vec::new(),
                 write_hooks: Vec::new(),
@@ -304,6 +316,7 @@ impl MockIo {
     pub fn take_events(&self) -> Vec<Event> {
         let mut st = self.lock();
         st.seqs.clear();
+        st.device_writes.clear();
         core::mem::take(&mut st.trace)
     }
 
@@ -312,6 +325,7 @@ impl MockIo {
         let mut st = self.lock();
         st.trace.clear();
         st.seqs.clear();
+        st.device_writes.clear();
     }
 
     /// The recorded accesses, in order.

@@ -9,6 +9,9 @@ use crate::order::instructions;
 
 /// Weak-ordering mode: the order in which the *device* sees the recorded writes.
 ///
+/// (For the other direction — the CPU reading host RAM the device writes — see
+/// [`ram_loads`](super::ram_loads).)
+///
 /// The trace is program order. A device may see stores in another order, and which reorderings
 /// are possible depends on the mapping and on the barriers the CPU executed. The model:
 ///
@@ -24,11 +27,22 @@ use crate::order::instructions;
 ///   x86 UC, aarch64 Device-nGnRE ("non-reordering"), powerpc caching-inhibited guarded storage
 ///   and riscv I/O regions (strongly ordered per the platform spec) all deliver a CPU's stores
 ///   to one device in program order. This is why `writel_relaxed` needs no barrier between
-///   writes to one device, and why the barrier in `writel` exists for data in *RAM*, which this
-///   mock does not hold.
+///   writes to one device, and why the barrier in `writel` exists for data in *RAM* (below).
 ///
-/// All mocks given to [`device_order`] are taken to be one device (BARs of one function).
+/// All device mocks given to [`device_order`] are taken to be one device (BARs of one function).
 /// Reads are not reordered (they do not appear in the result).
+///
+/// **Host RAM.** A [`Caching::Cacheable`] mock given to [`device_order`] (such as
+/// [`MockDma::ram`](crate::dma::MockDma::ram)) is host RAM, and its writes are delivered too:
+/// the place of a RAM write in the order is the moment it becomes visible to the device's DMA
+/// reads, so [`replay_ram`](super::replay_ram) gives the RAM a device would read when a doorbell
+/// arrives. A RAM store is ordered before a later store only by a barrier between them that
+/// orders the pair ([`orders_ram_before_device`](crate::order::orders_ram_before_device) before
+/// a device store, [`orders_accesses`](crate::order::orders_accesses) for the other pairs), or by
+/// the architecture itself: on x86_64 (TSO) stores to RAM and to uncached memory are seen in
+/// program order, while write-combining stores stay weakly ordered against RAM as against
+/// everything. Stores to one RAM location keep their order (coherence). Device stores keep
+/// exactly the rules above; `window` counts the device-store windows for RAM writes too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
     /// Index of the mock (in the slice given to [`device_order`]) the write went to.
@@ -40,7 +54,7 @@ pub struct Delivery {
 }
 
 /// A small deterministic generator (SplitMix64) for the model's choices.
-struct SplitMix(u64);
+pub(super) struct SplitMix(pub(super) u64);
 
 impl SplitMix {
     fn next(&mut self) -> u64 {
@@ -50,13 +64,13 @@ impl SplitMix {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(super) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 }
 
-/// Every recorded write of `mocks`, in program order, with its window (see [`Delivery`]).
-pub fn windows(mocks: &[&MockIo]) -> Vec<Delivery> {
+/// Every trace entry of `mocks` in the shared program order: `(seq, mock index, event)`.
+pub(super) fn merged(mocks: &[&MockIo]) -> Vec<(u64, usize, Event)> {
     let mut merged: Vec<(u64, usize, Event)> = Vec::new();
     for (i, m) in mocks.iter().enumerate() {
         let st = m.lock();
@@ -68,9 +82,14 @@ pub fn windows(mocks: &[&MockIo]) -> Vec<Delivery> {
         );
     }
     merged.sort_by_key(|&(seq, _, _)| seq);
+    merged
+}
+
+/// Every recorded write of `mocks`, in program order, with its window (see [`Delivery`]).
+pub fn windows(mocks: &[&MockIo]) -> Vec<Delivery> {
     let mut window = 0;
     let mut out = Vec::new();
-    for (_, i, e) in merged {
+    for (_, i, e) in merged(mocks) {
         match e {
             Event::Barrier { insns, .. } => {
                 let arch = mocks[i].arch;
@@ -94,8 +113,12 @@ pub fn windows(mocks: &[&MockIo]) -> Vec<Delivery> {
 
 /// The recorded writes of `mocks` in one order the device may see them under the weak-ordering
 /// model (see [`Delivery`]); `seed` picks which. Every order the model allows has a seed that
-/// produces it; the same seed always gives the same order.
+/// produces it; the same seed always gives the same order. With a
+/// [`Caching::Cacheable`] mock among `mocks`, its writes are host RAM's (see [`Delivery`]).
 pub fn device_order(mocks: &[&MockIo], seed: u64) -> Vec<Delivery> {
+    if mocks.iter().any(|m| m.caching == Caching::Cacheable) {
+        return super::ram_order::device_order_with_ram(mocks, seed);
+    }
     let all = windows(mocks);
     let mut rng = SplitMix(seed);
     let mut out = Vec::with_capacity(all.len());
