@@ -283,14 +283,17 @@ fn complete(arch: Arch, barrier: Option<Barrier>) -> Completion {
     let cq = dma.alloc_contiguous(MOCK_PAGE).unwrap();
     let lease = cq.lease();
     let at = (lease.addr(CQE).unwrap().get() - DMA_BASE) as usize;
-    // SAFETY: the test is the device, and it writes the arena directly.
-    unsafe { lease.complete() };
     let ram = dma.ram();
     ram.poke(at, &OLD_PAYLOAD); // the previous pass's entry, phase 0
     ram.poke(at + 12, &0x0000_0004u32.to_le_bytes());
-    // The device posts: payload first, then DW3 (command id 9, phase 1, success).
-    ram.device_write(at, &NEW_PAYLOAD);
-    ram.device_write(at + 12, &0x0001_0009u32.to_le_bytes());
+    // The device posts through its side of the provider: payload first, then DW3 (command id
+    // 9, phase 1, success).
+    dma.device_write(lease.addr(CQE).unwrap(), &NEW_PAYLOAD)
+        .unwrap();
+    dma.device_write(lease.addr(CQE + 12).unwrap(), &0x0001_0009u32.to_le_bytes())
+        .unwrap();
+    // SAFETY: the device (this test) is done with the entry.
+    unsafe { lease.complete() };
 
     let entry = cq.mem().cast::<[u32; 4]>(CQE).unwrap();
     let dw3: u32 = entry.try_read(12).unwrap();

@@ -219,10 +219,23 @@ impl MockDma {
 
     /// The device writes `bytes` at `addr` (a completion, read data). Fails, writing nothing,
     /// if any byte is not allocated memory — as an IOMMU blocks a stray DMA.
+    ///
+    /// The write is recorded in the RAM mock's program order
+    /// ([`MockIo::device_write`](crate::backend::MockIo::device_write)), so the weak-ordering
+    /// model ([`ram_loads`](crate::backend::mock::ram_loads)) knows what a CPU read racing it
+    /// could have seen.
     pub fn device_write(&self, addr: DmaAddr, bytes: &[u8]) -> Result<()> {
         let offs = self.span(addr, bytes.len())?;
-        for (o, b) in offs.into_iter().zip(bytes) {
-            self.arena.poke(o, core::slice::from_ref(b));
+        // One device write per run of consecutive arena offsets (pages may be scattered).
+        let mut k = 0;
+        while k < offs.len() {
+            let run = 1 + offs[k + 1..]
+                .iter()
+                .zip(&offs[k..])
+                .take_while(|(b, a)| **b == **a + 1)
+                .count();
+            self.arena.device_write(offs[k], &bytes[k..k + run]);
+            k += run;
         }
         Ok(())
     }
