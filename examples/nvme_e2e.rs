@@ -610,8 +610,8 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
         acq.bus_addr()
     );
     ctrl.regs.set_aqa(Aqa::new(QUEUE_ENTRIES, QUEUE_ENTRIES)?);
-    ctrl.regs.set_asq(QueueBase::new(asq.bus_addr())?);
-    ctrl.regs.set_acq(QueueBase::new(acq.bus_addr())?);
+    ctrl.regs.set_asq(QueueBase::new(asq.dma_addr())?);
+    ctrl.regs.set_acq(QueueBase::new(acq.lease.addr(0)?)?);
     ctrl.regs.set_cc(cc.with_en(true));
     let t = Instant::now();
     let csts = ctrl.wait_ready(true)?;

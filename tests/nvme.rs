@@ -184,15 +184,18 @@ fn csts_aqa_queue_base() {
     assert!(Aqa::new(1, 2).is_err());
     assert!(Aqa::new(2, 4097).is_err());
 
-    assert!(QueueBase::new(0x1234_5000).is_ok());
-    assert!(QueueBase::new(0x1234_5008).is_err());
+    assert!(QueueBase::new(addr(0x1234_5000)).is_ok());
+    assert!(QueueBase::new(addr(0x1234_5008)).is_err());
     assert!(matches!(
         QueueBase::decode("ASQ", 0x10),
         Err(Error::BadRegister { reg: "ASQ", .. })
     ));
     let cc = Cc::default().with_page_size(8192).unwrap();
-    assert!(QueueBase::new(0x3000).unwrap().check_page(cc).is_err());
-    assert!(QueueBase::new(0x4000).unwrap().check_page(cc).is_ok());
+    assert!(QueueBase::new(addr(0x3000))
+        .unwrap()
+        .check_page(cc)
+        .is_err());
+    assert!(QueueBase::new(addr(0x4000)).unwrap().check_page(cc).is_ok());
 }
 
 #[test]
@@ -281,7 +284,7 @@ fn controller_regs_split_64_bit_accesses() {
     assert_eq!((reads[1].offset, reads[1].width), (4, 4));
 
     mock.clear_events();
-    regs.set_asq(QueueBase::new(0x1_2345_6000).unwrap());
+    regs.set_asq(QueueBase::new(addr(0x1_2345_6000)).unwrap());
     let w = mock.writes();
     assert_eq!(w.len(), 2);
     assert_eq!((w[0].offset, w[0].width, w[0].value), (0x2c, 4, 0x1));
@@ -1179,4 +1182,10 @@ mod sq_tests {
         ));
         bar0.assert_no_violations();
     }
+}
+
+/// A device address for register tests (the mock BAR0 is no device that DMAs).
+fn addr(a: u64) -> iomem::dma::DmaAddr {
+    // SAFETY: only written to a mock's registers; nothing DMAs to it.
+    unsafe { iomem::dma::DmaAddr::from_raw(a) }
 }

@@ -321,6 +321,10 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
     pub fn bus_addr(&self) -> u64 {
         self.ring.bus_addr()
     }
+    /// The ring's address for the controller (ASQ, Create I/O SQ's PRP1).
+    pub fn dma_addr(&self) -> crate::dma::DmaAddr {
+        self.ring.dma_addr()
+    }
     /// Queue identifier.
     pub fn qid(&self) -> u16 {
         self.qid

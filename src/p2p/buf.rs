@@ -97,10 +97,20 @@ impl<B: Backend> P2pBuf<B> {
         ((self.slot >> 32) as usize) << self.inner().shift
     }
 
-    /// The bus address a device uses for the first byte of the buffer.
+    /// The bus address a device uses for the first byte of the buffer, as a number (for
+    /// printing and range checks; a device is given [`dma_addr`](Self::dma_addr)).
     #[inline]
     pub fn bus_addr(&self) -> u64 {
         self.inner().bus_addr + self.rel() as u64
+    }
+
+    /// The address a device uses for the first byte of the buffer, typed for queue bases and
+    /// data pointers. The buffer must outlive every use the device makes of it.
+    #[inline]
+    pub fn dma_addr(&self) -> crate::dma::DmaAddr {
+        // SAFETY: the bus address of memory this buffer owns in its pool's region (the pool was
+        // built over that region's bus address), which a peer device may reach.
+        unsafe { crate::dma::DmaAddr::from_raw(self.bus_addr()) }
     }
 
     /// Length in bytes (the request rounded up to the granularity).

@@ -263,10 +263,13 @@ impl Aqa {
 }
 
 impl QueueBase {
-    /// A base address: must be 4 KiB aligned (the low 12 bits are reserved); the controller
-    /// also requires alignment to CC's page size, which [`QueueBase::check_page`] checks.
-    pub fn new(addr: u64) -> Result<Self> {
-        QueueBase(0).with_addr(addr)
+    /// The base of a queue at `addr` (from the memory that holds the queue: a
+    /// [`Lease`](crate::dma::Lease) on host memory, a CMB buffer's
+    /// [`dma_addr`](crate::p2p::P2pBuf::dma_addr)): must be 4 KiB aligned (the low 12 bits are
+    /// reserved); the controller also requires alignment to CC's page size, which
+    /// [`QueueBase::check_page`] checks.
+    pub fn new(addr: crate::dma::DmaAddr) -> Result<Self> {
+        QueueBase(0).with_addr(addr.get())
     }
 
     /// Decodes a raw value read from `reg` (`"ASQ"` or `"ACQ"`): all-ones is
