@@ -19,12 +19,16 @@
 //!   a [`Strategy`] decides where they go.
 //! - [`backend`] has the real [`Mmio`] backend and a [`MockIo`](backend::MockIo) over RAM that
 //!   records every access and barrier, so drivers test with `cargo test`.
+//! - [`dma`] is the device's side of memory: [`DmaMem`](dma::DmaMem) over coherent host RAM,
+//!   [`DmaAddr`](dma::DmaAddr) from leases on the memory that owns it, and memory lent to a
+//!   device never freed under it.
 //! - [`publish`], the layer above `IoMem`, has doorbells that publish write-combining data and
 //!   locks whose unlock orders MMIO writes (`mmiowb`); [`p2p`] sub-allocates peer-to-peer memory,
 //!   [`nvme`] drives NVMe controllers, and [`map`] provides the backends of real mappings.
 //!
 //! Modules depend only on the layers below them (`tests/layers.rs` checks it): `order`
-//! (vocabulary) → `backend` → `copy` → `iomem` → `reg` → `publish` → `map` → `p2p` → `nvme`.
+//! (vocabulary) → `backend` → `copy` → `iomem` → `reg`, `dma` → `publish` → `map` → `p2p` →
+//! `nvme`.
 //!
 //! # Example: a driver against the mock
 //!
