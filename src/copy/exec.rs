@@ -245,10 +245,12 @@ unsafe fn one_dyn<B: Backend + ?Sized, O: Direction>(
             8 => op.one::<B, u64>(b, off, pos),
             #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             16 => op.one::<B, W128>(b, off, pos),
+            // The only width left on x86_64 is 32.
             #[cfg(target_arch = "x86_64")]
-            32 => body_w256(op, b, off, 1, pos),
+            _ => body_w256(op, b, off, 1, pos),
             // No plan has wider accesses on this CPU (policies are capped at its widest); were
             // one asked for, it is done as narrower accesses, never a wider one.
+            #[cfg(not(target_arch = "x86_64"))]
             _ => op.body::<B, u64>(b, off, w / 8, pos),
         }
     }
@@ -277,7 +279,7 @@ unsafe fn body_w256<B: Backend + ?Sized, O: Direction>(
 ///
 /// # Safety
 /// As for [`execute`].
-#[inline]
+#[inline(always)]
 #[allow(unused_assignments)] // the last `step!` advances `off` past its final use
 unsafe fn run<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O) {
     let start = plan.start;
@@ -319,8 +321,9 @@ unsafe fn run<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O) {
             // Skip the call into AVX code when a short range has no 32-byte body.
             _ if count == 0 => {}
             #[cfg(target_arch = "x86_64")]
-            32 => body_w256(op, b, off, count, off - start),
+            _ => body_w256(op, b, off, count, off - start),
             // As in `one_dyn`: never planned here; narrower accesses if it were.
+            #[cfg(not(target_arch = "x86_64"))]
             w => op.body::<B, u64>(b, off, count * (w / 8), off - start),
         }
     }

@@ -92,6 +92,7 @@ impl DmaBuffer {
         }
         .map_err(|e| match e {
             rustix::io::Errno::NOMEM if huge => Error::NoHugePages { bytes: len },
+            rustix::io::Errno::INVAL if huge => Error::HugePagesUnsupported { bytes: len },
             e => io_err("mmap", anon, e.into()),
         })?;
         // SAFETY: the mapping was just created read-write, is page-aligned anonymous RAM
@@ -327,6 +328,10 @@ mod tests {
             Ok(r) => {
                 assert_eq!(r.len(), HUGE_PAGE);
                 assert!(r.contiguous(0..r.len()).unwrap());
+            }
+            Err(e @ Error::HugePagesUnsupported { .. }) => {
+                assert!(!expect, "{e}");
+                assert!(std::format!("{e}").contains("PagemapDma::new"), "{e}");
             }
             Err(e @ Error::NoHugePages { .. }) => {
                 assert!(!expect, "{e}");

@@ -87,6 +87,12 @@ pub enum Error {
         /// Bytes asked for (whole huge pages).
         bytes: usize,
     },
+    /// `mmap` with `MAP_HUGETLB` was refused with `EINVAL`: this kernel (or an emulator
+    /// between it and the program) does not provide 2 MiB huge pages.
+    HugePagesUnsupported {
+        /// Bytes asked for.
+        bytes: usize,
+    },
     /// Any other system call failure.
     Io {
         /// What was being done (`"open"`, `"mmap"`, `"read"`…).
@@ -123,6 +129,12 @@ impl fmt::Display for Error {
                  `echo {n} > /proc/sys/vm/nr_hugepages` (or `hugepages={n}` on the kernel command line); \
                  `grep Huge /proc/meminfo` shows what is reserved and free",
                 n = bytes.div_ceil(2 << 20)
+            ),
+            Error::HugePagesUnsupported { bytes } => write!(
+                f,
+                "2 MiB huge pages are not available here for {bytes} bytes of DMA memory: the kernel \
+                 has no hugetlb support (CONFIG_HUGETLBFS), or an emulator does not pass MAP_HUGETLB \
+                 through; use base pages (PagemapDma::new) or an IOMMU mapping"
             ),
             Error::NoBar { addr, bar } => {
                 write!(f, "PCI device {addr} has no BAR {bar} (absent or unassigned); list its BARs with `lspci -v -s {addr}`")
