@@ -19,6 +19,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
+use core::mem::ManuallyDrop;
 use core::ops::Range;
 
 use super::{DmaAddr, DmaMem};
@@ -212,7 +213,7 @@ impl<B: Backend + Send + Sync + 'static> DmaRegion<B> {
     /// allocated until it completes (or, dropped without completing, quarantines it).
     pub fn lease(&self) -> Lease<B> {
         Lease {
-            inner: Some(self.inner.clone()),
+            inner: ManuallyDrop::new(self.inner.clone()),
         }
     }
 }
@@ -271,9 +272,12 @@ fn check(size: usize, range: &Range<usize>) -> Result<(usize, usize)> {
 }
 
 /// A region lent to a device. See the [module docs](self).
+///
+/// # Invariant
+/// `inner` holds a share of the region until the lease ends: it is taken exactly once, by
+/// [`complete`](Lease::complete) (which then forgets the lease) or by `drop`.
 pub struct Lease<B: Backend + Send + Sync + 'static> {
-    /// `None` once completed.
-    inner: Option<Arc<Inner<B>>>,
+    inner: ManuallyDrop<Arc<Inner<B>>>,
 }
 
 impl<B: Backend + Send + Sync + 'static> fmt::Debug for Lease<B> {
@@ -284,11 +288,7 @@ impl<B: Backend + Send + Sync + 'static> fmt::Debug for Lease<B> {
 
 impl<B: Backend + Send + Sync + 'static> Lease<B> {
     fn inner(&self) -> &Inner<B> {
-        match &self.inner {
-            Some(i) => i,
-            // `inner` is `None` only inside `complete` and `drop`, which consume the lease.
-            None => unreachable!("a lease is used after it ended"),
-        }
+        &self.inner
     }
 
     /// Size of the leased region in bytes.
@@ -342,18 +342,21 @@ impl<B: Backend + Send + Sync + 'static> Lease<B> {
     /// No device will access the leased memory through the addresses this lease gave out any
     /// more (the command that used them completed, or the device was reset). The NVMe queue
     /// layer calls this when the completion arrives.
-    pub unsafe fn complete(mut self) {
-        self.inner.take();
+    pub unsafe fn complete(self) {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so its share is taken here only (the invariant).
+        drop(unsafe { ManuallyDrop::take(&mut this.inner) });
     }
 }
 
 impl<B: Backend + Send + Sync + 'static> Drop for Lease<B> {
     fn drop(&mut self) {
-        if let Some(i) = self.inner.take() {
-            // Not completed: the device may still write this memory. Keep it from reuse.
-            let q = i.quarantine.clone();
-            q.hold(Box::new(i));
-        }
+        // SAFETY: `drop` runs once and `complete` forgets the lease instead of dropping it, so
+        // the share is taken here only (the invariant).
+        let i = unsafe { ManuallyDrop::take(&mut self.inner) };
+        // Not completed: the device may still write this memory. Keep it from reuse.
+        let q = i.quarantine.clone();
+        q.hold(Box::new(i));
     }
 }
 
