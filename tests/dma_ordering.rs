@@ -29,8 +29,10 @@ use iomem::order::{instructions, orders_ram_before_device, orders_ram_loads, Arc
 use iomem::publish::Doorbell;
 use iomem::{Backend, Caching, IoMem, Strategy};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestError, TestRng, TestRunner};
+
+mod support;
 use std::sync::Arc;
+use support::find_counterexample;
 
 /// SQ 1 tail doorbell, in an uncached BAR0.
 const DB: usize = 0x1008;
@@ -117,30 +119,6 @@ fn doorbell_finds_whole_command(s: &Submit, seed: u64) -> bool {
         }
     });
     ok.expect("the doorbell write is in the trace")
-}
-
-/// Runs `property` over 256 seeds and returns the (shrunk) seed proptest finds that breaks it.
-fn find_counterexample(property: impl Fn(u64) -> bool) -> Option<u64> {
-    let config = Config {
-        cases: 256,
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new_with_rng(
-        config.clone(),
-        TestRng::deterministic_rng(config.rng_algorithm),
-    );
-    match runner.run(&any::<u64>(), |seed| {
-        if property(seed) {
-            Ok(())
-        } else {
-            Err(TestCaseError::fail("the model found the reordering"))
-        }
-    }) {
-        Ok(()) => None,
-        Err(TestError::Fail(_, seed)) => Some(seed),
-        Err(e) => panic!("proptest aborted: {e}"),
-    }
 }
 
 /// Whether the RAM-then-doorbell pair is ordered on `arch` by `insns` (the table's answer), or

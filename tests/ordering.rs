@@ -10,7 +10,9 @@ use iomem::order::{Arch, Barrier, Strategy};
 use iomem::publish::{Doorbell, IoSpinLock};
 use iomem::{memcpy_fromio, memcpy_toio, Caching, IoLock, IoMem, WidthPolicy};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestError, TestRng, TestRunner};
+
+mod support;
+use support::find_counterexample;
 
 /// A trace in a compact, comparable form: `W4@0x10` for a 4-byte write at 0x10, `R4@0x0` for a
 /// read, and the instruction names of each barrier (`[sync]`, `[]` for a compiler fence).
@@ -552,32 +554,6 @@ proptest! {
         io.subslice(CMD).unwrap().copy_from_slice(&[7; 64]).unwrap();
         io.try_write32(CMD_DB, 1).unwrap();
         prop_assert_eq!(m.device_order(), m.writes());
-    }
-}
-
-/// Runs `property` over 256 seeds and returns the first seed proptest finds that breaks it.
-fn find_counterexample(property: impl Fn(u64) -> bool) -> Option<u64> {
-    let config = Config {
-        cases: 256,
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new_with_rng(
-        config.clone(),
-        TestRng::deterministic_rng(config.rng_algorithm),
-    );
-    match runner.run(&any::<u64>(), |seed| {
-        if property(seed) {
-            Ok(())
-        } else {
-            Err(TestCaseError::fail(
-                "device saw the doorbell before the whole command",
-            ))
-        }
-    }) {
-        Ok(()) => None,
-        Err(TestError::Fail(_, seed)) => Some(seed),
-        Err(e) => panic!("proptest aborted: {e}"),
     }
 }
 
