@@ -40,7 +40,8 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Caching};
+use crate::dma::{DmaAddr, DmaRegion, Lease};
 use crate::iomem::IoMem;
 use crate::nvme::regs::{Cap, ControllerRegs, SQ_ENTRY_SIZE};
 use crate::nvme::{invalid, Error, Result};
@@ -154,14 +155,130 @@ impl Command {
     }
 }
 
-/// A submission queue ring in the CMB with its tail doorbell in BAR0. See the [module
-/// docs](self).
+/// Where a submission queue's ring lives: a buffer in the CMB ([`P2pBuf`]) or coherent host
+/// memory ([`HostSqRing`]). The queue writes entries through it and names its caching to the
+/// doorbell, which then issues the barrier that data needs.
+pub trait SqRing {
+    /// Bytes of ring.
+    fn len(&self) -> usize;
+    /// Whether the ring has no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The ring's address for the controller (ASQ, Create I/O SQ's PRP1).
+    fn dma_addr(&self) -> DmaAddr;
+    /// How the ring's memory is mapped.
+    fn caching(&self) -> Caching;
+    /// The strategy a queue over this ring starts with (a CMB buffer's is its pool's).
+    fn strategy(&self) -> Strategy;
+    /// Writes one 64-byte entry at byte `off` of the ring, with the barriers `strategy` puts
+    /// around a copy into that memory (none for host RAM: the doorbell publishes it).
+    fn write_entry(&self, off: usize, entry: &[u8], strategy: Strategy) -> crate::Result<()>;
+}
+
+impl<B: Backend> SqRing for P2pBuf<B> {
+    fn len(&self) -> usize {
+        P2pBuf::len(self)
+    }
+    fn dma_addr(&self) -> DmaAddr {
+        P2pBuf::dma_addr(self)
+    }
+    fn caching(&self) -> Caching {
+        self.io().caching()
+    }
+    fn strategy(&self) -> Strategy {
+        self.io().strategy()
+    }
+    fn write_entry(&self, off: usize, entry: &[u8], strategy: Strategy) -> crate::Result<()> {
+        let io = self.io().with_strategy(copy_strategy(strategy));
+        io.subslice(off..off + entry.len())?.copy_from_slice(entry)
+    }
+}
+
+/// Entries are copied with barriers only under `Conservative` (`memcpy_toio`'s own); `Batched`
+/// and `Relaxed` copy bare and leave publishing to the doorbell.
+fn copy_strategy(strategy: Strategy) -> Strategy {
+    match strategy {
+        Strategy::Conservative => Strategy::Conservative,
+        Strategy::Batched | Strategy::Relaxed => Strategy::Relaxed,
+    }
+}
+
+/// A submission queue ring in coherent host memory, lent to the controller for as long as the
+/// ring lives: dropping it quarantines the memory (see [`dma::region`](crate::dma::region)), so
+/// a controller still fetching commands never reads reused memory.
+pub struct HostSqRing<B: Backend + Send + Sync + 'static> {
+    region: DmaRegion<B>,
+    lease: Lease<B>,
+    addr: DmaAddr,
+}
+
+impl<B: Backend + Send + Sync + 'static> core::fmt::Debug for HostSqRing<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HostSqRing")
+            .field("len", &self.region.len())
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl<B: Backend + Send + Sync + 'static> HostSqRing<B> {
+    /// A ring over `region`, which must be one run of device addresses: the queue is created
+    /// physically contiguous (PC = 1; QEMU and controllers with CAP.CQR require it).
+    /// [`NotContiguous`](crate::Error::NotContiguous) otherwise — allocate it with
+    /// [`DmaProvider::alloc_contiguous`](crate::dma::DmaProvider::alloc_contiguous) (huge pages
+    /// on Linux without an IOMMU).
+    pub fn new(region: DmaRegion<B>) -> Result<Self> {
+        let lease = region.lease();
+        let addr = lease.range(0..region.len())?;
+        Ok(HostSqRing {
+            region,
+            lease,
+            addr,
+        })
+    }
+
+    /// The ring's memory, lent to the controller.
+    pub fn lease(&self) -> &Lease<B> {
+        &self.lease
+    }
+}
+
+impl<B: Backend + Send + Sync + 'static> SqRing for HostSqRing<B> {
+    fn len(&self) -> usize {
+        self.region.len()
+    }
+    fn dma_addr(&self) -> DmaAddr {
+        self.addr
+    }
+    fn caching(&self) -> Caching {
+        Caching::Cacheable
+    }
+    fn strategy(&self) -> Strategy {
+        Strategy::default()
+    }
+    fn write_entry(&self, off: usize, entry: &[u8], _strategy: Strategy) -> crate::Result<()> {
+        self.region
+            .mem()
+            .subslice(off..off + entry.len())?
+            .copy_from_slice(entry)
+    }
+}
+
+/// A submission queue whose ring is in the CMB: the ring is a [`P2pBuf`].
+pub type CmbSubmissionQueue<'d, B, D> = SubmissionQueue<'d, P2pBuf<B>, D>;
+
+/// A submission queue whose ring is in coherent host memory.
+pub type HostSubmissionQueue<'d, B, D> = SubmissionQueue<'d, HostSqRing<B>, D>;
+
+/// A submission queue: a ring of 64-byte entries ([`SqRing`]) with its tail doorbell in BAR0.
+/// See the [module docs](self).
 ///
 /// One slot always stays empty (a full ring differs from an empty one), so a ring of `entries`
 /// slots holds `entries - 1` outstanding commands. The controller reports how far it has read
 /// in each completion (SQ Head Pointer); pass it to [`CmbSubmissionQueue::update_head`].
-pub struct CmbSubmissionQueue<'d, B: Backend, D: Backend> {
-    ring: P2pBuf<B>,
+pub struct SubmissionQueue<'d, R: SqRing, D: Backend> {
+    ring: R,
     doorbell: Doorbell<'d, D>,
     strategy: Strategy,
     qid: u16,
@@ -171,21 +288,21 @@ pub struct CmbSubmissionQueue<'d, B: Backend, D: Backend> {
     rung: u32,
 }
 
-impl<B: Backend, D: Backend> core::fmt::Debug for CmbSubmissionQueue<'_, B, D> {
+impl<R: SqRing, D: Backend> core::fmt::Debug for SubmissionQueue<'_, R, D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("CmbSubmissionQueue")
+        f.debug_struct("SubmissionQueue")
             .field("qid", &self.qid)
             .field("entries", &self.entries)
             .field("head", &self.head)
             .field("tail", &self.tail)
             .field("rung", &self.rung)
-            .field("bus_addr", &format_args!("{:#x}", self.ring.bus_addr()))
+            .field("addr", &self.ring.dma_addr())
             .field("strategy", &self.strategy)
             .finish()
     }
 }
 
-impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
+impl<'d, R: SqRing, D: Backend> SubmissionQueue<'d, R, D> {
     /// A queue `qid` of `entries` slots (2 to CAP.MQES + 1) over `ring` (at least
     /// `entries × 64` bytes, e.g. from [`CmbPool::alloc_sq`](super::cmb::CmbPool::alloc_sq)),
     /// with its tail doorbell at `cap`'s offset for `qid` in `regs`' BAR0. The strategy is the
@@ -195,7 +312,7 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
     /// Queue with PRP1 = [`bus_addr`](Self::bus_addr), or ASQ for the admin queue) is the
     /// caller's job.
     pub fn new(
-        ring: P2pBuf<B>,
+        ring: R,
         entries: u32,
         regs: &ControllerRegs<'d, D>,
         cap: Cap,
@@ -217,8 +334,8 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
             .into());
         }
         let reg = regs.bar0().cast::<u32>(cap.sq_tail_doorbell(qid)?)?;
-        let strategy = ring.io().strategy();
-        Ok(CmbSubmissionQueue {
+        let strategy = ring.strategy();
+        Ok(SubmissionQueue {
             doorbell: Doorbell::new(reg).with_strategy(strategy),
             ring,
             strategy,
@@ -253,8 +370,8 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
         let slot = self.tail;
         // CAST: `slot` < `entries` ≤ 65536 (the constructor's check).
         let off = slot as usize * SQ_ENTRY_SIZE;
-        let io = self.ring_io().subslice(off..off + SQ_ENTRY_SIZE)?;
-        io.copy_from_slice(cmd.to_le().as_bytes())?;
+        self.ring
+            .write_entry(off, cmd.to_le().as_bytes(), self.strategy)?;
         self.tail = next;
         // CAST: `slot` < `entries` ≤ 65536, so it is at most 65535.
         Ok(slot as u16)
@@ -277,8 +394,7 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
             return Ok(0);
         }
         let n = (self.tail + self.entries - self.rung) % self.entries;
-        let ring = self.ring_io();
-        self.doorbell.ring(self.tail, &[&ring]);
+        self.doorbell.ring(self.tail, &[&self.ring.caching()]);
         self.rung = self.tail;
         Ok(n)
     }
@@ -308,21 +424,8 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
         Ok(())
     }
 
-    /// A handle to the ring in the CMB, with the queue's strategy.
-    pub fn ring_io(&self) -> IoMem<'_, [u8], B> {
-        let io = self.ring.io();
-        io.with_strategy(match self.strategy {
-            Strategy::Conservative => Strategy::Conservative,
-            Strategy::Batched | Strategy::Relaxed => Strategy::Relaxed,
-        })
-    }
-
-    /// Bus address of the ring (PRP1 of Create I/O Submission Queue, or ASQ).
-    pub fn bus_addr(&self) -> u64 {
-        self.ring.bus_addr()
-    }
     /// The ring's address for the controller (ASQ, Create I/O SQ's PRP1).
-    pub fn dma_addr(&self) -> crate::dma::DmaAddr {
+    pub fn dma_addr(&self) -> DmaAddr {
         self.ring.dma_addr()
     }
     /// Queue identifier.
@@ -349,8 +452,21 @@ impl<'d, B: Backend, D: Backend> CmbSubmissionQueue<'d, B, D> {
     pub fn strategy(&self) -> Strategy {
         self.strategy
     }
-    /// Gives the ring buffer back (the queue must have been deleted on the controller).
-    pub fn into_ring(self) -> P2pBuf<B> {
+    /// Gives the ring back (the queue must have been deleted on the controller).
+    pub fn into_ring(self) -> R {
         self.ring
+    }
+}
+
+impl<B: Backend, D: Backend> SubmissionQueue<'_, P2pBuf<B>, D> {
+    /// A handle to the ring in the CMB, with the strategy its entries are copied with.
+    pub fn ring_io(&self) -> IoMem<'_, [u8], B> {
+        self.ring.io().with_strategy(copy_strategy(self.strategy))
+    }
+
+    /// Bus address of the ring, as a number (for printing; the controller is given
+    /// [`dma_addr`](Self::dma_addr)).
+    pub fn bus_addr(&self) -> u64 {
+        self.ring.bus_addr()
     }
 }
