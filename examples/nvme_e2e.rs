@@ -289,6 +289,34 @@ impl<'a> Controller<'a> {
 
     /// Submits `cmd` on `sq`, waits for its completion on `cq`. Fails with the command's status,
     /// [`nvme::Error::DeviceGone`] or [`DriverError::Timeout`].
+    /// Creates I/O completion queue `cq` and then submission queue `sq` on it, both physically
+    /// contiguous (PC = 1), interrupts off.
+    fn create_io_pair<R: SqRing>(
+        &mut self,
+        asq: &mut Sq<'a>,
+        acq: &mut HostCq,
+        cq: &HostCq,
+        sq: &SubmissionQueue<'a, R, Mmio>,
+    ) -> Result<(), DriverError> {
+        let cmd = Command {
+            opcode: opcodes::admin::CREATE_IO_CQ,
+            prp1: cq.bus_addr(),
+            cdw10: (u32::from(cq.entries - 1) << 16) | u32::from(cq.qid),
+            cdw11: 1, // PC, interrupts off
+            ..Default::default()
+        };
+        self.execute(asq, acq, cmd)?;
+        let cmd = Command {
+            opcode: opcodes::admin::CREATE_IO_SQ,
+            prp1: sq.dma_addr().get(),
+            cdw10: ((sq.entries() - 1) << 16) | u32::from(sq.qid()),
+            cdw11: (u32::from(cq.qid) << 16) | 1, // CQID, PC
+            ..Default::default()
+        };
+        self.execute(asq, acq, cmd)?;
+        Ok(())
+    }
+
     fn execute<R: SqRing>(
         &mut self,
         sq: &mut SubmissionQueue<'a, R, Mmio>,
@@ -681,17 +709,6 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     let io_entries = IO_QUEUE_ENTRIES.min(cap.max_queue_entries().try_into().unwrap_or(u16::MAX));
     let huge = PagemapDma::huge_pages();
     let mut iocq = HostCq::new(1, io_entries, &huge)?;
-    ctrl.execute(
-        &mut asq,
-        &mut acq,
-        Command {
-            opcode: opcodes::admin::CREATE_IO_CQ,
-            prp1: iocq.bus_addr(),
-            cdw10: (u32::from(io_entries - 1) << 16) | 1,
-            cdw11: 1, // PC, interrupts off
-            ..Default::default()
-        },
-    )?;
     // Commands are copied into the ring without barriers; the doorbell's one barrier publishes
     // them.
     let mut iosq = Sq::new(
@@ -702,17 +719,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
         1,
     )?
     .with_strategy(Strategy::Batched);
-    ctrl.execute(
-        &mut asq,
-        &mut acq,
-        Command {
-            opcode: opcodes::admin::CREATE_IO_SQ,
-            prp1: iosq.bus_addr(),
-            cdw10: (u32::from(io_entries - 1) << 16) | 1,
-            cdw11: (1 << 16) | 1, // CQID 1, PC
-            ..Default::default()
-        },
-    )?;
+    ctrl.create_io_pair(&mut asq, &mut acq, &iocq, &iosq)?;
     println!(
         "I/O SQ 1 in CMB at bus {:#x}, I/O CQ 1 in a host huge page at {:#x}: {io_entries} entries each",
         iosq.bus_addr(),
@@ -722,31 +729,10 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     // I/O queue pair 2 entirely in host memory: SQ and CQ each in a 2 MiB huge page (one run of
     // bus addresses, as PC = 1 needs). The host-memory round trip below runs on it.
     let mut hcq = HostCq::new(2, io_entries, &huge)?;
-    ctrl.execute(
-        &mut asq,
-        &mut acq,
-        Command {
-            opcode: opcodes::admin::CREATE_IO_CQ,
-            prp1: hcq.bus_addr(),
-            cdw10: (u32::from(io_entries - 1) << 16) | 2,
-            cdw11: 1, // PC, interrupts off
-            ..Default::default()
-        },
-    )?;
     let hring = HostSqRing::new(huge.alloc_contiguous(usize::from(io_entries) * SQ_ENTRY_SIZE)?)?;
     let mut hsq = SubmissionQueue::new(hring, io_entries.into(), &ctrl.regs, cap, 2)?
         .with_strategy(Strategy::Batched);
-    ctrl.execute(
-        &mut asq,
-        &mut acq,
-        Command {
-            opcode: opcodes::admin::CREATE_IO_SQ,
-            prp1: hsq.dma_addr().get(),
-            cdw10: (u32::from(io_entries - 1) << 16) | 2,
-            cdw11: (2 << 16) | 1, // CQID 2, PC
-            ..Default::default()
-        },
-    )?;
+    ctrl.create_io_pair(&mut asq, &mut acq, &hcq, &hsq)?;
     println!(
         "I/O SQ 2 and CQ 2 in host huge pages at {} and {:#x}: {io_entries} entries each",
         hsq.dma_addr(),

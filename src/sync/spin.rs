@@ -212,10 +212,10 @@ impl<T> SpinLock<T> {
         self.raw.lock();
         let _unlock = Unlock(&self.raw);
         self.value.with_mut(|value| {
-            // SAFETY: this thread holds `raw` until `_unlock` drops after `with_mut` returns, so
-            // by the invariant no other access to the value exists or happens meanwhile, and the
-            // previous holder's accesses happen before this one: the reference is unique for its
-            // lifetime, which ends with `f`.
+            // This thread holds `raw` until `_unlock` drops after `with_mut` returns, so by the
+            // invariant no other access to the value exists or happens meanwhile.
+            // SAFETY: as just said, and the previous holder's accesses happen before this one:
+            // the reference is unique for its lifetime, which ends with `f`.
             f(unsafe { &mut *value })
         })
     }

@@ -62,10 +62,10 @@ impl PciDevice {
         } else {
             Caching::Cacheable
         };
-        // SAFETY: `caching` is how `file` maps: on sysfs, `path` is BAR `index`'s `resourceN`
-        // (mapped uncached) or `resourceN_wc` (mapped write-combining), picked by `caching`
-        // above; any other file is page cache, described as `Cacheable`. A sysfs attribute is
-        // as long as its BAR, `size` bytes.
+        // `caching` is how `file` maps: on sysfs, `path` is BAR `index`'s `resourceN` (uncached)
+        // or `resourceN_wc` (write-combining), picked by `caching` above; any other file is page
+        // cache, described as `Cacheable`.
+        // SAFETY: as just said for `caching`; a sysfs attribute is as long as its BAR (`size`).
         let mapped = unsafe { BarMapping::map_file(file, &path, size, caching) };
         let mut map = mapped.map_err(|e| match e {
             Error::Io {
@@ -209,10 +209,10 @@ impl BarMapping {
         })?;
         // The descriptor can close now: the mapping keeps the file referenced.
         drop(file);
-        // SAFETY: `ptr..ptr + map_len` was just mapped read-write and is owned by the value
-        // returned below, which unmaps it only on drop, after every borrow of `mmio` has ended;
-        // nothing in this crate creates a reference into it; the caller vouches for `caching` and
-        // for the file keeping its length.
+        // `ptr..ptr + map_len` was just mapped read-write and is owned by the value returned
+        // below, which unmaps it only on drop, after every borrow of `mmio` has ended.
+        // SAFETY: as just said; no reference into it is made here; the caller vouches for
+        // `caching` and for the file keeping its length.
         let mmio = unsafe { Mmio::new(ptr.cast(), len, caching) };
         match mmio {
             Ok(mmio) => Ok(BarMapping {
