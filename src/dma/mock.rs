@@ -68,32 +68,26 @@ impl MockDma {
     }
 
     /// The same, simulating `arch` (its barrier instructions are what the trace records).
-    pub fn with_arch(self, arch: Arch) -> Self {
+    pub fn with_arch(mut self, arch: Arch) -> Self {
         let size = self.arena.size();
-        MockDma {
-            arena: Arc::new(
-                MockIo::new(size)
-                    .with_caching(Caching::Cacheable)
-                    .with_arch(arch),
-            ),
-            ..self
-        }
+        self.arena = Arc::new(
+            MockIo::new(size)
+                .with_caching(Caching::Cacheable)
+                .with_arch(arch),
+        );
+        self
     }
 
     /// Device addresses from `base` (page-aligned).
-    pub fn with_base(self, base: u64) -> Self {
-        MockDma {
-            base: base & !(MOCK_PAGE as u64 - 1),
-            ..self
-        }
+    pub fn with_base(mut self, base: u64) -> Self {
+        self.base = base & !(MOCK_PAGE as u64 - 1);
+        self
     }
 
     /// Scatters the device addresses: a gap after every `run` pages (≥ 1).
-    pub fn with_scatter(self, run: usize) -> Self {
-        MockDma {
-            run: run.max(1),
-            ..self
-        }
+    pub fn with_scatter(mut self, run: usize) -> Self {
+        self.run = run.max(1);
+        self
     }
 
     /// The mock holding the RAM: its trace has every CPU access and barrier made on DMA memory.
@@ -278,5 +272,13 @@ impl DmaProvider for MockDma {
 
     fn quarantine(&self) -> &Quarantine {
         &self.quarantine
+    }
+}
+
+impl Drop for MockDma {
+    fn drop(&mut self) {
+        // SAFETY: the mock's device side (`device_write`, `device_read`) is reached only through
+        // this value, which is going away: nothing can access the quarantined memory any more.
+        unsafe { self.quarantine.release() }
     }
 }

@@ -103,3 +103,12 @@ impl DmaProvider for RamDma {
         &self.quarantine
     }
 }
+
+impl Drop for RamDma {
+    fn drop(&mut self) {
+        // SAFETY: `new`'s caller gave no address of this provider to a device, so nothing but
+        // the CPU ever accesses the quarantined memory, and the CPU only through regions,
+        // which are gone or hold their own share.
+        unsafe { self.quarantine.release() }
+    }
+}

@@ -116,7 +116,10 @@ impl Quarantine {
         self.held.with(|h| h.push(what));
     }
 
-    /// Frees the quarantined memory (what is not otherwise still in use).
+    /// Frees the quarantined memory (what is not otherwise still in use). Until then it is never
+    /// freed — not even when its provider is dropped (a provider over real memory keeps it for
+    /// the life of the process; the mock and the RAM provider, which no real device reaches,
+    /// release it when dropped).
     ///
     /// # Safety
     /// No device can still access the quarantined memory: every device it was lent to has been
