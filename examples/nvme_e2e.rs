@@ -80,8 +80,10 @@ enum DriverError {
     CommandFailed {
         /// The command's opcode.
         opcode: u8,
-        /// The completion's status field, without the phase bit.
-        status: u16,
+        /// The command's identifier.
+        cid: u16,
+        /// The completion's status.
+        status: nvme::Status,
     },
 }
 
@@ -106,13 +108,11 @@ impl std::fmt::Display for DriverError {
                 "timed out after {ms} ms waiting for {what}; the controller is stuck or slower \
                  than it claims: reset it"
             ),
-            DriverError::CommandFailed { opcode, status } => write!(
-                f,
-                "command with opcode {opcode:#04x} failed with status {status:#x} (status code \
-                 type {}, status code {:#04x}); see the NVMe specification's status tables",
-                (status >> 8) & 7,
-                status & 0xff
-            ),
+            DriverError::CommandFailed {
+                opcode,
+                cid,
+                status,
+            } => write!(f, "command {cid} (opcode {opcode:#04x}) failed: {status}"),
         }
     }
 }
@@ -343,10 +343,12 @@ impl<'a> Controller<'a> {
                     }
                     .into());
                 }
-                if c.status != 0 {
+                let status = nvme::Status::from_field(c.status);
+                if !status.is_success() {
                     return Err(DriverError::CommandFailed {
                         opcode: cmd.opcode,
-                        status: c.status,
+                        cid,
+                        status,
                     });
                 }
                 // The data the completion announces may be read next, from RAM or from the CMB

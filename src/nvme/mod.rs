@@ -5,7 +5,8 @@
 //!   compile-time-offset access, and doorbell offsets.
 //! - [`cmb`]: finding the Controller Memory Buffer, enabling it on NVMe 1.4+, and a
 //!   capability-checked allocator over it.
-//! - [`sq`]: a submission queue ring that lives in the CMB.
+//! - [`sq`]: a submission queue over a ring in the CMB or in host DMA memory.
+//! - [`status`]: a completion's Status Field, decoded, with the specification's names.
 //!
 //! Everything here returns [`Result`]: NVMe failures as [`Error`] variants, the core crate's
 //! errors wrapped in [`Error::Core`].
@@ -14,6 +15,8 @@ pub mod cmb;
 mod error;
 pub mod regs;
 pub mod sq;
+pub mod status;
 
 pub(crate) use error::invalid;
 pub use error::{Error, Result};
+pub use status::Status;
