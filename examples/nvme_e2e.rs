@@ -37,10 +37,11 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use iomem::dma::{DmaProvider, DmaRegion, Lease};
+use iomem::dma::{DmaProvider, Lease};
 use iomem::map::linux::{BarKind, BarMapping, DmaBuffer, Error as MapError, PagemapDma, PciDevice};
 use iomem::nvme;
 use iomem::nvme::cmb::{self, BarTable, CmbPool, PciBar, ProbeOptions};
+use iomem::nvme::cq::CompletionQueue;
 use iomem::nvme::regs::{
     Aqa, Cap, Cc, ControllerRegs, Csts, QueueBase, CQ_ENTRY_SIZE, SQ_ENTRY_SIZE,
 };
@@ -123,17 +124,6 @@ impl std::error::Error for DriverError {}
 // Commands and completions (NVMe Base Specification, "Submission Queue Entry" and
 // "Completion Queue Entry").
 
-/// The fields of a completion queue entry this driver uses.
-#[derive(Debug, Clone, Copy)]
-struct Completion {
-    /// Command specific result (DW0).
-    result: u32,
-    sq_head: u16,
-    cid: u16,
-    /// Status field without the phase bit (0 = success).
-    status: u16,
-}
-
 // ---------------------------------------------------------------------------------------------
 // Queues.
 
@@ -143,63 +133,9 @@ type CmbBuf = P2pBuf<BarMapping>;
 /// A submission queue in the CMB, its doorbell in BAR0.
 type Sq<'a> = CmbSubmissionQueue<'a, BarMapping, Mmio>;
 
-/// A completion queue ring in coherent host memory (`DmaMem`), lent to the controller for the
-/// queue's life.
-struct HostCq {
-    ring: DmaRegion<Mmio>,
-    lease: Lease<Mmio>,
-    entries: u16,
-    qid: u16,
-    head: u16,
-    phase: bool,
-}
-
-impl HostCq {
-    /// `entries` entries from `dma`, at one run of bus addresses (the queue is created PC = 1).
-    fn new(qid: u16, entries: u16, dma: &PagemapDma) -> Result<Self, MapError> {
-        let ring = dma.alloc_contiguous(usize::from(entries) * CQ_ENTRY_SIZE)?;
-        let lease = ring.lease();
-        Ok(HostCq {
-            ring,
-            lease,
-            entries,
-            qid,
-            head: 0,
-            phase: true,
-        })
-    }
-    fn bus_addr(&self) -> u64 {
-        self.lease
-            .addr(0)
-            .expect("offset 0 is inside the ring")
-            .get()
-    }
-    /// The entry at the head if the controller has posted it.
-    fn peek(&self) -> Result<Option<Completion>, Error> {
-        let cq = self.ring.mem();
-        let slot = usize::from(self.head) * CQ_ENTRY_SIZE;
-        let dw3: u32 = cq.try_read(slot + 12)?;
-        if (dw3 >> 16) & 1 != u32::from(self.phase) {
-            return Ok(None);
-        }
-        // The phase bit says the entry is complete; read the rest only after it (`dma_rmb()`).
-        cq.dma_rmb();
-        let dw2: u32 = cq.try_read(slot + 8)?;
-        Ok(Some(Completion {
-            result: cq.try_read(slot)?,
-            sq_head: dw2 as u16,
-            cid: dw3 as u16,
-            status: (dw3 >> 17) as u16,
-        }))
-    }
-    fn advance(&mut self) {
-        self.head += 1;
-        if self.head == self.entries {
-            self.head = 0;
-            self.phase = !self.phase;
-        }
-    }
-}
+/// A completion queue in coherent host memory (`DmaMem`), lent to the controller for the
+/// queue's life, its head doorbell in BAR0.
+type Cq<'a> = CompletionQueue<'a, Mmio, Mmio>;
 
 // ---------------------------------------------------------------------------------------------
 // Surprise removal.
@@ -294,14 +230,14 @@ impl<'a> Controller<'a> {
     fn create_io_pair<R: SqRing>(
         &mut self,
         asq: &mut Sq<'a>,
-        acq: &mut HostCq,
-        cq: &HostCq,
+        acq: &mut Cq<'a>,
+        cq: &Cq<'a>,
         sq: &SubmissionQueue<'a, R, Mmio>,
     ) -> Result<(), DriverError> {
         let cmd = Command {
             opcode: opcodes::admin::CREATE_IO_CQ,
-            prp1: cq.bus_addr(),
-            cdw10: (u32::from(cq.entries - 1) << 16) | u32::from(cq.qid),
+            prp1: cq.dma_addr().get(),
+            cdw10: (u32::from(cq.entries() - 1) << 16) | u32::from(cq.qid()),
             cdw11: 1, // PC, interrupts off
             ..Default::default()
         };
@@ -310,7 +246,7 @@ impl<'a> Controller<'a> {
             opcode: opcodes::admin::CREATE_IO_SQ,
             prp1: sq.dma_addr().get(),
             cdw10: ((sq.entries() - 1) << 16) | u32::from(sq.qid()),
-            cdw11: (u32::from(cq.qid) << 16) | 1, // CQID, PC
+            cdw11: (u32::from(cq.qid()) << 16) | 1, // CQID, PC
             ..Default::default()
         };
         self.execute(asq, acq, cmd)?;
@@ -320,7 +256,7 @@ impl<'a> Controller<'a> {
     fn execute<R: SqRing>(
         &mut self,
         sq: &mut SubmissionQueue<'a, R, Mmio>,
-        cq: &mut HostCq,
+        cq: &mut Cq<'a>,
         cmd: Command,
     ) -> Result<u32, DriverError> {
         // The command identifier is the slot: unique among this queue's outstanding commands.
@@ -331,10 +267,9 @@ impl<'a> Controller<'a> {
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         let mut polls = 0u32;
         loop {
-            if let Some(c) = cq.peek()? {
-                cq.advance();
+            if let Some(c) = cq.pop()? {
                 sq.update_head(c.sq_head)?;
-                self.regs.ring_cq_head(self.cap, cq.qid, cq.head)?;
+                cq.ring_head();
                 if c.cid != cid {
                     return Err(nvme::Error::BadRegister {
                         reg: "CQE.CID",
@@ -343,12 +278,11 @@ impl<'a> Controller<'a> {
                     }
                     .into());
                 }
-                let status = nvme::Status::from_field(c.status);
-                if !status.is_success() {
+                if !c.status.is_success() {
                     return Err(DriverError::CommandFailed {
                         opcode: cmd.opcode,
                         cid,
-                        status,
+                        status: c.status,
                     });
                 }
                 // The data the completion announces may be read next, from RAM or from the CMB
@@ -633,15 +567,22 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
         0,
     )?;
     let host_dma = PagemapDma::new();
-    let mut acq = HostCq::new(0, QUEUE_ENTRIES, &host_dma)?;
+    let cq_bytes = |n: u16| usize::from(n) * CQ_ENTRY_SIZE;
+    let mut acq = Cq::new(
+        host_dma.alloc_contiguous(cq_bytes(QUEUE_ENTRIES))?,
+        QUEUE_ENTRIES,
+        &ctrl.regs,
+        cap,
+        0,
+    )?;
     println!(
         "admin SQ in CMB at bus {:#x}, admin CQ in host memory at {:#x}",
         asq.bus_addr(),
-        acq.bus_addr()
+        acq.dma_addr()
     );
     ctrl.regs.set_aqa(Aqa::new(QUEUE_ENTRIES, QUEUE_ENTRIES)?);
     ctrl.regs.set_asq(QueueBase::new(asq.dma_addr())?);
-    ctrl.regs.set_acq(QueueBase::new(acq.lease.addr(0)?)?);
+    ctrl.regs.set_acq(QueueBase::new(acq.dma_addr())?);
     ctrl.regs.set_cc(cc.with_en(true));
     let t = Instant::now();
     let csts = ctrl.wait_ready(true)?;
@@ -710,7 +651,13 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     // 1024 entries (or what CAP.MQES allows), the CQ in a huge page: physically contiguous.
     let io_entries = IO_QUEUE_ENTRIES.min(cap.max_queue_entries().try_into().unwrap_or(u16::MAX));
     let huge = PagemapDma::huge_pages();
-    let mut iocq = HostCq::new(1, io_entries, &huge)?;
+    let mut iocq = Cq::new(
+        huge.alloc_contiguous(cq_bytes(io_entries))?,
+        io_entries,
+        &ctrl.regs,
+        cap,
+        1,
+    )?;
     // Commands are copied into the ring without barriers; the doorbell's one barrier publishes
     // them.
     let mut iosq = Sq::new(
@@ -725,12 +672,18 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     println!(
         "I/O SQ 1 in CMB at bus {:#x}, I/O CQ 1 in a host huge page at {:#x}: {io_entries} entries each",
         iosq.bus_addr(),
-        iocq.bus_addr()
+        iocq.dma_addr()
     );
 
     // I/O queue pair 2 entirely in host memory: SQ and CQ each in a 2 MiB huge page (one run of
     // bus addresses, as PC = 1 needs). The host-memory round trip below runs on it.
-    let mut hcq = HostCq::new(2, io_entries, &huge)?;
+    let mut hcq = Cq::new(
+        huge.alloc_contiguous(cq_bytes(io_entries))?,
+        io_entries,
+        &ctrl.regs,
+        cap,
+        2,
+    )?;
     let hring = HostSqRing::new(huge.alloc_contiguous(usize::from(io_entries) * SQ_ENTRY_SIZE)?)?;
     let mut hsq = SubmissionQueue::new(hring, io_entries.into(), &ctrl.regs, cap, 2)?
         .with_strategy(Strategy::Batched);
@@ -738,7 +691,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     println!(
         "I/O SQ 2 and CQ 2 in host huge pages at {} and {:#x}: {io_entries} entries each",
         hsq.dma_addr(),
-        hcq.bus_addr()
+        hcq.dma_addr()
     );
 
     // Write a pattern from a CMB buffer, read it back into another, compare.

@@ -272,3 +272,73 @@ fn a_host_submission_queue_publishes_through_its_doorbell() {
 fn base_plus(a: iomem::dma::DmaAddr, n: u64) -> iomem::dma::DmaAddr {
     unsafe_addr(a.get() + n)
 }
+
+/// A completion queue in host DMA memory: entries appear when the device posts them (phase
+/// tag), the phase flips on every pass, the head goes back with one doorbell per batch, and
+/// the queue refuses scattered memory and bad sizes.
+#[test]
+fn a_completion_queue_reads_posted_entries_and_batches_its_doorbell() {
+    use iomem::nvme::cq::CompletionQueue;
+    use iomem::nvme::regs::{offsets, ControllerRegs};
+    use iomem::nvme::status::Code;
+    use iomem::IoMem;
+
+    let bar0 = iomem::backend::MockIo::new(0x2000).with_arch(Arch::PowerPc64);
+    bar0.poke(offsets::CAP, &0x20_0a01_0fffu64.to_le_bytes());
+    let regs = ControllerRegs::new(IoMem::new(&bar0)).unwrap();
+    let cap = regs.cap().unwrap();
+    let dma = MockDma::new(64 * MOCK_PAGE)
+        .with_scatter(2)
+        .with_arch(Arch::PowerPc64);
+    assert!(matches!(
+        CompletionQueue::new(dma.alloc(4 * MOCK_PAGE).unwrap(), 1024, &regs, cap, 1),
+        Err(iomem::nvme::Error::Core(Error::NotContiguous { .. }))
+    ));
+    assert!(CompletionQueue::new(dma.alloc(MOCK_PAGE).unwrap(), 1, &regs, cap, 1).is_err());
+    assert!(CompletionQueue::new(dma.alloc(MOCK_PAGE).unwrap(), 512, &regs, cap, 1).is_err());
+
+    let mut cq =
+        CompletionQueue::new(dma.alloc_contiguous(MOCK_PAGE).unwrap(), 4, &regs, cap, 3).unwrap();
+    let posted = |cq: &CompletionQueue<'_, _, _>, slot: u16, cid: u16, phase: u32, status: u32| {
+        let mut e = [0u8; 16];
+        e[0..4].copy_from_slice(&0xfeedu32.to_le_bytes());
+        e[8..12].copy_from_slice(&((u32::from(slot) + 1) | (1 << 16)).to_le_bytes());
+        e[12..16].copy_from_slice(&(u32::from(cid) | (phase << 16) | (status << 17)).to_le_bytes());
+        dma.device_write(cq.entry_addr(slot).unwrap(), &e).unwrap();
+    };
+    assert_eq!(cq.pop().unwrap(), None);
+    posted(&cq, 0, 10, 1, 0);
+    posted(&cq, 1, 11, 1, 0x4012); // Invalid Use of the CMB, DNR
+    posted(&cq, 2, 12, 1, 0);
+    let a = cq.pop().unwrap().unwrap();
+    assert_eq!((a.result, a.sq_head, a.sq_id, a.cid), (0xfeed, 1, 1, 10));
+    let b = cq.pop().unwrap().unwrap();
+    assert_eq!(
+        (b.cid, b.status.code(), b.status.dnr()),
+        (11, Code::InvalidCmbUse, true)
+    );
+    assert_eq!(cq.pop().unwrap().unwrap().cid, 12);
+    assert_eq!(cq.pop().unwrap(), None, "slot 3 not posted yet");
+    bar0.clear_events();
+    assert_eq!(cq.ring_head(), 3);
+    assert_eq!(cq.ring_head(), 0, "nothing new: no second doorbell");
+    // One doorbell write (head 3 at CQ 3's head doorbell, 0x1000 + 8*3 + 4) after writel's sync.
+    let w = bar0.writes();
+    assert_eq!((w.len(), w[0].offset, w[0].value), (1, 0x101c, 3));
+    assert_eq!(bar0.instructions(), ["sync"]);
+    // The phase tag was read before the payload, with lwsync (dma_rmb) between them.
+    let ram = dma.ram();
+    assert!(ram.instructions().iter().all(|i| *i == "lwsync"));
+    // The last slot, then the wrap: the next pass's entries carry phase 0.
+    posted(&cq, 3, 13, 1, 0);
+    assert_eq!(cq.pop().unwrap().unwrap().cid, 13);
+    assert_eq!(cq.head(), 0);
+    assert_eq!(
+        cq.pop().unwrap(),
+        None,
+        "slot 0 still holds the old pass's phase 1"
+    );
+    posted(&cq, 0, 14, 0, 0);
+    assert_eq!(cq.pop().unwrap().unwrap().cid, 14);
+    assert!(cq.entry_addr(4).is_err());
+}

@@ -52,3 +52,9 @@ impl fmt::Display for DmaAddr {
         write!(f, "{:#x}", self.0)
     }
 }
+
+impl fmt::LowerHex for DmaAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::LowerHex::fmt(&self.0, f)
+    }
+}

@@ -1,0 +1,203 @@
+//! A completion queue in coherent host memory.
+//!
+//! The controller writes 16-byte entries into the ring and flips each entry's phase tag on
+//! every pass; the driver reads the phase tag (one volatile 32-bit read of Dword 3), and only
+//! when it shows a new entry reads the rest — after `dma_rmb()`, so the payload is not read
+//! ahead of the tag (Linux `nvme_cqe_pending` + `nvme_handle_cqe`). Consumed entries are handed
+//! back with one head doorbell write per batch ([`CompletionQueue::ring_head`]), not one per
+//! entry.
+//!
+//! ```
+//! use iomem::dma::{DmaProvider, MockDma};
+//! use iomem::nvme::cq::CompletionQueue;
+//! use iomem::nvme::regs::{offsets, ControllerRegs};
+//! use iomem::{backend::MockIo, IoMem};
+//!
+//! let bar0 = MockIo::new(0x2000);
+//! bar0.poke(offsets::CAP, &0x20_0a01_0fffu64.to_le_bytes());
+//! let regs = ControllerRegs::new(IoMem::new(&bar0))?;
+//! let dma = MockDma::new(1 << 20);
+//! let mut cq = CompletionQueue::new(dma.alloc_contiguous(4096)?, 16, &regs, regs.cap()?, 1)?;
+//! assert!(cq.pop()?.is_none());
+//! // The controller posts command 5's completion: DW2 = SQ head 1, DW3 = cid 5, phase 1.
+//! let at = cq.entry_addr(0)?;
+//! dma.device_write(at, &[0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 5, 0, 1, 0])?;
+//! let c = cq.pop()?.expect("posted");
+//! assert_eq!((c.cid, c.sq_head, c.sq_id), (5, 1, 1));
+//! assert!(c.status.is_success());
+//! cq.ring_head(); // head 1 to CQ 1's head doorbell
+//! assert_eq!(bar0.writes().last().map(|w| (w.offset, w.value)), Some((0x100c, 1)));
+//! # Ok::<(), iomem::nvme::Error>(())
+//! ```
+
+use crate::backend::Backend;
+use crate::dma::{DmaAddr, DmaRegion, Lease};
+use crate::iomem::IoMem;
+use crate::nvme::regs::{Cap, ControllerRegs, CQ_ENTRY_SIZE};
+use crate::nvme::{invalid, Result, Status};
+
+/// One completion-queue entry, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// Dword 0: command specific result.
+    pub result: u32,
+    /// SQ Head Pointer: how far the controller has fetched the submission queue.
+    pub sq_head: u16,
+    /// SQ Identifier the command came from.
+    pub sq_id: u16,
+    /// Command Identifier.
+    pub cid: u16,
+    /// The command's status.
+    pub status: Status,
+}
+
+/// A completion queue ring in coherent host memory, lent to the controller for the ring's life
+/// (dropping the queue quarantines the memory: see [`dma::region`](crate::dma::region)), with
+/// its head doorbell in BAR0. See the [module docs](self).
+pub struct CompletionQueue<'d, B: Backend + Send + Sync + 'static, D: Backend> {
+    ring: DmaRegion<B>,
+    lease: Lease<B>,
+    addr: DmaAddr,
+    doorbell: IoMem<'d, u32, D>,
+    qid: u16,
+    entries: u16,
+    head: u16,
+    phase: bool,
+    /// Entries consumed since the head doorbell was last written.
+    pending: u16,
+}
+
+impl<B: Backend + Send + Sync + 'static, D: Backend> core::fmt::Debug
+    for CompletionQueue<'_, B, D>
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CompletionQueue")
+            .field("qid", &self.qid)
+            .field("entries", &self.entries)
+            .field("head", &self.head)
+            .field("phase", &self.phase)
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl<'d, B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<'d, B, D> {
+    /// Queue `qid` of `entries` slots (2 to CAP.MQES + 1) over `ring` (at least `entries × 16`
+    /// bytes, one run of device addresses: the queue is created physically contiguous), with its
+    /// head doorbell at `cap`'s offset for `qid` in `regs`' BAR0. Creating it on the controller
+    /// (Create I/O Completion Queue with PRP1 = [`dma_addr`](Self::dma_addr), or ACQ) is the
+    /// caller's job.
+    pub fn new(
+        ring: DmaRegion<B>,
+        entries: u16,
+        regs: &ControllerRegs<'d, D>,
+        cap: Cap,
+        qid: u16,
+    ) -> Result<Self> {
+        if entries < 2 || u32::from(entries) > cap.max_queue_entries() {
+            return Err(invalid(
+                "completion queue entries must be from 2 to CAP.MQES + 1",
+            ));
+        }
+        let need = usize::from(entries) * CQ_ENTRY_SIZE;
+        if ring.len() < need {
+            return Err(crate::Error::OutOfRange {
+                offset: 0,
+                len: need,
+                size: ring.len(),
+            }
+            .into());
+        }
+        let lease = ring.lease();
+        let addr = lease.range(0..need)?;
+        let doorbell = regs.bar0().cast::<u32>(cap.cq_head_doorbell(qid)?)?;
+        Ok(CompletionQueue {
+            ring,
+            lease,
+            addr,
+            doorbell,
+            qid,
+            entries,
+            head: 0,
+            phase: true,
+            pending: 0,
+        })
+    }
+
+    /// The ring's address for the controller (ACQ, Create I/O CQ's PRP1).
+    pub fn dma_addr(&self) -> DmaAddr {
+        self.addr
+    }
+
+    /// The device address of entry `slot` (for a device model or a test posting entries).
+    pub fn entry_addr(&self, slot: u16) -> Result<DmaAddr> {
+        if slot >= self.entries {
+            return Err(invalid("completion queue slot past the end of the ring"));
+        }
+        Ok(self.lease.addr(usize::from(slot) * CQ_ENTRY_SIZE)?)
+    }
+
+    /// Queue identifier.
+    pub fn qid(&self) -> u16 {
+        self.qid
+    }
+
+    /// Slots in the ring.
+    pub fn entries(&self) -> u16 {
+        self.entries
+    }
+
+    /// The slot the next completion will be read from.
+    pub fn head(&self) -> u16 {
+        self.head
+    }
+
+    /// The entry at the head if the controller has posted it, without consuming it: the phase
+    /// tag first, then — after `dma_rmb` — the rest of the entry.
+    pub fn peek(&self) -> Result<Option<Completion>> {
+        let cq = self.ring.mem();
+        let off = usize::from(self.head) * CQ_ENTRY_SIZE;
+        let dw3: u32 = cq.try_read(off + 12)?;
+        if (dw3 >> 16) & 1 != u32::from(self.phase) {
+            return Ok(None);
+        }
+        cq.dma_rmb();
+        let dw0: u32 = cq.try_read(off)?;
+        let dw2: u32 = cq.try_read(off + 8)?;
+        Ok(Some(Completion {
+            result: dw0,
+            // CAST: Dword 2 holds SQ head in 15:0 and SQ id in 31:16.
+            sq_head: dw2 as u16,
+            sq_id: (dw2 >> 16) as u16,
+            // CAST: Dword 3 holds the command id in 15:0.
+            cid: dw3 as u16,
+            status: Status::from_dw3(dw3),
+        }))
+    }
+
+    /// Consumes the entry at the head if the controller has posted it. The slot goes back to
+    /// the controller at the next [`ring_head`](Self::ring_head).
+    pub fn pop(&mut self) -> Result<Option<Completion>> {
+        let c = self.peek()?;
+        if c.is_some() {
+            self.head += 1;
+            if self.head == self.entries {
+                self.head = 0;
+                self.phase = !self.phase;
+            }
+            self.pending += 1;
+        }
+        Ok(c)
+    }
+
+    /// Writes the head doorbell if entries were consumed since the last write: one doorbell for
+    /// the whole batch. Returns how many entries it handed back.
+    pub fn ring_head(&mut self) -> u16 {
+        let n = self.pending;
+        if n > 0 {
+            self.doorbell.write32::<0>(u32::from(self.head));
+            self.pending = 0;
+        }
+        n
+    }
+}
