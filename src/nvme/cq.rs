@@ -34,7 +34,7 @@ use crate::backend::Backend;
 use crate::dma::{DmaAddr, DmaRegion, Lease};
 use crate::iomem::IoMem;
 use crate::nvme::regs::{Cap, ControllerRegs, CQ_ENTRY_SIZE};
-use crate::nvme::{invalid, Result, Status};
+use crate::nvme::{invalid, ring_bytes, Result, Status};
 
 /// One completion-queue entry, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,20 +94,13 @@ impl<'d, B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<'d, B, 
         cap: Cap,
         qid: u16,
     ) -> Result<Self> {
-        if entries < 2 || u32::from(entries) > cap.max_queue_entries() {
-            return Err(invalid(
-                "completion queue entries must be from 2 to CAP.MQES + 1",
-            ));
-        }
-        let need = usize::from(entries) * CQ_ENTRY_SIZE;
-        if ring.len() < need {
-            return Err(crate::Error::OutOfRange {
-                offset: 0,
-                len: need,
-                size: ring.len(),
-            }
-            .into());
-        }
+        let need = ring_bytes(
+            "completion queue entries must be from 2 to CAP.MQES + 1",
+            entries.into(),
+            CQ_ENTRY_SIZE,
+            ring.len(),
+            cap,
+        )?;
         let lease = ring.lease();
         let addr = lease.range(0..need)?;
         let doorbell = regs.bar0().cast::<u32>(cap.cq_head_doorbell(qid)?)?;

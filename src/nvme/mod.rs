@@ -23,3 +23,29 @@ pub mod status;
 pub(crate) use error::invalid;
 pub use error::{Error, Result};
 pub use status::Status;
+
+/// The bytes a queue ring of `entries` entries of `entry_size` bytes needs, checked: `entries`
+/// from 2 to CAP.MQES + 1 (`what` names the queue kind in the error), and the ring at least
+/// that long.
+pub(crate) fn ring_bytes(
+    what: &'static str,
+    entries: u32,
+    entry_size: usize,
+    ring_len: usize,
+    cap: regs::Cap,
+) -> Result<usize> {
+    if entries < 2 || entries > cap.max_queue_entries() {
+        return Err(invalid(what));
+    }
+    // CAST: `entries` ≤ CAP.MQES + 1 ≤ 65536 (checked above), so the product is at most 4 MiB.
+    let need = entries as usize * entry_size;
+    if ring_len < need {
+        return Err(crate::Error::OutOfRange {
+            offset: 0,
+            len: need,
+            size: ring_len,
+        }
+        .into());
+    }
+    Ok(need)
+}

@@ -44,7 +44,7 @@ use crate::backend::{Backend, Caching};
 use crate::dma::{DmaAddr, DmaRegion, Lease};
 use crate::iomem::IoMem;
 use crate::nvme::regs::{Cap, ControllerRegs, SQ_ENTRY_SIZE};
-use crate::nvme::{invalid, Error, Result};
+use crate::nvme::{invalid, ring_bytes, Error, Result};
 use crate::order::Strategy;
 use crate::p2p::P2pBuf;
 use crate::publish::Doorbell;
@@ -318,21 +318,13 @@ impl<'d, R: SqRing, D: Backend> SubmissionQueue<'d, R, D> {
         cap: Cap,
         qid: u16,
     ) -> Result<Self> {
-        if entries < 2 || entries > cap.max_queue_entries() {
-            return Err(invalid(
-                "submission queue entries must be from 2 to CAP.MQES + 1",
-            ));
-        }
-        // CAST: `entries` ≤ CAP.MQES + 1 ≤ 65536 (checked above), so the product is at most 4 MiB.
-        let need = entries as usize * SQ_ENTRY_SIZE;
-        if ring.len() < need {
-            return Err(crate::Error::OutOfRange {
-                offset: 0,
-                len: need,
-                size: ring.len(),
-            }
-            .into());
-        }
+        ring_bytes(
+            "submission queue entries must be from 2 to CAP.MQES + 1",
+            entries,
+            SQ_ENTRY_SIZE,
+            ring.len(),
+            cap,
+        )?;
         let reg = regs.bar0().cast::<u32>(cap.sq_tail_doorbell(qid)?)?;
         let strategy = ring.strategy();
         Ok(SubmissionQueue {
