@@ -28,7 +28,10 @@ pub const MOCK_PAGE: usize = 4096;
 /// Freed memory is reused (first fit, lowest address), as a real allocator would: that is what
 /// makes a buffer freed under an in-flight command dangerous, and what the
 /// [leases](super::Lease) prevent.
-#[derive(Debug)]
+///
+/// Clones share the arena, the allocator and the quarantine (a device model holds one to reach
+/// the memory, as the driver holds another to allocate it).
+#[derive(Debug, Clone)]
 pub struct MockDma {
     arena: Arc<MockIo>,
     state: Arc<Mutex<Vec<bool>>>,
@@ -277,8 +280,12 @@ impl DmaProvider for MockDma {
 
 impl Drop for MockDma {
     fn drop(&mut self) {
+        if Arc::strong_count(&self.quarantine) > 1 {
+            return; // another clone (a device model, the driver) still reaches the memory
+        }
         // SAFETY: the mock's device side (`device_write`, `device_read`) is reached only through
-        // this value, which is going away: nothing can access the quarantined memory any more.
+        // a `MockDma`, and this is the last clone, going away: nothing can access the
+        // quarantined memory any more.
         unsafe { self.quarantine.release() }
     }
 }

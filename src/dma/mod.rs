@@ -71,3 +71,33 @@ pub trait DmaProvider {
     /// The provider's quarantine.
     fn quarantine(&self) -> &Quarantine;
 }
+
+/// A shared provider is a provider (a controller and its queue pairs on other threads hold one).
+impl<P: DmaProvider + ?Sized> DmaProvider for alloc::sync::Arc<P> {
+    type Backend = P::Backend;
+    type Error = P::Error;
+    fn alloc(&self, len: usize) -> Result<DmaRegion<Self::Backend>, Self::Error> {
+        (**self).alloc(len)
+    }
+    fn alloc_contiguous(&self, len: usize) -> Result<DmaRegion<Self::Backend>, Self::Error> {
+        (**self).alloc_contiguous(len)
+    }
+    fn quarantine(&self) -> &Quarantine {
+        (**self).quarantine()
+    }
+}
+
+/// A borrowed provider is a provider.
+impl<P: DmaProvider + ?Sized> DmaProvider for &P {
+    type Backend = P::Backend;
+    type Error = P::Error;
+    fn alloc(&self, len: usize) -> Result<DmaRegion<Self::Backend>, Self::Error> {
+        (**self).alloc(len)
+    }
+    fn alloc_contiguous(&self, len: usize) -> Result<DmaRegion<Self::Backend>, Self::Error> {
+        (**self).alloc_contiguous(len)
+    }
+    fn quarantine(&self) -> &Quarantine {
+        (**self).quarantine()
+    }
+}
