@@ -131,11 +131,11 @@ impl std::error::Error for DriverError {}
 type CmbBuf = P2pBuf<BarMapping>;
 
 /// A submission queue in the CMB, its doorbell in BAR0.
-type Sq<'a> = CmbSubmissionQueue<'a, BarMapping, Mmio>;
+type Sq<'a> = CmbSubmissionQueue<BarMapping, &'a Mmio>;
 
 /// A completion queue in coherent host memory (`DmaMem`), lent to the controller for the
 /// queue's life, its head doorbell in BAR0.
-type Cq<'a> = CompletionQueue<'a, Mmio, Mmio>;
+type Cq<'a> = CompletionQueue<Mmio, &'a Mmio>;
 
 // ---------------------------------------------------------------------------------------------
 // Surprise removal.
@@ -232,7 +232,7 @@ impl<'a> Controller<'a> {
         asq: &mut Sq<'a>,
         acq: &mut Cq<'a>,
         cq: &Cq<'a>,
-        sq: &SubmissionQueue<'a, R, Mmio>,
+        sq: &SubmissionQueue<R, &'a Mmio>,
     ) -> Result<(), DriverError> {
         let cmd = Command {
             opcode: opcodes::admin::CREATE_IO_CQ,
@@ -255,7 +255,7 @@ impl<'a> Controller<'a> {
 
     fn execute<R: SqRing>(
         &mut self,
-        sq: &mut SubmissionQueue<'a, R, Mmio>,
+        sq: &mut SubmissionQueue<R, &'a Mmio>,
         cq: &mut Cq<'a>,
         cmd: Command,
     ) -> Result<u32, DriverError> {
@@ -562,7 +562,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     let mut asq = Sq::new(
         pool.alloc_sq(QUEUE_ENTRIES.into())?,
         QUEUE_ENTRIES.into(),
-        &ctrl.regs,
+        ctrl.regs.bar0().backend(),
         cap,
         0,
     )?;
@@ -571,7 +571,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     let mut acq = Cq::new(
         host_dma.alloc_contiguous(cq_bytes(QUEUE_ENTRIES))?,
         QUEUE_ENTRIES,
-        &ctrl.regs,
+        ctrl.regs.bar0().backend(),
         cap,
         0,
     )?;
@@ -654,7 +654,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     let mut iocq = Cq::new(
         huge.alloc_contiguous(cq_bytes(io_entries))?,
         io_entries,
-        &ctrl.regs,
+        ctrl.regs.bar0().backend(),
         cap,
         1,
     )?;
@@ -663,7 +663,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     let mut iosq = Sq::new(
         pool.alloc_sq(io_entries.into())?,
         io_entries.into(),
-        &ctrl.regs,
+        ctrl.regs.bar0().backend(),
         cap,
         1,
     )?
@@ -680,13 +680,14 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     let mut hcq = Cq::new(
         huge.alloc_contiguous(cq_bytes(io_entries))?,
         io_entries,
-        &ctrl.regs,
+        ctrl.regs.bar0().backend(),
         cap,
         2,
     )?;
     let hring = HostSqRing::new(huge.alloc_contiguous(usize::from(io_entries) * SQ_ENTRY_SIZE)?)?;
-    let mut hsq = SubmissionQueue::new(hring, io_entries.into(), &ctrl.regs, cap, 2)?
-        .with_strategy(Strategy::Batched);
+    let mut hsq =
+        SubmissionQueue::new(hring, io_entries.into(), ctrl.regs.bar0().backend(), cap, 2)?
+            .with_strategy(Strategy::Batched);
     ctrl.create_io_pair(&mut asq, &mut acq, &hcq, &hsq)?;
     println!(
         "I/O SQ 2 and CQ 2 in host huge pages at {} and {:#x}: {io_entries} entries each",

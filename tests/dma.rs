@@ -243,8 +243,8 @@ fn a_host_submission_queue_publishes_through_its_doorbell() {
 
     let ring = HostSqRing::new(dma.alloc_contiguous(MOCK_PAGE).unwrap()).unwrap();
     let base = ring.lease().addr(0).unwrap();
-    let mut sq: HostSubmissionQueue<'_, _, _> =
-        iomem::nvme::sq::SubmissionQueue::new(ring, 16, &regs, cap, 1).unwrap();
+    let mut sq: HostSubmissionQueue<_, _> =
+        iomem::nvme::sq::SubmissionQueue::new(ring, 16, &bar0, cap, 1).unwrap();
     assert_eq!(sq.dma_addr(), base);
     let mut cmd = Command::new(0x02);
     cmd.nsid = 1;
@@ -291,15 +291,15 @@ fn a_completion_queue_reads_posted_entries_and_batches_its_doorbell() {
         .with_scatter(2)
         .with_arch(Arch::PowerPc64);
     assert!(matches!(
-        CompletionQueue::new(dma.alloc(4 * MOCK_PAGE).unwrap(), 1024, &regs, cap, 1),
+        CompletionQueue::new(dma.alloc(4 * MOCK_PAGE).unwrap(), 1024, &bar0, cap, 1),
         Err(iomem::nvme::Error::Core(Error::NotContiguous { .. }))
     ));
-    assert!(CompletionQueue::new(dma.alloc(MOCK_PAGE).unwrap(), 1, &regs, cap, 1).is_err());
-    assert!(CompletionQueue::new(dma.alloc(MOCK_PAGE).unwrap(), 512, &regs, cap, 1).is_err());
+    assert!(CompletionQueue::new(dma.alloc(MOCK_PAGE).unwrap(), 1, &bar0, cap, 1).is_err());
+    assert!(CompletionQueue::new(dma.alloc(MOCK_PAGE).unwrap(), 512, &bar0, cap, 1).is_err());
 
     let mut cq =
-        CompletionQueue::new(dma.alloc_contiguous(MOCK_PAGE).unwrap(), 4, &regs, cap, 3).unwrap();
-    let posted = |cq: &CompletionQueue<'_, _, _>, slot: u16, cid: u16, phase: u32, status: u32| {
+        CompletionQueue::new(dma.alloc_contiguous(MOCK_PAGE).unwrap(), 4, &bar0, cap, 3).unwrap();
+    let posted = |cq: &CompletionQueue<_, _>, slot: u16, cid: u16, phase: u32, status: u32| {
         let mut e = [0u8; 16];
         e[0..4].copy_from_slice(&0xfeedu32.to_le_bytes());
         e[8..12].copy_from_slice(&((u32::from(slot) + 1) | (1 << 16)).to_le_bytes());

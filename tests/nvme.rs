@@ -965,7 +965,7 @@ mod sq_tests {
     ) -> (usize, Vec<Command>) {
         let regs = ControllerRegs::new(IoMem::new(bar0)).unwrap();
         let cap = regs.cap().unwrap();
-        let mut sq = CmbSubmissionQueue::new(pool.alloc_sq(16).unwrap(), 16, &regs, cap, 1)
+        let mut sq = CmbSubmissionQueue::new(pool.alloc_sq(16).unwrap(), 16, bar0, cap, 1)
             .unwrap()
             .with_strategy(strategy);
         let base = sq.ring_io().offset();
@@ -1131,7 +1131,7 @@ mod sq_tests {
         let (bar0, pool) = setup(Arch::HOST, Caching::WriteCombining);
         let regs = ControllerRegs::new(IoMem::new(&bar0)).unwrap();
         let cap = regs.cap().unwrap();
-        let mut sq = CmbSubmissionQueue::new(pool.alloc_sq(4).unwrap(), 4, &regs, cap, 1).unwrap();
+        let mut sq = CmbSubmissionQueue::new(pool.alloc_sq(4).unwrap(), 4, &bar0, cap, 1).unwrap();
         assert_eq!(sq.free_slots(), 3);
         for i in 0..3 {
             assert_eq!(sq.push_with_slot_cid(&command(9)).unwrap(), i);
@@ -1168,16 +1168,16 @@ mod sq_tests {
         assert_eq!(sq.bus_addr(), 0xfd00_0000 + base as u64);
         // bad construction
         let small = pool.alloc_sq(2).unwrap();
-        assert!(CmbSubmissionQueue::new(small, 1, &regs, cap, 1).is_err());
-        assert!(CmbSubmissionQueue::new(pool.alloc_sq(2).unwrap(), 4097, &regs, cap, 1).is_err());
+        assert!(CmbSubmissionQueue::new(small, 1, &bar0, cap, 1).is_err());
+        assert!(CmbSubmissionQueue::new(pool.alloc_sq(2).unwrap(), 4097, &bar0, cap, 1).is_err());
         assert!(matches!(
-            CmbSubmissionQueue::new(pool.alloc_sq(2).unwrap(), 2, &regs, cap, 1000),
+            CmbSubmissionQueue::new(pool.alloc_sq(2).unwrap(), 2, &bar0, cap, 1000),
             Err(Error::Core(iomem::Error::OutOfRange { .. }))
         ));
         // a 4 KiB ring cannot hold 128 entries of 64 bytes
         let one_page = pool.pool().alloc(4096, 4096).unwrap();
         assert!(matches!(
-            CmbSubmissionQueue::new(one_page, 128, &regs, cap, 1),
+            CmbSubmissionQueue::new(one_page, 128, &bar0, cap, 1),
             Err(Error::Core(iomem::Error::OutOfRange { .. }))
         ));
         bar0.assert_no_violations();

@@ -17,7 +17,7 @@
 //! bar0.poke(offsets::CAP, &0x20_0a01_0fffu64.to_le_bytes());
 //! let regs = ControllerRegs::new(IoMem::new(&bar0))?;
 //! let dma = MockDma::new(1 << 20);
-//! let mut cq = CompletionQueue::new(dma.alloc_contiguous(4096)?, 16, &regs, regs.cap()?, 1)?;
+//! let mut cq = CompletionQueue::new(dma.alloc_contiguous(4096)?, 16, &bar0, regs.cap()?, 1)?;
 //! assert!(cq.pop()?.is_none());
 //! // The controller posts command 5's completion: DW2 = SQ head 1, DW3 = cid 5, phase 1.
 //! let at = cq.entry_addr(0)?;
@@ -33,7 +33,7 @@
 use crate::backend::Backend;
 use crate::dma::{DmaAddr, DmaRegion, Lease};
 use crate::iomem::IoMem;
-use crate::nvme::regs::{Cap, ControllerRegs, CQ_ENTRY_SIZE};
+use crate::nvme::regs::{Cap, CQ_ENTRY_SIZE};
 use crate::nvme::{invalid, ring_bytes, Result, Status};
 
 /// One completion-queue entry, decoded.
@@ -53,12 +53,17 @@ pub struct Completion {
 
 /// A completion queue ring in coherent host memory, lent to the controller for the ring's life
 /// (dropping the queue quarantines the memory: see [`dma::region`](crate::dma::region)), with
-/// its head doorbell in BAR0. See the [module docs](self).
-pub struct CompletionQueue<'d, B: Backend + Send + Sync + 'static, D: Backend> {
+/// its head doorbell in BAR0 (`D`: a borrow or shared ownership of the mapping, as for
+/// [`SubmissionQueue`](super::sq::SubmissionQueue)). See the [module docs](self).
+///
+/// # Invariant
+/// `doorbell + 4 <= bar.size()` and `doorbell` is 4-aligned (checked by the constructor).
+pub struct CompletionQueue<B: Backend + Send + Sync + 'static, D: Backend> {
     ring: DmaRegion<B>,
     lease: Lease<B>,
     addr: DmaAddr,
-    doorbell: IoMem<'d, u32, D>,
+    bar: D,
+    doorbell: usize,
     qid: u16,
     entries: u16,
     head: u16,
@@ -67,9 +72,7 @@ pub struct CompletionQueue<'d, B: Backend + Send + Sync + 'static, D: Backend> {
     pending: u16,
 }
 
-impl<B: Backend + Send + Sync + 'static, D: Backend> core::fmt::Debug
-    for CompletionQueue<'_, B, D>
-{
+impl<B: Backend + Send + Sync + 'static, D: Backend> core::fmt::Debug for CompletionQueue<B, D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("CompletionQueue")
             .field("qid", &self.qid)
@@ -81,19 +84,13 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> core::fmt::Debug
     }
 }
 
-impl<'d, B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<'d, B, D> {
+impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
     /// Queue `qid` of `entries` slots (2 to CAP.MQES + 1) over `ring` (at least `entries × 16`
     /// bytes, one run of device addresses: the queue is created physically contiguous), with its
-    /// head doorbell at `cap`'s offset for `qid` in `regs`' BAR0. Creating it on the controller
+    /// head doorbell at `cap`'s offset for `qid` in BAR0 (`bar`). Creating it on the controller
     /// (Create I/O Completion Queue with PRP1 = [`dma_addr`](Self::dma_addr), or ACQ) is the
     /// caller's job.
-    pub fn new(
-        ring: DmaRegion<B>,
-        entries: u16,
-        regs: &ControllerRegs<'d, D>,
-        cap: Cap,
-        qid: u16,
-    ) -> Result<Self> {
+    pub fn new(ring: DmaRegion<B>, entries: u16, bar: D, cap: Cap, qid: u16) -> Result<Self> {
         let need = ring_bytes(
             "completion queue entries must be from 2 to CAP.MQES + 1",
             entries.into(),
@@ -103,8 +100,10 @@ impl<'d, B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<'d, B, 
         )?;
         let lease = ring.lease();
         let addr = lease.range(0..need)?;
-        let doorbell = regs.bar0().cast::<u32>(cap.cq_head_doorbell(qid)?)?;
+        let doorbell = cap.cq_head_doorbell(qid)?;
+        IoMem::new(&bar).cast::<u32>(doorbell)?;
         Ok(CompletionQueue {
+            bar,
             ring,
             lease,
             addr,
@@ -188,7 +187,10 @@ impl<'d, B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<'d, B, 
     pub fn ring_head(&mut self) -> u16 {
         let n = self.pending;
         if n > 0 {
-            self.doorbell.write32::<0>(u32::from(self.head));
+            // The constructor checked the offset (the invariant): the handle always exists.
+            if let Ok(db) = IoMem::new(&self.bar).cast::<u32>(self.doorbell) {
+                db.write32::<0>(u32::from(self.head));
+            }
             self.pending = 0;
         }
         n

@@ -27,7 +27,7 @@
 //! let cmb_bar = MockIo::new(1 << 20).with_caching(Caching::WriteCombining);
 //! let pool = CmbPool::new(cmb_bar, info, Cc::default())?;
 //!
-//! let mut sq = CmbSubmissionQueue::new(pool.alloc_sq(32)?, 32, &regs, regs.cap()?, 1)?
+//! let mut sq = CmbSubmissionQueue::new(pool.alloc_sq(32)?, 32, &bar0, regs.cap()?, 1)?
 //!     .with_strategy(Strategy::Batched);
 //! let mut cmd = Command::new(opcodes::nvm::READ);
 //! cmd.nsid = 1;
@@ -43,7 +43,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use crate::backend::{Backend, Caching};
 use crate::dma::{DmaAddr, DmaRegion, Lease};
 use crate::iomem::IoMem;
-use crate::nvme::regs::{Cap, ControllerRegs, SQ_ENTRY_SIZE};
+use crate::nvme::regs::{Cap, SQ_ENTRY_SIZE};
 use crate::nvme::{invalid, ring_bytes, Error, Result};
 use crate::order::Strategy;
 use crate::p2p::P2pBuf;
@@ -266,10 +266,10 @@ impl<B: Backend + Send + Sync + 'static> SqRing for HostSqRing<B> {
 }
 
 /// A submission queue whose ring is in the CMB: the ring is a [`P2pBuf`].
-pub type CmbSubmissionQueue<'d, B, D> = SubmissionQueue<'d, P2pBuf<B>, D>;
+pub type CmbSubmissionQueue<B, D> = SubmissionQueue<P2pBuf<B>, D>;
 
 /// A submission queue whose ring is in coherent host memory.
-pub type HostSubmissionQueue<'d, B, D> = SubmissionQueue<'d, HostSqRing<B>, D>;
+pub type HostSubmissionQueue<B, D> = SubmissionQueue<HostSqRing<B>, D>;
 
 /// A submission queue: a ring of 64-byte entries ([`SqRing`]) with its tail doorbell in BAR0.
 /// See the [module docs](self).
@@ -277,9 +277,16 @@ pub type HostSubmissionQueue<'d, B, D> = SubmissionQueue<'d, HostSqRing<B>, D>;
 /// One slot always stays empty (a full ring differs from an empty one), so a ring of `entries`
 /// slots holds `entries - 1` outstanding commands. The controller reports how far it has read
 /// in each completion (SQ Head Pointer); pass it to [`CmbSubmissionQueue::update_head`].
-pub struct SubmissionQueue<'d, R: SqRing, D: Backend> {
+///
+/// The queue holds its BAR0 handle `D`: a borrow (`&B`) or shared ownership (`Arc<B>`, so a
+/// queue pair moves to another thread with no lifetime attached).
+///
+/// # Invariant
+/// `doorbell + 4 <= bar.size()` and `doorbell` is 4-aligned (checked by the constructor).
+pub struct SubmissionQueue<R: SqRing, D: Backend> {
     ring: R,
-    doorbell: Doorbell<'d, D>,
+    bar: D,
+    doorbell: usize,
     strategy: Strategy,
     qid: u16,
     entries: u32,
@@ -288,7 +295,7 @@ pub struct SubmissionQueue<'d, R: SqRing, D: Backend> {
     rung: u32,
 }
 
-impl<R: SqRing, D: Backend> core::fmt::Debug for SubmissionQueue<'_, R, D> {
+impl<R: SqRing, D: Backend> core::fmt::Debug for SubmissionQueue<R, D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SubmissionQueue")
             .field("qid", &self.qid)
@@ -302,22 +309,16 @@ impl<R: SqRing, D: Backend> core::fmt::Debug for SubmissionQueue<'_, R, D> {
     }
 }
 
-impl<'d, R: SqRing, D: Backend> SubmissionQueue<'d, R, D> {
+impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
     /// A queue `qid` of `entries` slots (2 to CAP.MQES + 1) over `ring` (at least
     /// `entries × 64` bytes, e.g. from [`CmbPool::alloc_sq`](super::cmb::CmbPool::alloc_sq)),
-    /// with its tail doorbell at `cap`'s offset for `qid` in `regs`' BAR0. The strategy is the
+    /// with its tail doorbell at `cap`'s offset for `qid` in BAR0 (`bar`). The strategy is the
     /// ring handle's (the pool's); change it with [`with_strategy`](Self::with_strategy).
     ///
     /// The queue starts empty at slot 0. Creating it on the controller (Create I/O Submission
     /// Queue with PRP1 = [`bus_addr`](Self::bus_addr), or ASQ for the admin queue) is the
     /// caller's job.
-    pub fn new(
-        ring: R,
-        entries: u32,
-        regs: &ControllerRegs<'d, D>,
-        cap: Cap,
-        qid: u16,
-    ) -> Result<Self> {
+    pub fn new(ring: R, entries: u32, bar: D, cap: Cap, qid: u16) -> Result<Self> {
         ring_bytes(
             "submission queue entries must be from 2 to CAP.MQES + 1",
             entries,
@@ -325,10 +326,12 @@ impl<'d, R: SqRing, D: Backend> SubmissionQueue<'d, R, D> {
             ring.len(),
             cap,
         )?;
-        let reg = regs.bar0().cast::<u32>(cap.sq_tail_doorbell(qid)?)?;
+        let doorbell = cap.sq_tail_doorbell(qid)?;
+        IoMem::new(&bar).cast::<u32>(doorbell)?;
         let strategy = ring.strategy();
         Ok(SubmissionQueue {
-            doorbell: Doorbell::new(reg).with_strategy(strategy),
+            bar,
+            doorbell,
             ring,
             strategy,
             qid,
@@ -342,7 +345,6 @@ impl<'d, R: SqRing, D: Backend> SubmissionQueue<'d, R, D> {
     /// The same queue with another ordering strategy for entry writes and the doorbell.
     pub fn with_strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
-        self.doorbell = self.doorbell.with_strategy(strategy);
         self
     }
 
@@ -386,7 +388,11 @@ impl<'d, R: SqRing, D: Backend> SubmissionQueue<'d, R, D> {
             return Ok(0);
         }
         let n = (self.tail + self.entries - self.rung) % self.entries;
-        self.doorbell.ring(self.tail, &[&self.ring.caching()]);
+        // The constructor checked the offset (the invariant), so this cannot fail.
+        let reg = IoMem::new(&self.bar).cast::<u32>(self.doorbell)?;
+        Doorbell::new(reg)
+            .with_strategy(self.strategy)
+            .ring(self.tail, &[&self.ring.caching()]);
         self.rung = self.tail;
         Ok(n)
     }
@@ -450,7 +456,7 @@ impl<'d, R: SqRing, D: Backend> SubmissionQueue<'d, R, D> {
     }
 }
 
-impl<B: Backend, D: Backend> SubmissionQueue<'_, P2pBuf<B>, D> {
+impl<B: Backend, D: Backend> SubmissionQueue<P2pBuf<B>, D> {
     /// A handle to the ring in the CMB, with the strategy its entries are copied with.
     pub fn ring_io(&self) -> IoMem<'_, [u8], B> {
         self.ring.io().with_strategy(copy_strategy(self.strategy))
