@@ -195,4 +195,22 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
         }
         n
     }
+
+    /// Ends the queue, giving the ring's memory back to its owner (the region) instead of
+    /// quarantining it.
+    ///
+    /// # Safety
+    /// The controller will not write the ring any more (the queue was deleted, or the
+    /// controller reset).
+    pub unsafe fn retire(self) -> DmaRegion<B> {
+        let CompletionQueue { ring, lease, .. } = self;
+        // SAFETY: the caller's guarantee.
+        unsafe { lease.complete() };
+        ring
+    }
+
+    /// The ring's memory, for a model or test to post entries through (the CPU side).
+    pub fn ring(&self) -> &DmaRegion<B> {
+        &self.ring
+    }
 }

@@ -49,6 +49,54 @@ pub enum Error {
         /// Slots in the queue.
         entries: u32,
     },
+    /// The controller reported a fatal error (CSTS.CFS = 1): it processes nothing until it is
+    /// reset.
+    Fatal {
+        /// CSTS as read.
+        csts: u32,
+    },
+    /// An enabled controller reads not ready (CSTS.RDY = 0) although it is still there: it was
+    /// reset behind the driver's back.
+    NotReady {
+        /// CSTS as read.
+        csts: u32,
+    },
+    /// A controller state change (ready, not ready, shut down) did not happen in time.
+    WaitTimeout {
+        /// What was waited for, in the specification's words.
+        what: &'static str,
+        /// How long, in milliseconds.
+        ms: u64,
+    },
+    /// A command got no completion before its deadline. The memory it was lent stays held
+    /// (see [`dma::region`](crate::dma::region)) until the controller is reset.
+    Timeout {
+        /// Submission queue.
+        qid: u16,
+        /// Command identifier.
+        cid: u16,
+        /// Opcode.
+        opcode: u8,
+    },
+    /// A command completed with an error status.
+    CommandFailed {
+        /// Submission queue.
+        qid: u16,
+        /// Command identifier.
+        cid: u16,
+        /// Opcode.
+        opcode: u8,
+        /// The completion's status.
+        status: crate::nvme::Status,
+    },
+    /// A completion named a command identifier that has no command outstanding: the
+    /// controller (or something writing the completion queue) is misbehaving.
+    UnknownCid {
+        /// Submission queue the completion names.
+        qid: u16,
+        /// Command identifier it names.
+        cid: u16,
+    },
 }
 
 /// [`crate::Error::InvalidArgument`] as an NVMe error.
@@ -86,6 +134,38 @@ impl fmt::Display for Error {
                 "NVMe submission queue {qid} is full ({} of {entries} slots in use); reap \
                  completions and pass their SQ head to update_head before pushing more",
                 entries.saturating_sub(1)
+            ),
+            Error::Fatal { csts } => write!(
+                f,
+                "NVMe controller fatal status (CSTS {csts:#x}, CFS = 1); reset the controller"
+            ),
+            Error::NotReady { csts } => write!(
+                f,
+                "NVMe controller is no longer ready (CSTS {csts:#x}): it was reset or disabled \
+                 behind the driver; bring it up again"
+            ),
+            Error::WaitTimeout { what, ms } => write!(
+                f,
+                "NVMe controller did not reach {what} within {ms} ms; check CSTS and reset it"
+            ),
+            Error::Timeout { qid, cid, opcode } => write!(
+                f,
+                "NVMe command {opcode:#04x} (cid {cid}) on queue {qid} got no completion before \
+                 its deadline; its memory stays held until the controller is reset"
+            ),
+            Error::CommandFailed {
+                qid,
+                cid,
+                opcode,
+                status,
+            } => write!(
+                f,
+                "NVMe command {opcode:#04x} (cid {cid}) on queue {qid} failed: {status}"
+            ),
+            Error::UnknownCid { qid, cid } => write!(
+                f,
+                "NVMe completion on queue {qid} names cid {cid}, which has no command \
+                 outstanding"
             ),
         }
     }

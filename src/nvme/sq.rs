@@ -174,6 +174,14 @@ pub trait SqRing {
     /// Writes one 64-byte entry at byte `off` of the ring, with the barriers `strategy` puts
     /// around a copy into that memory (none for host RAM: the doorbell publishes it).
     fn write_entry(&self, off: usize, entry: &[u8], strategy: Strategy) -> crate::Result<()>;
+    /// Gives the ring's memory back to its owner.
+    ///
+    /// # Safety
+    /// The controller will not read the ring any more (its queue was deleted, or the
+    /// controller reset).
+    unsafe fn retire(self)
+    where
+        Self: Sized;
 }
 
 impl<B: Backend> SqRing for P2pBuf<B> {
@@ -192,6 +200,10 @@ impl<B: Backend> SqRing for P2pBuf<B> {
     fn write_entry(&self, off: usize, entry: &[u8], strategy: Strategy) -> crate::Result<()> {
         let io = self.io().with_strategy(copy_strategy(strategy));
         io.subslice(off..off + entry.len())?.copy_from_slice(entry)
+    }
+    unsafe fn retire(self) {
+        // Freed into its pool: the caller guarantees the controller no longer reads it.
+        drop(self);
     }
 }
 
@@ -262,6 +274,10 @@ impl<B: Backend + Send + Sync + 'static> SqRing for HostSqRing<B> {
             .mem()
             .subslice(off..off + entry.len())?
             .copy_from_slice(entry)
+    }
+    unsafe fn retire(self) {
+        // SAFETY: the caller guarantees the controller no longer reads the ring.
+        unsafe { self.lease.complete() };
     }
 }
 
