@@ -10,19 +10,19 @@
 //! the phase tag.
 //!
 //! What it does:
-//! - registers ([`regs`]): CAP, VS, CC, CSTS, AQA, ASQ, ACQ, CMBLOC/CMBSZ/CMBMSC/CMBSTS per
+//! - registers (`regs.rs`): CAP, VS, CC, CSTS, AQA, ASQ, ACQ, CMBLOC/CMBSZ/CMBMSC/CMBSTS per
 //!   [`CmbScheme`](crate::nvme::cmb::CmbScheme); any access width, 64-bit registers as one
 //!   8-byte or two 4-byte accesses. CC.EN 0 → 1 checks the admin queues and CC like QEMU (a bad
 //!   setting sets CSTS.CFS), then CSTS.RDY after [`ModelConfig::ready_delay`]; CC.EN 1 → 0
 //!   resets; CC.SHN sets SHST = complete.
-//! - queues ([`queues`]): every tail doorbell fetches the new entries and executes them at
+//! - queues (`queues.rs`): every tail doorbell fetches the new entries and executes them at
 //!   once; a full completion queue holds completions until its head moves; bad doorbell
 //!   writes are ignored and recorded ([`ModelStats::ignored_doorbells`]).
-//! - admin ([`admin`]): Identify CNS 0/1/2, Set/Get Features (Number of Queues granted as
+//! - admin (`admin.rs`): Identify CNS 0/1/2, Set/Get Features (Number of Queues granted as
 //!   `min(requested, max_io_queues)`), Create/Delete I/O CQ/SQ with QEMU's checks and codes.
-//! - NVM ([`io`]): Read, Write, Flush, Write Zeroes on namespace 1, MDTS and bounds checked,
-//!   data moved through the PRPs with QEMU's walk and CMB placement rule ([`prp`]).
-//! - faults ([`fault`]): a status instead of execution, delayed and lost completions, a fatal
+//! - NVM (`io.rs`): Read, Write, Flush, Write Zeroes on namespace 1, MDTS and bounds checked,
+//!   data moved through the PRPs with QEMU's walk and CMB placement rule (`prp.rs`).
+//! - faults ([`Fault`]): a status instead of execution, delayed and lost completions, a fatal
 //!   controller, a vanished device (reads 0 or all ones), a controller that never gets ready.
 //!
 //! Differences from QEMU, on purpose: Set Features Number of Queues grants
@@ -82,16 +82,16 @@ use crate::dma::MockDma;
 use crate::nvme::cmb::{BarTable, PciBar};
 use crate::nvme::Result;
 
-pub mod admin;
+mod admin;
 mod command;
 mod config;
 mod ctrl;
-pub mod fault;
-pub mod io;
+mod fault;
+mod io;
 mod log;
-pub mod prp;
-pub mod queues;
-pub mod regs;
+mod prp;
+mod queues;
+mod regs;
 
 pub use config::{CmbConfig, ModelConfig};
 pub use fault::{Fault, Target, Vanish};
