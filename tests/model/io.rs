@@ -209,3 +209,42 @@ fn bogus_doorbells_and_registers_are_ignored() {
     }
     assert_eq!(rig.r32(offsets::CC), CC_EN);
 }
+
+#[test]
+fn extreme_limits_do_not_panic() {
+    // MDTS 255 is no limit in 64 bits; a delay past the clock's range never ends.
+    let mut rig = io_rig(ModelConfig {
+        mdts: 255,
+        ..ModelConfig::default()
+    });
+    assert_eq!(
+        rig.rw(0x02, 0, 300, 0x7000_0000, 0).status,
+        0x04,
+        "past MDTS 5, not 255"
+    );
+    rig.model.inject(Fault::Delay {
+        target: Target::any(),
+        delay: Duration::MAX,
+        times: 1,
+    });
+    rig.submit(true, Cmd::new(0x00).nsid(1));
+    assert!(rig.reap(true).is_none());
+    assert_eq!(rig.model.stats().lost, 1);
+    // Queues at the top of the address space: fetches fail, the controller reports CFS.
+    let c = rig.admin(
+        Cmd::new(0x05)
+            .prp(u64::MAX & !0xfff, 0)
+            .cdw(10, 15 << 16 | 2)
+            .cdw(11, 1),
+    );
+    assert_eq!(c.status, 0);
+    let c = rig.admin(
+        Cmd::new(0x01)
+            .prp(u64::MAX & !0xfff, 0)
+            .cdw(10, 15 << 16 | 2)
+            .cdw(11, 2 << 16 | 1),
+    );
+    assert_eq!(c.status, 0);
+    rig.w32(0x1010, 15);
+    assert_eq!(rig.csts() & 2, 2);
+}

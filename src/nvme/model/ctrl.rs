@@ -59,7 +59,7 @@ pub(super) struct Ctrl {
 
 impl Ctrl {
     pub fn new(cfg: ModelConfig, dma: MockDma, cmb: Option<Arc<MockIo>>) -> Self {
-        let regs = RegFile::new(&cfg);
+        let regs = RegFile::default();
         let ns = Namespace::new(cfg.lba_size, cfg.lba_count);
         Ctrl {
             cfg,

@@ -110,10 +110,10 @@ impl Ctrl {
         let nlb = u64::from(sqe.cdw(12) & 0xffff) + 1;
         let len = nlb * u64::from(self.ns.lba_size);
         let mdts = self.cfg.mdts;
-        if sqe.opcode != op::WRITE_ZEROES
-            && mdts != 0
-            && len > self.regs.page_size() << u32::from(mdts)
-        {
+        // A limit past 64 bits is no limit.
+        let bits = self.regs.page_size().trailing_zeros() + u32::from(mdts);
+        let max = (bits < 64).then(|| 1u64 << bits);
+        if sqe.opcode != op::WRITE_ZEROES && mdts != 0 && max.is_some_and(|m| len > m) {
             return Err(sc::INVALID_FIELD | sc::DNR);
         }
         if !self.ns.contains(slba, nlb) {

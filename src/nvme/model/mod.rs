@@ -99,6 +99,8 @@ pub use log::{IgnoredDoorbell, ModelStats, Processed, Prps};
 
 use ctrl::Ctrl;
 
+static_assertions::assert_impl_all!(NvmeModel: Send, Sync);
+
 /// A model NVMe controller. See the [module docs](self).
 ///
 /// Cloning gives another handle on the same controller.

@@ -193,7 +193,7 @@ impl Ctrl {
             let n = rem.min(page_len);
             self.map(&mut segs, cmb, dir, e, n)?;
             rem -= n;
-            list += 8;
+            list = list.wrapping_add(8);
             left -= 1;
         }
         Ok(segs)

@@ -154,7 +154,9 @@ impl Ctrl {
             if sq.head == sq.tail {
                 return;
             }
-            let addr = sq.base + u64::from(sq.head) * SQ_ENTRY_SIZE as u64;
+            let addr = sq
+                .base
+                .wrapping_add(u64::from(sq.head) * SQ_ENTRY_SIZE as u64);
             sq.head = (sq.head + 1) % sq.size;
             // CAST: `head < size` ≤ 65536.
             let (head, cqid) = (sq.head as u16, sq.cqid);
@@ -202,11 +204,10 @@ impl Ctrl {
             status,
         };
         match action {
-            Some(Action::Delay(d)) => self.delayed.push(Delayed {
-                due: Instant::now() + d,
-                cqid,
-                cqe,
-            }),
+            Some(Action::Delay(d)) => match Instant::now().checked_add(d) {
+                Some(due) => self.delayed.push(Delayed { due, cqid, cqe }),
+                None => self.stats.lost += 1, // a delay past the clock's range never ends
+            },
             Some(Action::Lose) => self.stats.lost += 1,
             _ => self.post(cqid, cqe),
         }
@@ -233,7 +234,9 @@ impl Ctrl {
             let Some(cqe) = cq.pending.front().copied() else {
                 return;
             };
-            let addr = cq.base + u64::from(cq.tail) * CQ_ENTRY_SIZE as u64;
+            let addr = cq
+                .base
+                .wrapping_add(u64::from(cq.tail) * CQ_ENTRY_SIZE as u64);
             let bytes = cqe.bytes(cq.phase);
             if self.mem_write(addr, &bytes).is_err() {
                 self.regs.cfs = true;

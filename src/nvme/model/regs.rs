@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use super::config::{ModelConfig, MPSMAX};
+use super::config::MPSMAX;
 use super::ctrl::{Ctrl, Features};
 use crate::nvme::cmb::CmbScheme;
 use crate::nvme::regs::{offsets, Aqa, Cc, MIN_PAGE_SIZE};
@@ -42,10 +42,6 @@ pub(super) struct RegFile {
 }
 
 impl RegFile {
-    pub fn new(_cfg: &ModelConfig) -> Self {
-        RegFile::default()
-    }
-
     /// CSTS.RDY.
     pub fn rdy(&self) -> bool {
         self.rdy
@@ -195,7 +191,8 @@ impl Ctrl {
             self.regs.acq,
             aqa.cq_entries(),
         );
-        self.regs.ready_at = Some(Instant::now() + self.cfg.ready_delay);
+        // A delay past the clock's range never ends.
+        self.regs.ready_at = Instant::now().checked_add(self.cfg.ready_delay);
         self.regs.tick(Instant::now(), self.faults.never_ready);
     }
 
