@@ -233,14 +233,14 @@ fn extreme_limits_do_not_panic() {
     // Queues at the top of the address space: fetches fail, the controller reports CFS.
     let c = rig.admin(
         Cmd::new(0x05)
-            .prp(u64::MAX & !0xfff, 0)
+            .prp(!0xfffu64, 0)
             .cdw(10, 15 << 16 | 2)
             .cdw(11, 1),
     );
     assert_eq!(c.status, 0);
     let c = rig.admin(
         Cmd::new(0x01)
-            .prp(u64::MAX & !0xfff, 0)
+            .prp(!0xfffu64, 0)
             .cdw(10, 15 << 16 | 2)
             .cdw(11, 2 << 16 | 1),
     );
