@@ -1,4 +1,5 @@
-//! The Controller Memory Buffer: discovery, the data-pointer placement rule, queues in the CMB, CMSE.
+//! The Controller Memory Buffer: discovery, the data-pointer placement rule, queues in the
+//! CMB, CMSE.
 
 use crate::rig::*;
 

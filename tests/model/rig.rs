@@ -210,33 +210,24 @@ impl Rig {
         self.keep.push(r);
         a
     }
-    pub(crate) fn put(&self, at: u64, b: &[u8]) {
-        // The host writes its own memory (the CPU side; the model's DMA reads it).
-        let r = self.keep.iter().find(|r| {
-            let a = addr(r);
-            at >= a && at + b.len() as u64 <= a + r.len() as u64
-        });
-        let r = r.expect("a buffer of the rig");
-        let off = (at - addr(r)) as usize;
-        r.mem()
-            .subslice(off..off + b.len())
-            .unwrap()
-            .copy_from_slice(b)
-            .unwrap();
-    }
-    pub(crate) fn get(&self, at: u64, len: usize) -> Vec<u8> {
+    /// The CPU's handle on `len` bytes at device address `at` of one of the rig's buffers.
+    fn at(&self, at: u64, len: usize) -> iomem::dma::DmaMem<'_, [u8], Arc<MockIo>> {
         let r = self.keep.iter().find(|r| {
             let a = addr(r);
             at >= a && at + len as u64 <= a + r.len() as u64
         });
         let r = r.expect("a buffer of the rig");
         let off = (at - addr(r)) as usize;
+        r.mem().subslice(off..off + len).unwrap()
+    }
+
+    pub(crate) fn put(&self, at: u64, b: &[u8]) {
+        // The host writes its own memory (the CPU side; the model's DMA reads it).
+        self.at(at, b.len()).copy_from_slice(b).unwrap();
+    }
+    pub(crate) fn get(&self, at: u64, len: usize) -> Vec<u8> {
         let mut b = vec![0u8; len];
-        r.mem()
-            .subslice(off..off + len)
-            .unwrap()
-            .copy_to_slice(&mut b)
-            .unwrap();
+        self.at(at, len).copy_to_slice(&mut b).unwrap();
         b
     }
 
