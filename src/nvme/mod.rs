@@ -9,6 +9,7 @@
 //! - [`cq`]: a completion queue in host DMA memory (phase tag, `dma_rmb`, batched head
 //!   doorbell).
 //! - [`status`]: a completion's Status Field, decoded, with the specification's names.
+//! - [`model`] (feature `model`): a model NVMe controller that drivers and tests run against.
 //!
 //! Everything here returns [`Result`]: NVMe failures as [`Error`] variants, the core crate's
 //! errors wrapped in [`Error::Core`].
@@ -16,6 +17,8 @@
 pub mod cmb;
 pub mod cq;
 mod error;
+#[cfg(feature = "model")]
+pub mod model;
 pub mod regs;
 pub mod sq;
 pub mod status;
