@@ -9,13 +9,19 @@
 //! - [`cq`]: a completion queue in host DMA memory (phase tag, `dma_rmb`, batched head
 //!   doorbell).
 //! - [`status`]: a completion's Status Field, decoded, with the specification's names.
+//! - [`cmd`]: typed commands ([`cmd::admin`], [`cmd::nvm`]) and what they lend the device.
+//! - [`prp`]: data pointers (PRP entries and lists) and the CMB data pointer rule.
+//! - [`identify`]: the Identify data structures, decoded.
 //!
 //! Everything here returns [`Result`]: NVMe failures as [`Error`] variants, the core crate's
 //! errors wrapped in [`Error::Core`].
 
 pub mod cmb;
+pub mod cmd;
 pub mod cq;
 mod error;
+pub mod identify;
+pub mod prp;
 pub mod regs;
 pub mod sq;
 pub mod status;
