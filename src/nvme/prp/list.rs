@@ -83,12 +83,7 @@ impl<B: Backend + Send + Sync + 'static> PrpListMem for HostPrpList<B> {
         Ok(self.lease.range(range)?)
     }
     fn write(&self, offset: usize, bytes: &[u8]) -> Result<()> {
-        let end = offset
-            .checked_add(bytes.len())
-            .ok_or(crate::Error::Overflow {
-                offset,
-                len: bytes.len(),
-            })?;
+        let end = span_end(offset, bytes.len())?;
         Ok(self
             .region
             .mem()
@@ -136,27 +131,12 @@ impl<B: Backend> PrpListMem for CmbPrpList<B> {
         self.lease.len()
     }
     fn run(&self, range: Range<usize>) -> Result<DmaAddr> {
-        if range.start > range.end || range.end > self.len() {
-            return Err(crate::Error::OutOfRange {
-                offset: range.start,
-                len: range.end.saturating_sub(range.start),
-                size: self.len(),
-            }
-            .into());
-        }
-        // CAST: `range.start` is below the buffer's length.
-        let addr = self.lease.dma_addr().get() + range.start as u64;
-        // SAFETY: the address of byte `range.start` of the buffer this list owns (lent, so
-        // never freed under the device); the buffer is one run of bus addresses.
-        Ok(unsafe { DmaAddr::from_raw(addr) })
+        // The buffer is one run of bus addresses, owned by this list and lent (never freed
+        // under the device).
+        Ok(super::p2p_segment(self.lease.dma_addr(), self.len(), range)?.0)
     }
     fn write(&self, offset: usize, bytes: &[u8]) -> Result<()> {
-        let end = offset
-            .checked_add(bytes.len())
-            .ok_or(crate::Error::Overflow {
-                offset,
-                len: bytes.len(),
-            })?;
+        let end = span_end(offset, bytes.len())?;
         Ok(self
             .lease
             .io()
@@ -177,6 +157,13 @@ impl<B: Backend + Send + Sync + 'static, H: Backend + Send + Sync + 'static> Fro
     fn from(l: CmbPrpList<B>) -> Self {
         Held::Other(alloc::boxed::Box::new(l.lease))
     }
+}
+
+/// The end of `len` bytes from `offset`, checked for overflow.
+fn span_end(offset: usize, len: usize) -> Result<usize> {
+    Ok(offset
+        .checked_add(len)
+        .ok_or(crate::Error::Overflow { offset, len })?)
 }
 
 /// No list memory: for transfers of at most two pages. [`no_list`] is the list source that

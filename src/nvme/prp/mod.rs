@@ -230,7 +230,7 @@ impl PrpBuilder {
     ) -> Result<DataPtr> {
         let len = range.len();
         let segs = lease.segments(range)?;
-        self.build(&segs, len, list)
+        self.finish(&self.plan(&segs, len)?, len, list)
     }
 
     /// A data pointer over `range` of a p2p buffer (a CMB buffer) the caller keeps alive until
@@ -242,7 +242,7 @@ impl PrpBuilder {
         list: Option<&dyn PrpListMem>,
     ) -> Result<DataPtr> {
         let seg = p2p_segment(buf.dma_addr(), buf.len(), range)?;
-        self.build(&[seg], seg.1, list)
+        self.finish(&self.plan(&[seg], seg.1)?, seg.1, list)
     }
 
     /// Lends `range` of `lease` to a command: the data pointer, and the lease (with the PRP list
@@ -295,7 +295,7 @@ impl PrpBuilder {
         len: usize,
         list: Option<&dyn PrpListMem>,
     ) -> Result<DataPtr> {
-        self.build(segments, len, list)
+        self.finish(&self.plan(segments, len)?, len, list)
     }
 
     fn lend_segments<B, L>(
@@ -377,16 +377,6 @@ impl PrpBuilder {
             });
         }
         Ok(out)
-    }
-
-    fn build(
-        &self,
-        segs: &[(DmaAddr, usize)],
-        len: usize,
-        list: Option<&dyn PrpListMem>,
-    ) -> Result<DataPtr> {
-        let pages = self.plan(segs, len)?;
-        self.finish(&pages, len, list)
     }
 
     /// The page entries, checked against the CMB rule.
@@ -484,7 +474,11 @@ impl PrpBuilder {
 }
 
 /// The run of a p2p buffer (`base`, `size` bytes) for `range` of it, checked.
-fn p2p_segment(base: DmaAddr, size: usize, range: Range<usize>) -> Result<(DmaAddr, usize)> {
+pub(super) fn p2p_segment(
+    base: DmaAddr,
+    size: usize,
+    range: Range<usize>,
+) -> Result<(DmaAddr, usize)> {
     if range.start > range.end || range.end > size {
         return Err(crate::Error::OutOfRange {
             offset: range.start,
