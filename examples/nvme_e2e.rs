@@ -37,15 +37,18 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use iomem::dma::{DmaProvider, Lease};
+use iomem::dma::DmaProvider;
 use iomem::map::linux::{BarKind, BarMapping, DmaBuffer, Error as MapError, PagemapDma, PciDevice};
 use iomem::nvme;
 use iomem::nvme::cmb::{self, BarTable, CmbPool, PciBar, ProbeOptions};
+use iomem::nvme::cmd::admin::{self, Cns, Priority};
+use iomem::nvme::cmd::nvm::{self, Namespace};
 use iomem::nvme::cq::CompletionQueue;
+use iomem::nvme::prp::{CmbPrpList, CmbRule, HostPrpList, PageSize, PrpBuilder, PrpListMem};
 use iomem::nvme::regs::{
     Aqa, Cap, Cc, ControllerRegs, Csts, QueueBase, CQ_ENTRY_SIZE, SQ_ENTRY_SIZE,
 };
-use iomem::nvme::sq::{opcodes, CmbSubmissionQueue, Command, HostSqRing, SqRing, SubmissionQueue};
+use iomem::nvme::sq::{CmbSubmissionQueue, Command, HostSqRing, SqRing, SubmissionQueue};
 use iomem::p2p::P2pBuf;
 use iomem::{Backend, Barrier, Caching, Error, IoMem, Mmio, Strategy};
 
@@ -234,21 +237,13 @@ impl<'a> Controller<'a> {
         cq: &Cq<'a>,
         sq: &SubmissionQueue<R, &'a Mmio>,
     ) -> Result<(), DriverError> {
-        let cmd = Command {
-            opcode: opcodes::admin::CREATE_IO_CQ,
-            prp1: cq.dma_addr().get(),
-            cdw10: (u32::from(cq.entries() - 1) << 16) | u32::from(cq.qid()),
-            cdw11: 1, // PC, interrupts off
-            ..Default::default()
-        };
+        // PC = 1, interrupts off.
+        let cmd = admin::create_io_cq(cq.qid(), cq.entries(), cq.dma_addr(), None)?;
         self.execute(asq, acq, cmd)?;
-        let cmd = Command {
-            opcode: opcodes::admin::CREATE_IO_SQ,
-            prp1: sq.dma_addr().get(),
-            cdw10: ((sq.entries() - 1) << 16) | u32::from(sq.qid()),
-            cdw11: (u32::from(cq.qid()) << 16) | 1, // CQID, PC
-            ..Default::default()
-        };
+        // Queue sizes come from u16 constants, so they fit.
+        let entries = u16::try_from(sq.entries()).unwrap_or(u16::MAX);
+        let cmd =
+            admin::create_io_sq(sq.qid(), entries, sq.dma_addr(), cq.qid(), Priority::Urgent)?;
         self.execute(asq, acq, cmd)?;
         Ok(())
     }
@@ -280,7 +275,7 @@ impl<'a> Controller<'a> {
                 }
                 if !c.status.is_success() {
                     return Err(DriverError::CommandFailed {
-                        opcode: cmd.opcode,
+                        opcode: cmd.opcode(),
                         cid,
                         status: c.status,
                     });
@@ -309,39 +304,6 @@ impl<'a> Controller<'a> {
     }
 }
 
-/// PRP entry 2 for a transfer whose pages have the bus addresses `pages` (the first is PRP1):
-/// nothing for one page, the second page for two, otherwise a PRP list of the remaining pages
-/// written to `list` (which the controller reads at `list_bus`).
-fn prp2<B: Backend>(pages: &[u64], list: IoMem<'_, [u8], B>, list_bus: u64) -> Result<u64, Error> {
-    prp2_with(pages, list_bus, |bytes| {
-        list.subslice(..bytes.len())?.copy_from_slice(bytes)
-    })
-}
-
-/// [`prp2`] with the list written by `write_list` (a list in host memory, through `DmaMem`).
-fn prp2_with(
-    pages: &[u64],
-    list_bus: u64,
-    write_list: impl FnOnce(&[u8]) -> Result<(), Error>,
-) -> Result<u64, Error> {
-    match pages {
-        [] | [_] => Ok(0),
-        [_, second] => Ok(*second),
-        [_, rest @ ..] => {
-            let bytes: Vec<u8> = rest.iter().flat_map(|a| a.to_le_bytes()).collect();
-            write_list(&bytes)?;
-            Ok(list_bus)
-        }
-    }
-}
-
-/// Bus addresses of the pages of a CMB buffer (contiguous on the bus).
-fn cmb_pages(buf: &CmbBuf, page: usize) -> Vec<u64> {
-    (0..buf.len().div_ceil(page))
-        .map(|p| buf.bus_addr() + (p * page) as u64)
-        .collect()
-}
-
 /// The device's memory BARs as the CMB code wants them: bus address and size of each; I/O BARs
 /// are left out.
 fn bar_table(dev: &PciDevice) -> Res<BarTable> {
@@ -352,13 +314,6 @@ fn bar_table(dev: &PciDevice) -> Res<BarTable> {
         }
     }
     Ok(table)
-}
-
-/// Bus addresses of the pages of leased host memory (each page on its own).
-fn host_pages(lease: &Lease<Mmio>, len: usize, page: usize) -> Result<Vec<u64>, Error> {
-    (0..len.div_ceil(page))
-        .map(|p| lease.addr(p * page).map(|a| a.get()))
-        .collect()
 }
 
 fn ascii(b: &[u8]) -> String {
@@ -593,18 +548,18 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
         t.elapsed().as_micros()
     );
 
+    // Data pointers for this controller: its page size, and its CMB's rule (all of a command's
+    // data in the CMB or none of it).
+    let prps = PrpBuilder::new(PageSize::from_cc(cc), Some(CmbRule::new(&info, true)));
+
     // Identify controller and namespace 1, into a CMB buffer.
     let ident = pool.alloc_read_buf(page)?;
     let mut data = vec![0u8; page];
+    let ident_ptr = prps.borrow_p2p(&ident, 0..page, None)?;
     ctrl.execute(
         &mut asq,
         &mut acq,
-        Command {
-            opcode: opcodes::admin::IDENTIFY,
-            prp1: ident.bus_addr(),
-            cdw10: 1,
-            ..Default::default()
-        },
+        admin::identify(Cns::Controller, 0, ident_ptr)?,
     )?;
     ident.io().copy_to_slice(&mut data)?;
     let mdts = data[77];
@@ -623,13 +578,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     ctrl.execute(
         &mut asq,
         &mut acq,
-        Command {
-            opcode: opcodes::admin::IDENTIFY,
-            nsid: 1,
-            prp1: ident.bus_addr(),
-            cdw10: 0,
-            ..Default::default()
-        },
+        admin::identify(Cns::Namespace, 1, ident_ptr)?,
     )?;
     ident.io().copy_to_slice(&mut data)?;
     let nsze = u64::from_le_bytes(data[0..8].try_into()?);
@@ -641,6 +590,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
         return Err(format!("unexpected LBA size 2^{lbads}").into());
     }
     let nlb = TRANSFER / lba;
+    let ns = Namespace::from_parts(1, lba, nsze, None)?;
     // Two round trips, at SLBA and right after it.
     if SLBA + 2 * nlb as u64 > nsze {
         return Err("namespace too small for the round trip".into());
@@ -698,43 +648,30 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     // Write a pattern from a CMB buffer, read it back into another, compare.
     let wbuf = pool.alloc_write_buf(TRANSFER)?;
     let rbuf = pool.alloc_read_buf(TRANSFER)?;
-    let wlist = pool.alloc_prp_list(TRANSFER / page - 1)?;
-    let rlist = pool.alloc_prp_list(TRANSFER / page - 1)?;
+    let wlist = CmbPrpList::new(pool.alloc_prp_list(TRANSFER / page - 1)?, pool.info())?;
+    let rlist = CmbPrpList::new(pool.alloc_prp_list(TRANSFER / page - 1)?, pool.info())?;
     let pattern: Vec<u8> = (0..TRANSFER)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_right(13) as u8)
         .collect();
     wbuf.io().copy_from_slice(&pattern)?;
     rbuf.io().fill(0xee)?;
-    // A Read or Write of `nlb` blocks at `slba`, with its two data pointers.
-    let rw_cmd = |opcode: u8, slba: u64, prp1: u64, prp2: u64| Command {
-        opcode,
-        nsid: 1,
-        prp1,
-        prp2,
-        cdw10: slba as u32,
-        cdw11: (slba >> 32) as u32,
-        cdw12: (nlb - 1) as u32,
-        ..Default::default()
-    };
-    // The same with the data in a CMB buffer and the PRP list (if needed) in another.
-    let rw = |opc: u8, buf: &CmbBuf, list: &CmbBuf| -> Result<Command, Error> {
-        let pages = cmb_pages(buf, page);
-        Ok(rw_cmd(
-            opc,
-            SLBA,
-            pages[0],
-            prp2(&pages, list.io(), list.bus_addr())?,
-        ))
+    // CAST: `nlb` is TRANSFER / LBA size, at most 128.
+    let nlb32 = nlb as u32;
+    // A Read or Write of `nlb` blocks at `slba` with the data in `buf` (the CMB) and the PRP
+    // list, if needed, in `list` (the CMB too).
+    let rw = |write: bool, slba: u64, buf: &CmbBuf, list: &CmbPrpList<BarMapping>| {
+        let data = prps.borrow_p2p(buf, 0..TRANSFER, Some(list as &dyn PrpListMem))?;
+        if write {
+            nvm::write(&ns, slba, nlb32, data)
+        } else {
+            nvm::read(&ns, slba, nlb32, data)
+        }
     };
     let t = Instant::now();
-    ctrl.execute(
-        &mut iosq,
-        &mut iocq,
-        rw(opcodes::nvm::WRITE, &wbuf, &wlist)?,
-    )?;
+    ctrl.execute(&mut iosq, &mut iocq, rw(true, SLBA, &wbuf, &wlist)?)?;
     let t_write = t.elapsed();
     let t = Instant::now();
-    ctrl.execute(&mut iosq, &mut iocq, rw(opcodes::nvm::READ, &rbuf, &rlist)?)?;
+    ctrl.execute(&mut iosq, &mut iocq, rw(false, SLBA, &rbuf, &rlist)?)?;
     let t_read = t.elapsed();
     let mut back = vec![0u8; TRANSFER];
     rbuf.io().copy_to_slice(&mut back)?;
@@ -756,48 +693,29 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     let host_pattern: Vec<u8> = pattern.iter().rev().map(|b| b ^ 0x5a).collect();
     let hw = host_dma.alloc(TRANSFER)?;
     let hr = host_dma.alloc(TRANSFER)?;
-    let hlists = host_dma.alloc(2 * page)?;
-    let (hwl, hrl, hll) = (hw.lease(), hr.lease(), hlists.lease());
-    let lists = hlists.mem();
+    let hwlist = HostPrpList::new(host_dma.alloc(page)?);
+    let hrlist = HostPrpList::new(host_dma.alloc(page)?);
+    let (hwl, hrl) = (hw.lease(), hr.lease());
     hw.mem().copy_from_slice(&host_pattern)?;
     hr.mem().fill(0xee)?;
-    let wp = host_pages(&hwl, TRANSFER, page)?;
-    let rp = host_pages(&hrl, TRANSFER, page)?;
-    let wl = |b: &[u8]| lists.subslice(..b.len())?.copy_from_slice(b);
-    let rl = |b: &[u8]| lists.subslice(page..page + b.len())?.copy_from_slice(b);
-    let cmd = rw_cmd(
-        opcodes::nvm::WRITE,
-        hslba,
-        wp[0],
-        prp2_with(&wp, hll.addr(0)?.get(), wl)?,
-    );
-    ctrl.execute(&mut hsq, &mut hcq, cmd)?;
-    let cmd = rw_cmd(
-        opcodes::nvm::READ,
-        hslba,
-        rp[0],
-        prp2_with(&rp, hll.addr(page)?.get(), rl)?,
-    );
-    ctrl.execute(&mut hsq, &mut hcq, cmd)?;
+    let wdata = prps.borrow(&hwl, 0..TRANSFER, Some(&hwlist))?;
+    ctrl.execute(&mut hsq, &mut hcq, nvm::write(&ns, hslba, nlb32, wdata)?)?;
+    let rdata = prps.borrow(&hrl, 0..TRANSFER, Some(&hrlist))?;
+    ctrl.execute(&mut hsq, &mut hcq, nvm::read(&ns, hslba, nlb32, rdata)?)?;
     // SAFETY: both commands completed (`execute` returned their completions): the controller
     // is done with the data and the lists.
     unsafe {
         hwl.complete();
         hrl.complete();
-        hll.complete();
+        hwlist.into_lease().complete();
+        hrlist.into_lease().complete();
     }
     hr.mem().copy_to_slice(&mut back)?;
     if back != host_pattern {
         return Err("host-memory read-back differs from the pattern".into());
     }
     // And what host memory wrote, read into the CMB.
-    let pages = cmb_pages(&rbuf, page);
-    let cmd = rw_cmd(
-        opcodes::nvm::READ,
-        hslba,
-        pages[0],
-        prp2(&pages, rlist.io(), rlist.bus_addr())?,
-    );
+    let cmd = rw(false, hslba, &rbuf, &rlist)?;
     ctrl.execute(&mut iosq, &mut iocq, cmd)?;
     rbuf.io().copy_to_slice(&mut back)?;
     if back != host_pattern {
@@ -808,7 +726,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
          (DmaMem regions, PRP lists of pagemap addresses, on queue pair 2 in huge pages), then read \
          into the CMB: identical"
     );
-    drop((hw, hr, hlists));
+    drop((hw, hr));
 
     if mode == Mode::Full {
         // memcpy_toio throughput into the CMB, per strategy and mapping.
@@ -842,14 +760,14 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
             // (QEMU) or all-ones (hardware).
             let cmd = dev.enable(false, true)?;
             println!("fault: PCI COMMAND = {cmd:#06x} (memory space off)");
-            ctrl.execute(&mut iosq, &mut iocq, rw(opcodes::nvm::READ, &rbuf, &rlist)?)
+            ctrl.execute(&mut iosq, &mut iocq, rw(false, SLBA, &rbuf, &rlist)?)
         } else {
             // The host removes the device (QEMU monitor `device_del`) when it sees this line;
             // keep reading until a command fails, for at most 20 s.
             println!("IOMEM-E2E-UNPLUG-READY");
             let mut n = 0u32;
             loop {
-                let r = ctrl.execute(&mut iosq, &mut iocq, rw(opcodes::nvm::READ, &rbuf, &rlist)?);
+                let r = ctrl.execute(&mut iosq, &mut iocq, rw(false, SLBA, &rbuf, &rlist)?);
                 if r.is_err() || t.elapsed() > Duration::from_secs(20) {
                     println!("unplug: {n} reads completed before the device went away");
                     break r;

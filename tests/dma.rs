@@ -223,8 +223,9 @@ fn cpu_accesses_and_dma_barriers_are_traced() {
 /// write-combining flush), and a ring that is not one run of addresses is refused.
 #[test]
 fn a_host_submission_queue_publishes_through_its_doorbell() {
+    use iomem::nvme::cmd::nvm::{self, Namespace};
     use iomem::nvme::regs::{offsets, ControllerRegs};
-    use iomem::nvme::sq::{Command, HostSqRing, HostSubmissionQueue};
+    use iomem::nvme::sq::{HostSqRing, HostSubmissionQueue};
     use iomem::IoMem;
 
     let bar0 = iomem::backend::MockIo::new(0x2000).with_arch(Arch::Aarch64);
@@ -246,8 +247,8 @@ fn a_host_submission_queue_publishes_through_its_doorbell() {
     let mut sq: HostSubmissionQueue<_, _> =
         iomem::nvme::sq::SubmissionQueue::new(ring, 16, &bar0, cap, 1).unwrap();
     assert_eq!(sq.dma_addr(), base);
-    let mut cmd = Command::new(0x02);
-    cmd.nsid = 1;
+    let ns = Namespace::from_parts(1, 512, 1 << 20, None).unwrap();
+    let cmd = nvm::write_zeroes(&ns, 0, 8).unwrap();
     sq.push_with_slot_cid(&cmd).unwrap();
     sq.push_with_slot_cid(&cmd).unwrap();
     bar0.clear_events();
@@ -259,7 +260,7 @@ fn a_host_submission_queue_publishes_through_its_doorbell() {
     // The device fetches the second entry from the ring's address.
     let mut seen = [0u8; 64];
     dma.device_read(base_plus(base, 64), &mut seen).unwrap();
-    assert_eq!(seen[0], 0x02);
+    assert_eq!(seen[0], 0x08, "Write Zeroes");
     assert_eq!(u16::from_le_bytes([seen[2], seen[3]]), 1, "cid is the slot");
     assert_eq!(
         u32::from_le_bytes(seen[4..8].try_into().unwrap()),

@@ -919,31 +919,37 @@ mod sq_tests {
         (bar0, CmbPool::new(cmb_bar, info, Cc::default()).unwrap())
     }
 
+    /// A Write with every field set to something recognisable (flags, CID, both PRPs): no
+    /// builder makes such a command, and it is never executed, only copied into the ring.
     fn command(i: u32) -> Command {
-        let mut c = Command::new(opcodes::nvm::WRITE);
-        c.flags = 0x40;
-        c.cid = 0x1000 + i as u16;
-        c.nsid = 1;
-        c.prp1 = 0xfd00_0000 + 4096 * i as u64;
-        c.prp2 = 0x0102_0304_0506_0708;
-        c.cdw10 = i;
-        c.cdw12 = 7;
-        c.cdw15 = 0xdead_beef;
-        c
+        let prp1 = 0xfd00_0000 + 4096 * u64::from(i);
+        let prp2 = 0x0102_0304_0506_0708u64;
+        let mut dw = [0u32; 16];
+        dw[0] = u32::from(opcodes::nvm::WRITE) | 0x40 << 8 | (0x1000 + i) << 16;
+        dw[1] = 1;
+        dw[6] = prp1 as u32;
+        dw[7] = (prp1 >> 32) as u32;
+        dw[8] = prp2 as u32;
+        dw[9] = (prp2 >> 32) as u32;
+        dw[10] = i;
+        dw[12] = 7;
+        dw[15] = 0xdead_beef;
+        // SAFETY: the mock controller never fetches the command or follows its pointers.
+        unsafe { Command::from_dwords(dw) }
     }
 
     /// Bytes the controller must find in the slot: the little-endian wire format.
     fn wire(c: &Command) -> Vec<u8> {
-        let mut v = vec![c.opcode, c.flags];
-        v.extend(c.cid.to_le_bytes());
-        for d in [c.nsid, c.cdw2, c.cdw3] {
-            v.extend(d.to_le_bytes());
+        let mut v = vec![c.opcode(), (c.dword(0).unwrap() >> 8) as u8];
+        v.extend(c.cid().to_le_bytes());
+        for n in 1..4 {
+            v.extend(c.dword(n).unwrap().to_le_bytes());
         }
-        for q in [c.mptr, c.prp1, c.prp2] {
+        for q in [0, c.prp1(), c.prp2()] {
             v.extend(q.to_le_bytes());
         }
-        for d in [c.cdw10, c.cdw11, c.cdw12, c.cdw13, c.cdw14, c.cdw15] {
-            v.extend(d.to_le_bytes());
+        for n in 10..16 {
+            v.extend(c.dword(n).unwrap().to_le_bytes());
         }
         v
     }

@@ -8,6 +8,8 @@
 
 use core::fmt;
 
+use super::prp::PrpEntry;
+
 /// Result alias of the NVMe layer.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
@@ -97,6 +99,78 @@ pub enum Error {
         /// Command identifier it names.
         cid: u16,
     },
+    /// A data segment cannot be described by PRP entries: PRP1 must be dword aligned, every
+    /// later segment must start on a memory page boundary and every segment but the last must
+    /// end on one.
+    PrpSegment {
+        /// Index of the first offending segment.
+        index: usize,
+        /// Its device address.
+        addr: u64,
+        /// Its length in bytes.
+        len: usize,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A data pointer breaks the controller's rule for its Controller Memory Buffer (see
+    /// [`CmbRule`](crate::nvme::prp::CmbRule)); the controller would fail the command with
+    /// Invalid Use of Controller Memory Buffer.
+    CmbPlacement {
+        /// The data pointer that broke it.
+        entry: PrpEntry,
+        /// Its device address.
+        addr: u64,
+        /// The rule it broke.
+        why: &'static str,
+    },
+    /// A command field outside what the specification (or this crate) allows.
+    InvalidField {
+        /// The command, as the specification names it.
+        command: &'static str,
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: u64,
+        /// What is allowed.
+        why: &'static str,
+    },
+    /// Blocks `slba .. slba + nlb` are not all inside the namespace.
+    LbaRange {
+        /// First block.
+        slba: u64,
+        /// Number of blocks.
+        nlb: u32,
+        /// Blocks in the namespace.
+        capacity: u64,
+    },
+    /// A command's data pointer covers a different number of bytes than the command moves.
+    DataLength {
+        /// The command.
+        command: &'static str,
+        /// Bytes the command moves.
+        expected: u64,
+        /// Bytes the data pointer covers.
+        got: u64,
+    },
+    /// A transfer larger than the controller's maximum (Identify Controller MDTS).
+    TransferTooLarge {
+        /// Bytes asked for.
+        bytes: u64,
+        /// The maximum.
+        max: u64,
+    },
+    /// A data structure the controller returned (Identify data) holds a value the
+    /// specification does not allow.
+    BadData {
+        /// The structure (`"Identify Namespace"`).
+        structure: &'static str,
+        /// The field, as the specification names it.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+        /// Why it was refused.
+        why: &'static str,
+    },
 }
 
 /// [`crate::Error::InvalidArgument`] as an NVMe error.
@@ -166,6 +240,57 @@ impl fmt::Display for Error {
                 f,
                 "NVMe completion on queue {qid} names cid {cid}, which has no command \
                  outstanding"
+            ),
+            Error::PrpSegment {
+                index,
+                addr,
+                len,
+                why,
+            } => write!(
+                f,
+                "data segment {index} ({len} bytes at {addr:#x}) cannot be a PRP data pointer: \
+                 {why}; allocate page-aligned memory or split the transfer"
+            ),
+            Error::CmbPlacement { entry, addr, why } => write!(
+                f,
+                "{entry} ({addr:#x}) breaks the controller's CMB data pointer rule: {why}; put \
+                 all of a command's data in the CMB or all of it in host memory"
+            ),
+            Error::InvalidField {
+                command,
+                field,
+                value,
+                why,
+            } => write!(f, "{command}: {field} = {value} is invalid: {why}"),
+            Error::LbaRange {
+                slba,
+                nlb,
+                capacity,
+            } => write!(
+                f,
+                "blocks {slba} + {nlb} are past the end of the namespace ({capacity} blocks)"
+            ),
+            Error::DataLength {
+                command,
+                expected,
+                got,
+            } => write!(
+                f,
+                "{command} moves {expected} bytes but its data pointer covers {got}"
+            ),
+            Error::TransferTooLarge { bytes, max } => write!(
+                f,
+                "a transfer of {bytes} bytes exceeds the controller's maximum of {max} (MDTS); \
+                 split it"
+            ),
+            Error::BadData {
+                structure,
+                field,
+                value,
+                why,
+            } => write!(
+                f,
+                "{structure} data: {field} = {value:#x} is invalid: {why}"
             ),
         }
     }

@@ -10,15 +10,21 @@
 //!   doorbell).
 //! - [`status`]: a completion's Status Field, decoded, with the specification's names.
 //! - [`model`] (feature `model`): a model NVMe controller that drivers and tests run against.
+//! - [`cmd`]: typed commands ([`cmd::admin`], [`cmd::nvm`]) and what they lend the device.
+//! - [`prp`]: data pointers (PRP entries and lists) and the CMB data pointer rule.
+//! - [`identify`]: the Identify data structures, decoded.
 //!
 //! Everything here returns [`Result`]: NVMe failures as [`Error`] variants, the core crate's
 //! errors wrapped in [`Error::Core`].
 
 pub mod cmb;
+pub mod cmd;
 pub mod cq;
 mod error;
 #[cfg(feature = "model")]
 pub mod model;
+pub mod identify;
+pub mod prp;
 pub mod regs;
 pub mod sq;
 pub mod status;

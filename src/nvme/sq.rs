@@ -15,7 +15,8 @@
 //! use iomem::backend::MockIo;
 //! use iomem::nvme::cmb::{self, BarTable, CmbPool, PciBar, ProbeOptions};
 //! use iomem::nvme::regs::{offsets, Cc, ControllerRegs, Cmbloc, Cmbsz};
-//! use iomem::nvme::sq::{opcodes, CmbSubmissionQueue, Command};
+//! use iomem::nvme::cmd::nvm;
+//! use iomem::nvme::sq::CmbSubmissionQueue;
 //! use iomem::{Caching, IoMem, Strategy};
 //!
 //! let bar0 = MockIo::new(0x2000);
@@ -29,8 +30,7 @@
 //!
 //! let mut sq = CmbSubmissionQueue::new(pool.alloc_sq(32)?, 32, &bar0, regs.cap()?, 1)?
 //!     .with_strategy(Strategy::Batched);
-//! let mut cmd = Command::new(opcodes::nvm::READ);
-//! cmd.nsid = 1;
+//! let cmd = nvm::flush(1);
 //! sq.push(&cmd)?;        // slot 0; the command id is the slot
 //! sq.push(&cmd)?;        // slot 1
 //! sq.ring()?;            // sfence, then tail = 2 at 0x1008
@@ -49,111 +49,13 @@ use crate::order::Strategy;
 use crate::p2p::P2pBuf;
 use crate::publish::Doorbell;
 
-/// Common opcodes.
-pub mod opcodes {
-    /// Admin command set.
-    pub mod admin {
-        /// Delete I/O Submission Queue.
-        pub const DELETE_IO_SQ: u8 = 0x00;
-        /// Create I/O Submission Queue.
-        pub const CREATE_IO_SQ: u8 = 0x01;
-        /// Delete I/O Completion Queue.
-        pub const DELETE_IO_CQ: u8 = 0x04;
-        /// Create I/O Completion Queue.
-        pub const CREATE_IO_CQ: u8 = 0x05;
-        /// Identify.
-        pub const IDENTIFY: u8 = 0x06;
-    }
-    /// NVM command set.
-    pub mod nvm {
-        /// Flush.
-        pub const FLUSH: u8 = 0x00;
-        /// Write.
-        pub const WRITE: u8 = 0x01;
-        /// Read.
-        pub const READ: u8 = 0x02;
-    }
-}
+pub use crate::nvme::cmd::{opcodes, Command};
 
-/// A 64-byte submission queue entry (common command format).
-///
-/// Fields are host-endian here; [`CmbSubmissionQueue::push`] stores them little-endian as the
-/// specification requires.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
-)]
-#[repr(C)]
-pub struct Command {
-    /// CDW0 bits 7:0: opcode.
-    pub opcode: u8,
-    /// CDW0 bits 15:8: FUSE (1:0) and PSDT (7:6).
-    pub flags: u8,
-    /// CDW0 bits 31:16: command identifier.
-    pub cid: u16,
-    /// Namespace identifier.
-    pub nsid: u32,
-    /// CDW2 (command specific).
-    pub cdw2: u32,
-    /// CDW3 (command specific).
-    pub cdw3: u32,
-    /// Metadata pointer.
-    pub mptr: u64,
-    /// Data pointer: PRP entry 1.
-    pub prp1: u64,
-    /// Data pointer: PRP entry 2 (or a PRP list's bus address).
-    pub prp2: u64,
-    /// Command dword 10.
-    pub cdw10: u32,
-    /// Command dword 11.
-    pub cdw11: u32,
-    /// Command dword 12.
-    pub cdw12: u32,
-    /// Command dword 13.
-    pub cdw13: u32,
-    /// Command dword 14.
-    pub cdw14: u32,
-    /// Command dword 15.
-    pub cdw15: u32,
-}
-
-static_assertions::assert_eq_size!(Command, [u8; SQ_ENTRY_SIZE]);
-static_assertions::const_assert_eq!(core::mem::offset_of!(Command, nsid), 4);
-static_assertions::const_assert_eq!(core::mem::offset_of!(Command, mptr), 16);
-static_assertions::const_assert_eq!(core::mem::offset_of!(Command, prp1), 24);
-static_assertions::const_assert_eq!(core::mem::offset_of!(Command, prp2), 32);
-static_assertions::const_assert_eq!(core::mem::offset_of!(Command, cdw10), 40);
-static_assertions::const_assert_eq!(core::mem::offset_of!(Command, cdw15), 60);
-
-impl Command {
-    /// A zeroed command with `opcode`.
-    pub fn new(opcode: u8) -> Self {
-        Command {
-            opcode,
-            ..Default::default()
-        }
-    }
-
-    /// The command as the controller reads it: every field little-endian.
-    pub fn to_le(&self) -> Self {
-        Command {
-            opcode: self.opcode,
-            flags: self.flags,
-            cid: self.cid.to_le(),
-            nsid: self.nsid.to_le(),
-            cdw2: self.cdw2.to_le(),
-            cdw3: self.cdw3.to_le(),
-            mptr: self.mptr.to_le(),
-            prp1: self.prp1.to_le(),
-            prp2: self.prp2.to_le(),
-            cdw10: self.cdw10.to_le(),
-            cdw11: self.cdw11.to_le(),
-            cdw12: self.cdw12.to_le(),
-            cdw13: self.cdw13.to_le(),
-            cdw14: self.cdw14.to_le(),
-            cdw15: self.cdw15.to_le(),
-        }
-    }
-}
+// The ring copies a command's wire form as plain bytes, one entry per slot.
+static_assertions::assert_impl_all!(
+    crate::nvme::cmd::WireCommand: FromBytes, IntoBytes, Immutable, KnownLayout
+);
+static_assertions::assert_eq_size!(crate::nvme::cmd::WireCommand, [u8; SQ_ENTRY_SIZE]);
 
 /// Where a submission queue's ring lives: a buffer in the CMB ([`P2pBuf`]) or coherent host
 /// memory ([`HostSqRing`]). The queue writes entries through it and names its caching to the
@@ -392,7 +294,7 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
     pub fn push_with_slot_cid(&mut self, cmd: &Command) -> Result<u16> {
         let mut c = *cmd;
         // CAST: the tail is a slot: below `entries` ≤ 65536.
-        c.cid = self.tail as u16;
+        c.set_cid(self.tail as u16);
         self.push(&c)
     }
 

@@ -64,9 +64,11 @@
 // shared state and the handle that allocates. `buf`: the buffers and their shared count of the pool.
 mod buf;
 mod config;
+mod lease;
 mod pool;
 mod tlsf;
 
 pub use buf::P2pBuf;
 pub use config::{P2pConfig, DEFAULT_GRANULARITY, MIN_GRANULARITY};
+pub use lease::P2pLease;
 pub use pool::{P2pPool, P2pStats};

@@ -1,0 +1,233 @@
+//! Typed NVMe commands: the 64-byte submission queue entry ([`Command`]), the opcodes, and the
+//! builders that make commands ([`admin`], [`nvm`]) with every field checked.
+//!
+//! A command's data pointers tell the controller where to read or write memory, so a command
+//! is built only by a builder from a [`DataPtr`] (which in turn is
+//! made only from [`DmaAddr`]s of memory that owns its bytes) or from a
+//! queue's `DmaAddr`. No user code assembles command dwords or PRP entries by hand; the raw
+//! path, [`Command::from_dwords`], is `unsafe` and exists for tests and vendor commands.
+//!
+//! What a command lends the device travels with it as a [`Lent`] in a [`Request`], and comes
+//! back when the command completes ([`Lent::complete`]); a request abandoned mid-flight never
+//! frees memory the device may still write.
+//!
+//! ```
+//! use iomem::nvme::cmd::{admin, nvm, opcodes};
+//!
+//! let flush = nvm::flush(1);
+//! assert_eq!((flush.opcode(), flush.nsid()), (opcodes::nvm::FLUSH, 1));
+//! let del = admin::delete_io_sq(3)?;
+//! assert_eq!((del.opcode(), del.dword(10)), (opcodes::admin::DELETE_IO_SQ, Some(3)));
+//! assert!(admin::delete_io_sq(0).is_err()); // the admin queue is not deleted
+//! # Ok::<(), iomem::nvme::Error>(())
+//! ```
+
+pub mod admin;
+mod lent;
+pub mod nvm;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+pub use lent::{DeviceHold, Held, Lent, Request};
+
+use crate::dma::DmaAddr;
+use crate::nvme::prp::{DataPtr, Prp2};
+
+/// Opcodes of the commands this crate builds (NVMe Base Specification, "Admin Command Set" and
+/// the NVM Command Set Specification).
+pub mod opcodes {
+    /// Admin command set.
+    pub mod admin {
+        /// Delete I/O Submission Queue.
+        pub const DELETE_IO_SQ: u8 = 0x00;
+        /// Create I/O Submission Queue.
+        pub const CREATE_IO_SQ: u8 = 0x01;
+        /// Delete I/O Completion Queue.
+        pub const DELETE_IO_CQ: u8 = 0x04;
+        /// Create I/O Completion Queue.
+        pub const CREATE_IO_CQ: u8 = 0x05;
+        /// Identify.
+        pub const IDENTIFY: u8 = 0x06;
+        /// Abort.
+        pub const ABORT: u8 = 0x08;
+        /// Set Features.
+        pub const SET_FEATURES: u8 = 0x09;
+        /// Get Features.
+        pub const GET_FEATURES: u8 = 0x0a;
+    }
+    /// NVM command set.
+    pub mod nvm {
+        /// Flush.
+        pub const FLUSH: u8 = 0x00;
+        /// Write.
+        pub const WRITE: u8 = 0x01;
+        /// Read.
+        pub const READ: u8 = 0x02;
+        /// Write Zeroes.
+        pub const WRITE_ZEROES: u8 = 0x08;
+    }
+}
+
+/// A 64-byte submission queue entry (the common command format), host-endian.
+///
+/// Made by the builders in [`admin`] and [`nvm`] (or, unsafely, [`Command::from_dwords`]); its
+/// fields are private so that a data pointer cannot be set from a number. The queue layer sets
+/// the command identifier ([`set_cid`](Self::set_cid)) and writes [`to_le`](Self::to_le) into
+/// its ring.
+///
+/// # Invariant
+/// Every address in the command (PRP1, PRP2 or the PRP list it names, MPTR, a queue base) is
+/// memory the device may access as the opcode implies: each came from a [`DmaAddr`] (or the
+/// caller of `from_dwords` vouched for it).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Command {
+    dw: [u32; 16],
+}
+
+/// The little-endian wire form of a [`Command`]: what the controller fetches from its
+/// submission queue. Plain bytes; it cannot be turned back into a `Command`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct WireCommand([u32; 16]);
+
+static_assertions::assert_eq_size!(WireCommand, [u8; crate::nvme::regs::SQ_ENTRY_SIZE]);
+
+impl core::fmt::Debug for Command {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Command")
+            .field("opcode", &format_args!("{:#04x}", self.opcode()))
+            .field("cid", &self.cid())
+            .field("nsid", &self.nsid())
+            .field("prp1", &format_args!("{:#x}", self.prp1()))
+            .field("prp2", &format_args!("{:#x}", self.prp2()))
+            .field("cdw10..16", &format_args!("{:08x?}", &self.dw[10..]))
+            .finish()
+    }
+}
+
+impl Command {
+    /// A command from its sixteen dwords, host-endian (CDW0 first: opcode in bits 7:0, FUSE and
+    /// PSDT in 15:8, CID in 31:16; NSID; CDW2–3; MPTR in 4–5; PRP1 in 6–7; PRP2 in 8–9;
+    /// CDW10–15). For tests and vendor-specific commands; everything else has a builder.
+    ///
+    /// # Safety
+    /// Every address in the dwords — PRP1, PRP2 (or the PRP list it names and every entry of
+    /// it), MPTR, a queue base — is memory the device may access as the opcode implies (read,
+    /// write, or both), and stays allocated and unaliased by Rust references for as long as the
+    /// command is in flight (from its doorbell to its completion, or a controller reset).
+    pub const unsafe fn from_dwords(dw: [u32; 16]) -> Command {
+        Command { dw }
+    }
+
+    /// A command of `opcode` for namespace `nsid` with the given data pointer and command
+    /// dwords 10 to 15 — the builders' common path.
+    pub(crate) fn build(opcode: u8, nsid: u32, data: Option<&DataPtr>, cdw: [u32; 6]) -> Self {
+        let mut dw = [0u32; 16];
+        dw[0] = u32::from(opcode);
+        dw[1] = nsid;
+        if let Some(d) = data {
+            let prp2 = match d.prp2() {
+                Prp2::None => 0,
+                Prp2::Page(a) | Prp2::List(a) => a.get(),
+            };
+            set_u64(&mut dw, 6, d.prp1().get());
+            set_u64(&mut dw, 8, prp2);
+        }
+        dw[10..].copy_from_slice(&cdw);
+        Command { dw }
+    }
+
+    /// A command whose PRP1 is a queue (or other contiguous) base address and that has no PRP2.
+    pub(crate) fn with_base(opcode: u8, base: DmaAddr, cdw: [u32; 6]) -> Self {
+        let mut c = Command::build(opcode, 0, None, cdw);
+        set_u64(&mut c.dw, 6, base.get());
+        c
+    }
+
+    /// CDW0 bits 7:0: the opcode.
+    pub const fn opcode(&self) -> u8 {
+        // CAST: the low byte of CDW0 is the opcode.
+        self.dw[0] as u8
+    }
+
+    /// CDW0 bits 31:16: the command identifier.
+    pub const fn cid(&self) -> u16 {
+        // CAST: the high half of CDW0 is the CID.
+        (self.dw[0] >> 16) as u16
+    }
+
+    /// Sets the command identifier (the queue layer's job: unique among the outstanding
+    /// commands of its submission queue).
+    pub fn set_cid(&mut self, cid: u16) {
+        self.dw[0] = (self.dw[0] & 0xffff) | u32::from(cid) << 16;
+    }
+
+    /// The namespace identifier (CDW1).
+    pub const fn nsid(&self) -> u32 {
+        self.dw[1]
+    }
+
+    /// Command dword `n` (0 to 15), host-endian; `None` past 15.
+    pub fn dword(&self, n: usize) -> Option<u32> {
+        self.dw.get(n).copied()
+    }
+
+    /// All sixteen dwords, host-endian.
+    pub const fn dwords(&self) -> [u32; 16] {
+        self.dw
+    }
+
+    /// PRP entry 1 (CDW6–7): the first data page, or a queue's base address.
+    pub const fn prp1(&self) -> u64 {
+        self.dw[6] as u64 | (self.dw[7] as u64) << 32
+    }
+
+    /// PRP entry 2 (CDW8–9): the second data page, a PRP list's address, or 0.
+    pub const fn prp2(&self) -> u64 {
+        self.dw[8] as u64 | (self.dw[9] as u64) << 32
+    }
+
+    /// The command as the controller reads it: every dword little-endian.
+    pub fn to_le(&self) -> WireCommand {
+        WireCommand(self.dw.map(u32::to_le))
+    }
+
+    /// The wire form as bytes.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out.copy_from_slice(self.to_le().as_bytes());
+        out
+    }
+}
+
+fn set_u64(dw: &mut [u32; 16], at: usize, v: u64) {
+    // CAST: the low and high halves of a 64-bit field.
+    dw[at] = v as u32;
+    dw[at + 1] = (v >> 32) as u32;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accessors_read_the_dwords() {
+        let mut dw = [0u32; 16];
+        dw[0] = 0x1234_0002;
+        dw[1] = 7;
+        dw[6] = 0x9000_0000;
+        dw[7] = 0x1;
+        dw[8] = 0x10;
+        dw[15] = 0xdead_beef;
+        // SAFETY: the command is never submitted.
+        let mut c = unsafe { Command::from_dwords(dw) };
+        assert_eq!((c.opcode(), c.cid(), c.nsid()), (2, 0x1234, 7));
+        assert_eq!((c.prp1(), c.prp2()), (0x1_9000_0000, 0x10));
+        assert_eq!((c.dword(15), c.dword(16)), (Some(0xdead_beef), None));
+        c.set_cid(0xbeef);
+        assert_eq!((c.cid(), c.opcode()), (0xbeef, 2));
+        let b = c.to_bytes();
+        assert_eq!(&b[..4], &[2, 0, 0xef, 0xbe]);
+        assert_eq!(&b[24..32], &0x1_9000_0000u64.to_le_bytes());
+    }
+}
