@@ -9,6 +9,8 @@
 //! - [`cq`]: a completion queue in host DMA memory (phase tag, `dma_rmb`, batched head
 //!   doorbell).
 //! - [`status`]: a completion's Status Field, decoded, with the specification's names.
+//! - [`ctrl`] (feature `std`): an owned controller (bring-up, admin commands, shutdown) and
+//!   its I/O queue pairs, with deadlines and vanished-device checks on every wait.
 //! - [`model`] (feature `model`): a model NVMe controller that drivers and tests run against.
 //! - [`cmd`]: typed commands ([`cmd::admin`], [`cmd::nvm`]) and what they lend the device.
 //! - [`prp`]: data pointers (PRP entries and lists) and the CMB data pointer rule.
@@ -20,10 +22,12 @@
 pub mod cmb;
 pub mod cmd;
 pub mod cq;
+#[cfg(feature = "std")]
+pub mod ctrl;
 mod error;
+pub mod identify;
 #[cfg(feature = "model")]
 pub mod model;
-pub mod identify;
 pub mod prp;
 pub mod regs;
 pub mod sq;

@@ -194,6 +194,14 @@ impl<B: Backend + Send + Sync + 'static> Request<B> {
     }
 }
 
+/// A command that lends the device nothing it owns (no data, or data pointers whose memory
+/// the caller keeps lent: [`PrpBuilder::borrow`](crate::nvme::prp::PrpBuilder::borrow)).
+impl<B: Backend + Send + Sync + 'static> From<Command> for Request<B> {
+    fn from(command: Command) -> Self {
+        Request::new(command, Lent::none())
+    }
+}
+
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;

@@ -1,0 +1,481 @@
+//! An NVMe controller, owned: bring-up, admin commands, I/O queue pairs, shutdown.
+//!
+//! [`Controller::new`] takes a handle on BAR0 (`D`: `Arc<BarMapping>`, `Arc<MockIo>`, or a
+//! borrow) and the DMA memory for its admin queues, and brings the controller up as the
+//! specification orders it: reset (CC.EN = 0, then CSTS.RDY = 0 within CAP.TO), admin queues
+//! (AQA, ASQ, ACQ), CC (NVM command set, page size, entry sizes), enable (CSTS.RDY = 1 within
+//! CAP.TO), Identify Controller. Every wait has a deadline and recognises a vanished device
+//! (all-ones, or QEMU's zeros) at once, and a fatal one (CSTS.CFS).
+//!
+//! I/O queue pairs ([`QueuePair`]) are created with [`Controller::create_io_pair`] over host
+//! memory or a ring in the CMB, and then belong to whoever holds them: they own a clone of the
+//! BAR0 handle and a share of the controller's health verdict, so each can move to its own
+//! thread and submit without locks.
+//!
+//! No lifetime parameters: a driver keeps a `Controller<Arc<BarMapping>, Mmio>` in a struct.
+//!
+//! # Example
+//! With the controller model (feature `model`):
+//! ```
+//! # #[cfg(feature = "model")] {
+//! use std::sync::Arc;
+//! use iomem::dma::MockDma;
+//! use iomem::nvme::ctrl::{Config, Controller, QueueMem};
+//! use iomem::nvme::model::{ModelConfig, NvmeModel};
+//!
+//! let dma = MockDma::new(4 << 20);
+//! let model = NvmeModel::new(ModelConfig::default(), dma.clone())?;
+//! let mut ctrl = Controller::new(
+//!     model.bar0(),
+//!     QueueMem::host(&dma, 32)?,
+//!     dma.alloc(4096)?,
+//!     Config::default(),
+//! )?;
+//! let ns = ctrl.identify_namespace(1)?;
+//! let mut qp = ctrl.create_io_pair(QueueMem::host(&dma, 64)?)?;
+//! assert_eq!(qp.qid(), 1);
+//! # let _ = (&mut qp, ns);
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod health;
+mod qpair;
+
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use std::time::{Duration, Instant};
+
+use crate::backend::Backend;
+use crate::dma::{DmaProvider, DmaRegion};
+use crate::iomem::IoMem;
+use crate::nvme::cmd::{admin, Request};
+use crate::nvme::cq::CompletionQueue;
+use crate::nvme::identify::{ActiveNamespaces, IdentifyController, IdentifyNamespace, Namespace};
+use crate::nvme::prp::{no_list, CmbRule, PageSize, PrpBuilder};
+use crate::nvme::regs::{Aqa, Cap, Cc, ControllerRegs, Csts, QueueBase, Shutdown, CQ_ENTRY_SIZE};
+use crate::nvme::sq::{HostSqRing, SqRing, SubmissionQueue};
+use crate::nvme::{invalid, Error, Result};
+
+use health::Health;
+pub use qpair::{Done, QueuePair};
+
+/// How a [`Controller`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Deadline of each command (admin and, by default, I/O). Default 5 s.
+    pub command_timeout: Duration,
+    /// Deadline of CSTS.RDY changes; `None` (the default) uses the controller's CAP.TO.
+    pub ready_timeout: Option<Duration>,
+    /// Deadline of a normal shutdown (CSTS.SHST = complete). Default 10 s.
+    pub shutdown_timeout: Duration,
+    /// Memory page size (CC.MPS), within CAP.MPSMIN..=MPSMAX. Default 4 KiB.
+    pub page_size: u64,
+    /// I/O queue pairs asked for with Set Features Number of Queues before the first
+    /// [`create_io_pair`](Controller::create_io_pair). Default 8.
+    pub io_queues: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            command_timeout: Duration::from_secs(5),
+            ready_timeout: None,
+            shutdown_timeout: Duration::from_secs(10),
+            page_size: 4096,
+            io_queues: 8,
+        }
+    }
+}
+
+/// Memory for one queue pair: a submission ring (`R`: host memory, or a ring in the CMB) and
+/// a completion ring in host memory, each one run of device addresses (queues are created
+/// physically contiguous), and the number of entries of each.
+#[derive(Debug)]
+pub struct QueueMem<B: Backend + Send + Sync + 'static, R: SqRing = HostSqRing<B>> {
+    sq: R,
+    cq: DmaRegion<B>,
+    entries: u16,
+}
+
+impl<B: Backend + Send + Sync + 'static> QueueMem<B> {
+    /// Both rings of `entries` entries in host memory from `dma`, contiguous.
+    pub fn host<P: DmaProvider<Backend = B>>(dma: &P, entries: u16) -> Result<Self, P::Error> {
+        let sq = dma.alloc_contiguous(usize::from(entries) * crate::nvme::regs::SQ_ENTRY_SIZE)?;
+        let cq = dma.alloc_contiguous(usize::from(entries) * CQ_ENTRY_SIZE)?;
+        let sq = HostSqRing::new(sq).map_err(|e| match e {
+            Error::Core(c) => P::Error::from(c),
+            _ => P::Error::from(crate::Error::InvalidArgument("submission ring")),
+        })?;
+        Ok(QueueMem { sq, cq, entries })
+    }
+}
+
+impl<B: Backend + Send + Sync + 'static, R: SqRing> QueueMem<B, R> {
+    /// A submission ring `sq` (host memory or the CMB, e.g.
+    /// [`CmbPool::alloc_sq`](crate::nvme::cmb::CmbPool::alloc_sq)) and a completion ring
+    /// `cq`, for queues of `entries` entries.
+    pub fn new(sq: R, cq: DmaRegion<B>, entries: u16) -> Self {
+        QueueMem { sq, cq, entries }
+    }
+}
+
+/// An NVMe controller brought up and owned by the driver. See the [module docs](self).
+pub struct Controller<D: Backend + Clone, B: Backend + Send + Sync + 'static> {
+    bar: D,
+    cap: Cap,
+    cc: Cc,
+    config: Config,
+    health: Arc<Health>,
+    admin: QueuePair<HostSqRing<B>, B, D>,
+    scratch: DmaRegion<B>,
+    /// Identify Controller, read during bring-up.
+    ident: IdentifyController,
+    /// The CMB data pointer rule, once a CMB is enabled.
+    cmb: Option<CmbRule>,
+    /// Granted I/O queue pairs (Set Features Number of Queues), once asked.
+    granted: Option<u16>,
+    /// `qids[q]`: whether I/O queue pair `q` exists.
+    qids: Vec<bool>,
+    /// Disables the controller when the controller value is dropped (a controller dropped
+    /// without [`shutdown`](Controller::shutdown) stops its DMA; the queues' memory is
+    /// quarantined by their own drops).
+    _disable: DisableOnDrop<D>,
+}
+
+/// Writes CC.EN = 0 when dropped, without waiting.
+struct DisableOnDrop<D: Backend>(Option<D>);
+
+impl<D: Backend> Drop for DisableOnDrop<D> {
+    fn drop(&mut self) {
+        let Some(bar) = self.0.take() else { return };
+        if let Ok(regs) = ControllerRegs::new(IoMem::new(&bar)) {
+            if let Ok(cc) = regs.cc() {
+                regs.set_cc(cc.with_en(false));
+            }
+        }
+    }
+}
+
+impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> core::fmt::Debug for Controller<D, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Controller")
+            .field("cap", &self.cap)
+            .field("cc", &self.cc)
+            .field("granted", &self.granted)
+            .field("admin", &self.admin)
+            .finish()
+    }
+}
+
+impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> Controller<D, B> {
+    /// Resets and enables the controller behind `bar` (its BAR0) with admin queues in `admin`
+    /// and `scratch` (≥ 4 KiB of DMA memory for Identify data), then identifies it.
+    pub fn new(bar: D, admin: QueueMem<B>, scratch: DmaRegion<B>, config: Config) -> Result<Self> {
+        if scratch.len() < 4096 {
+            return Err(invalid(
+                "the scratch region must hold 4 KiB (one Identify structure)",
+            ));
+        }
+        let regs = ControllerRegs::new(IoMem::new(&bar))?;
+        let cap = regs.cap()?; // zeros or all-ones: DeviceGone
+        regs.vs()?;
+        let cc = Cc::from_raw(0)
+            .with_css(0)?
+            .with_page_size(config.page_size)?
+            .with_ams(0)?
+            .with_queue_entry_sizes(crate::nvme::regs::SQ_ENTRY_SIZE, CQ_ENTRY_SIZE)?;
+        cc.check_against(cap)?;
+        let ready_ms = ready_ms(&config, cap);
+
+        // Reset.
+        let cur = regs.cc()?;
+        if cur.en() {
+            regs.set_cc(cur.with_en(false));
+        }
+        wait_ready(&regs, false, ready_ms)?;
+
+        // Admin queues.
+        // At most what AQA holds (4096) and CAP.MQES + 1.
+        let max = cap.max_queue_entries().min(4096);
+        // CAST: `max` ≤ 4096.
+        let entries = admin.entries.clamp(2, max as u16);
+        let health = Arc::new(Health::default());
+        let sq = SubmissionQueue::new(admin.sq, entries.into(), bar.clone(), cap, 0)?;
+        let cq = CompletionQueue::new(admin.cq, entries, bar.clone(), cap, 0)?;
+        regs.set_aqa(Aqa::new(entries, entries)?);
+        regs.set_asq(QueueBase::new(sq.dma_addr())?);
+        regs.set_acq(QueueBase::new(cq.dma_addr())?);
+        let mut admin =
+            QueuePair::with_health(sq, cq, bar.clone(), health.clone(), config.command_timeout);
+
+        // Enable.
+        regs.set_cc(cc);
+        regs.set_cc(cc.with_en(true));
+        wait_ready(&regs, true, ready_ms)?;
+        let page = PageSize::from_cc(cc);
+        let data = identify_into(&mut admin, &scratch, page, admin::Cns::Controller, 0)?;
+        let ident = IdentifyController::decode(&data)?;
+
+        Ok(Controller {
+            bar: bar.clone(),
+            cap,
+            cc,
+            config,
+            health,
+            admin,
+            scratch,
+            ident,
+            cmb: None,
+            granted: None,
+            qids: vec![false; 1],
+            _disable: DisableOnDrop(Some(bar.clone())),
+        })
+    }
+
+    fn regs(&self) -> Result<ControllerRegs<'_, D>> {
+        ControllerRegs::new(IoMem::new(&self.bar))
+    }
+
+    /// CAP as read at bring-up.
+    pub fn cap(&self) -> Cap {
+        self.cap
+    }
+
+    /// CC as the controller was enabled with.
+    pub fn cc(&self) -> Cc {
+        self.cc
+    }
+
+    /// The memory page size the controller runs with (CC.MPS): what PRPs are built for.
+    pub fn page_size(&self) -> PageSize {
+        PageSize::from_cc(self.cc)
+    }
+
+    /// Identify Controller, as read at bring-up.
+    pub fn identify(&self) -> &IdentifyController {
+        &self.ident
+    }
+
+    /// The largest data transfer of one command (MDTS), if the controller limits it.
+    pub fn max_transfer(&self) -> Result<Option<usize>> {
+        self.ident.max_transfer(self.cap.mpsmin_bytes())
+    }
+
+    /// A PRP builder for this controller: its page size (CC.MPS) and, once a CMB is enabled,
+    /// its CMB data pointer rule.
+    pub fn prp(&self) -> PrpBuilder {
+        PrpBuilder::new(self.page_size(), self.cmb)
+    }
+
+    /// Tells the controller's PRP builder about its CMB (after enabling it with
+    /// [`cmb::enable`](crate::nvme::cmb::enable)): data pointers are then checked against the
+    /// CMB data pointer rule before submission.
+    pub fn set_cmb_rule(&mut self, rule: Option<CmbRule>) {
+        self.cmb = rule;
+    }
+
+    /// Whether the controller is still there and well: CSTS read and judged (see
+    /// [`Error::DeviceGone`], [`Error::Fatal`], [`Error::NotReady`]).
+    pub fn check(&self) -> Result<Csts> {
+        self.health.get()?;
+        health::check_into(&self.regs()?, &self.health)
+    }
+
+    /// The admin queue pair, for commands this type has no method for.
+    pub fn admin(&mut self) -> &mut QueuePair<HostSqRing<B>, B, D> {
+        &mut self.admin
+    }
+
+    fn identify_raw(&mut self, cns: admin::Cns, nsid: u32) -> Result<[u8; 4096]> {
+        let page = self.page_size();
+        identify_into(&mut self.admin, &self.scratch, page, cns, nsid)
+    }
+
+    /// Identify Namespace `nsid`, as a [`Namespace`] the NVM command builders check against
+    /// (block size, capacity, the controller's MDTS).
+    pub fn identify_namespace(&mut self, nsid: u32) -> Result<Namespace> {
+        let data = self.identify_raw(admin::Cns::Namespace, nsid)?;
+        let id = IdentifyNamespace::decode(&data)?;
+        Namespace::new(nsid, &id, &self.ident, self.cap.mpsmin_bytes())
+    }
+
+    /// The active namespace IDs (Identify CNS 02h), in increasing order.
+    pub fn active_namespaces(&mut self) -> Result<Vec<u32>> {
+        let data = self.identify_raw(admin::Cns::ActiveNamespaces, 0)?;
+        Ok(ActiveNamespaces::decode(&data)?.ids().to_vec())
+    }
+
+    /// Set Features Number of Queues for `n` I/O submission and completion queues; returns
+    /// how many pairs the controller granted (it may grant fewer, or more).
+    pub fn set_queue_count(&mut self, n: u16) -> Result<u16> {
+        let cmd = admin::set_features(admin::Feature::NumberOfQueues { sq: n, cq: n })?;
+        let done = self.admin.execute(cmd)?;
+        let counts = admin::QueueCounts::from_result(done.result);
+        // CAST: at most 65536 pairs; qid 65535 is the largest an I/O queue can have.
+        let granted = counts.sq.min(counts.cq).min(u32::from(u16::MAX)) as u16;
+        self.granted = Some(granted);
+        self.qids.resize(usize::from(granted) + 1, false);
+        Ok(granted)
+    }
+
+    /// Creates I/O completion queue and submission queue `q` (the lowest free identifier) over
+    /// `mem`, both physically contiguous, with `min(mem entries, CAP.MQES + 1)` entries, and
+    /// returns the pair. Asks for [`Config::io_queues`] queues first if nobody has.
+    pub fn create_io_pair<R: SqRing>(&mut self, mem: QueueMem<B, R>) -> Result<QueuePair<R, B, D>> {
+        let granted = match self.granted {
+            Some(g) => g,
+            None => self.set_queue_count(self.config.io_queues)?,
+        };
+        let qid =
+            (1..=granted)
+                .find(|&q| !self.qids[usize::from(q)])
+                .ok_or(Error::Unsupported {
+                    what: "more I/O queue pairs than Set Features Number of Queues granted",
+                })?;
+        let max = u16::try_from(self.cap.max_queue_entries()).unwrap_or(u16::MAX);
+        let entries = mem.entries.min(max);
+        let cq = CompletionQueue::new(mem.cq, entries, self.bar.clone(), self.cap, qid)?;
+        let sq = SubmissionQueue::new(mem.sq, entries.into(), self.bar.clone(), self.cap, qid)?;
+        self.admin
+            .execute(admin::create_io_cq(qid, entries, cq.dma_addr(), None)?)?;
+        if let Err(e) = self.admin.execute(admin::create_io_sq(
+            qid,
+            entries,
+            sq.dma_addr(),
+            qid,
+            admin::Priority::Medium,
+        )?) {
+            // Take the CQ down again; its memory stays quarantined if that fails too.
+            let _ = self.admin.execute(admin::delete_io_cq(qid)?);
+            return Err(e);
+        }
+        self.qids[usize::from(qid)] = true;
+        Ok(QueuePair::with_health(
+            sq,
+            cq,
+            self.bar.clone(),
+            self.health.clone(),
+            self.config.command_timeout,
+        ))
+    }
+
+    /// Deletes queue pair `qp` on the controller (SQ, then CQ) and gives its memory and that of
+    /// any command still in it back. If a delete fails the pair's memory stays held
+    /// (quarantined, never freed under the device).
+    pub fn delete_io_pair<R: SqRing>(&mut self, qp: QueuePair<R, B, D>) -> Result<()> {
+        let qid = qp.qid();
+        self.admin.execute(admin::delete_io_sq(qid)?)?;
+        self.admin.execute(admin::delete_io_cq(qid)?)?;
+        if let Some(q) = self.qids.get_mut(usize::from(qid)) {
+            *q = false;
+        }
+        // SAFETY: both queues were deleted: the controller aborted what was left in the SQ
+        // and no longer reads or writes either ring or any of its commands' memory.
+        unsafe { qp.retire() };
+        Ok(())
+    }
+
+    /// Shuts the controller down (CC.SHN = normal, then CSTS.SHST = complete within the
+    /// shutdown deadline), disables it (CC.EN = 0, CSTS.RDY = 0 within CAP.TO), and gives the
+    /// admin queues' memory back. I/O queue pairs still held see the controller not ready from
+    /// then on.
+    pub fn shutdown(self) -> Result<()> {
+        let Controller {
+            bar,
+            cap,
+            config,
+            admin,
+            mut _disable,
+            ..
+        } = self;
+        let regs = ControllerRegs::new(IoMem::new(&bar))?;
+        let cc = regs.cc()?;
+        regs.set_cc(cc.with_shn(Shutdown::Normal));
+        let ms = millis(config.shutdown_timeout);
+        let deadline = Instant::now() + config.shutdown_timeout;
+        loop {
+            let csts = regs.csts()?; // all-ones: DeviceGone
+            if csts.is_shut_down() {
+                break;
+            }
+            if csts.raw() == 0 {
+                regs.cap()?; // QEMU's vanished device reads 0 everywhere
+            }
+            if Instant::now() > deadline {
+                return Err(Error::WaitTimeout {
+                    what: "CSTS.SHST = shutdown complete after CC.SHN = normal",
+                    ms,
+                });
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        regs.set_cc(cc.with_shn(Shutdown::None).with_en(false));
+        wait_ready(&regs, false, ready_ms(&config, cap))?;
+        _disable.0 = None;
+        // SAFETY: the controller is disabled (CSTS.RDY = 0 after CC.EN = 0): a reset
+        // controller accesses no host memory.
+        unsafe { admin.retire() };
+        Ok(())
+    }
+}
+
+/// Identify with `cns` for `nsid` through `admin` into the scratch page; returns the 4 KiB read.
+fn identify_into<B: Backend + Send + Sync + 'static, D: Backend>(
+    admin: &mut QueuePair<HostSqRing<B>, B, D>,
+    scratch: &DmaRegion<B>,
+    page: PageSize,
+    cns: admin::Cns,
+    nsid: u32,
+) -> Result<[u8; 4096]> {
+    // The scratch page is host memory (the CMB rule does not apply) and 4 KiB needs no PRP
+    // list at pages of 4 KiB or more.
+    let prp = PrpBuilder::new(page, None).lend(scratch.lease(), 0..4096, no_list)?;
+    let req: Request<B> = prp.into_request(|d| admin::identify(cns, nsid, d))?;
+    admin.execute(req)?;
+    let mut data = [0u8; 4096];
+    scratch.mem().subslice(..4096)?.copy_to_slice(&mut data)?;
+    Ok(data)
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+fn ready_ms(config: &Config, cap: Cap) -> u64 {
+    config.ready_timeout.map_or(cap.timeout_ms(), millis)
+}
+
+/// Waits until CSTS.RDY == `ready`, for at most `ms` milliseconds. A vanished device is
+/// [`Error::DeviceGone`] on the first read that shows it; CFS while enabling is
+/// [`Error::Fatal`].
+fn wait_ready<B: Backend>(regs: &ControllerRegs<'_, B>, ready: bool, ms: u64) -> Result<Csts> {
+    let deadline = Instant::now() + Duration::from_millis(ms);
+    loop {
+        let csts = regs.csts()?; // all-ones: DeviceGone
+        if csts.rdy() == ready {
+            return Ok(csts);
+        }
+        if ready {
+            if csts.cfs() {
+                return Err(Error::Fatal { csts: csts.raw() });
+            }
+            if csts.raw() == 0 {
+                regs.cap()?; // QEMU's vanished device reads 0 everywhere
+            }
+        }
+        if Instant::now() > deadline {
+            regs.cap()?;
+            return Err(Error::WaitTimeout {
+                what: if ready {
+                    "CSTS.RDY = 1 after CC.EN = 1"
+                } else {
+                    "CSTS.RDY = 0 after CC.EN = 0"
+                },
+                ms,
+            });
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}

@@ -1,0 +1,423 @@
+//! A queue pair: one submission queue, its completion queue, and the commands in flight.
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use std::time::{Duration, Instant};
+
+use super::health::{self, Health};
+use crate::backend::Backend;
+use crate::iomem::IoMem;
+use crate::nvme::cmd::{Lent, Request};
+use crate::nvme::cq::CompletionQueue;
+use crate::nvme::regs::ControllerRegs;
+use crate::nvme::sq::{SqRing, SubmissionQueue};
+use crate::nvme::{Error, Result, Status};
+use crate::order::Barrier;
+
+/// Polls between two health and deadline checks.
+const CHECK_EVERY: u32 = 256;
+
+/// One completed command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Done {
+    /// Submission queue identifier.
+    pub qid: u16,
+    /// Command identifier.
+    pub cid: u16,
+    /// The command's opcode.
+    pub opcode: u8,
+    /// Dword 0 of the completion: the command-specific result.
+    pub result: u32,
+    /// The completion's status.
+    pub status: Status,
+}
+
+impl Done {
+    /// The completion if its status is success, else [`Error::CommandFailed`] with the cid,
+    /// opcode and status.
+    pub fn ok(self) -> Result<Done> {
+        if self.status.is_success() {
+            Ok(self)
+        } else {
+            Err(Error::CommandFailed {
+                qid: self.qid,
+                cid: self.cid,
+                opcode: self.opcode,
+                status: self.status,
+            })
+        }
+    }
+}
+
+/// A command in flight: what it lends the device and when a check first saw it.
+struct InFlight<B: Backend + Send + Sync + 'static> {
+    opcode: u8,
+    lent: Lent<B>,
+    seen: Option<Instant>,
+    timed_out: bool,
+}
+
+/// A submission queue and its completion queue, with the commands in flight.
+///
+/// A queue pair: one submission queue, its completion queue, and the commands in flight.
+///
+/// [`Self::push`] gives a command a free command identifier, records what it lends the
+/// device, and writes it into the submission queue; [`Self::ring`] publishes everything
+/// pushed since the last ring with one doorbell write (SPDK's `delay_cmd_submit`);
+/// [`Self::poll`] reaps completions, hands each command's memory back (its
+/// [`Lent`](crate::nvme::cmd::Lent) completes), and writes the completion queue's head
+/// doorbell once per batch.
+///
+/// A queue pair owns everything it uses (its rings, a handle on BAR0 `D`, a share of the
+/// controller's health), so it is `Send` when those are and moves to the thread that uses it;
+/// its submit path takes no lock.
+///
+/// # Deadlines and vanished devices
+/// Every 256th poll, and every time [`wait`](Self::wait) spins, the queue pair reads CSTS:
+/// a vanished device (all-ones, or zeros as QEMU gives) ends the poll with
+/// [`Error::DeviceGone`] at once, a fatal one with [`Error::Fatal`]. The same check stamps each
+/// command in flight the first time it sees it, and reports [`Error::Timeout`] (cid, opcode) for
+/// one stamped longer ago than the queue pair's command timeout — so no clock is read on the
+/// submit path, and a command times out between one and one-plus-a-check-interval timeouts
+/// after it was pushed. A timed-out command keeps its memory until the controller is reset.
+///
+/// `R` is where the submission ring lives (host memory or the CMB), `B` the DMA memory's
+/// backend, `D` the handle on BAR0.
+pub struct QueuePair<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> {
+    sq: SubmissionQueue<R, D>,
+    cq: CompletionQueue<B, D>,
+    bar: D,
+    /// Slot `cid` holds the command with that identifier while it is in flight.
+    slots: Vec<Option<InFlight<B>>>,
+    free: Vec<u16>,
+    ready: VecDeque<Done>,
+    health: Arc<Health>,
+    timeout: Duration,
+    polls: u32,
+}
+
+impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> core::fmt::Debug
+    for QueuePair<R, B, D>
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("QueuePair")
+            .field("sq", &self.sq)
+            .field("cq", &self.cq)
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}
+
+impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, D> {
+    /// A pair over queues already created on the controller (by the caller's own bring-up, or
+    /// a benchmark's null device); `sq` completes into `cq`, `bar` is BAR0 (for the health
+    /// checks), commands time out after `timeout`.
+    /// [`Controller::create_io_pair`](super::Controller::create_io_pair) makes them for a
+    /// controller it brought up.
+    pub fn new(
+        sq: SubmissionQueue<R, D>,
+        cq: CompletionQueue<B, D>,
+        bar: D,
+        timeout: Duration,
+    ) -> Self {
+        Self::with_health(sq, cq, bar, Arc::new(Health::default()), timeout)
+    }
+
+    pub(crate) fn with_health(
+        sq: SubmissionQueue<R, D>,
+        cq: CompletionQueue<B, D>,
+        bar: D,
+        health: Arc<Health>,
+        timeout: Duration,
+    ) -> Self {
+        // At most entries - 1 commands are outstanding, and no more than the CQ can hold.
+        let n = sq.entries().min(u32::from(cq.entries())) - 1;
+        // CAST: `n` < 65536 (queue sizes are at most 65536).
+        let n = n as u16;
+        QueuePair {
+            sq,
+            cq,
+            bar,
+            slots: (0..n).map(|_| None).collect(),
+            free: (0..n).rev().collect(),
+            ready: VecDeque::new(),
+            health,
+            timeout,
+            polls: 0,
+        }
+    }
+
+    /// The submission queue's identifier.
+    pub fn qid(&self) -> u16 {
+        self.sq.qid()
+    }
+
+    /// Commands pushed and not yet completed (timed-out ones included).
+    pub fn in_flight(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Commands that can be pushed now.
+    pub fn free_slots(&self) -> usize {
+        self.free.len()
+    }
+
+    /// How long a command may be in flight before a poll reports [`Error::Timeout`].
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The same pair with another command timeout.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// The submission queue.
+    pub fn sq(&self) -> &SubmissionQueue<R, D> {
+        &self.sq
+    }
+
+    /// The completion queue.
+    pub fn cq(&self) -> &CompletionQueue<B, D> {
+        &self.cq
+    }
+
+    /// Writes `request`'s command into the submission queue under a free command identifier
+    /// and keeps what it lends until its completion; returns the cid. The controller sees it
+    /// at the next [`ring`](Self::ring).
+    ///
+    /// [`Error::QueueFull`] when no identifier or slot is free (reap completions first);
+    /// [`Error::DeviceGone`]/[`Error::Fatal`] once a check found the controller dead. On error
+    /// the request is dropped: its memory is quarantined, never freed under the device.
+    #[inline]
+    pub fn push(&mut self, request: impl Into<Request<B>>) -> Result<u16> {
+        self.health.get()?;
+        let (mut cmd, lent) = request.into().into_parts();
+        let Some(cid) = self.free.pop() else {
+            return Err(Error::QueueFull {
+                qid: self.sq.qid(),
+                entries: self.sq.entries(),
+            });
+        };
+        cmd.set_cid(cid);
+        if let Err(e) = self.sq.push(&cmd) {
+            self.free.push(cid);
+            return Err(e);
+        }
+        self.slots[usize::from(cid)] = Some(InFlight {
+            opcode: cmd.opcode(),
+            lent,
+            seen: None,
+            timed_out: false,
+        });
+        Ok(cid)
+    }
+
+    /// Publishes every command pushed since the last ring: one barrier and one doorbell write.
+    /// Returns how many it published.
+    #[inline]
+    pub fn ring(&mut self) -> Result<u32> {
+        self.sq.ring()
+    }
+
+    /// [`push`](Self::push) then [`ring`](Self::ring).
+    pub fn submit(&mut self, request: impl Into<Request<B>>) -> Result<u16> {
+        let cid = self.push(request)?;
+        self.ring()?;
+        Ok(cid)
+    }
+
+    /// Reaps up to `max` completions, calling `f` on each, and writes the completion queue's
+    /// head doorbell once for all of them. Returns how many it reaped.
+    ///
+    /// Each reaped command's memory goes back to its owner. Every 256th call checks the
+    /// controller and the deadlines (see the [type docs](QueuePair)). [`Error::UnknownCid`] for a
+    /// completion naming no outstanding command (the entry is consumed).
+    #[inline]
+    pub fn poll(&mut self, max: usize, mut f: impl FnMut(Done)) -> Result<usize> {
+        let mut n = 0;
+        while n < max {
+            let Some(d) = self.ready.pop_front() else {
+                break;
+            };
+            f(d);
+            n += 1;
+        }
+        while n < max {
+            match self.reap_one() {
+                Ok(Some(d)) => {
+                    f(d);
+                    n += 1;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.cq.ring_head();
+                    return Err(e);
+                }
+            }
+        }
+        if self.cq.ring_head() > 0 {
+            // What the completions announce (data in RAM or in the CMB) is read after them.
+            self.cq_barrier();
+        }
+        self.polls = self.polls.wrapping_add(1);
+        if self.polls % CHECK_EVERY == 0 {
+            self.check()?;
+        }
+        Ok(n)
+    }
+
+    /// Polls until command `cid` completes and returns it (with [`Done::ok`] applied); other
+    /// completions seen meanwhile are kept for the next [`poll`](Self::poll). Checks the
+    /// controller and the deadlines while it waits: ends with [`Error::Timeout`] after the
+    /// command timeout, or [`Error::DeviceGone`] as soon as the device is seen gone.
+    pub fn wait(&mut self, cid: u16) -> Result<Done> {
+        if self.slot(cid).is_none() {
+            return Err(Error::UnknownCid {
+                qid: self.sq.qid(),
+                cid,
+            });
+        }
+        let mut spins = 0u32;
+        loop {
+            if let Some(i) = self.ready.iter().position(|d| d.cid == cid) {
+                return self.ready.remove(i).map_or(
+                    Err(Error::UnknownCid {
+                        qid: self.sq.qid(),
+                        cid,
+                    }),
+                    Done::ok,
+                );
+            }
+            let reaped = self.reap_one();
+            self.cq.ring_head();
+            match reaped? {
+                Some(d) if d.cid == cid => {
+                    self.cq_barrier();
+                    return d.ok();
+                }
+                Some(d) => self.ready.push_back(d),
+                None => {
+                    spins += 1;
+                    if spins % 16 == 0 {
+                        self.check()?;
+                        if self.slot(cid).is_none_or(|s| s.timed_out) {
+                            return Err(self.timeout_error(cid));
+                        }
+                    }
+                    if spins > 64 {
+                        std::thread::sleep(Duration::from_micros(20));
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`submit`](Self::submit) then [`wait`](Self::wait).
+    pub fn execute(&mut self, request: impl Into<Request<B>>) -> Result<Done> {
+        let cid = self.submit(request)?;
+        self.wait(cid)
+    }
+
+    /// Checks the controller (CSTS) and the deadlines now: [`Error::DeviceGone`],
+    /// [`Error::Fatal`] or [`Error::NotReady`] for a controller that is gone or broken, then
+    /// [`Error::Timeout`] for the first command past its deadline (reported once).
+    pub fn check(&mut self) -> Result<()> {
+        self.health.get()?;
+        let regs = ControllerRegs::new(IoMem::new(&self.bar))?;
+        health::check_into(&regs, &self.health)?;
+        let now = Instant::now();
+        let mut expired = None;
+        for (cid, slot) in self.slots.iter_mut().enumerate() {
+            let Some(s) = slot else { continue };
+            match s.seen {
+                None => s.seen = Some(now),
+                Some(t) if !s.timed_out && now.duration_since(t) >= self.timeout => {
+                    s.timed_out = true;
+                    // CAST: slot indices are cids, below 65536.
+                    expired.get_or_insert(cid as u16);
+                }
+                Some(_) => {}
+            }
+        }
+        match expired {
+            Some(cid) => Err(self.timeout_error(cid)),
+            None => Ok(()),
+        }
+    }
+
+    fn timeout_error(&self, cid: u16) -> Error {
+        Error::Timeout {
+            qid: self.sq.qid(),
+            cid,
+            opcode: self.slot(cid).map_or(0, |s| s.opcode),
+        }
+    }
+
+    fn slot(&self, cid: u16) -> Option<&InFlight<B>> {
+        self.slots.get(usize::from(cid)).and_then(Option::as_ref)
+    }
+
+    /// One completion from the queue, its command retired.
+    #[inline]
+    fn reap_one(&mut self) -> Result<Option<Done>> {
+        let Some(c) = self.cq.pop()? else {
+            return Ok(None);
+        };
+        let qid = self.sq.qid();
+        if c.sq_id != qid {
+            return Err(Error::UnknownCid {
+                qid: c.sq_id,
+                cid: c.cid,
+            });
+        }
+        let Some(s) = self
+            .slots
+            .get_mut(usize::from(c.cid))
+            .and_then(Option::take)
+        else {
+            return Err(Error::UnknownCid { qid, cid: c.cid });
+        };
+        self.free.push(c.cid);
+        // An out-of-range head is a controller bug; the command still completed.
+        let _ = self.sq.update_head(c.sq_head);
+        // SAFETY: the controller posted this command's completion, so it is done with the
+        // memory the command was lent (NVMe: a completion means the data transfer ended).
+        unsafe { s.lent.complete() };
+        Ok(Some(Done {
+            qid,
+            cid: c.cid,
+            opcode: s.opcode,
+            result: c.result,
+            status: c.status,
+        }))
+    }
+
+    /// Orders the completions' loads before the loads of the data they announce, in host RAM
+    /// (`dma_rmb`, already issued per entry) and in device memory (a CMB: `rmb`).
+    #[inline]
+    fn cq_barrier(&self) {
+        IoMem::new(&self.bar).barrier(Barrier::Rmb);
+    }
+
+    /// Ends the pair after its queues were deleted on the controller: every command still in
+    /// flight and both rings are handed back to their owners.
+    ///
+    /// # Safety
+    /// The controller will not access the rings or any command's memory any more: both queues
+    /// were deleted (Delete I/O SQ aborts the commands still in it), or the controller was
+    /// reset.
+    pub(crate) unsafe fn retire(self) {
+        let QueuePair { sq, cq, slots, .. } = self;
+        for s in slots.into_iter().flatten() {
+            // SAFETY: the caller's guarantee: the controller is done with this memory.
+            unsafe { s.lent.complete() };
+        }
+        // SAFETY: as above, for the rings.
+        unsafe {
+            sq.into_ring().retire();
+            cq.retire();
+        }
+    }
+}
