@@ -234,8 +234,28 @@ impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> Controller<D, B> {
         })
     }
 
-    fn regs(&self) -> Result<ControllerRegs<'_, D>> {
+    /// The controller's registers, for what this type has no method for.
+    pub fn regs(&self) -> Result<ControllerRegs<'_, D>> {
         ControllerRegs::new(IoMem::new(&self.bar))
+    }
+
+    /// The BAR0 handle.
+    pub fn bar(&self) -> &D {
+        &self.bar
+    }
+
+    /// Finds the Controller Memory Buffer in `bars` (the device's BARs), enables it (NVMe 1.4+:
+    /// CMBMSC), and from then on checks every data pointer [`prp`](Self::prp) builds against
+    /// the controller's CMB data pointer rule. `None` for a controller without a CMB. Map the
+    /// CMB's BAR and wrap it in a [`CmbPool`](crate::nvme::cmb::CmbPool) to allocate from it.
+    pub fn enable_cmb(
+        &mut self,
+        bars: &crate::nvme::cmb::BarTable,
+        options: crate::nvme::cmb::ProbeOptions,
+    ) -> Result<Option<crate::nvme::cmb::CmbInfo>> {
+        let info = crate::nvme::cmb::probe_and_enable(&self.regs()?, bars, options)?;
+        self.cmb = info.as_ref().map(|i| CmbRule::new(i, true));
+        Ok(info)
     }
 
     /// CAP as read at bring-up.
@@ -269,9 +289,9 @@ impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> Controller<D, B> {
         PrpBuilder::new(self.page_size(), self.cmb)
     }
 
-    /// Tells the controller's PRP builder about its CMB (after enabling it with
-    /// [`cmb::enable`](crate::nvme::cmb::enable)): data pointers are then checked against the
-    /// CMB data pointer rule before submission.
+    /// Sets the CMB data pointer rule [`prp`](Self::prp) applies (after enabling a CMB by hand
+    /// with [`cmb::enable`](crate::nvme::cmb::enable); [`enable_cmb`](Self::enable_cmb) does
+    /// both).
     pub fn set_cmb_rule(&mut self, rule: Option<CmbRule>) {
         self.cmb = rule;
     }
