@@ -122,6 +122,17 @@ impl<B: Backend> CmbPrpList<B> {
     pub fn alloc(pool: &CmbPool<B>, bytes: usize) -> Result<Self> {
         CmbPrpList::new(pool.alloc_prp_list(bytes.div_ceil(8).max(1))?, pool.info())
     }
+
+    /// The buffer back, to be freed or reused. (Dropped instead, the list is leaked: a
+    /// controller may still read it.)
+    ///
+    /// # Safety
+    /// No controller will read the list any more: every command whose data pointer used it
+    /// completed, or the controller was reset.
+    pub unsafe fn complete(self) -> P2pBuf<B> {
+        // SAFETY: the caller's guarantee.
+        unsafe { self.lease.complete() }
+    }
 }
 
 impl<B: Backend> sealed::Sealed for CmbPrpList<B> {}
