@@ -80,23 +80,12 @@ fn cmb_data_round_trip(scheme: CmbScheme, cmb_list: bool) {
 }
 
 #[test]
-fn cmbmsc_cmb_data_with_the_list_in_the_cmb() {
-    cmb_data_round_trip(CmbScheme::Cmbmsc, true);
-}
-
-#[test]
-fn cmbmsc_cmb_data_with_the_list_in_host_memory() {
-    cmb_data_round_trip(CmbScheme::Cmbmsc, false);
-}
-
-#[test]
-fn legacy_cmb_data_with_the_list_in_the_cmb() {
-    cmb_data_round_trip(CmbScheme::Legacy, true);
-}
-
-#[test]
-fn legacy_cmb_data_with_the_list_in_host_memory() {
-    cmb_data_round_trip(CmbScheme::Legacy, false);
+fn cmb_data_under_both_schemes_with_the_list_in_the_cmb_or_host_memory() {
+    for scheme in [CmbScheme::Cmbmsc, CmbScheme::Legacy] {
+        for cmb_list in [true, false] {
+            cmb_data_round_trip(scheme, cmb_list);
+        }
+    }
 }
 
 #[test]
@@ -218,15 +207,17 @@ fn a_mixed_command_by_a_raw_path_gets_the_controllers_status() {
     unsafe { lease.complete() };
 }
 
-#[test]
-fn cmb_buffers_of_a_deleted_pair_come_back_and_abandoned_ones_stay() {
-    let dma = MockDma::new(4 << 20);
-    let (model, mut ctrl, _info, pool) = up_cmb(&dma, CmbScheme::Cmbmsc);
-    let ns = ctrl.identify_namespace(1).unwrap();
-    let initial = pool.stats();
-    // A command whose completion never comes, on a host pair: its CMB buffer is lent.
+/// A host pair with a Read into an 8 KiB CMB buffer whose completion never comes (timed
+/// out); returns the pair and the buffer's bus address.
+fn lost_cmb_read(
+    ctrl: &mut Ctrl,
+    model: &NvmeModel,
+    dma: &MockDma,
+    pool: &CmbPool<Io>,
+    ns: &Namespace,
+) -> (Qp, u64) {
     let mut qp = ctrl
-        .create_io_pair(QueueMem::host(&dma, 16).unwrap())
+        .create_io_pair(QueueMem::host(dma, 16).unwrap())
         .unwrap();
     qp.set_timeout(Duration::from_millis(50));
     model.inject(Fault::LoseCompletion {
@@ -234,14 +225,26 @@ fn cmb_buffers_of_a_deleted_pair_come_back_and_abandoned_ones_stay() {
         times: 1,
     });
     let buf = pool.alloc_read_buf(8192).unwrap();
+    let bus = buf.bus_addr();
     let req: Req = ctrl
         .prp()
         .lend_p2p(buf, 8192, iomem::nvme::prp::no_list)
         .unwrap()
-        .into_request(|d| nvm::read(&ns, 0, 16, d))
+        .into_request(|d| nvm::read(ns, 0, 16, d))
         .unwrap();
     let cid = qp.submit(req).unwrap();
     assert!(matches!(qp.wait(cid), Err(Error::Timeout { .. })));
+    (qp, bus)
+}
+
+#[test]
+fn cmb_buffers_of_a_deleted_pair_come_back_and_abandoned_ones_stay() {
+    let dma = MockDma::new(4 << 20);
+    let (model, mut ctrl, _info, pool) = up_cmb(&dma, CmbScheme::Cmbmsc);
+    let ns = ctrl.identify_namespace(1).unwrap();
+    let initial = pool.stats();
+    // A command whose completion never comes: its CMB buffer stays lent.
+    let (qp, _) = lost_cmb_read(&mut ctrl, &model, &dma, &pool, &ns);
     assert_eq!(pool.stats().free, initial.free - 8192);
     // Deleting the pair aborts the command: its buffer comes back.
     ctrl.delete_io_pair(qp).unwrap();
@@ -249,24 +252,7 @@ fn cmb_buffers_of_a_deleted_pair_come_back_and_abandoned_ones_stay() {
 
     // The same, but the pair is abandoned (dropped, its queues still on the controller): the
     // buffer stays allocated, never handed out again.
-    let mut qp = ctrl
-        .create_io_pair(QueueMem::host(&dma, 16).unwrap())
-        .unwrap();
-    qp.set_timeout(Duration::from_millis(50));
-    model.inject(Fault::LoseCompletion {
-        target: Target::io(opcodes::nvm::READ),
-        times: 1,
-    });
-    let buf = pool.alloc_read_buf(8192).unwrap();
-    let lost = buf.bus_addr();
-    let req: Req = ctrl
-        .prp()
-        .lend_p2p(buf, 8192, iomem::nvme::prp::no_list)
-        .unwrap()
-        .into_request(|d| nvm::read(&ns, 0, 16, d))
-        .unwrap();
-    let cid = qp.submit(req).unwrap();
-    assert!(matches!(qp.wait(cid), Err(Error::Timeout { .. })));
+    let (qp, lost) = lost_cmb_read(&mut ctrl, &model, &dma, &pool, &ns);
     drop(qp);
     assert_eq!(pool.stats().free, initial.free - 8192);
     assert_eq!(pool.stats().allocations, 1);

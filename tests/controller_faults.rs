@@ -267,43 +267,41 @@ fn poll_error(qp: &mut Qp) -> iomem::nvme::Result<usize> {
 const PROMPT: Duration = Duration::from_millis(300);
 
 fn bring_up_waits_end_when_the_device_goes(v: Vanish) {
-    // The CSTS.RDY wait (a controller that would never get ready).
-    let dma = MockDma::new(4 << 20);
-    let model = NvmeModel::new(ModelConfig::default(), dma.clone()).unwrap();
-    model.inject(Fault::NeverReady);
-    let h = vanish_later(&model, v, Duration::from_millis(50));
-    let r = Controller::new(
-        model.bar0(),
-        QueueMem::host(&dma, 8).unwrap(),
-        dma.alloc(4096).unwrap(),
-        long_config(),
-    );
-    let gone_at = h.join().unwrap();
-    assert!(gone_at.elapsed() < PROMPT, "{:?}", gone_at.elapsed());
-    assert_gone("CSTS.RDY wait", r.map(|_| ()), v);
-    // The admin queues were given to the controller and are quarantined; the scratch page
-    // was not lent yet and is free.
-    assert_eq!((dma.quarantine().len(), dma.allocated()), (2, 2 * 4096));
-
-    // The Identify Controller wait (its completion lost, then the device goes).
-    let dma = MockDma::new(4 << 20);
-    let model = NvmeModel::new(ModelConfig::default(), dma.clone()).unwrap();
-    model.inject(Fault::LoseCompletion {
+    // The CSTS.RDY wait (a controller that would never get ready): the admin queues were
+    // given to the controller and are quarantined; the scratch page was not lent yet.
+    // The Identify Controller wait (its completion lost, then the device goes): the admin
+    // rings and the scratch page Identify was writing into.
+    let lost_identify = Fault::LoseCompletion {
         target: Target::admin(opcodes::admin::IDENTIFY),
         times: 1,
-    });
-    let h = vanish_later(&model, v, Duration::from_millis(50));
-    let r = Controller::new(
-        model.bar0(),
-        QueueMem::host(&dma, 8).unwrap(),
-        dma.alloc(4096).unwrap(),
-        long_config(),
-    );
-    let gone_at = h.join().unwrap();
-    assert!(gone_at.elapsed() < PROMPT, "{:?}", gone_at.elapsed());
-    assert_gone("Identify at bring-up", r.map(|_| ()), v);
-    // The admin rings and the scratch page Identify was writing into.
-    assert_eq!((dma.quarantine().len(), dma.allocated()), (3, 3 * 4096));
+    };
+    for (what, fault, quarantined) in [
+        ("CSTS.RDY wait", Fault::NeverReady, 2),
+        ("Identify at bring-up", lost_identify, 3),
+    ] {
+        let dma = MockDma::new(4 << 20);
+        let model = NvmeModel::new(ModelConfig::default(), dma.clone()).unwrap();
+        model.inject(fault);
+        let h = vanish_later(&model, v, Duration::from_millis(50));
+        let r = Controller::new(
+            model.bar0(),
+            QueueMem::host(&dma, 8).unwrap(),
+            dma.alloc(4096).unwrap(),
+            long_config(),
+        );
+        let gone_at = h.join().unwrap();
+        assert!(
+            gone_at.elapsed() < PROMPT,
+            "{what}: {:?}",
+            gone_at.elapsed()
+        );
+        assert_gone(what, r.map(|_| ()), v);
+        assert_eq!(
+            (dma.quarantine().len(), dma.allocated()),
+            (quarantined, quarantined * 4096),
+            "{what}"
+        );
+    }
 }
 
 fn every_wait_ends_when_the_device_goes(v: Vanish) {
