@@ -348,27 +348,39 @@ impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> Controller<D, B> {
             Some(g) => g,
             None => self.set_queue_count(self.config.io_queues)?,
         };
-        let qid =
-            (1..=granted)
-                .find(|&q| !self.qids[usize::from(q)])
-                .ok_or(Error::Unsupported {
-                    what: "more I/O queue pairs than Set Features Number of Queues granted",
-                })?;
+        let Some(qid) = (1..=granted).find(|&q| !self.qids[usize::from(q)]) else {
+            // SAFETY: no command named either ring to the controller: they go back to their
+            // owners (a refusal is not a fault, so nothing is quarantined).
+            unsafe { mem.sq.retire() };
+            return Err(Error::Unsupported {
+                what: "more I/O queue pairs than Set Features Number of Queues granted",
+            });
+        };
         let max = u16::try_from(self.cap.max_queue_entries()).unwrap_or(u16::MAX);
         let entries = mem.entries.min(max);
         let cq = CompletionQueue::new(mem.cq, entries, self.bar.clone(), self.cap, qid)?;
         let sq = SubmissionQueue::new(mem.sq, entries.into(), self.bar.clone(), self.cap, qid)?;
-        self.admin
-            .execute(admin::create_io_cq(qid, entries, cq.dma_addr(), None)?)?;
-        if let Err(e) = self.admin.execute(admin::create_io_sq(
-            qid,
-            entries,
-            sq.dma_addr(),
-            qid,
-            admin::Priority::Medium,
-        )?) {
-            // Take the CQ down again; its memory stays quarantined if that fails too.
-            let _ = self.admin.execute(admin::delete_io_cq(qid)?);
+        let create_cq = admin::create_io_cq(qid, entries, cq.dma_addr(), None)?;
+        if let Err(e) = self.admin.execute(create_cq) {
+            if matches!(e, Error::CommandFailed { .. }) {
+                // SAFETY: the controller completed Create I/O CQ with an error status, so it
+                // created no queue over the CQ ring, and no command named the SQ ring.
+                unsafe { retire_rings(sq, cq) };
+            }
+            // Otherwise (no completion, a dead controller) both stay quarantined.
+            return Err(e);
+        }
+        let create_sq =
+            admin::create_io_sq(qid, entries, sq.dma_addr(), qid, admin::Priority::Medium)?;
+        if let Err(e) = self.admin.execute(create_sq) {
+            // Take the CQ down again; the memory stays quarantined unless both the create
+            // failed with a status (no SQ exists) and the delete succeeded (no CQ exists).
+            let deleted = self.admin.execute(admin::delete_io_cq(qid)?).is_ok();
+            if deleted && matches!(e, Error::CommandFailed { .. }) {
+                // SAFETY: Create I/O SQ completed with an error (no SQ over the ring) and
+                // Delete I/O CQ succeeded: the controller uses neither ring.
+                unsafe { retire_rings(sq, cq) };
+            }
             return Err(e);
         }
         self.qids[usize::from(qid)] = true;
@@ -438,6 +450,21 @@ impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> Controller<D, B> {
         // controller accesses no host memory.
         unsafe { admin.retire() };
         Ok(())
+    }
+}
+
+/// Gives both rings of a queue pair the controller does not use back to their owners.
+///
+/// # Safety
+/// The controller does not access either ring (no queue exists over it, and none will).
+unsafe fn retire_rings<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend>(
+    sq: SubmissionQueue<R, D>,
+    cq: CompletionQueue<B, D>,
+) {
+    // SAFETY: the caller's guarantee, for each ring.
+    unsafe {
+        sq.into_ring().retire();
+        drop(cq.retire());
     }
 }
 
