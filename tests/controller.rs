@@ -1,105 +1,19 @@
 //! The NVMe queue layer (`nvme::ctrl`) against the controller model (`nvme::model`).
 #![cfg(feature = "model")]
 
-use std::sync::Arc;
+#[path = "support/nvme.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
-use iomem::backend::MockIo;
-use iomem::dma::{DmaRegion, MockDma, MOCK_PAGE};
-use iomem::nvme::cmd::{nvm, Request};
-use iomem::nvme::ctrl::{Config, Controller, QueueMem, QueuePair};
-use iomem::nvme::identify::Namespace;
+use iomem::dma::{MockDma, MOCK_PAGE};
+use iomem::nvme::cmd::nvm;
+use iomem::nvme::ctrl::{Controller, QueueMem};
 use iomem::nvme::model::{Fault, ModelConfig, NvmeModel, Target, Vanish};
-use iomem::nvme::prp::HostPrpList;
-use iomem::nvme::prp::PrpBuilder;
 use iomem::nvme::sq::HostSqRing;
 use iomem::nvme::status::Code;
 use iomem::nvme::Error;
-
-type Ctrl = Controller<Arc<MockIo>, Arc<MockIo>>;
-type Qp = QueuePair<HostSqRing<Arc<MockIo>>, Arc<MockIo>, Arc<MockIo>>;
-
-fn config() -> Config {
-    Config {
-        command_timeout: Duration::from_millis(300),
-        ready_timeout: Some(Duration::from_millis(300)),
-        ..Config::default()
-    }
-}
-
-fn up_with(model_config: ModelConfig, dma: &MockDma) -> (NvmeModel, Ctrl) {
-    let model = NvmeModel::new(model_config, dma.clone()).unwrap();
-    let ctrl = Controller::new(
-        model.bar0(),
-        QueueMem::host(dma, 32).unwrap(),
-        dma.alloc(4096).unwrap(),
-        config(),
-    )
-    .unwrap();
-    (model, ctrl)
-}
-
-fn up(dma: &MockDma) -> (NvmeModel, Ctrl) {
-    up_with(ModelConfig::default(), dma)
-}
-
-/// A data buffer filled with a pattern seeded by `seed`.
-fn buffer(dma: &MockDma, len: usize, seed: u8) -> (DmaRegion<Arc<MockIo>>, Vec<u8>) {
-    let r = dma.alloc(len).unwrap();
-    let data: Vec<u8> = (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect();
-    r.mem()
-        .subslice(..len)
-        .unwrap()
-        .copy_from_slice(&data)
-        .unwrap();
-    (r, data)
-}
-
-type Region = DmaRegion<Arc<MockIo>>;
-type Req = Request<Arc<MockIo>>;
-
-/// A Read or Write of `len` bytes of `r` at `slba`, lending `r` (and a PRP list from `dma`).
-fn io_req(
-    prp: PrpBuilder,
-    dma: &MockDma,
-    ns: &Namespace,
-    write: bool,
-    slba: u64,
-    r: &Region,
-    range: std::ops::Range<usize>,
-) -> Req {
-    let nlb = (range.len() / ns.lba_size()) as u32;
-    prp.lend(r.lease(), range, |n| HostPrpList::alloc(dma, n))
-        .unwrap()
-        .into_request(|d| {
-            if write {
-                nvm::write(ns, slba, nlb, d)
-            } else {
-                nvm::read(ns, slba, nlb, d)
-            }
-        })
-        .unwrap()
-}
-
-fn write_req(ctrl: &Ctrl, dma: &MockDma, ns: &Namespace, slba: u64, r: &Region, len: usize) -> Req {
-    io_req(ctrl.prp(), dma, ns, true, slba, r, 0..len)
-}
-
-fn read_req(ctrl: &Ctrl, dma: &MockDma, ns: &Namespace, slba: u64, r: &Region, len: usize) -> Req {
-    io_req(ctrl.prp(), dma, ns, false, slba, r, 0..len)
-}
-
-fn contents(r: &DmaRegion<Arc<MockIo>>, len: usize) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    r.mem()
-        .subslice(..len)
-        .unwrap()
-        .copy_to_slice(&mut v)
-        .unwrap();
-    v
-}
+use support::*;
 
 #[test]
 fn bring_up_and_identify() {
@@ -131,7 +45,7 @@ fn write_then_read_through_prp1_prp2_and_lists() {
         (32 * 4096, 256),
     ] {
         let (src, data) = buffer(&dma, len, len as u8);
-        qp.execute(write_req(&ctrl, &dma, &ns, slba, &src, len))
+        qp.execute(io_req(ctrl.prp(), &dma, &ns, true, slba, &src, 0..len))
             .unwrap();
         assert_eq!(
             model.read_lbas(slba, (len / 512) as u32),
@@ -139,7 +53,7 @@ fn write_then_read_through_prp1_prp2_and_lists() {
             "{len} bytes"
         );
         let dst = dma.alloc(len).unwrap();
-        qp.execute(read_req(&ctrl, &dma, &ns, slba, &dst, len))
+        qp.execute(io_req(ctrl.prp(), &dma, &ns, false, slba, &dst, 0..len))
             .unwrap();
         assert_eq!(contents(&dst, len), data, "{len} bytes back");
     }
@@ -207,7 +121,7 @@ fn named_statuses_surface_as_typed_errors() {
             times: 1,
         });
         let dst = dma.alloc(4096).unwrap();
-        match qp.execute(read_req(&ctrl, &dma, &ns, 0, &dst, 4096)) {
+        match qp.execute(io_req(ctrl.prp(), &dma, &ns, false, 0, &dst, 0..4096)) {
             Err(Error::CommandFailed {
                 opcode,
                 status,
@@ -253,7 +167,7 @@ fn lost_completion_times_out_with_cid_and_opcode() {
     });
     let dst = dma.alloc(4096).unwrap();
     let cid = qp
-        .submit(read_req(&ctrl, &dma, &ns, 0, &dst, 4096))
+        .submit(io_req(ctrl.prp(), &dma, &ns, false, 0, &dst, 0..4096))
         .unwrap();
     let t = Instant::now();
     match qp.wait(cid) {
@@ -286,7 +200,7 @@ fn vanish_ends_promptly(v: Vanish) {
     let t = Instant::now();
     // The doorbell goes nowhere; the wait sees the device gone long before the deadline.
     let cid = qp
-        .submit(read_req(&ctrl, &dma, &ns, 0, &dst, 4096))
+        .submit(io_req(ctrl.prp(), &dma, &ns, false, 0, &dst, 0..4096))
         .unwrap();
     assert!(
         matches!(qp.wait(cid), Err(Error::DeviceGone { .. })),
@@ -300,7 +214,7 @@ fn vanish_ends_promptly(v: Vanish) {
     // Submit and poll fail fast from now on.
     let dst2 = dma.alloc(4096).unwrap();
     assert!(matches!(
-        qp.submit(read_req(&ctrl, &dma, &ns, 0, &dst2, 4096)),
+        qp.submit(io_req(ctrl.prp(), &dma, &ns, false, 0, &dst2, 0..4096)),
         Err(Error::DeviceGone { .. })
     ));
     let mut polled = Ok(0);
@@ -463,7 +377,7 @@ fn shutdown_completes_and_memory_balances() {
             .create_io_pair(QueueMem::host(&dma, 16).unwrap())
             .unwrap();
         let (src, _) = buffer(&dma, 4096, 3);
-        qp.execute(write_req(&ctrl, &dma, &ns, 0, &src, 4096))
+        qp.execute(io_req(ctrl.prp(), &dma, &ns, true, 0, &src, 0..4096))
             .unwrap();
         ctrl.delete_io_pair(qp).unwrap();
         drop(src);
