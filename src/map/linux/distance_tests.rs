@@ -325,30 +325,36 @@ fn a_malformed_topology_is_a_typed_error() {
         let ok = PciDevice::open_in(t.devices(), "0000:00:01.0").unwrap();
         P2pDistance::between_with(&ok, &dev, &intel()).unwrap_err()
     };
-    // A component between the host bridge and the device that is neither.
-    let e = bad("pci0000:00/bogus/0000:05:00.0", "0000:05:00.0");
-    assert!(
-        matches!(e, Error::BadTopology { why, .. } if why.contains("pciDDDD:BB")),
-        "{e}"
-    );
-    // A host bridge name that is not pciDDDD:BB.
-    let e = bad("pci0000:0/0000:00:07.0", "0000:00:07.0");
-    assert!(matches!(e, Error::BadTopology { .. }), "{e}");
-    // The root-bus device on another bus than the host bridge's.
-    let e = bad("pci0000:00/0000:06:00.0", "0000:06:00.0");
-    assert!(
-        matches!(e, Error::BadTopology { why, .. } if why.contains("bus number")),
-        "{e}"
-    );
-    // The link pointing at another device's directory.
-    let e = bad("pci0000:00/0000:00:09.0", "0000:00:08.0");
-    assert!(
-        matches!(e, Error::BadTopology { why, .. } if why.contains("address")),
-        "{e}"
-    );
-    // The last component is not an address at all.
-    let e = bad("pci0000:00/0000:00:0a.0/device", "0000:00:0b.0");
-    assert!(matches!(e, Error::BadTopology { .. }), "{e}");
+    for (path, addr, why_has) in [
+        // A component between the host bridge and the device that is neither.
+        (
+            "pci0000:00/bogus/0000:05:00.0",
+            "0000:05:00.0",
+            "pciDDDD:BB",
+        ),
+        // A host bridge name that is not pciDDDD:BB.
+        ("pci0000:0/0000:00:07.0", "0000:00:07.0", "pciDDDD:BB"),
+        // The root-bus device on another bus than the host bridge's.
+        ("pci0000:00/0000:06:00.0", "0000:06:00.0", "bus number"),
+        // The link pointing at another device's directory.
+        (
+            "pci0000:00/0000:00:09.0",
+            "0000:00:08.0",
+            "device's address",
+        ),
+        // The last component is not an address at all.
+        (
+            "pci0000:00/0000:00:0a.0/device",
+            "0000:00:0b.0",
+            "not a PCI address",
+        ),
+    ] {
+        let e = bad(path, addr);
+        assert!(
+            matches!(&e, Error::BadTopology { why, .. } if why.contains(why_has)),
+            "{path}: {e}"
+        );
+    }
 
     // A host bridge whose IDs are garbled.
     let t = root_bus(Q35);
