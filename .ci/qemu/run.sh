@@ -9,9 +9,13 @@
 #            expects a typed error (qboot)
 #   unplug   the host hot-unplugs the controller (QEMU monitor device_del, behind a PCIe root
 #            port) while the test reads; it expects a typed error (SeaBIOS)
+#   p2p-root    examples/p2p_distance.rs with two controllers on the root bus (q35 pcie.0):
+#               expects not-supported (the q35 host bridge 8086:29c0 is in no table) (qboot)
+#   p2p-switch  the same with both behind one switch (x3130-upstream, two xio3130-downstream
+#               ports, under a pcie-root-port): expects switch (qboot)
 # A run passes only if the guest prints IOMEM-E2E-EXIT=0 (QEMU exits 0 whatever the guest does).
 #
-# Usage: .ci/qemu/run.sh [run-name...]       (default: all four). Needs root for apt-get.
+# Usage: .ci/qemu/run.sh [run-name...]       (default: all six). Needs root for apt-get.
 # Env:   IOMEM_QEMU_WORK   work directory (default target/qemu)
 #        IOMEM_QEMU_TIMEOUT seconds per boot (default 120)
 #        IOMEM_QEMU_JOBS    guests at once (default: the number of CPUs; each is one TCG thread)
@@ -39,7 +43,10 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
     --manifest-path "$ROOT/.ci/qemu/guest/Cargo.toml" \
     --target x86_64-unknown-linux-gnu --target-dir "$ROOT/target/guest"
 BIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/nvme_e2e
-[ -x "$BIN" ] || { echo "qemu: guest binary $BIN missing" >&2; exit 1; }
+P2PBIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/p2p_distance
+for b in "$BIN" "$P2PBIN"; do
+    [ -x "$b" ] || { echo "qemu: guest binary $b missing" >&2; exit 1; }
+done
 echo "qemu: build $(elapsed "$tb") s"
 
 echo "qemu: packing the initramfs"
@@ -49,6 +56,7 @@ mkdir -p "$IRD/bin"
 cp /bin/busybox "$IRD/bin/busybox"
 install -m 0755 "$ROOT/.ci/qemu/init" "$IRD/init"
 install -m 0755 "$BIN" "$IRD/nvme_e2e"
+install -m 0755 "$P2PBIN" "$IRD/p2p_distance"
 (cd "$IRD" && find . | LC_ALL=C sort | cpio --quiet -o -H newc) > "$WORK/initramfs.cpio"
 
 QBOOT=/usr/share/qemu/qboot.rom
@@ -58,26 +66,30 @@ QBOOT=/usr/share/qemu/qboot.rom
 # pass or FAIL).
 boot() {
     local name=$1 fw=$2 args=$3; shift 3
-    local log=$WORK/$name.log fwargs=() tb rc=0 secs code
+    local log=$WORK/$name.log fwargs=() tb rc=0 secs code verdict
     [ "$fw" = qboot ] && fwargs=(-bios "$QBOOT")
     # The kernel's nvme driver is kept from binding unless BIND_NVME=1. `hugepages=4` reserves
     # 8 MiB of 2 MiB huge pages: the I/O completion queue (1024 entries) lives in one.
-    local noinit="initcall_blacklist=nvme_init"
+    local noinit="initcall_blacklist=nvme_init" binarg=
     [ "${BIND_NVME:-0}" = 1 ] && noinit=
+    # IOMEM_BIN=NAME runs another binary of the initramfs than nvme_e2e.
+    [ -n "${IOMEM_BIN:-}" ] && binarg=" iomem_bin=$IOMEM_BIN"
     tb=$(date +%s.%N)
     timeout "$TIMEOUT" qemu-system-x86_64 \
         -machine q35 -accel tcg -cpu max -m 512M -smp 1 \
         -nodefaults -nographic -serial stdio -no-reboot \
         "${fwargs[@]}" \
         -kernel "$WORK/vmlinuz" -initrd "$WORK/initramfs.cpio" \
-        -append "console=ttyS0 quiet $noinit hugepages=4 panic=-1 iomem_args=$args" \
+        -append "console=ttyS0 quiet $noinit hugepages=4 panic=-1 iomem_args=$args$binarg" \
         "$@" </dev/null >"$log" 2>&1 || rc=$?
     secs=$(elapsed "$tb")
     code=$(tr -d '\r' <"$log" | sed -n 's/^IOMEM-E2E-EXIT=\([0-9]*\)$/\1/p' | tail -n 1)
+    # The p2p runs' verdict, for the summary.
+    verdict=$(tr -d '\r' <"$log" | sed -n 's/^IOMEM-P2P-DISTANCE /: /p' | tail -n 1)
     if [ "$code" = 0 ]; then
-        echo "pass $name ($fw) in $secs s" >"$WORK/$name.result"
+        echo "pass $name ($fw) in $secs s$verdict" >"$WORK/$name.result"
     else
-        echo "FAIL $name ($fw): guest exit code '${code:-none}', qemu rc $rc, $secs s, log $log" >"$WORK/$name.result"
+        echo "FAIL $name ($fw): guest exit code '${code:-none}', qemu rc $rc, $secs s, log $log$verdict" >"$WORK/$name.result"
     fi
 }
 
@@ -87,6 +99,21 @@ disk() {
     truncate -s 64M "$WORK/$1.img"
     echo "-drive file=$WORK/$1.img,if=none,id=d0,format=raw -device nvme,serial=iomem0,drive=d0,cmb_size_mb=16"
 }
+
+# Two small controllers (no CMB) for the p2p runs, on the buses given.
+two_disks() {
+    local name=$1 bus_a=$2 bus_b=$3 i
+    for i in a b; do
+        rm -f "$WORK/$name-$i.img"
+        truncate -s 1M "$WORK/$name-$i.img"
+    done
+    echo "-drive file=$WORK/$name-a.img,if=none,id=pa,format=raw -device nvme,serial=p2pa,drive=pa,bus=$bus_a"
+    echo "-drive file=$WORK/$name-b.img,if=none,id=pb,format=raw -device nvme,serial=p2pb,drive=pb,bus=$bus_b"
+}
+
+# The switch of the p2p-switch run: a root port, an upstream port, two downstream ports.
+SWITCH="-device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1 -device x3130-upstream,id=up,bus=rp1
+ -device xio3130-downstream,id=dn1,bus=up,chassis=2,slot=0 -device xio3130-downstream,id=dn2,bus=up,chassis=3,slot=1"
 
 # The unplug run: the controller sits behind a PCIe root port; when the guest prints
 # IOMEM-E2E-UNPLUG-READY the host sends `device_del nvme0` through a monitor on a pipe.
@@ -128,12 +155,16 @@ start_run() {
         # shellcheck disable=SC2046
         fault) BIND_NVME=1 boot fault qboot fault,bound $(disk fault) ;;
         unplug) disk unplug >/dev/null; unplug_run ;;
-        *) echo "FAIL $r: unknown run (seabios, qboot, fault, unplug)" >"$WORK/$r.result" ;;
+        # shellcheck disable=SC2046
+        p2p-root) IOMEM_BIN=p2p_distance boot p2p-root qboot not-supported $(two_disks p2p-root pcie.0 pcie.0) ;;
+        # shellcheck disable=SC2046,SC2086
+        p2p-switch) IOMEM_BIN=p2p_distance boot p2p-switch qboot switch $SWITCH $(two_disks p2p-switch dn1 dn2) ;;
+        *) echo "FAIL $r: unknown run (seabios, qboot, fault, unplug, p2p-root, p2p-switch)" >"$WORK/$r.result" ;;
     esac
 }
 
 runs=("$@")
-[ ${#runs[@]} -gt 0 ] || runs=(seabios qboot fault unplug)
+[ ${#runs[@]} -gt 0 ] || runs=(seabios qboot fault unplug p2p-root p2p-switch)
 # Each guest is one TCG thread: run as many at once as there are CPUs.
 jobs_max=${IOMEM_QEMU_JOBS:-$(nproc)}
 tg=$(date +%s.%N)

@@ -102,6 +102,31 @@ pub enum Error {
         /// The error from the kernel.
         source: io::Error,
     },
+    /// A device's canonical sysfs path is not the chain the kernel makes
+    /// (`/sys/devices/pciDDDD:BB/<bridge>/…/<device>`), so its upstream bridges and host bridge
+    /// cannot be known.
+    BadTopology {
+        /// The canonical path.
+        path: PathBuf,
+        /// What was wrong with it.
+        why: &'static str,
+    },
+    /// The extended capability list in a `config` file is broken: a pointer below the extended
+    /// space, a header beyond the file, or a list that does not end.
+    BadCapability {
+        /// The `config` file.
+        path: PathBuf,
+        /// The offset of the header (or pointer) at fault.
+        offset: u64,
+        /// What was wrong.
+        why: &'static str,
+    },
+    /// Handing a p2p buffer's address to a peer was refused: the topology does not route p2p
+    /// between the two devices ([`PeerAccess::check`](super::PeerAccess::check)).
+    PeerDenied {
+        /// Why not.
+        blocker: super::P2pBlocker,
+    },
     /// A check in the crate refused the mapping (for example a misaligned base).
     Iomem(crate::Error),
 }
@@ -177,6 +202,23 @@ impl fmt::Display for Error {
                  address (entry {entry:#018x}: not present, or beyond 64-bit addresses); the \
                  kernel did not keep it resident, so use VFIO with an IOMMU instead"
             ),
+            Error::BadTopology { path, why } => write!(
+                f,
+                "{} is not a PCI device's place in the sysfs device tree ({why}); pass a device \
+                 opened under /sys/bus/pci/devices, whose entries link into /sys/devices/pciDDDD:BB/…",
+                path.display()
+            ),
+            Error::BadCapability { path, offset, why } => write!(
+                f,
+                "the extended capability list in {} is broken at {offset:#x} ({why}); check the \
+                 device with `lspci -vvv`",
+                path.display()
+            ),
+            Error::PeerDenied { blocker } => write!(
+                f,
+                "peer-to-peer refused: {blocker}; if the platform routes it anyway (the kernel's \
+                 tables do not know it), say so with PeerAccess::override_unchecked(reason)"
+            ),
             Error::Io { op, path, source } => {
                 write!(f, "{op} {} failed: {source}", path.display())
             }
@@ -216,6 +258,8 @@ pub enum Malformed {
         /// How many bits the field has.
         bits: u32,
     },
+    /// Not a decimal number (a field of `/proc/cpuinfo`). Holds the text as found.
+    NotDecimal(String),
     /// A line of a `resource` file that is not three numbers `start end flags`.
     NotStartEndFlags(String),
     /// A resource whose end is below its start, or that spans all 2^64 addresses (its size,
@@ -238,6 +282,7 @@ impl fmt::Display for Malformed {
             Malformed::TooWide { text, bits } => {
                 write!(f, "{text:?} does not fit in the field's {bits} bits")
             }
+            Malformed::NotDecimal(t) => write!(f, "{t:?} is not a decimal number"),
             Malformed::NotStartEndFlags(l) => write!(f, "{l:?} is not `start end flags`"),
             Malformed::BadRange { start, end } if end < start => {
                 write!(f, "the range {start:#x}..={end:#x} ends below its start")

@@ -16,6 +16,12 @@
 //!   whose physical addresses come from `/proc/self/pagemap`: without an IOMMU they are the bus
 //!   addresses a device DMAs to.
 //!
+//! - [`P2pDistance::between`] decides, from the sysfs topology as Linux's p2pdma code does,
+//!   whether two devices can DMA to each other's BARs (same device, a common switch, or a host
+//!   bridge known to route p2p; ACS redirect sends traffic up to the root), and
+//!   [`PeerAccess`] is the permission a caller holds to hand a p2p buffer's address to a peer:
+//!   from an acceptable distance, or an explicit, named override.
+//!
 //! Everything that can fail returns an [`Error`] whose message says what to do about it (run
 //! as root, unbind the kernel driver, pick a memory BAR…). What the kernel writes in sysfs is
 //! parsed strictly, as the kernel prints it: a value with a sign, without its `0x`, wider than
@@ -27,7 +33,8 @@
 //! The files, one idea each: `address` (PCI addresses), `number` (sysfs numbers), `resource`
 //! (the `resource` file and [`Bar`]), `sysfs` ([`PciDevice`], [`Scan`]), `config` (config
 //! space), `bar` ([`BarMapping`]), `dma` ([`DmaBuffer`]), `pagemap` (physical addresses),
-//! `error`.
+//! `error`, `distance` ([`P2pDistance`]), `acs` (the ACS capability), `cpu` ([`CpuInfo`]),
+//! `peer` ([`PeerAccess`]).
 //!
 //! ```no_run
 //! use iomem::map::linux::PciDevice;
@@ -53,21 +60,31 @@
 //! addresses a driver writes into it (DMA) is outside what types can check; that is why the
 //! functions handing out physical addresses say so.
 
+mod acs;
 mod address;
 mod bar;
 mod config;
+mod cpu;
+mod distance;
+#[cfg(test)]
+mod distance_tests;
 mod dma;
 mod error;
 mod number;
 mod pagemap;
+mod peer;
 mod resource;
 mod sysfs;
 #[cfg(test)]
 mod testutil;
 
+pub use acs::{PCI_ACS_CR, PCI_ACS_CTRL, PCI_ACS_EC, PCI_ACS_RR, PCI_EXT_CAP_ID_ACS};
 pub use bar::BarMapping;
 pub use config::{PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
+pub use cpu::{CpuInfo, PROC_CPUINFO};
+pub use distance::{P2pBlocker, P2pDistance};
 pub use dma::{DmaBuffer, PagemapDma, HUGE_PAGE};
 pub use error::{Error, Malformed, Result};
+pub use peer::{PeerAccess, PeerBasis};
 pub use resource::{parse_resource, Bar, BarKind};
 pub use sysfs::{PciDevice, Scan, SYSFS_PCI_DEVICES};

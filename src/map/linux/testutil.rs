@@ -73,3 +73,66 @@ pub(super) fn fake_tree() -> (TempDir, PathBuf) {
     fs::write(other.join("resource"), "").unwrap();
     (t, root)
 }
+
+/// 4096 bytes of config space whose extended capability list holds an AER capability (ID 1) at
+/// 0x100 and then, if `acs` is given, an ACS capability at 0x148 with that control register.
+pub(super) fn ext_config(acs: Option<u16>) -> std::vec::Vec<u8> {
+    let mut cfg = std::vec![0u8; 4096];
+    let next: u32 = if acs.is_some() { 0x148 } else { 0 };
+    cfg[0x100..0x104].copy_from_slice(&(0x0001 | (1 << 16) | (next << 20)).to_le_bytes());
+    if let Some(ctrl) = acs {
+        cfg[0x148..0x14c].copy_from_slice(&(0x000d_u32 | (1 << 16)).to_le_bytes());
+        // Capability register: SV, TB, RR, CR, UF supported.
+        cfg[0x14c..0x14e].copy_from_slice(&0x001f_u16.to_le_bytes());
+        cfg[0x14e..0x150].copy_from_slice(&ctrl.to_le_bytes());
+    }
+    cfg
+}
+
+/// A fake sysfs with the kernel's layout: devices as directory chains under `sys/devices`
+/// (`pciDDDD:BB/<bridge>/…/<device>`) and `bus/pci/devices/<address>` links to them.
+pub(super) struct Topology {
+    pub(super) t: TempDir,
+}
+
+/// A device's config space in a [`Topology`].
+pub(super) enum Cfg {
+    /// 256 bytes: no extended config space.
+    Conventional,
+    /// 4096 bytes with an ACS capability with this control register, or none.
+    Extended(Option<u16>),
+    /// No `config` file (it cannot be read).
+    Missing,
+}
+
+impl Topology {
+    pub(super) fn new() -> Self {
+        let t = TempDir::new("topo");
+        fs::create_dir_all(t.0.join("bus/pci/devices")).unwrap();
+        fs::create_dir_all(t.0.join("sys/devices")).unwrap();
+        Topology { t }
+    }
+
+    /// The `bus/pci/devices` directory (the root to open devices in).
+    pub(super) fn devices(&self) -> PathBuf {
+        self.t.0.join("bus/pci/devices")
+    }
+
+    /// Adds the device at `path` below `sys/devices` (its last component its address) with
+    /// these IDs and config space, and its `bus/pci/devices` link.
+    pub(super) fn add(&self, path: &str, vendor: u16, device: u16, cfg: Cfg) -> PathBuf {
+        let dir = self.t.0.join("sys/devices").join(path);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("vendor"), std::format!("{vendor:#06x}\n")).unwrap();
+        fs::write(dir.join("device"), std::format!("{device:#06x}\n")).unwrap();
+        fs::write(dir.join("class"), "0x010802\n").unwrap();
+        match cfg {
+            Cfg::Conventional => fs::write(dir.join("config"), [0u8; 256]).unwrap(),
+            Cfg::Extended(acs) => fs::write(dir.join("config"), ext_config(acs)).unwrap(),
+            Cfg::Missing => {}
+        }
+        let name = std::borrow::ToOwned::to_owned(dir.file_name().unwrap());
+        symlink(&dir, self.devices().join(name)).unwrap();
+        dir
+    }
+}
