@@ -34,7 +34,9 @@ use crate::backend::Backend;
 use crate::dma::{DmaAddr, DmaRegion, Lease};
 use crate::iomem::IoMem;
 use crate::nvme::regs::{Cap, CQ_ENTRY_SIZE};
+use crate::nvme::sq::write_doorbell;
 use crate::nvme::{invalid, ring_bytes, Result, Status};
+use crate::order::{Op, Strategy};
 
 /// One completion-queue entry, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +59,8 @@ pub struct Completion {
 /// [`SubmissionQueue`](super::sq::SubmissionQueue)). See the [module docs](self).
 ///
 /// # Invariant
-/// `doorbell + 4 <= bar.size()` and `doorbell` is 4-aligned (checked by the constructor).
+/// `doorbell + 4 <= bar.size()`, `doorbell` is 4-aligned and `bar.base_align() >= 4` (checked
+/// by the constructor, which makes the doorbell's `IoMem<u32>` once).
 pub struct CompletionQueue<B: Backend + Send + Sync + 'static, D: Backend> {
     ring: DmaRegion<B>,
     lease: Lease<B>,
@@ -193,10 +196,20 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
     pub fn ring_head(&mut self) -> u16 {
         let n = self.pending;
         if n > 0 {
-            // The constructor checked the offset (the invariant): the handle always exists.
-            if let Ok(db) = IoMem::new(&self.bar).cast::<u32>(self.doorbell) {
-                db.write32::<0>(u32::from(self.head));
-            }
+            // `writel`: what `IoMem::write32` does through a handle of the default strategy,
+            // without building the handle per batch.
+            let pl = Strategy::default().placement(self.bar.arch(), Op::Write);
+            // SAFETY: the doorbell is a 4-aligned register inside BAR0 whose base is at least
+            // 4-aligned (the invariant).
+            unsafe {
+                write_doorbell(
+                    &self.bar,
+                    self.doorbell,
+                    u32::from(self.head),
+                    pl.before,
+                    pl.after,
+                )
+            };
             self.pending = 0;
         }
         n

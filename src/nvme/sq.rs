@@ -3,7 +3,7 @@
 //! [`CmbSubmissionQueue::push`] writes a 64-byte [`Command`] into the next slot of a ring in the
 //! CMB (device memory, usually mapped write-combining) with `memcpy_toio`;
 //! [`CmbSubmissionQueue::ring`] writes the new tail to the queue's doorbell in BAR0 through a
-//! [`Doorbell`], naming the ring as the data it publishes, so the barrier in front of the
+//! [`Doorbell`](crate::publish::Doorbell)'s rule, naming the ring as the data it publishes, so the barrier in front of the
 //! doorbell write is the one the strategy and the ring's caching need: a write-combining flush
 //! (`sfence` on x86_64) when the ring is write-combining — whatever BAR0's own caching — and
 //! the `writel` barrier otherwise. Under [`Strategy::Batched`] the entries are written without
@@ -45,9 +45,8 @@ use crate::dma::{DmaAddr, DmaRegion, Lease};
 use crate::iomem::IoMem;
 use crate::nvme::regs::{Cap, SQ_ENTRY_SIZE};
 use crate::nvme::{invalid, ring_bytes, Error, Result};
-use crate::order::Strategy;
+use crate::order::{Barrier, Strategy};
 use crate::p2p::P2pBuf;
-use crate::publish::Doorbell;
 
 pub use crate::nvme::cmd::{opcodes, Command};
 
@@ -201,6 +200,30 @@ impl<B: Backend + Send + Sync + 'static> SqRing for HostSqRing<B> {
     }
 }
 
+/// Writes `value` to the 32-bit register at byte `off` of `bar` with the barriers `before` and
+/// `after` around it: a queue's doorbell, from the offset its constructor checked.
+///
+/// # Safety
+/// `off + 4 <= bar.size()`, `off % 4 == 0` and `bar.base_align() >= 4` (`Backend::write`'s
+/// contract for a `u32`; what a queue's invariant holds for its doorbell).
+#[inline(always)]
+pub(crate) unsafe fn write_doorbell<D: Backend>(
+    bar: &D,
+    off: usize,
+    value: u32,
+    before: Option<Barrier>,
+    after: Option<Barrier>,
+) {
+    if let Some(b) = before {
+        bar.barrier(b);
+    }
+    // SAFETY: the caller's contract.
+    unsafe { bar.write::<u32>(off, value) };
+    if let Some(b) = after {
+        bar.barrier(b);
+    }
+}
+
 /// A submission queue whose ring is in the CMB: the ring is a [`P2pBuf`].
 pub type CmbSubmissionQueue<B, D> = SubmissionQueue<P2pBuf<B>, D>;
 
@@ -218,7 +241,8 @@ pub type HostSubmissionQueue<B, D> = SubmissionQueue<HostSqRing<B>, D>;
 /// queue pair moves to another thread with no lifetime attached).
 ///
 /// # Invariant
-/// `doorbell + 4 <= bar.size()` and `doorbell` is 4-aligned (checked by the constructor).
+/// `doorbell + 4 <= bar.size()`, `doorbell` is 4-aligned and `bar.base_align() >= 4` (checked
+/// by the constructor, which makes the doorbell's `IoMem<u32>` once).
 pub struct SubmissionQueue<R: SqRing, D: Backend> {
     ring: R,
     bar: D,
@@ -338,11 +362,15 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
             return Ok(0);
         }
         let n = self.wrap(self.tail + self.entries - self.rung);
-        // The constructor checked the offset (the invariant), so this cannot fail.
-        let reg = IoMem::new(&self.bar).cast::<u32>(self.doorbell)?;
-        Doorbell::new(reg)
-            .with_strategy(self.strategy)
-            .ring(self.tail, &[&self.ring.caching()]);
+        // What `Doorbell::ring` does, naming the ring as the data published, without building
+        // the register's handle per ring: the flush if the ring or BAR0 is write-combining,
+        // else the strategy's doorbell barrier, then one 32-bit write.
+        let wc = self.ring.caching() == Caching::WriteCombining
+            || self.bar.caching() == Caching::WriteCombining;
+        let before = self.strategy.doorbell_barrier(self.bar.arch(), wc);
+        // SAFETY: the doorbell is a 4-aligned register inside BAR0 whose base is at least
+        // 4-aligned (the invariant).
+        unsafe { write_doorbell(&self.bar, self.doorbell, self.tail, before, None) };
         self.rung = self.tail;
         Ok(n)
     }
