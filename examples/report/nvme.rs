@@ -18,7 +18,12 @@
 //!   `write_volatile` doorbells, `read_volatile` phase polling, and a compiler fence where
 //!   `dma_rmb` and `writel`'s barrier are on x86_64 (elsewhere the same fence: the reference is
 //!   an x86 figure). No checks.
-//! - `QueuePair`: `PrpBuilder::lend` + `nvm::read` + `QueuePair::{push, ring, poll}`.
+//! - `QueuePair`: `PrpBuilder::lend` + `nvm::read` + `QueuePair::{push, ring, poll}` — the
+//!   library variant the targets are about.
+//! - `QueuePair (borrow)`, for information: the same with `PrpBuilder::borrow` from one lease
+//!   held for the whole run (nothing lent per command), so the difference from `QueuePair` is
+//!   the cost of lending memory to each command (a lease's reference count up and down, the
+//!   `Lent` carried to the completion).
 //!
 //! Rows: `ns` per command (best of rounds of 1024 commands: one pass over both rings, so every
 //! round wraps them and flips the phase), and doorbell `writes` per command (SQ + CQ). The
@@ -35,8 +40,9 @@ use std::sync::atomic::{compiler_fence, Ordering};
 use std::time::{Duration, Instant};
 
 use iomem::backend::Word;
-use iomem::dma::{DmaProvider, DmaRegion, RamDma};
+use iomem::dma::{DmaProvider, DmaRegion, Lease, RamDma};
 use iomem::nvme::cmd::nvm::{self, Namespace};
+use iomem::nvme::cmd::Request;
 use iomem::nvme::cq::CompletionQueue;
 use iomem::nvme::ctrl::QueuePair;
 use iomem::nvme::prp::{no_list, PageSize, PrpBuilder};
@@ -50,6 +56,7 @@ use crate::{Opts, Row};
 const SECTION: &str = "nvme";
 const REFERENCE: &str = "raw queue (ref)";
 const LIBRARY: &str = "QueuePair";
+const BORROW: &str = "QueuePair (borrow)";
 /// Entries of each queue.
 const ENTRIES: usize = 1024;
 /// Commands per timed round: one pass over both rings.
@@ -178,6 +185,8 @@ fn bar0(buf: &Buf) -> Mmio {
 struct Lib<D: Backend> {
     qp: QueuePair<HostSqRing<Mmio>, Mmio, D>,
     data: DmaRegion<Mmio>,
+    /// One lease on `data` for the whole run, for the `borrow` variant.
+    held: Lease<Mmio>,
     ns: Namespace,
     prp: PrpBuilder,
     dev: NullDevice,
@@ -200,9 +209,11 @@ impl<D: Backend + Copy> Lib<D> {
         .expect("CQ");
         let qp = QueuePair::new(sq, cq, bar, Duration::from_secs(30));
         let free = (0..qp.free_slots() as u16).rev().collect();
+        let data = dma.alloc(XFER).expect("data buffer");
         Lib {
             qp,
-            data: dma.alloc(XFER).expect("data buffer"),
+            held: data.lease(),
+            data,
             ns: Namespace::from_parts(1, BLOCK, 1 << 20, Some(128 * 1024)).expect("namespace"),
             prp: PrpBuilder::new(PageSize::MIN, None),
             dev: NullDevice::new(),
@@ -219,19 +230,27 @@ impl<D: Backend + Copy> Lib<D> {
     }
 
     /// One round of commands, `batch` per doorbell: (completions reaped, wrong completions).
+    /// `LEND`: each command lends a fresh lease (`PrpBuilder::lend`); else it borrows the
+    /// long-lived one (`PrpBuilder::borrow`, nothing lent per command).
     #[inline(never)]
-    fn round(&mut self, batch: usize) -> (usize, usize) {
+    fn round<const LEND: bool>(&mut self, batch: usize) -> (usize, usize) {
         let (mut reaped, mut wrong) = (0, 0);
         let mut cids = [0u16; BATCH];
         for _ in 0..ROUND / batch {
             for (k, cid) in cids.iter_mut().enumerate().take(batch) {
                 // CAST: k < 32: 8 blocks apart.
                 let slba = k as u64 * 8;
-                let req = self
-                    .prp
-                    .lend(self.data.lease(), 0..XFER, no_list)
-                    .and_then(|p| p.into_request(|d| nvm::read(&self.ns, slba, 8, d)))
-                    .expect("a valid Read");
+                let req = if LEND {
+                    self.prp
+                        .lend(self.data.lease(), 0..XFER, no_list)
+                        .and_then(|p| p.into_request(|d| nvm::read(&self.ns, slba, 8, d)))
+                } else {
+                    self.prp
+                        .borrow(&self.held, 0..XFER, None)
+                        .and_then(|d| nvm::read(&self.ns, slba, 8, d))
+                        .map(Request::from)
+                }
+                .expect("a valid Read");
                 *cid = self.qp.push(req).expect("a free slot");
             }
             self.qp.ring().expect("rung");
@@ -454,33 +473,40 @@ fn target(rows: &mut Vec<Row>, what: String, value: f64, met: bool) {
     });
 }
 
-/// Best ns per command of each variant over `rounds` interleaved rounds.
+/// Best ns per command of each variant (reference, lend, borrow) over `rounds` rounds, the
+/// variants in turn, starting with another one each round.
 fn time_mode(
     rounds: usize,
     batch: usize,
     lib: &mut Lib<&Mmio>,
     raw: &mut RawQueue<false>,
-) -> (f64, f64) {
-    let (mut best_raw, mut best_lib) = (f64::INFINITY, f64::INFINITY);
+) -> [f64; 3] {
+    let mut best = [f64::INFINITY; 3];
     let ns = |t: Instant| t.elapsed().as_secs_f64() * 1e9 / ROUND as f64;
     for r in 0..rounds {
-        for side in [r % 2, 1 - r % 2] {
-            if side == 0 {
-                raw.post();
-                let t = Instant::now();
-                let got = raw.round(batch);
-                best_raw = best_raw.min(ns(t));
-                check(REFERENCE, got);
-            } else {
-                lib.post(batch);
-                let t = Instant::now();
-                let got = lib.round(batch);
-                best_lib = best_lib.min(ns(t));
-                check(LIBRARY, got);
-            }
+        for v in (0..3).map(|k| (r + k) % 3) {
+            let (what, t, got) = match v {
+                0 => {
+                    raw.post();
+                    let t = Instant::now();
+                    (REFERENCE, t, raw.round(batch))
+                }
+                1 => {
+                    lib.post(batch);
+                    let t = Instant::now();
+                    (LIBRARY, t, lib.round::<true>(batch))
+                }
+                _ => {
+                    lib.post(batch);
+                    let t = Instant::now();
+                    (BORROW, t, lib.round::<false>(batch))
+                }
+            };
+            best[v] = best[v].min(ns(t));
+            check(what, got);
         }
     }
-    (best_raw, best_lib)
+    best
 }
 
 pub fn run(opts: Opts) -> Vec<Row> {
@@ -512,9 +538,10 @@ pub fn run(opts: Opts) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut targets = Vec::new();
     for (case, batch) in [("per-command", 1), ("batched 32", BATCH)] {
-        let (t_raw, t_lib) = time_mode(rounds, batch, &mut lib, &mut raw);
+        let [t_raw, t_lib, t_borrow] = time_mode(rounds, batch, &mut lib, &mut raw);
         rows.push(row(case, REFERENCE, t_raw, "ns", Some(1.0)));
         rows.push(row(case, LIBRARY, t_lib, "ns", Some(t_lib / t_raw)));
+        rows.push(row(case, BORROW, t_borrow, "ns", Some(t_borrow / t_raw)));
         // The doorbell counts: two untimed rounds of each counting instance.
         let per = |n: u64| n as f64 / (2 * ROUND) as f64;
         raw_count.writes = (0, 0);
@@ -524,7 +551,7 @@ pub fn run(opts: Opts) -> Vec<Row> {
             raw_count.post();
             check(REFERENCE, raw_count.round(batch));
             lib_count.post(batch);
-            check(LIBRARY, lib_count.round(batch));
+            check(LIBRARY, lib_count.round::<true>(batch));
         }
         let raw_w = per(raw_count.writes.0 + raw_count.writes.1);
         let (lib_sq, lib_cq) = (per(counting.sq.get()), per(counting.cq.get()));
