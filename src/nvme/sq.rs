@@ -2,9 +2,10 @@
 //!
 //! [`CmbSubmissionQueue::push`] writes a 64-byte [`Command`] into the next slot of a ring in the
 //! CMB (device memory, usually mapped write-combining) with `memcpy_toio`;
-//! [`CmbSubmissionQueue::ring`] writes the new tail to the queue's doorbell in BAR0 through a
-//! [`Doorbell`](crate::publish::Doorbell)'s rule, naming the ring as the data it publishes, so the barrier in front of the
-//! doorbell write is the one the strategy and the ring's caching need: a write-combining flush
+//! [`CmbSubmissionQueue::ring`] writes the new tail to the queue's doorbell in BAR0 by the rule
+//! of a [`Doorbell`](crate::publish::Doorbell), naming the ring as the data it publishes, so the
+//! barrier in front of the doorbell write is the one the strategy and the ring's caching need:
+//! a write-combining flush
 //! (`sfence` on x86_64) when the ring is write-combining — whatever BAR0's own caching — and
 //! the `writel` barrier otherwise. Under [`Strategy::Batched`] the entries are written without
 //! barriers and that one barrier publishes all of them; under [`Strategy::Conservative`] each
