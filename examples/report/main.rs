@@ -1,4 +1,5 @@
-//! The main job: copy, barrier, allocator and DMA-memory figures on the built-in RAM backend.
+//! The main job: copy, barrier, allocator, DMA-memory and NVMe queue figures on the built-in RAM
+//! backend.
 //!
 //! ```text
 //! cargo run --release --example report [-- --csv] [-- --quick] [-- --only SECTION]
@@ -11,6 +12,7 @@ mod alloc;
 mod barrier;
 mod copy;
 mod dma;
+mod nvme;
 mod ram;
 
 /// One result row. `ratio` is relative to the section's reference variant in the same run.
@@ -59,12 +61,14 @@ fn main() {
             "--only" => match it.next() {
                 Some(name) => only = Some(name.clone()),
                 None => {
-                    eprintln!("report: --only takes a section name (copy, barrier, alloc, dma)");
+                    eprintln!(
+                        "report: --only takes a section name (copy, barrier, alloc, dma, nvme)"
+                    );
                     std::process::exit(2);
                 }
             },
             "-h" | "--help" => {
-                println!("usage: report [--csv] [--quick] [--only copy|barrier|alloc|dma]");
+                println!("usage: report [--csv] [--quick] [--only copy|barrier|alloc|dma|nvme]");
                 return;
             }
             other => {
@@ -76,11 +80,12 @@ fn main() {
         }
     }
     let opts = Opts { quick };
-    let sections: [(&str, Section); 4] = [
+    let sections: [(&str, Section); 5] = [
         ("copy", copy::run),
         ("barrier", barrier::run),
         ("alloc", alloc::run),
         ("dma", dma::run),
+        ("nvme", nvme::run),
     ];
     if csv {
         println!("section,case,bytes,misalign,variant,value,unit,ratio");
@@ -88,7 +93,7 @@ fn main() {
     let mut all = Vec::new();
     if let Some(o) = &only {
         if !sections.iter().any(|(n, _)| n == o) {
-            eprintln!("report: no section {o:?} (copy, barrier, alloc, dma)");
+            eprintln!("report: no section {o:?} (copy, barrier, alloc, dma, nvme)");
             std::process::exit(2);
         }
     }

@@ -155,6 +155,25 @@ impl<'a, T: FromBytes, B: Backend> DmaMem<'a, T, B> {
     }
 }
 
+impl<'a, T: FromBytes, B: Backend> DmaMem<'a, T, B> {
+    /// Reads the `u32` at the constant byte offset `OFF` of the `T` (a completion's dword):
+    /// one access, bounds and alignment checked at compile time as for
+    /// [`IoMem::read32`] (`OFF + 4 <= size_of::<T>()`, `OFF % 4 == 0`, `align_of::<T>() >= 4`).
+    #[inline]
+    pub fn read32<const OFF: usize>(&self) -> u32 {
+        // DMA memory carries no MMIO barriers: the relaxed access is this type's access.
+        self.io.read32_relaxed::<OFF>()
+    }
+
+    /// Writes the `u64` at the constant byte offset `OFF` of the `T` (a dword pair of a
+    /// submission queue entry): one access, checked at compile time as for [`IoMem::write64`].
+    #[inline]
+    pub fn write64<const OFF: usize>(&self, value: u64) {
+        // As for `read32`: no MMIO barriers on DMA memory.
+        self.io.write64_relaxed::<OFF>(value)
+    }
+}
+
 impl<'a, T, const N: usize, B: Backend> DmaMem<'a, [T; N], B> {
     /// A handle to element `i` (one entry of a ring).
     pub fn at(&self, i: usize) -> Result<DmaMem<'a, T, B>> {

@@ -55,6 +55,22 @@ impl AddrMap {
         }
     }
 
+    /// The device address of `[start, start + len)` (in range, `len > 0`) if it is one run of
+    /// device addresses; `None` if it spans chunks that are not adjacent. Allocates nothing.
+    #[inline]
+    fn run(&self, start: usize, len: usize) -> Option<u64> {
+        let a = self.addr(start);
+        if let AddrMap::Chunks { shift, addrs } = self {
+            let (first, last) = (start >> shift, (start + len - 1) >> shift);
+            let size = 1u64 << shift;
+            let chunks = addrs.get(first..=last)?;
+            if chunks.windows(2).any(|w| w[0] + size != w[1]) {
+                return None;
+            }
+        }
+        Some(a)
+    }
+
     /// The maximal device-contiguous runs of `[start, start + len)` (in range), in order.
     fn runs(&self, start: usize, len: usize) -> Vec<(u64, usize)> {
         let mut out: Vec<(u64, usize)> = Vec::new();
@@ -239,22 +255,21 @@ impl<B: Backend> DmaRegion<B> {
     }
 
     /// The CPU's side of the whole region.
+    #[inline]
     pub fn mem(&self) -> DmaMem<'_, [u8], B> {
         let io = IoMem::new(&self.inner.backend)
             .with_strategy(Strategy::Relaxed)
             .with_policy(WidthPolicy::MEMORY_LIKE);
-        // By the invariant the range is inside the backend; the fallback is the empty handle.
-        let io = io
-            .subslice(self.inner.offset..self.inner.offset + self.inner.len)
-            .unwrap_or_else(|_| io.retype(self.inner.offset, 0));
-        DmaMem::new(io)
+        // By the invariant of `Inner`, `offset..offset + len` is inside the backend's region
+        // (checked once, in `from_parts`), which is what `IoMem`'s invariant asks of the handle.
+        DmaMem::new(io.retype(self.inner.offset, self.inner.len))
     }
 
     /// Whether `range` of the region is one run of device addresses (what a queue created with
     /// "physically contiguous" set, or a single data pointer, needs).
     pub fn contiguous(&self, range: Range<usize>) -> Result<bool> {
         let (start, len) = check(self.inner.len, &range)?;
-        Ok(self.inner.map.runs(start, len).len() <= 1)
+        Ok(len == 0 || self.inner.map.run(start, len).is_some())
     }
 }
 
@@ -318,11 +333,13 @@ impl<B: Backend + Send + Sync + 'static> Lease<B> {
     pub fn range(&self, range: Range<usize>) -> Result<DmaAddr> {
         let i = self.inner();
         let (start, len) = check(i.len, &range)?;
-        match i.map.runs(start, len).as_slice() {
-            [] => self.addr(start),
+        if len == 0 {
+            return self.addr(start);
+        }
+        match i.map.run(start, len) {
             // SAFETY: as in `addr`: the run is memory this lease keeps allocated.
-            [(a, _)] => Ok(unsafe { DmaAddr::from_raw(*a) }),
-            _ => Err(Error::NotContiguous { offset: start, len }),
+            Some(a) => Ok(unsafe { DmaAddr::from_raw(a) }),
+            None => Err(Error::NotContiguous { offset: start, len }),
         }
     }
 
@@ -377,5 +394,18 @@ mod tests {
         assert_eq!(m.runs(0x1800, 0x1000), [(0x11800, 0x800), (0x30000, 0x800)]);
         assert_eq!(m.runs(0x100, 0x10), [(0x10100, 0x10)]);
         assert_eq!(AddrMap::Contiguous(0x5000).runs(3, 9), [(0x5003, 9)]);
+        for (start, len) in [
+            (0, 0x4000),
+            (0x1800, 0x1000),
+            (0x100, 0x10),
+            (0, 0x2000),
+            (0x2fff, 2),
+        ] {
+            let one = match m.runs(start, len).as_slice() {
+                [(a, _)] => Some(*a),
+                _ => None,
+            };
+            assert_eq!(m.run(start, len), one, "{start:#x}+{len:#x}");
+        }
     }
 }

@@ -34,7 +34,9 @@ use crate::backend::Backend;
 use crate::dma::{DmaAddr, DmaRegion, Lease};
 use crate::iomem::IoMem;
 use crate::nvme::regs::{Cap, CQ_ENTRY_SIZE};
+use crate::nvme::sq::write_doorbell;
 use crate::nvme::{invalid, ring_bytes, Result, Status};
+use crate::order::{Op, Strategy};
 
 /// One completion-queue entry, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +59,8 @@ pub struct Completion {
 /// [`SubmissionQueue`](super::sq::SubmissionQueue)). See the [module docs](self).
 ///
 /// # Invariant
-/// `doorbell + 4 <= bar.size()` and `doorbell` is 4-aligned (checked by the constructor).
+/// `doorbell + 4 <= bar.size()`, `doorbell` is 4-aligned and `bar.base_align() >= 4` (checked
+/// by the constructor, which makes the doorbell's `IoMem<u32>` once).
 pub struct CompletionQueue<B: Backend + Send + Sync + 'static, D: Backend> {
     ring: DmaRegion<B>,
     lease: Lease<B>,
@@ -146,16 +149,20 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
 
     /// The entry at the head if the controller has posted it, without consuming it: the phase
     /// tag first, then — after `dma_rmb` — the rest of the entry.
+    #[inline]
     pub fn peek(&self) -> Result<Option<Completion>> {
-        let cq = self.ring.mem();
-        let off = usize::from(self.head) * CQ_ENTRY_SIZE;
-        let dw3: u32 = cq.try_read(off + 12)?;
+        // One checked handle on the 16-byte entry; its dwords are read through it.
+        let e = self
+            .ring
+            .mem()
+            .cast::<[u32; 4]>(usize::from(self.head) * CQ_ENTRY_SIZE)?;
+        let dw3 = e.read32::<12>();
         if (dw3 >> 16) & 1 != u32::from(self.phase) {
             return Ok(None);
         }
-        cq.dma_rmb();
-        let dw0: u32 = cq.try_read(off)?;
-        let dw2: u32 = cq.try_read(off + 8)?;
+        e.dma_rmb();
+        let dw0 = e.read32::<0>();
+        let dw2 = e.read32::<8>();
         Ok(Some(Completion {
             result: dw0,
             // CAST: Dword 2 holds SQ head in 15:0 and SQ id in 31:16.
@@ -169,6 +176,7 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
 
     /// Consumes the entry at the head if the controller has posted it. The slot goes back to
     /// the controller at the next [`ring_head`](Self::ring_head).
+    #[inline]
     pub fn pop(&mut self) -> Result<Option<Completion>> {
         let c = self.peek()?;
         if c.is_some() {
@@ -184,13 +192,24 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
 
     /// Writes the head doorbell if entries were consumed since the last write: one doorbell for
     /// the whole batch. Returns how many entries it handed back.
+    #[inline]
     pub fn ring_head(&mut self) -> u16 {
         let n = self.pending;
         if n > 0 {
-            // The constructor checked the offset (the invariant): the handle always exists.
-            if let Ok(db) = IoMem::new(&self.bar).cast::<u32>(self.doorbell) {
-                db.write32::<0>(u32::from(self.head));
-            }
+            // `writel`: what `IoMem::write32` does through a handle of the default strategy,
+            // without building the handle per batch.
+            let pl = Strategy::default().placement(self.bar.arch(), Op::Write);
+            // SAFETY: the doorbell is a 4-aligned register inside BAR0 whose base is at least
+            // 4-aligned (the invariant).
+            unsafe {
+                write_doorbell(
+                    &self.bar,
+                    self.doorbell,
+                    u32::from(self.head),
+                    pl.before,
+                    pl.after,
+                )
+            };
             self.pending = 0;
         }
         n

@@ -49,6 +49,7 @@ pub enum Held<B: Backend + Send + Sync + 'static> {
 impl<B: Backend + Send + Sync + 'static> Held<B> {
     /// # Safety
     /// As [`Lent::complete`].
+    #[inline]
     unsafe fn release(self) {
         match self {
             // SAFETY: the caller's promise.
@@ -139,6 +140,7 @@ impl<B: Backend + Send + Sync + 'static> Lent<B> {
     }
 
     /// The data holder and, if any, the list holder.
+    #[inline]
     pub fn held(data: Held<B>, list: Option<Held<B>>) -> Self {
         Lent {
             data: Some(data),
@@ -156,10 +158,17 @@ impl<B: Backend + Send + Sync + 'static> Lent<B> {
     /// # Safety
     /// No device will access the lent memory any more through the addresses given out for it
     /// (the command completed, or the controller was disabled or reset since).
+    #[inline]
     pub unsafe fn complete(self) {
-        for h in [self.data, self.list].into_iter().flatten() {
-            // SAFETY: the caller's promise covers every holder of this command.
-            unsafe { h.release() }
+        let Lent { data, list } = self;
+        // SAFETY: the caller's promise covers every holder of this command.
+        unsafe {
+            if let Some(h) = data {
+                h.release();
+            }
+            if let Some(h) = list {
+                h.release();
+            }
         }
     }
 }
@@ -174,6 +183,7 @@ pub struct Request<B: Backend + Send + Sync + 'static> {
 
 impl<B: Backend + Send + Sync + 'static> Request<B> {
     /// `command` with the memory it lends.
+    #[inline]
     pub fn new(command: Command, lent: Lent<B>) -> Self {
         Request { command, lent }
     }
@@ -189,6 +199,7 @@ impl<B: Backend + Send + Sync + 'static> Request<B> {
     }
 
     /// The command and what it lends.
+    #[inline]
     pub fn into_parts(self) -> (Command, Lent<B>) {
         (self.command, self.lent)
     }

@@ -121,6 +121,7 @@ impl Command {
 
     /// A command of `opcode` for namespace `nsid` with the given data pointer and command
     /// dwords 10 to 15 — the builders' common path.
+    #[inline]
     pub(crate) fn build(opcode: u8, nsid: u32, data: Option<&DataPtr>, cdw: [u32; 6]) -> Self {
         let mut dw = [0u32; 16];
         dw[0] = u32::from(opcode);
@@ -158,6 +159,7 @@ impl Command {
 
     /// Sets the command identifier (the queue layer's job: unique among the outstanding
     /// commands of its submission queue).
+    #[inline]
     pub fn set_cid(&mut self, cid: u16) {
         self.dw[0] = (self.dw[0] & 0xffff) | u32::from(cid) << 16;
     }
@@ -188,6 +190,7 @@ impl Command {
     }
 
     /// The command as the controller reads it: every dword little-endian.
+    #[inline]
     pub fn to_le(&self) -> WireCommand {
         WireCommand(self.dw.map(u32::to_le))
     }
@@ -200,6 +203,7 @@ impl Command {
     }
 }
 
+#[inline]
 fn set_u64(dw: &mut [u32; 16], at: usize, v: u64) {
     // CAST: the low and high halves of a 64-bit field.
     dw[at] = v as u32;

@@ -32,6 +32,7 @@ use crate::nvme::{Error, Result};
 pub const MAX_BLOCKS: u32 = 65536;
 
 /// Checks `slba`, `nlb` against `ns` and returns CDW10–12.
+#[inline]
 fn range(command: &'static str, ns: &Namespace, slba: u64, nlb: u32) -> Result<[u32; 3]> {
     if nlb == 0 || nlb > MAX_BLOCKS {
         return Err(Error::InvalidField {
@@ -55,6 +56,7 @@ fn range(command: &'static str, ns: &Namespace, slba: u64, nlb: u32) -> Result<[
     Ok([slba as u32, (slba >> 32) as u32, nlb - 1])
 }
 
+#[inline]
 fn data_command(
     command: &'static str,
     opcode: u8,
@@ -91,11 +93,13 @@ fn data_command(
 }
 
 /// Read `nlb` blocks from `slba` of `ns` into `data`.
+#[inline]
 pub fn read(ns: &Namespace, slba: u64, nlb: u32, data: DataPtr) -> Result<Command> {
     data_command("Read", opcodes::nvm::READ, ns, slba, nlb, data)
 }
 
 /// Write `nlb` blocks at `slba` of `ns` from `data`.
+#[inline]
 pub fn write(ns: &Namespace, slba: u64, nlb: u32, data: DataPtr) -> Result<Command> {
     data_command("Write", opcodes::nvm::WRITE, ns, slba, nlb, data)
 }

@@ -329,8 +329,14 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         health::check_into(&regs, &self.health)?;
         let now = Instant::now();
         let mut expired = None;
+        // Stops once every command in flight has been seen.
+        let mut left = self.in_flight();
         for (cid, slot) in self.slots.iter_mut().enumerate() {
+            if left == 0 {
+                break;
+            }
             let Some(s) = slot else { continue };
+            left -= 1;
             match s.seen {
                 None => s.seen = Some(now),
                 Some(t) if !s.timed_out && now.duration_since(t) >= self.timeout => {
@@ -398,7 +404,8 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     /// (`dma_rmb`, already issued per entry) and in device memory (a CMB: `rmb`).
     #[inline]
     fn cq_barrier(&self) {
-        IoMem::new(&self.bar).barrier(Barrier::Rmb);
+        // Through BAR0's backend, as `IoMem::barrier` does, without building a handle.
+        self.bar.barrier(Barrier::Rmb);
     }
 
     /// Ends the pair after its queues were deleted on the controller: every command still in

@@ -38,6 +38,7 @@
 //! ```
 
 mod list;
+mod pages;
 mod rule;
 
 use alloc::vec::Vec;
@@ -46,6 +47,8 @@ use core::ops::Range;
 
 pub use list::{no_list, CmbPrpList, HostPrpList, NoList, PrpListMem};
 pub use rule::{CmbRule, Placement};
+
+use pages::{Page, Pages};
 
 use crate::backend::Backend;
 use crate::dma::{DmaAddr, Lease};
@@ -187,6 +190,7 @@ impl<B: Backend + Send + Sync + 'static> Prp<B> {
     /// A request from the command `build` makes with the data pointer, e.g.
     /// `prp.into_request(|d| nvm::read(&ns, 0, 8, d))`. If `build` fails the lent memory is
     /// dropped, and so kept from reuse (quarantined or leaked).
+    #[inline]
     pub fn into_request(
         self,
         build: impl FnOnce(DataPtr) -> Result<Command>,
@@ -229,8 +233,15 @@ impl PrpBuilder {
         list: Option<&dyn PrpListMem>,
     ) -> Result<DataPtr> {
         let len = range.len();
+        // A one-run range (every range of a contiguous region) needs no segment list.
+        if let Ok(a) = lease.range(range.clone()) {
+            if let Some(data) = self.one_run(a, len) {
+                return Ok(data);
+            }
+            return self.finish(self.plan(&[(a, len)], len)?.as_slice(), len, list);
+        }
         let segs = lease.segments(range)?;
-        self.finish(&self.plan(&segs, len)?, len, list)
+        self.finish(self.plan(&segs, len)?.as_slice(), len, list)
     }
 
     /// A data pointer over `range` of a p2p buffer (a CMB buffer) the caller keeps alive until
@@ -242,12 +253,13 @@ impl PrpBuilder {
         list: Option<&dyn PrpListMem>,
     ) -> Result<DataPtr> {
         let seg = p2p_segment(buf.dma_addr(), buf.len(), range)?;
-        self.finish(&self.plan(&[seg], seg.1)?, seg.1, list)
+        self.finish(self.plan(&[seg], seg.1)?.as_slice(), seg.1, list)
     }
 
     /// Lends `range` of `lease` to a command: the data pointer, and the lease (with the PRP list
     /// `list` allocates, if the transfer needs one — it is called with the bytes needed) to
     /// keep until the completion. On an error the lease is dropped, and so quarantined.
+    #[inline]
     pub fn lend<B, L>(
         &self,
         lease: Lease<B>,
@@ -260,6 +272,16 @@ impl PrpBuilder {
         Held<B>: From<L>,
     {
         let len = range.len();
+        // A one-run range (every range of a contiguous region) needs no segment list.
+        if let Ok(a) = lease.range(range.clone()) {
+            if let Some(data) = self.one_run(a, len) {
+                return Ok(Prp {
+                    data,
+                    lent: Lent::held(Held::Lease(lease), None),
+                });
+            }
+            return self.lend_segments(&[(a, len)], len, Held::Lease(lease), list);
+        }
         let segs = lease.segments(range)?;
         self.lend_segments(&segs, len, Held::Lease(lease), list)
     }
@@ -295,7 +317,7 @@ impl PrpBuilder {
         len: usize,
         list: Option<&dyn PrpListMem>,
     ) -> Result<DataPtr> {
-        self.finish(&self.plan(segments, len)?, len, list)
+        self.finish(self.plan(segments, len)?.as_slice(), len, list)
     }
 
     fn lend_segments<B, L>(
@@ -311,11 +333,12 @@ impl PrpBuilder {
         Held<B>: From<L>,
     {
         let pages = self.plan(segs, len)?;
+        let pages = pages.as_slice();
         let (ptr, made) = if pages.len() > 2 {
             let mem = list(self.page.list_bytes(pages.len()))?;
-            (self.finish(&pages, len, Some(&mem))?, Some(Held::from(mem)))
+            (self.finish(pages, len, Some(&mem))?, Some(Held::from(mem)))
         } else {
-            (self.finish(&pages, len, None)?, None)
+            (self.finish(pages, len, None)?, None)
         };
         Ok(Prp {
             data: ptr,
@@ -323,13 +346,39 @@ impl PrpBuilder {
         })
     }
 
+    /// The data pointer of a valid one- or two-page transfer of `len` bytes from `a`, one run
+    /// of device addresses, for a controller without a CMB rule: what [`plan`](Self::plan) and
+    /// [`finish`](Self::finish) make of it, computed without them. `None` for anything else
+    /// (empty, misaligned, overflowing, longer, or with a CMB rule to check): the general path
+    /// handles it, with its errors.
+    #[inline]
+    fn one_run(&self, a: DmaAddr, len: usize) -> Option<DataPtr> {
+        let start = a.get();
+        // CAST: usize is at most 64 bits wide.
+        let end = start.checked_add(len as u64)?;
+        if self.cmb.is_some() || len == 0 || start & 3 != 0 {
+            return None;
+        }
+        let second = (start & !self.page.mask()).checked_add(self.page.mask() + 1)?;
+        let prp2 = if end <= second {
+            Prp2::None
+        } else if end - second <= self.page.mask() + 1 {
+            // SAFETY: `second` lies inside the run (`start < second < end`), which the caller's
+            // lease (or p2p buffer) owns and keeps allocated.
+            Prp2::Page(unsafe { DmaAddr::from_raw(second) })
+        } else {
+            return None;
+        };
+        Some(DataPtr { prp1: a, prp2, len })
+    }
+
     /// The page entries of a transfer: `(address, bytes)` per memory page touched.
-    fn entries(&self, segs: &[(DmaAddr, usize)], len: usize) -> Result<Vec<(u64, usize)>> {
+    fn entries(&self, segs: &[(DmaAddr, usize)], len: usize) -> Result<Pages> {
         if len == 0 {
             return Err(invalid("a data transfer has at least one byte"));
         }
         let mask = self.page.mask();
-        let mut out = Vec::new();
+        let mut out = Pages::new();
         let mut left = len;
         for (index, &(a, n)) in segs.iter().enumerate() {
             if left == 0 {
@@ -380,9 +429,10 @@ impl PrpBuilder {
     }
 
     /// The page entries, checked against the CMB rule.
-    fn plan(&self, segs: &[(DmaAddr, usize)], len: usize) -> Result<Vec<(u64, usize)>> {
-        let pages = self.entries(segs, len)?;
+    fn plan(&self, segs: &[(DmaAddr, usize)], len: usize) -> Result<Pages> {
+        let planned = self.entries(segs, len)?;
         if let Some(rule) = &self.cmb {
+            let pages = planned.as_slice();
             let name = |k: usize| match (k, pages.len()) {
                 (0, _) => PrpEntry::Prp1,
                 (1, 2) => PrpEntry::Prp2,
@@ -390,16 +440,11 @@ impl PrpBuilder {
             };
             rule.check(pages.iter().enumerate().map(|(k, &(a, n))| (name(k), a, n)))?;
         }
-        Ok(pages)
+        Ok(planned)
     }
 
     /// The data pointer over planned `pages`, writing the list into `list` if needed.
-    fn finish(
-        &self,
-        pages: &[(u64, usize)],
-        len: usize,
-        list: Option<&dyn PrpListMem>,
-    ) -> Result<DataPtr> {
+    fn finish(&self, pages: &[Page], len: usize, list: Option<&dyn PrpListMem>) -> Result<DataPtr> {
         let addr = |a: u64| {
             // SAFETY: every page entry lies inside a segment the caller vouched for (a lease's
             // or a p2p buffer's own segments, or `from_segments`' contract).
@@ -428,7 +473,7 @@ impl PrpBuilder {
 
     /// Writes the list of `entries` (pages 2 and on) into `mem`, chained across list pages;
     /// returns the first list page's address.
-    fn write_list(&self, mem: &dyn PrpListMem, entries: &[(u64, usize)]) -> Result<DmaAddr> {
+    fn write_list(&self, mem: &dyn PrpListMem, entries: &[Page]) -> Result<DmaAddr> {
         let page = self.page.bytes();
         let per = page / 8;
         let n = list_pages(entries.len(), per);
