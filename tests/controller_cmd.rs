@@ -378,10 +378,6 @@ fn pairs_on_threads_push_sixteen_and_ring_once() {
 }
 
 #[test]
-#[ignore = "bug in src/nvme/ctrl/qpair.rs (not this branch's file): QueuePair::wait(cid) \
-            returns UnknownCid for a command whose completion an earlier wait for another cid \
-            reaped and kept in the ready list (wait checks the in-flight slot, which reaping \
-            emptied, before it looks at the ready list)"]
 fn waiting_out_of_order_finds_completions_reaped_by_an_earlier_wait() {
     let dma = MockDma::new(4 << 20);
     let (model, ctrl, ns, mut qp) = up_io(&dma, config(), 16);
@@ -402,9 +398,6 @@ fn waiting_out_of_order_finds_completions_reaped_by_an_earlier_wait() {
 }
 
 #[test]
-#[ignore = "bug in src/nvme/ctrl/qpair.rs (not this branch's file): a completion kept in the \
-            ready list by wait() has already given its cid back to the free list, so a new \
-            command reusing that cid is answered by the old command's completion"]
 fn a_reused_cid_is_not_answered_by_a_kept_completion() {
     let dma = MockDma::new(4 << 20);
     let (model, ctrl, ns, mut qp) = up_io(&dma, config(), 16);
@@ -413,9 +406,9 @@ fn a_reused_cid_is_not_answered_by_a_kept_completion() {
     let a = qp.push(write_req(&ctrl, &dma, &ns, 0, &a_buf)).unwrap();
     let b = qp.push(write_req(&ctrl, &dma, &ns, 8, &b_buf)).unwrap();
     qp.ring().unwrap();
-    qp.wait(b).unwrap(); // A's completion is kept for a later poll
-                         // A read that fails (an injected status) on whatever cid comes next; one of the next two
-                         // pushes reuses A's cid.
+    // A's completion is kept for a later wait or poll; its cid stays taken until then.
+    qp.wait(b).unwrap();
+    // Reads that fail (an injected status): none may be answered by A's kept completion.
     model.inject(Fault::Status {
         target: Target::io(opcodes::nvm::READ),
         status: 0x4002,
@@ -425,7 +418,10 @@ fn a_reused_cid_is_not_answered_by_a_kept_completion() {
     let d2 = dma.alloc(4096).unwrap();
     let c1 = qp.submit(read_req(&ctrl, &dma, &ns, 0, &d1)).unwrap();
     let c2 = qp.submit(read_req(&ctrl, &dma, &ns, 0, &d2)).unwrap();
-    assert!(c1 == a || c2 == a, "cids {c1} {c2}, A was {a}");
+    assert!(
+        c1 != a && c2 != a,
+        "cids {c1} {c2} reuse A's {a} while its completion is kept"
+    );
     for c in [c1, c2] {
         let r = qp.wait(c);
         assert!(
@@ -433,4 +429,12 @@ fn a_reused_cid_is_not_answered_by_a_kept_completion() {
             "cid {c}: {r:?}"
         );
     }
+    // A's completion, handed out at last, is A's own (a successful Write).
+    let done = qp.wait(a).unwrap();
+    assert_eq!((done.cid, done.opcode), (a, opcodes::nvm::WRITE));
+    // Now its cid is free again.
+    let d3 = dma.alloc(4096).unwrap();
+    let c3 = qp.submit(read_req(&ctrl, &dma, &ns, 0, &d3)).unwrap();
+    assert!(qp.wait(c3).is_ok());
+    assert_eq!(qp.in_flight(), 0);
 }

@@ -38,6 +38,8 @@ pub struct MockDma {
     base: u64,
     run: usize,
     quarantine: Arc<Quarantine>,
+    /// One count per clone of this provider (regions hold the quarantine, not this).
+    handles: Arc<()>,
 }
 
 /// Frees a mock allocation's pages when the region (and every lease on it) is gone.
@@ -67,6 +69,7 @@ impl MockDma {
             base: 0x1_0000_0000,
             run: usize::MAX,
             quarantine: Arc::new(Quarantine::default()),
+            handles: Arc::new(()),
         }
     }
 
@@ -280,7 +283,7 @@ impl DmaProvider for MockDma {
 
 impl Drop for MockDma {
     fn drop(&mut self) {
-        if Arc::strong_count(&self.quarantine) > 1 {
+        if Arc::strong_count(&self.handles) > 1 {
             return; // another clone (a device model, the driver) still reaches the memory
         }
         // SAFETY: the mock's device side (`device_write`, `device_read`) is reached only through

@@ -39,6 +39,8 @@
 //! # Ok::<(), iomem::nvme::Error>(())
 //! ```
 
+use core::mem::ManuallyDrop;
+
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::backend::{Backend, Caching};
@@ -84,6 +86,11 @@ pub trait SqRing {
     unsafe fn retire(self)
     where
         Self: Sized;
+    /// Drops the ring while its queue may still exist on the controller: the memory is kept
+    /// from reuse (a host ring's lease quarantines it, a CMB ring stays allocated in its pool).
+    fn abandon(self)
+    where
+        Self: Sized;
 }
 
 impl<B: Backend> SqRing for P2pBuf<B> {
@@ -106,6 +113,9 @@ impl<B: Backend> SqRing for P2pBuf<B> {
     unsafe fn retire(self) {
         // Freed into its pool: the caller guarantees the controller no longer reads it.
         drop(self);
+    }
+    fn abandon(self) {
+        self.quarantine();
     }
 }
 
@@ -199,6 +209,10 @@ impl<B: Backend + Send + Sync + 'static> SqRing for HostSqRing<B> {
         // SAFETY: the caller guarantees the controller no longer reads the ring.
         unsafe { self.lease.complete() };
     }
+    fn abandon(self) {
+        // The lease, dropped uncompleted, quarantines the ring.
+        drop(self);
+    }
 }
 
 /// Writes `value` to the 32-bit register at byte `off` of `bar` with the barriers `before` and
@@ -245,7 +259,8 @@ pub type HostSubmissionQueue<B, D> = SubmissionQueue<HostSqRing<B>, D>;
 /// `doorbell + 4 <= bar.size()`, `doorbell` is 4-aligned and `bar.base_align() >= 4` (checked
 /// by the constructor, which makes the doorbell's `IoMem<u32>` once).
 pub struct SubmissionQueue<R: SqRing, D: Backend> {
-    ring: R,
+    /// Taken once: by [`retire`](Self::retire) or by the drop (which abandons it).
+    ring: ManuallyDrop<R>,
     bar: D,
     doorbell: usize,
     strategy: Strategy,
@@ -293,7 +308,7 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
         Ok(SubmissionQueue {
             bar,
             doorbell,
-            ring,
+            ring: ManuallyDrop::new(ring),
             strategy,
             qid,
             entries,
@@ -430,9 +445,31 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
     pub fn strategy(&self) -> Strategy {
         self.strategy
     }
-    /// Gives the ring back (the queue must have been deleted on the controller).
-    pub fn into_ring(self) -> R {
-        self.ring
+    /// Ends the queue and gives the ring's memory back to its owner ([`SqRing::retire`]).
+    /// (Dropped instead, the queue abandons the ring: [`SqRing::abandon`] keeps it from
+    /// reuse, since the controller may still fetch from it.)
+    ///
+    /// # Safety
+    /// The controller will not read the ring any more: the queue was deleted on it, or it was
+    /// reset.
+    pub unsafe fn retire(self) {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the ring is taken here only.
+        let ring = unsafe { ManuallyDrop::take(&mut this.ring) };
+        // SAFETY: `this` is never dropped or used again, so `bar` is dropped here only; the
+        // other fields are plain data.
+        unsafe { core::ptr::drop_in_place(&mut this.bar) };
+        // SAFETY: the caller's guarantee.
+        unsafe { ring.retire() }
+    }
+}
+
+impl<R: SqRing, D: Backend> Drop for SubmissionQueue<R, D> {
+    fn drop(&mut self) {
+        // SAFETY: `drop` runs once and `retire` never drops the queue, so the ring is taken
+        // here only.
+        let ring = unsafe { ManuallyDrop::take(&mut self.ring) };
+        ring.abandon();
     }
 }
 

@@ -154,18 +154,25 @@ impl<B: Backend> fmt::Debug for P2pBuf<B> {
     }
 }
 
-impl<B: Backend> Drop for P2pBuf<B> {
+impl<B: Backend> P2pBuf<B> {
+    /// Gives the buffer's node back to the allocator: freed, or (`quarantine`) kept allocated
+    /// for the pool's life. Runs once per buffer (its drop, or [`quarantine`](Self::quarantine),
+    /// which forgets the buffer).
     #[inline]
-    fn drop(&mut self) {
+    fn release(&mut self, quarantine: bool) {
         let node = self.slot as u32;
-        let (freed, last) = self.inner().state.with(|t| {
-            let freed = t.free(node);
-            (freed, freed && t.allocations == 0)
+        let (released, last) = self.inner().state.with(|t| {
+            let released = if quarantine {
+                t.quarantine(node)
+            } else {
+                t.free(node)
+            };
+            (released, released && t.allocations == 0)
         });
-        // Every buffer owns exactly one allocated node until this drop.
-        debug_assert!(freed, "P2pBuf freed a node that was not allocated");
+        // Every buffer owns exactly one allocated node until it is released.
+        debug_assert!(released, "P2pBuf released a node that was not allocated");
         if last {
-            // This drop made the pool's count of live allocations 0, so the buffers' strong
+            // This release made the pool's count of live allocations 0, so the buffers' strong
             // count (taken when the count became 1) is this thread's to give back; until then
             // the `Inner` is alive. (If another thread meanwhile made the count 1 again, it took
             // a strong count of its own.)
@@ -176,6 +183,21 @@ impl<B: Backend> Drop for P2pBuf<B> {
         // Otherwise another buffer is live and keeps the `Inner` alive past the release of the
         // lock above, the last access to it here (as in `Arc`'s own drop, the memory may be freed
         // by another thread as soon as that atomic store is done).
+    }
+
+    /// Drops the handle but keeps its memory allocated for as long as the pool lives: for a
+    /// buffer a device may still write (its command never completed). Counted in
+    /// [`P2pStats::quarantined`](super::P2pStats::quarantined).
+    pub(crate) fn quarantine(self) {
+        let mut this = core::mem::ManuallyDrop::new(self);
+        this.release(true);
+    }
+}
+
+impl<B: Backend> Drop for P2pBuf<B> {
+    #[inline]
+    fn drop(&mut self) {
+        self.release(false);
     }
 }
 

@@ -11,9 +11,10 @@ use crate::iomem::IoMem;
 /// A peer-to-peer buffer lent to a device (a CMB buffer a command reads into or writes from,
 /// a PRP list in the CMB): the buffer stays allocated until [`complete`](Self::complete).
 ///
-/// Dropped without completing — a command abandoned, a timeout — the buffer is **leaked**:
-/// never returned to its pool, so no later allocation gets memory the device may still write.
-/// (A p2p pool has no quarantine to release after a reset; the leak lasts as long as the pool.)
+/// Dropped without completing — a command abandoned, a timeout — the buffer is
+/// **quarantined**: its memory stays allocated for as long as the pool lives, so no later
+/// allocation gets memory the device may still write
+/// ([`P2pStats::quarantined`](super::P2pStats::quarantined) counts it).
 ///
 /// ```
 /// use iomem::backend::MockIo;
@@ -22,8 +23,9 @@ use crate::iomem::IoMem;
 /// let pool = P2pPool::new(MockIo::new(16 * 4096), 0x1_0000_0000)?;
 /// let lent = pool.alloc(4096, 4096)?.lend();
 /// let addr = lent.dma_addr().get();
-/// drop(lent);                                 // abandoned: leaked
+/// drop(lent);                                 // abandoned: quarantined
 /// assert_ne!(pool.alloc(4096, 4096)?.bus_addr(), addr);
+/// assert_eq!(pool.stats().quarantined, 4096);
 /// let lent = pool.alloc(4096, 4096)?.lend();
 /// let addr = lent.dma_addr().get();
 /// // SAFETY: no device was given the address.
@@ -34,7 +36,8 @@ use crate::iomem::IoMem;
 /// ```
 ///
 /// # Invariant
-/// `buf` is taken only by `complete`, which consumes the lease; otherwise it is never dropped.
+/// `buf` is taken once: by `complete`, which consumes the lease without dropping it, or by the
+/// drop, which quarantines it.
 pub struct P2pLease<B: Backend> {
     buf: ManuallyDrop<P2pBuf<B>>,
 }
@@ -84,5 +87,14 @@ impl<B: Backend> P2pLease<B> {
 impl<B: Backend> fmt::Debug for P2pLease<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("P2pLease").field(&*self.buf).finish()
+    }
+}
+
+impl<B: Backend> Drop for P2pLease<B> {
+    fn drop(&mut self) {
+        // SAFETY: `drop` runs once and `complete` forgets the lease instead of dropping it, so
+        // the buffer is taken here only (the invariant).
+        let buf = unsafe { ManuallyDrop::take(&mut self.buf) };
+        buf.quarantine();
     }
 }

@@ -26,6 +26,9 @@ pub struct P2pStats {
     pub largest_free: usize,
     /// Live allocations.
     pub allocations: usize,
+    /// Bytes quarantined: buffers lent to a device and dropped before the device was done
+    /// ([`P2pLease`](super::P2pLease)); they stay allocated for the pool's life.
+    pub quarantined: usize,
     /// Free blocks (a measure of fragmentation).
     pub free_blocks: usize,
     /// The pool's granularity.
@@ -201,6 +204,7 @@ impl<B: Backend> P2pPool<B> {
             free: (t.free as usize) << shift,
             largest_free: (t.largest_free() as usize) << shift,
             allocations: t.allocations as usize,
+            quarantined: (t.quarantined as usize) << shift,
             free_blocks: t.free_blocks as usize,
             granularity: 1 << shift,
         })

@@ -102,6 +102,9 @@ pub(super) struct Tlsf {
     pub(super) free: u32,
     /// Live allocations.
     pub(super) allocations: u32,
+    /// Granules of quarantined blocks: allocated for good, with no buffer (a device may still
+    /// write them), not counted in `allocations`.
+    pub(super) quarantined: u32,
     /// Free blocks.
     pub(super) free_blocks: u32,
 }
@@ -126,6 +129,7 @@ impl Tlsf {
             total,
             free: total,
             allocations: 0,
+            quarantined: 0,
             free_blocks: 0,
         };
         let n = t.new_node(0, total);
@@ -359,6 +363,21 @@ impl Tlsf {
     #[cfg(test)]
     fn start(&self, i: u32) -> u32 {
         self.nodes[i as usize].start
+    }
+
+    /// Quarantines allocated node `i`: it stays allocated for as long as the allocator lives but
+    /// is no longer a live allocation. Returns `false` (and changes nothing) if `i` is not an
+    /// allocated block.
+    pub(super) fn quarantine(&mut self, i: u32) -> bool {
+        let Some(&node) = self.nodes.get(i as usize) else {
+            return false;
+        };
+        if i < FIRST_BLOCK || node.is_free() || node.size == 0 {
+            return false;
+        }
+        self.allocations -= 1;
+        self.quarantined += node.size;
+        true
     }
 
     /// Frees allocated node `i`, coalescing with free neighbours. Returns `false` (and changes

@@ -463,7 +463,7 @@ unsafe fn retire_rings<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend
 ) {
     // SAFETY: the caller's guarantee, for each ring.
     unsafe {
-        sq.into_ring().retire();
+        sq.retire();
         drop(cq.retire());
     }
 }

@@ -236,17 +236,20 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     /// completion naming no outstanding command (the entry is consumed).
     #[inline]
     pub fn poll(&mut self, max: usize, mut f: impl FnMut(Done)) -> Result<usize> {
+        self.health.get()?;
         let mut n = 0;
         while n < max {
             let Some(d) = self.ready.pop_front() else {
                 break;
             };
+            self.free.push(d.cid);
             f(d);
             n += 1;
         }
         while n < max {
             match self.reap_one() {
                 Ok(Some(d)) => {
+                    self.free.push(d.cid);
                     f(d);
                     n += 1;
                 }
@@ -269,10 +272,18 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     }
 
     /// Polls until command `cid` completes and returns it (with [`Done::ok`] applied); other
-    /// completions seen meanwhile are kept for the next [`poll`](Self::poll). Checks the
+    /// completions seen meanwhile are kept for the next [`poll`](Self::poll) or `wait` (their
+    /// cids stay taken until then). Checks the
     /// controller and the deadlines while it waits: ends with [`Error::Timeout`] after the
     /// command timeout, or [`Error::DeviceGone`] as soon as the device is seen gone.
     pub fn wait(&mut self, cid: u16) -> Result<Done> {
+        // Reaped by an earlier wait for another command, and kept.
+        if let Some(i) = self.ready.iter().position(|d| d.cid == cid) {
+            if let Some(d) = self.ready.remove(i) {
+                self.free.push(cid);
+                return d.ok();
+            }
+        }
         if self.slot(cid).is_none() {
             return Err(Error::UnknownCid {
                 qid: self.sq.qid(),
@@ -281,19 +292,11 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         }
         let mut spins = 0u32;
         loop {
-            if let Some(i) = self.ready.iter().position(|d| d.cid == cid) {
-                return self.ready.remove(i).map_or(
-                    Err(Error::UnknownCid {
-                        qid: self.sq.qid(),
-                        cid,
-                    }),
-                    Done::ok,
-                );
-            }
             let reaped = self.reap_one();
             self.cq.ring_head();
             match reaped? {
                 Some(d) if d.cid == cid => {
+                    self.free.push(cid);
                     self.cq_barrier();
                     return d.ok();
                 }
@@ -365,7 +368,9 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         self.slots.get(usize::from(cid)).and_then(Option::as_ref)
     }
 
-    /// One completion from the queue, its command retired.
+    /// One completion from the queue, its command retired. Its cid stays taken until the
+    /// completion is handed out (so a kept completion is never confused with a later command
+    /// under the same cid).
     #[inline]
     fn reap_one(&mut self) -> Result<Option<Done>> {
         let Some(c) = self.cq.pop()? else {
@@ -385,7 +390,6 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         else {
             return Err(Error::UnknownCid { qid, cid: c.cid });
         };
-        self.free.push(c.cid);
         // An out-of-range head is a controller bug; the command still completed.
         let _ = self.sq.update_head(c.sq_head);
         // SAFETY: the controller posted this command's completion, so it is done with the
@@ -423,7 +427,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         }
         // SAFETY: as above, for the rings.
         unsafe {
-            sq.into_ring().retire();
+            sq.retire();
             cq.retire();
         }
     }
