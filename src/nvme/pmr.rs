@@ -319,7 +319,7 @@ pub fn health(sts: Pmrsts) -> Result<PmrHealth> {
         match sts.hsts() {
             PmrHealth::Normal => return Ok(PmrHealth::Normal),
             PmrHealth::RestoreError => "HSTS: restore error: the contents were not restored",
-            PmrHealth::ReadOnly => "HSTS: read only: writes are not persistent",
+            PmrHealth::ReadOnlyMedia => "HSTS: read only: writes are not persistent",
             PmrHealth::Unreliable => "HSTS: unreliable",
         }
     };

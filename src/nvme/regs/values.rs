@@ -80,8 +80,10 @@ pub enum PmrHealth {
     Normal = 0,
     /// Restore error: the contents were not restored after the last power cycle.
     RestoreError = 1,
-    /// Read only: writes to the PMR are not persistent (or not accepted).
-    ReadOnly = 2,
+    /// Read Only (the specification's name; a distinct one here so that rustc's diagnostics
+    /// keep naming `reg::ReadOnly` briefly): writes to the PMR are not persistent (or not
+    /// accepted).
+    ReadOnlyMedia = 2,
     /// Unreliable: reads and writes may fail or return wrong data.
     Unreliable = 3,
 }
@@ -95,7 +97,7 @@ impl PmrHealth {
         match v {
             0 => Some(PmrHealth::Normal),
             1 => Some(PmrHealth::RestoreError),
-            2 => Some(PmrHealth::ReadOnly),
+            2 => Some(PmrHealth::ReadOnlyMedia),
             3 => Some(PmrHealth::Unreliable),
             _ => None,
         }
