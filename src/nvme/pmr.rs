@@ -421,36 +421,32 @@ impl<B: Backend> PmrPool<B> {
         self.page_aligned(bytes)
     }
 
+    /// A page-aligned buffer if `allowed`, else [`Error::Unsupported`] naming `what`.
+    fn gated(&self, allowed: bool, what: &'static str, bytes: usize) -> Result<P2pBuf<B>> {
+        if !allowed {
+            return Err(Error::Unsupported { what });
+        }
+        self.page_aligned(bytes)
+    }
+
     /// A page-aligned buffer for the data of Read commands (controller to PMR). Needs
     /// PMRCAP.RDS.
     pub fn alloc_read_buf(&self, bytes: usize) -> Result<P2pBuf<B>> {
-        if !self.info.rds {
-            return Err(Error::Unsupported {
-                what: "read data in the persistent memory region (PMRCAP.RDS)",
-            });
-        }
-        self.page_aligned(bytes)
+        let what = "read data in the persistent memory region (PMRCAP.RDS)";
+        self.gated(self.info.rds, what, bytes)
     }
 
     /// A page-aligned buffer for the data of Write commands (PMR to controller). Needs
     /// PMRCAP.WDS.
     pub fn alloc_write_buf(&self, bytes: usize) -> Result<P2pBuf<B>> {
-        if !self.info.wds {
-            return Err(Error::Unsupported {
-                what: "write data in the persistent memory region (PMRCAP.WDS)",
-            });
-        }
-        self.page_aligned(bytes)
+        let what = "write data in the persistent memory region (PMRCAP.WDS)";
+        self.gated(self.info.wds, what, bytes)
     }
 
     /// A page-aligned buffer for both. Needs PMRCAP.RDS and WDS.
     pub fn alloc_data_buf(&self, bytes: usize) -> Result<P2pBuf<B>> {
-        if !(self.info.rds && self.info.wds) {
-            return Err(Error::Unsupported {
-                what: "read and write data in the persistent memory region (PMRCAP.RDS and WDS)",
-            });
-        }
-        self.page_aligned(bytes)
+        let what = "read and write data in the persistent memory region (PMRCAP.RDS and WDS)";
+        self.gated(self.info.rds && self.info.wds, what, bytes)
     }
 
     /// Makes every earlier write to the PMR persistent by the controller's mechanism: a

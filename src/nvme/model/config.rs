@@ -145,7 +145,9 @@ impl CmbConfig {
 /// PMRMSC.CMSE is set and lie in `[CBA, CBA + size)`. A read of PMRSTS while the PMR is ready
 /// and PMRWBM has bit 1 is a flush: the contents are what
 /// [`NvmeModel::pmr_persisted`](super::NvmeModel::pmr_persisted) returns from then on (QEMU
-/// msyncs the backing file).
+/// msyncs the backing file). PMRWBM bit 0 is reported as configured, but a memory read of the
+/// PMR flushes nothing in the model. PMREBS and PMRSWTP read 0, as QEMU's; the PMR is not
+/// touched by a controller reset (CC.EN = 0), as the specification says of PMRCTL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PmrConfig {
     /// Size in bytes: a power of two from 4 KiB to 1 GiB (QEMU requires a power of two).

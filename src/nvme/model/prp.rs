@@ -37,9 +37,10 @@ pub(super) enum Place {
 /// Which way data moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dir {
-    /// Controller to host memory (Read, Identify): CMBSZ.RDS governs the CMB.
+    /// Controller to host memory (Read, Identify): CMBSZ.RDS governs the CMB, PMRCAP.RDS the
+    /// PMR.
     ToHost,
-    /// Host memory to controller (Write): CMBSZ.WDS governs the CMB.
+    /// Host memory to controller (Write): CMBSZ.WDS governs the CMB, PMRCAP.WDS the PMR.
     FromHost,
 }
 
@@ -158,36 +159,30 @@ impl Ctrl {
         addr: u64,
         len: usize,
     ) -> Result<(), u16> {
-        match self.place(addr) {
+        let pick = |rds: bool, wds: bool| match dir {
+            Dir::ToHost => rds,
+            Dir::FromHost => wds,
+        };
+        // Controller memory (CMB or PMR): whether this direction may use it, and whether the
+        // range fits; host memory: always both. PRP1's side decides the rest.
+        let place = self.place(addr);
+        let (allowed, inside) = match place {
             Place::Bar0 => return Err(sc::DATA_TRANSFER),
             Place::Cmb(off) => {
                 let c = self.cfg.cmb.ok_or(sc::DATA_TRANSFER)?;
-                let allowed = match dir {
-                    Dir::ToHost => c.rds,
-                    Dir::FromHost => c.wds,
-                };
-                if !cmb || !allowed {
-                    return Err(sc::INVALID_CMB_USE | sc::DNR);
-                }
-                if !self.in_cmb(off, len) {
-                    return Err(sc::DATA_TRANSFER);
-                }
+                (pick(c.rds, c.wds), self.in_cmb(off, len))
             }
             Place::Pmr(off) => {
                 let p = self.cfg.pmr.ok_or(sc::DATA_TRANSFER)?;
-                let allowed = match dir {
-                    Dir::ToHost => p.rds,
-                    Dir::FromHost => p.wds,
-                };
-                if !cmb || !allowed {
-                    return Err(sc::INVALID_CMB_USE | sc::DNR);
-                }
-                if !self.in_pmr(off, len) {
-                    return Err(sc::DATA_TRANSFER);
-                }
+                (pick(p.rds, p.wds), self.in_pmr(off, len))
             }
-            Place::Host if cmb => return Err(sc::INVALID_CMB_USE | sc::DNR),
-            Place::Host => {}
+            Place::Host => (true, true),
+        };
+        if !allowed || (place == Place::Host) == cmb {
+            return Err(sc::INVALID_CMB_USE | sc::DNR);
+        }
+        if !inside {
+            return Err(sc::DATA_TRANSFER);
         }
         segs.push(Seg { addr, len });
         Ok(())
