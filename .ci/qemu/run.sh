@@ -13,6 +13,9 @@
 #               expects not-supported (the q35 host bridge 8086:29c0 is in no table) (qboot)
 #   p2p-switch  the same with both behind one switch (x3130-upstream, two xio3130-downstream
 #               ports, under a pcie-root-port): expects switch (qboot)
+#   pmr         examples/nvme_pmr.rs, two boots on one PMR backing file ($WORK/pmr.img):
+#               pmr-write writes a pattern through the PMR and flushes it (a PMRSTS read), the
+#               host checks the file, pmr-check reads it back after the reboot (qboot)
 # A run passes only if the guest prints IOMEM-E2E-EXIT=0 (QEMU exits 0 whatever the guest does).
 #
 # Usage: .ci/qemu/run.sh [run-name...]       (default: all six). Needs root for apt-get.
@@ -44,6 +47,8 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
     --target x86_64-unknown-linux-gnu --target-dir "$ROOT/target/guest"
 BIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/nvme_e2e
 P2PBIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/p2p_distance
+PMRBIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/nvme_pmr
+[ -x "$PMRBIN" ] || { echo "qemu: guest binary $PMRBIN missing" >&2; exit 1; }
 for b in "$BIN" "$P2PBIN"; do
     [ -x "$b" ] || { echo "qemu: guest binary $b missing" >&2; exit 1; }
 done
@@ -57,6 +62,7 @@ cp /bin/busybox "$IRD/bin/busybox"
 install -m 0755 "$ROOT/.ci/qemu/init" "$IRD/init"
 install -m 0755 "$BIN" "$IRD/nvme_e2e"
 install -m 0755 "$P2PBIN" "$IRD/p2p_distance"
+install -m 0755 "$PMRBIN" "$IRD/nvme_pmr"
 (cd "$IRD" && find . | LC_ALL=C sort | cpio --quiet -o -H newc) > "$WORK/initramfs.cpio"
 
 QBOOT=/usr/share/qemu/qboot.rom
@@ -144,6 +150,35 @@ unplug_run() {
     rm -f "$mon.in" "$mon.out"
 }
 
+# The pmr run: two boots, one after the other, on one PMR backing file. The host checks the
+# file between them with the same binary (`nvme_pmr file PATH SEED`).
+PMR_SEED=20261202
+pmr_run() {
+    local img=$WORK/pmr.img host hrc=0 w c sw sc sh
+    rm -f "$img" "$WORK/pmr-disk.img" "$WORK"/pmr-write.* "$WORK"/pmr-check.*
+    truncate -s 1M "$img"
+    truncate -s 1M "$WORK/pmr-disk.img"
+    local dev=(-object "memory-backend-file,id=pmr0,share=on,mem-path=$img,size=1M"
+        -drive "file=$WORK/pmr-disk.img,if=none,id=d0,format=raw"
+        -device nvme,serial=pmr0,drive=d0,pmrdev=pmr0)
+    IOMEM_BIN=nvme_pmr boot pmr-write qboot "write,$PMR_SEED" "${dev[@]}"
+    host=$("$PMRBIN" file "$img" "$PMR_SEED" 2>&1) || hrc=$?
+    IOMEM_BIN=nvme_pmr boot pmr-check qboot "check,$PMR_SEED" "${dev[@]}"
+    { sed 's/^/[pmr-write] /' "$WORK/pmr-write.log"; echo "$host" | sed 's/^/[host] /'
+      sed 's/^/[pmr-check] /' "$WORK/pmr-check.log"; } >"$WORK/pmr.log"
+    sum() { tr -d '\r' <"$1" | sed -n 's/^IOMEM-PMR-SUM=//p' | tail -n 1; }
+    w=$(cat "$WORK/pmr-write.result"); c=$(cat "$WORK/pmr-check.result")
+    sw=$(sum "$WORK/pmr-write.log"); sc=$(sum "$WORK/pmr-check.log")
+    sh=$(echo "$host" | sed -n 's/^IOMEM-PMR-SUM=//p')
+    local first; first=$(od -An -tx1 -N8 "$img" | tr -s ' ')
+    local line="$w; host file $img: sum ${sh:-none}, first bytes$first; $c"
+    case "$w/$c" in
+        pass*/pass*) [ "$hrc" = 0 ] && [ -n "$sw" ] && [ "$sw" = "$sh" ] && [ "$sh" = "$sc" ] \
+            && { echo "pass pmr: $line" >"$WORK/pmr.result"; return; } ;;
+    esac
+    echo "FAIL pmr: $line (sums: guest write ${sw:-none}, host ${sh:-none} rc $hrc, guest check ${sc:-none})" >"$WORK/pmr.result"
+}
+
 start_run() {
     local r=$1
     rm -f "$WORK/$r.result" "$WORK/$r.log"
@@ -159,12 +194,13 @@ start_run() {
         p2p-root) IOMEM_BIN=p2p_distance boot p2p-root qboot not-supported $(two_disks p2p-root pcie.0 pcie.0) ;;
         # shellcheck disable=SC2046,SC2086
         p2p-switch) IOMEM_BIN=p2p_distance boot p2p-switch qboot switch $SWITCH $(two_disks p2p-switch dn1 dn2) ;;
+        pmr) pmr_run ;;
         *) echo "FAIL $r: unknown run (seabios, qboot, fault, unplug, p2p-root, p2p-switch)" >"$WORK/$r.result" ;;
     esac
 }
 
 runs=("$@")
-[ ${#runs[@]} -gt 0 ] || runs=(seabios qboot fault unplug p2p-root p2p-switch)
+[ ${#runs[@]} -gt 0 ] || runs=(seabios qboot fault unplug p2p-root p2p-switch pmr)
 # Each guest is one TCG thread: run as many at once as there are CPUs.
 jobs_max=${IOMEM_QEMU_JOBS:-$(nproc)}
 tg=$(date +%s.%N)

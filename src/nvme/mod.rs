@@ -5,6 +5,8 @@
 //!   compile-time-offset access, and doorbell offsets.
 //! - [`cmb`]: finding the Controller Memory Buffer, enabling it on NVMe 1.4+, and a
 //!   capability-checked allocator over it.
+//! - [`pmr`]: the Persistent Memory Region: discovery, enable (PMRCTL, PMRMSC), the PMRSTS
+//!   flush, and an allocator gated by RDS/WDS.
 //! - [`sq`]: a submission queue over a ring in the CMB or in host DMA memory.
 //! - [`cq`]: a completion queue in host DMA memory (phase tag, `dma_rmb`, batched head
 //!   doorbell).
@@ -28,6 +30,7 @@ mod error;
 pub mod identify;
 #[cfg(feature = "model")]
 pub mod model;
+pub mod pmr;
 pub mod prp;
 pub mod regs;
 pub mod sq;

@@ -10,7 +10,7 @@ use crate::nvme::{invalid, Result};
 /// The model controller's configuration: what CAP, VS, Identify and the namespace report.
 ///
 /// The defaults are a small QEMU 7.2 controller: NVMe 1.4, 1024-entry queues, contiguous
-/// queues required, 512-byte LBAs, 2048 of them, MDTS 5, 8 I/O queue pairs, no CMB.
+/// queues required, 512-byte LBAs, 2048 of them, MDTS 5, 8 I/O queue pairs, no CMB, no PMR.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelConfig {
     /// LBA data size in bytes: a power of two from 512 to 65536 (512 and 4096 are usual).
@@ -39,6 +39,8 @@ pub struct ModelConfig {
     pub ready_delay: Duration,
     /// The Controller Memory Buffer, if the controller has one.
     pub cmb: Option<CmbConfig>,
+    /// The Persistent Memory Region, if the controller has one (CAP.PMRS).
+    pub pmr: Option<PmrConfig>,
     /// Bus address of BAR0 (the model refuses data pointers into it: Data Transfer Error).
     pub bar0_bus_addr: u64,
 }
@@ -57,6 +59,7 @@ impl Default for ModelConfig {
             vs: 0x0001_0400,
             ready_delay: Duration::ZERO,
             cmb: None,
+            pmr: None,
             bar0_bus_addr: 0xfebf_0000,
         }
     }
@@ -133,6 +136,94 @@ impl CmbConfig {
     }
 }
 
+/// The Persistent Memory Region of the model: the whole of its BAR, like QEMU's
+/// (`-object memory-backend-file,…` with `-device nvme,…,pmrdev=…`).
+///
+/// PMRCTL.EN = 1 sets PMRSTS.NRDY until [`ready_delay`](Self::ready_delay) has passed (QEMU:
+/// ready at once); EN = 0 sets NRDY and turns CMSE off. While EN = 0 the BAR reads 0 and
+/// ignores writes (QEMU disables the memory region). Addresses count as the PMR only while
+/// PMRMSC.CMSE is set and lie in `[CBA, CBA + size)`. A read of PMRSTS while the PMR is ready
+/// and PMRWBM has bit 1 is a flush: the contents are what
+/// [`NvmeModel::pmr_persisted`](super::NvmeModel::pmr_persisted) returns from then on (QEMU
+/// msyncs the backing file). PMRWBM bit 0 is reported as configured, but a memory read of the
+/// PMR flushes nothing in the model. PMREBS and PMRSWTP read 0, as QEMU's; the PMR is not
+/// touched by a controller reset (CC.EN = 0), as the specification says of PMRCTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PmrConfig {
+    /// Size in bytes: a power of two from 4 KiB to 1 GiB (QEMU requires a power of two).
+    pub size: u64,
+    /// The BAR's bus address (aligned to its size).
+    pub bus_addr: u64,
+    /// The BAR (2 to 5; PMRCAP.BIR). QEMU: 4.
+    pub bar: u8,
+    /// PMRCAP.RDS.
+    pub rds: bool,
+    /// PMRCAP.WDS.
+    pub wds: bool,
+    /// PMRCAP.CMSS.
+    pub cmss: bool,
+    /// PMRCAP.PMRWBM (0 to 15). QEMU: 2 (a PMRSTS read flushes).
+    pub pmrwbm: u8,
+    /// PMRCAP.PMRTO, in 500 ms units. QEMU: 0.
+    pub pmrto: u8,
+    /// Time from PMRCTL.EN = 1 to PMRSTS.NRDY = 0; one past the clock's range never ends.
+    pub ready_delay: Duration,
+}
+
+impl PmrConfig {
+    /// A PMR of `size` bytes with QEMU's capabilities (RDS, WDS, CMSS, PMRWBM = 2, PMRTO = 0,
+    /// ready at once) in BAR4 at `bus_addr`.
+    pub const fn new(size: u64, bus_addr: u64) -> Self {
+        PmrConfig {
+            size,
+            bus_addr,
+            bar: 4,
+            rds: true,
+            wds: true,
+            cmss: true,
+            pmrwbm: 2,
+            pmrto: 0,
+            ready_delay: Duration::ZERO,
+        }
+    }
+
+    /// PMRCAP as the controller reports it.
+    pub(super) fn pmrcap(&self) -> u32 {
+        u32::from(self.rds) << 3
+            | u32::from(self.wds) << 4
+            | u32::from(self.bar) << 5
+            | u32::from(self.pmrwbm) << 10
+            | u32::from(self.pmrto) << 16
+            | u32::from(self.cmss) << 24
+    }
+
+    fn check(&self, vs: u32, taken: &[(u64, u64, u8)]) -> Result<()> {
+        if !self.size.is_power_of_two() || !(4096..=1 << 30).contains(&self.size) {
+            return Err(invalid(
+                "model PMR size must be a power of two from 4 KiB to 1 GiB",
+            ));
+        }
+        if !(2..=5).contains(&self.bar) || self.pmrwbm > 15 {
+            return Err(invalid("model PMR bar must be 2 to 5 and pmrwbm 0 to 15"));
+        }
+        if self.bus_addr % self.size != 0 || self.bus_addr.checked_add(self.size).is_none() {
+            return Err(invalid(
+                "model PMR bus_addr must be aligned to its BAR's size",
+            ));
+        }
+        for &(base, size, bar) in taken {
+            if bar == self.bar || (self.bus_addr < base + size && base < self.bus_addr + self.size)
+            {
+                return Err(invalid("model PMR BAR overlaps BAR0 or the CMB's BAR"));
+            }
+        }
+        if vs < 0x0001_0400 {
+            return Err(invalid("model PMR needs vs 1.4 or later"));
+        }
+        Ok(())
+    }
+}
+
 impl ModelConfig {
     /// The doorbell stride in bytes.
     pub(super) fn stride(&self) -> usize {
@@ -149,7 +240,7 @@ impl ModelConfig {
     }
 
     /// CAP as the controller reports it: MQES, CQR, TO, DSTRD, CSS = NVM, MPSMIN = 0 (4 KiB),
-    /// MPSMAX = 4 (64 KiB), CMBS when the CMB uses CMBMSC.
+    /// MPSMAX = 4 (64 KiB), PMRS with a PMR, CMBS when the CMB uses CMBMSC.
     pub(super) fn cap(&self) -> u64 {
         let cmbs = matches!(
             self.cmb,
@@ -164,6 +255,7 @@ impl ModelConfig {
             | u64::from(self.dstrd) << 32
             | 1 << 37
             | u64::from(MPSMAX) << 52
+            | u64::from(self.pmr.is_some()) << 56
             | u64::from(cmbs) << 57
     }
 
@@ -201,6 +293,13 @@ impl ModelConfig {
         }
         if let Some(cmb) = &self.cmb {
             cmb.check(vs, self.bar0_bus_addr, self.bar0_size() as u64)?;
+        }
+        if let Some(pmr) = &self.pmr {
+            let mut taken = std::vec![(self.bar0_bus_addr, self.bar0_size() as u64, 0)];
+            if let Some(c) = &self.cmb {
+                taken.push((c.bus_addr, c.bar_size(), c.bar));
+            }
+            pmr.check(vs, &taken)?;
         }
         Ok(())
     }

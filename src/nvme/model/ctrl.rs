@@ -2,6 +2,7 @@
 //! access first lets time pass (ready delay, delayed completions), then reads or writes a
 //! register or rings a doorbell.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use std::vec::Vec;
@@ -28,6 +29,16 @@ pub(super) struct Delayed {
     pub cqe: Cqe,
 }
 
+/// The PMR's BAR and what survives a power loss.
+pub(super) struct Pmr {
+    /// The BAR (all of it is the PMR).
+    pub bar: Arc<MockIo>,
+    /// Whether the BAR serves accesses (PMRCTL.EN); its hooks read this, not the lock.
+    pub on: Arc<AtomicBool>,
+    /// The contents as of the last flush.
+    pub persisted: Vec<u8>,
+}
+
 /// Set Features state.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Features {
@@ -47,6 +58,7 @@ pub(super) struct Ctrl {
     pub cfg: ModelConfig,
     pub dma: MockDma,
     pub cmb: Option<Arc<MockIo>>,
+    pub pmr: Option<Pmr>,
     pub regs: RegFile,
     pub queues: Queues,
     pub ns: Namespace,
@@ -58,13 +70,14 @@ pub(super) struct Ctrl {
 }
 
 impl Ctrl {
-    pub fn new(cfg: ModelConfig, dma: MockDma, cmb: Option<Arc<MockIo>>) -> Self {
+    pub fn new(cfg: ModelConfig, dma: MockDma, cmb: Option<Arc<MockIo>>, pmr: Option<Pmr>) -> Self {
         let regs = RegFile::default();
         let ns = Namespace::new(cfg.lba_size, cfg.lba_count);
         Ctrl {
             cfg,
             dma,
             cmb,
+            pmr,
             regs,
             queues: Queues::default(),
             ns,
@@ -84,6 +97,9 @@ impl Ctrl {
         self.tick();
         if offset >= offsets::DOORBELLS {
             return 0; // doorbells read as 0 (QEMU)
+        }
+        if offset <= offsets::PMRSTS && offsets::PMRSTS < offset + width {
+            self.pmr_flush();
         }
         let mut v = 0u128;
         for i in (0..width.min(16)).rev() {
@@ -123,6 +139,26 @@ impl Ctrl {
         }
     }
 
+    /// A PMRSTS read: with PMRWBM bit 1 and the PMR ready, the contents persist (QEMU:
+    /// `memory_region_msync` of the backend).
+    fn pmr_flush(&mut self) {
+        let (Some(cfg), Some(pmr)) = (self.cfg.pmr, self.pmr.as_mut()) else {
+            return;
+        };
+        if cfg.pmrwbm & 2 != 0 && self.regs.pmr.ready() {
+            // CAST: the PMR is at most 1 GiB (checked).
+            pmr.persisted = pmr.bar.peek(0, cfg.size as usize);
+            self.stats.pmr_flushes += 1;
+        }
+    }
+
+    /// Sets whether the PMR's BAR serves accesses.
+    pub fn pmr_on(&self, on: bool) {
+        if let Some(p) = &self.pmr {
+            p.on.store(on, Ordering::SeqCst);
+        }
+    }
+
     /// Lets time pass: CSTS.RDY after the ready delay, delayed completions that are due.
     pub fn tick(&mut self) {
         if self.faults.vanish.is_some() {
@@ -130,6 +166,7 @@ impl Ctrl {
         }
         let now = Instant::now();
         self.regs.tick(now, self.faults.never_ready);
+        self.regs.pmr.tick(now);
         if self.delayed.iter().any(|d| d.due <= now) {
             let all = core::mem::take(&mut self.delayed);
             let (due, keep): (Vec<_>, Vec<_>) = all.into_iter().partition(|d| d.due <= now);

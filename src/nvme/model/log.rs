@@ -75,4 +75,6 @@ pub struct ModelStats {
     pub held: u64,
     /// Doorbell writes ignored (bad value, no such queue, controller not ready).
     pub ignored_doorbells: Vec<IgnoredDoorbell>,
+    /// PMRSTS reads that flushed the PMR (ready, PMRWBM bit 1).
+    pub pmr_flushes: u64,
 }

@@ -11,7 +11,8 @@
 //!
 //! What it does:
 //! - registers (`regs.rs`): CAP, VS, CC, CSTS, AQA, ASQ, ACQ, CMBLOC/CMBSZ/CMBMSC/CMBSTS per
-//!   [`CmbScheme`](crate::nvme::cmb::CmbScheme); any access width, 64-bit registers as one
+//!   [`CmbScheme`](crate::nvme::cmb::CmbScheme), PMRCAP/PMRCTL/PMRSTS/PMRMSC with a
+//!   [`PmrConfig`] (PMRSTS reads flush, [`NvmeModel::pmr_persisted`]); any access width, 64-bit registers as one
 //!   8-byte or two 4-byte accesses. CC.EN 0 → 1 checks the admin queues and CC like QEMU (a bad
 //!   setting sets CSTS.CFS), then CSTS.RDY after [`ModelConfig::ready_delay`]; CC.EN 1 → 0
 //!   resets; CC.SHN sets SHST = complete.
@@ -21,7 +22,7 @@
 //! - admin (`admin.rs`): Identify CNS 0/1/2, Set/Get Features (Number of Queues granted as
 //!   `min(requested, max_io_queues)`), Create/Delete I/O CQ/SQ with QEMU's checks and codes.
 //! - NVM (`io.rs`): Read, Write, Flush, Write Zeroes on namespace 1, MDTS and bounds checked,
-//!   data moved through the PRPs with QEMU's walk and CMB placement rule (`prp.rs`).
+//!   data moved through the PRPs with QEMU's walk and CMB/PMR placement rule (`prp.rs`).
 //! - faults ([`Fault`]): a status instead of execution, delayed and lost completions, a fatal
 //!   controller, a vanished device (reads 0 or all ones), a controller that never gets ready.
 //!
@@ -72,7 +73,7 @@
 //! # Ok::<(), iomem::nvme::Error>(())
 //! ```
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::vec::Vec;
 
@@ -93,7 +94,7 @@ mod prp;
 mod queues;
 mod regs;
 
-pub use config::{CmbConfig, ModelConfig};
+pub use config::{CmbConfig, ModelConfig, PmrConfig};
 pub use fault::{Fault, Target, Vanish};
 pub use log::{IgnoredDoorbell, ModelStats, Processed, Prps};
 
@@ -109,6 +110,7 @@ pub struct NvmeModel {
     ctrl: Arc<Mutex<Ctrl>>,
     bar0: Arc<MockIo>,
     cmb: Option<Arc<MockIo>>,
+    pmr: Option<Arc<MockIo>>,
     bars: BarTable,
     /// The vanish state the CMB's hooks read (they must not take the controller's lock: the
     /// controller holds it while it reaches the CMB). 0: present, 1: zeros, 2: all ones.
@@ -154,7 +156,12 @@ impl NvmeModel {
         if let Some(c) = config.cmb {
             bars = bars.with(usize::from(c.bar), PciBar::new(c.bus_addr, c.bar_size())?)?;
         }
-        let ctrl = Arc::new(Mutex::new(Ctrl::new(config, dma, cmb.clone())));
+        let pmr = config.pmr.map(|c| pmr_bar(c.size, &vanish));
+        if let Some(c) = config.pmr {
+            bars = bars.with(usize::from(c.bar), PciBar::new(c.bus_addr, c.size)?)?;
+        }
+        let pmr_bar = pmr.as_ref().map(|p| p.bar.clone());
+        let ctrl = Arc::new(Mutex::new(Ctrl::new(config, dma, cmb.clone(), pmr)));
         let c = ctrl.clone();
         bar0.on_read(0..bar0_size, move |_, a| {
             let v = lock(&c).mmio_read(a.offset, a.width);
@@ -169,6 +176,7 @@ impl NvmeModel {
             ctrl,
             bar0,
             cmb,
+            pmr: pmr_bar,
             bars,
             vanish,
         })
@@ -189,8 +197,20 @@ impl NvmeModel {
         self.cmb.clone()
     }
 
-    /// BAR0 and the CMB's BAR at their bus addresses, for
-    /// [`cmb::probe`](crate::nvme::cmb::probe).
+    /// The PMR's BAR ([`Caching::WriteCombining`]: QEMU's is prefetchable), if the controller
+    /// has a PMR; all of it is the PMR. It reads 0 and ignores writes while PMRCTL.EN = 0.
+    pub fn pmr_bar(&self) -> Option<Arc<MockIo>> {
+        self.pmr.clone()
+    }
+
+    /// The PMR's contents as of the last flush (a PMRSTS read while ready, PMRWBM bit 1):
+    /// what a power loss would leave. Zeros before the first flush; `None` without a PMR.
+    pub fn pmr_persisted(&self) -> Option<Vec<u8>> {
+        self.lock().pmr.as_ref().map(|p| p.persisted.clone())
+    }
+
+    /// BAR0, the CMB's and the PMR's BARs at their bus addresses, for
+    /// [`cmb::probe`](crate::nvme::cmb::probe) and [`pmr::probe`](crate::nvme::pmr::probe).
     pub fn bars(&self) -> BarTable {
         self.bars
     }
@@ -250,6 +270,33 @@ impl NvmeModel {
 fn lock(ctrl: &Mutex<Ctrl>) -> MutexGuard<'_, Ctrl> {
     // A panic under the lock leaves a model that is still consistent enough to inspect.
     ctrl.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The PMR's BAR: reads 0 and drops writes while disabled, and as the vanish state says.
+fn pmr_bar(size: u64, vanish: &Arc<AtomicU8>) -> ctrl::Pmr {
+    // CAST: the PMR is at most 1 GiB (checked).
+    let len = size as usize;
+    let bar = Arc::new(MockIo::new(len).with_caching(Caching::WriteCombining));
+    let on = Arc::new(AtomicBool::new(false));
+    let (v, o) = (vanish.clone(), on.clone());
+    bar.on_read(0..len, move |_, a| match gone(&v) {
+        Some(g) => Some(g.value(a.width)),
+        None if !o.load(Ordering::SeqCst) => Some(0),
+        None => None,
+    });
+    let (v, o) = (vanish.clone(), on.clone());
+    bar.on_write(0..len, move |_, _| {
+        if gone(&v).is_some() || !o.load(Ordering::SeqCst) {
+            WriteEffect::Discard
+        } else {
+            WriteEffect::Store
+        }
+    });
+    ctrl::Pmr {
+        bar,
+        on,
+        persisted: std::vec![0; len],
+    }
 }
 
 fn gone(v: &AtomicU8) -> Option<Vanish> {

@@ -1,5 +1,5 @@
 //! Where the device's addresses lead (host memory through the
-//! [`MockDma`](crate::dma::MockDma), the CMB, or its
+//! [`MockDma`](crate::dma::MockDma), the CMB, the PMR, or its
 //! own BAR0) and the PRP walk that turns a command's data pointers into the pages its data
 //! moves through.
 //!
@@ -7,9 +7,11 @@
 //! second page (offset 0) when the data needs at most two pages, else a PRP list pointer
 //! (qword aligned) whose entries (offset 0) fill the rest of its page, the last entry
 //! chaining to the next list page while more than one page of data remains. Placement follows
-//! `nvme_map_addr`: PRP1 decides — in the CMB, every data page must be in the CMB; outside,
-//! none may be (Invalid Use of Controller Memory Buffer with DNR). Where the list itself lives
-//! does not matter. Addresses in BAR0, and host addresses the mock refuses, are Data Transfer
+//! `nvme_map_addr`: PRP1 decides — in controller memory (the CMB or the PMR: QEMU's
+//! `nvme_addr_is_dma` is false for both), every data page must be in controller memory (either
+//! of them); outside, none may be (Invalid Use of Controller Memory Buffer with DNR). A range
+//! must lie wholly in the CMB or the PMR (`nvme_map_addr_pmr`: Data Transfer Error). Where the
+//! list itself lives does not matter. Addresses in BAR0, and host addresses the mock refuses, are Data Transfer
 //! Errors.
 
 use std::vec::Vec;
@@ -26,6 +28,8 @@ pub(super) enum Place {
     Host,
     /// The CMB, at this byte offset.
     Cmb(usize),
+    /// The PMR, at this byte offset.
+    Pmr(usize),
     /// The controller's own registers.
     Bar0,
 }
@@ -33,9 +37,10 @@ pub(super) enum Place {
 /// Which way data moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dir {
-    /// Controller to host memory (Read, Identify): CMBSZ.RDS governs the CMB.
+    /// Controller to host memory (Read, Identify): CMBSZ.RDS governs the CMB, PMRCAP.RDS the
+    /// PMR.
     ToHost,
-    /// Host memory to controller (Write): CMBSZ.WDS governs the CMB.
+    /// Host memory to controller (Write): CMBSZ.WDS governs the CMB, PMRCAP.WDS the PMR.
     FromHost,
 }
 
@@ -63,6 +68,12 @@ impl Ctrl {
                 return Place::Cmb((addr - base) as usize);
             }
         }
+        if let Some((base, size)) = self.pmr_window() {
+            if addr >= base && addr - base < size {
+                // CAST: below the PMR size, at most 1 GiB.
+                return Place::Pmr((addr - base) as usize);
+            }
+        }
         let bar0 = self.cfg.bar0_bus_addr;
         if addr >= bar0 && addr - bar0 < self.cfg.bar0_size() as u64 {
             return Place::Bar0;
@@ -76,12 +87,30 @@ impl Ctrl {
         off.checked_add(len).is_some_and(|end| end as u64 <= size)
     }
 
+    /// Whether `len` bytes at PMR offset `off` lie inside the PMR.
+    fn in_pmr(&self, off: usize, len: usize) -> bool {
+        let size = self.cfg.pmr.map_or(0, |c| c.size);
+        off.checked_add(len).is_some_and(|end| end as u64 <= size)
+    }
+
+    /// The PMR's BAR, for `len` bytes at `off` inside the PMR.
+    fn pmr_at(&self, off: usize, len: usize) -> Result<&crate::backend::MockIo, ()> {
+        match &self.pmr {
+            Some(p) if self.in_pmr(off, len) => Ok(&p.bar),
+            _ => Err(()),
+        }
+    }
+
     /// The device reads `buf.len()` bytes at `addr` (queue entries, PRP lists, data).
     pub(super) fn mem_read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ()> {
         match self.place(addr) {
             Place::Cmb(off) if self.in_cmb(off, buf.len()) => {
                 let cmb = self.cmb.as_ref().ok_or(())?;
                 buf.copy_from_slice(&cmb.peek(off, buf.len()));
+                Ok(())
+            }
+            Place::Pmr(off) => {
+                buf.copy_from_slice(&self.pmr_at(off, buf.len())?.peek(off, buf.len()));
                 Ok(())
             }
             Place::Host => self.dma.device_read(dev(addr), buf).map_err(|_| ()),
@@ -95,6 +124,10 @@ impl Ctrl {
             Place::Cmb(off) if self.in_cmb(off, bytes.len()) => {
                 let cmb = self.cmb.as_ref().ok_or(())?;
                 cmb.poke(off, bytes);
+                Ok(())
+            }
+            Place::Pmr(off) => {
+                self.pmr_at(off, bytes.len())?.poke(off, bytes);
                 Ok(())
             }
             Place::Host => self.dma.device_write(dev(addr), bytes).map_err(|_| ()),
@@ -116,7 +149,8 @@ impl Ctrl {
         Ok(e)
     }
 
-    /// Checks one data page against PRP1's placement (`cmb`) and adds it.
+    /// Checks one data page against PRP1's placement (`cmb`: in controller memory, the CMB or
+    /// the PMR) and adds it.
     fn map(
         &self,
         segs: &mut Vec<Seg>,
@@ -125,23 +159,30 @@ impl Ctrl {
         addr: u64,
         len: usize,
     ) -> Result<(), u16> {
-        match self.place(addr) {
+        let pick = |rds: bool, wds: bool| match dir {
+            Dir::ToHost => rds,
+            Dir::FromHost => wds,
+        };
+        // Controller memory (CMB or PMR): whether this direction may use it, and whether the
+        // range fits; host memory: always both. PRP1's side decides the rest.
+        let place = self.place(addr);
+        let (allowed, inside) = match place {
             Place::Bar0 => return Err(sc::DATA_TRANSFER),
             Place::Cmb(off) => {
                 let c = self.cfg.cmb.ok_or(sc::DATA_TRANSFER)?;
-                let allowed = match dir {
-                    Dir::ToHost => c.rds,
-                    Dir::FromHost => c.wds,
-                };
-                if !cmb || !allowed {
-                    return Err(sc::INVALID_CMB_USE | sc::DNR);
-                }
-                if !self.in_cmb(off, len) {
-                    return Err(sc::DATA_TRANSFER);
-                }
+                (pick(c.rds, c.wds), self.in_cmb(off, len))
             }
-            Place::Host if cmb => return Err(sc::INVALID_CMB_USE | sc::DNR),
-            Place::Host => {}
+            Place::Pmr(off) => {
+                let p = self.cfg.pmr.ok_or(sc::DATA_TRANSFER)?;
+                (pick(p.rds, p.wds), self.in_pmr(off, len))
+            }
+            Place::Host => (true, true),
+        };
+        if !allowed || (place == Place::Host) == cmb {
+            return Err(sc::INVALID_CMB_USE | sc::DNR);
+        }
+        if !inside {
+            return Err(sc::DATA_TRANSFER);
         }
         segs.push(Seg { addr, len });
         Ok(())
@@ -155,7 +196,7 @@ impl Ctrl {
         if len == 0 {
             return Ok(segs);
         }
-        let cmb = matches!(self.place(prp1), Place::Cmb(_));
+        let cmb = matches!(self.place(prp1), Place::Cmb(_) | Place::Pmr(_));
         // CAST: a page is at most 64 KiB.
         let page_len = page as usize;
         let first = len.min(page_len - (prp1 % page) as usize);

@@ -39,6 +39,45 @@ pub(super) struct RegFile {
     ready_at: Option<Instant>,
     /// CMBMSC.CMSE accepted with a valid CBA.
     pub cmse: bool,
+    /// The PMR's registers and state.
+    pub pmr: PmrRegs,
+}
+
+/// PMRCTL, PMRMSC and the PMR's status.
+#[derive(Debug, Clone, Default)]
+pub(super) struct PmrRegs {
+    pub ctl: u32,
+    pub msc: u64,
+    /// PMRSTS.NRDY (QEMU starts with PMRSTS = 0).
+    pub nrdy: bool,
+    /// PMRSTS.CBAI.
+    pub cbai: bool,
+    /// PMRMSC.CMSE accepted with a valid CBA.
+    pub cmse: bool,
+    /// When NRDY clears (enabled, ready delay running).
+    pub ready_at: Option<Instant>,
+}
+
+impl PmrRegs {
+    /// Clears NRDY once the ready delay has passed.
+    pub fn tick(&mut self, now: Instant) {
+        if let Some(at) = self.ready_at {
+            if at <= now {
+                self.nrdy = false;
+                self.ready_at = None;
+            }
+        }
+    }
+
+    /// PMRSTS as read.
+    pub fn sts(&self) -> u32 {
+        u32::from(self.nrdy) << 8 | u32::from(self.cbai) << 12
+    }
+
+    /// Whether the PMR serves accesses and the status read is a flush-able state.
+    pub fn ready(&self) -> bool {
+        self.ctl & 1 == 1 && !self.nrdy
+    }
 }
 
 impl RegFile {
@@ -92,6 +131,9 @@ impl Ctrl {
             offsets::CMBMSC if cmbmsc_scheme => self.regs.cmbmsc as u32,
             o if o == offsets::CMBMSC + 4 && cmbmsc_scheme => (self.regs.cmbmsc >> 32) as u32,
             offsets::CMBSTS if cmbmsc_scheme => self.regs.cmbsts,
+            o if self.cfg.pmr.is_some() && (offsets::PMRCAP..offsets::PMRMSC + 8).contains(&o) => {
+                self.pmr_reg_read(o)
+            }
             _ => 0,
         }
     }
@@ -119,8 +161,72 @@ impl Ctrl {
             o if o == offsets::CMBMSC + 4 && self.cfg.cap() & 1 << 57 != 0 => {
                 self.regs.cmbmsc = hi(self.regs.cmbmsc);
             }
-            _ => {} // read-only, reserved or not modelled (NSSR, BPRSEL, PMR)
+            o if (offsets::PMRCTL..offsets::PMRMSC + 8).contains(&o) => self.pmr_reg_write(o, v),
+            _ => {} // read-only, reserved or not modelled (NSSR, BPRSEL)
         }
+    }
+
+    /// A PMR register (the controller has a PMR).
+    fn pmr_reg_read(&self, off: usize) -> u32 {
+        let p = &self.regs.pmr;
+        // CAST (PMRMSC): the low or high dword, by intent.
+        match off {
+            offsets::PMRCAP => self.cfg.pmr.map_or(0, |c| c.pmrcap()),
+            offsets::PMRCTL => p.ctl,
+            offsets::PMRSTS => p.sts(),
+            offsets::PMRMSC => p.msc as u32,
+            o if o == offsets::PMRMSC + 4 => (p.msc >> 32) as u32,
+            _ => 0, // PMREBS, PMRSWTP: none reported (QEMU)
+        }
+    }
+
+    /// PMRCTL and PMRMSC, as QEMU's `nvme_write_bar`: EN = 1 clears PMRSTS and starts the
+    /// ready delay, EN = 0 sets NRDY and turns CMSE off; PMRMSCL with CMSE and a CBA whose range
+    /// does not wrap turns the PMR's address space on (else PMRSTS.CBAI).
+    fn pmr_reg_write(&mut self, off: usize, v: u32) {
+        let Some(cfg) = self.cfg.pmr else {
+            return;
+        };
+        let p = &mut self.regs.pmr;
+        match off {
+            offsets::PMRCTL => {
+                let was = p.ctl & 1 == 1;
+                p.ctl = v & 1;
+                if p.ctl == 1 && !was {
+                    p.cbai = false;
+                    p.nrdy = true;
+                    // A delay past the clock's range never ends.
+                    p.ready_at = Instant::now().checked_add(cfg.ready_delay);
+                    p.tick(Instant::now());
+                } else if p.ctl == 0 {
+                    p.nrdy = true;
+                    p.cmse = false;
+                    p.ready_at = None;
+                }
+                let on = p.ctl == 1;
+                self.pmr_on(on);
+            }
+            offsets::PMRMSC => {
+                p.msc = p.msc & !0xffff_ffff | u64::from(v);
+                p.cmse = false;
+                if p.msc & CMSE != 0 {
+                    if (p.msc & CBA).checked_add(cfg.size).is_some() {
+                        p.cmse = true;
+                    } else {
+                        p.cbai = true;
+                    }
+                }
+            }
+            o if o == offsets::PMRMSC + 4 => p.msc = p.msc & 0xffff_ffff | u64::from(v) << 32,
+            _ => {} // PMRCAP, PMRSTS, PMREBS, PMRSWTP: read-only
+        }
+    }
+
+    /// The PMR's address window `[base, base + size)` while it answers to addresses.
+    pub(super) fn pmr_window(&self) -> Option<(u64, u64)> {
+        let pmr = self.cfg.pmr?;
+        let p = &self.regs.pmr;
+        p.cmse.then_some((p.msc & CBA, pmr.size))
     }
 
     /// CMBMSC's low dword: CRE turns CMBLOC/CMBSZ on (off clears them), CMSE with a CBA whose

@@ -2,7 +2,7 @@
 //! [`registers!`](super::macros)). The checks that need more than bit extraction are in
 //! [`values`](super::values).
 
-use super::{ControllerRegs, Registers, Shutdown, ShutdownStatus};
+use super::{ControllerRegs, PmrHealth, Registers, Shutdown, ShutdownStatus};
 
 registers! {
     block = Registers;
@@ -185,6 +185,66 @@ registers! {
         31:16 crimt: u16, "CRIMT: controller ready independent of media timeout, in 500 ms \
             units.";
     }
+
+    /// Persistent Memory Region Capabilities (PMRCAP, NVMe 1.4+): zero on a controller without
+    /// a PMR (CAP.PMRS clear). Once decoded, PMRTU is not reserved, PMRWBM names a mechanism
+    /// and RDS/WDS are set only with CMSS.
+    PMRCAP @ 0xE00 [pmrcap]: u32 => Pmrcap, ReadOnly(pmrcap), gone = Ones,
+        check = Pmrcap::check {
+        3:3   rds: bool, "RDS: read data support: data of commands that move data to the host \
+            (Read) may be in the PMR.";
+        4:4   wds: bool, "WDS: write data support: data of commands that move data from the \
+            host (Write) may be in the PMR.";
+        7:5   bir: u8, "BIR: base indicator register: the BAR that is the PMR (2 to 5).";
+        9:8   pmrtu: u8, "PMRTU: time units of PMRTO: 0 = 500 ms, 1 = minutes.";
+        13:10 pmrwbm: u8, "PMRWBM: write barrier mechanisms: bit 0 (CMR) a completed memory \
+            read of the PMR, bit 1 (CPMRSTSR) a completed read of PMRSTS, makes every earlier \
+            write to the PMR persistent.";
+        23:16 pmrto: u8, "PMRTO: time to wait for PMRSTS.NRDY to follow PMRCTL.EN, in PMRTU \
+            units.";
+        24:24 cmss: bool, "CMSS: controller memory space supported: host-supplied addresses \
+            (data pointers) may reference the PMR once PMRMSC.CMSE is set.";
+    }
+
+    /// Persistent Memory Region Control (PMRCTL, NVMe 1.4+). Not reset by a controller reset.
+    #[derive(Default)]
+    PMRCTL @ 0xE04 [pmrctl]: u32 => Pmrctl, ReadWrite(pmrctl, set_pmrctl), gone = Ones {
+        0:0   en: bool => with_en, "EN: enable: the PMR serves PCIe reads and writes once \
+            PMRSTS.NRDY is clear.";
+    }
+
+    /// Persistent Memory Region Status (PMRSTS, NVMe 1.4+). Reading it is the flush of a
+    /// controller whose PMRCAP.PMRWBM has bit 1.
+    PMRSTS @ 0xE08 [pmrsts]: u32 => Pmrsts, ReadOnly(pmrsts), gone = Ones {
+        7:0   err: u8, "ERR: error, vendor specific (0: none).";
+        8:8   nrdy: bool, "NRDY: not ready: the PMR does not serve PCIe accesses.";
+        11:9  hsts: u8 as PmrHealth, "HSTS: health status.";
+        12:12 cbai: bool, "CBAI: controller base address invalid: the CBA written to PMRMSC was \
+            refused.";
+    }
+
+    /// Persistent Memory Region Elasticity Buffer Size (PMREBS, NVMe 1.4+).
+    PMREBS @ 0xE0C [pmrebs]: u32 => Pmrebs, ReadOnly(pmrebs), gone = Ones {
+        3:0   pmrszu: u8, "PMRSZU: size units of PMRWBZ: 0 bytes, 1 KiB, 2 MiB, 3 GiB.";
+        4:4   rbb: bool, "RBB: read bypass behavior: reads may bypass buffered writes.";
+        31:8  pmrwbz: u32, "PMRWBZ: elasticity buffer size, in PMRSZU units.";
+    }
+
+    /// Persistent Memory Region Sustained Write Throughput (PMRSWTP, NVMe 1.4+).
+    PMRSWTP @ 0xE10 [pmrswtp]: u32 => Pmrswtp, ReadOnly(pmrswtp), gone = Ones {
+        3:0   pmrswtu: u8, "PMRSWTU: throughput units: 0 bytes/s, 1 KiB/s, 2 MiB/s, 3 GiB/s.";
+        31:8  pmrswtv: u32, "PMRSWTV: sustained write throughput, in PMRSWTU units.";
+    }
+
+    /// Persistent Memory Region Controller Memory Space Control (PMRMSCL at 0xE14, PMRMSCU at
+    /// 0xE18; NVMe 1.4+).
+    #[derive(Default)]
+    PMRMSC @ 0xE14 [pmrmsc_lo, pmrmsc_hi]: u64 => Pmrmsc, ReadWrite(pmrmsc, set_pmrmsc),
+        gone = Ones, check = Pmrmsc::check {
+        1:1   cmse: bool => with_cmse, "CMSE: controller memory space enable: addresses in \
+            [CBA, CBA + size) reach the PMR.";
+        63:12 cba: addr =>? with_cba, "CBA: controller base address of the PMR.";
+    }
 }
 
 /// Asserts that the last events of `mock` are exactly the accesses of register `name`: one
@@ -214,7 +274,7 @@ mod tests {
 
     #[test]
     fn every_register_is_one_access_per_dword_at_its_offset() {
-        assert_eq!(ACCESS_TESTS.len(), 21, "one per register");
+        assert_eq!(ACCESS_TESTS.len(), 27, "one per register");
         for test in ACCESS_TESTS {
             let mock = MockIo::new(0x2000);
             let regs = ControllerRegs::new(IoMem::new(&mock)).unwrap();

@@ -5,7 +5,7 @@
 //! register is declared once — name, offset, width, access, and its fields with their bits and
 //! meaning — and that one declaration generates the offset constant in [`offsets`],
 //! the value newtype ([`Cap`], [`Vs`], [`Cc`], [`Csts`], [`Aqa`], [`QueueBase`] for ASQ/ACQ,
-//! [`Cmbloc`], [`Cmbsz`], [`Cmbmsc`], [`Cmbsts`], …) whose getters read like the specification,
+//! [`Cmbloc`], [`Cmbsz`], [`Cmbmsc`], [`Cmbsts`], [`Pmrcap`], [`Pmrsts`], [`Pmrmsc`], …) whose getters read like the specification,
 //! the [`ControllerRegs`] accessors at compile-time offsets, and the checks that the
 //! declarations match [`Registers`]. What the specification requires beyond bit extraction
 //! (CAP's MQES is not zero, CMBSZ's size unit is not reserved, …) is checked where the values
@@ -17,13 +17,13 @@
 //! the specification does not allow.
 //!
 //! # Registers
-//! A read-only register (CAP, VS, CSTS, CMBLOC, CMBSZ, CMBSTS, BPINFO, CMBEBS, CMBSWTP, CRTO)
-//! has a getter on [`ControllerRegs`] and no setter; a write-only one (NSSR, NSSD) a setter and
+//! A read-only register (CAP, VS, CSTS, CMBLOC, CMBSZ, CMBSTS, BPINFO, CMBEBS, CMBSWTP, CRTO,
+//! PMRCAP, PMRSTS, PMREBS, PMRSWTP) has a getter on [`ControllerRegs`] and no setter; a write-only one (NSSR, NSSD) a setter and
 //! no getter; the others both. Setters of writable registers' fields are `with_*` methods on
 //! the value type.
 //!
 //! # 64-bit registers
-//! CAP, ASQ, ACQ, BPMBL and CMBMSC are 64 bits wide. This crate always accesses them as **two
+//! CAP, ASQ, ACQ, BPMBL, CMBMSC and PMRMSC are 64 bits wide. This crate always accesses them as **two
 //! 32-bit accesses**, never one 64-bit access:
 //! - reads go low dword first, then high (Linux `lo_hi_readq`); CAP and ASQ/ACQ do not change
 //!   under the driver, so the pair is consistent;
@@ -63,7 +63,7 @@ mod map;
 mod values;
 
 pub use map::*;
-pub use values::{Shutdown, ShutdownStatus};
+pub use values::{PmrHealth, Shutdown, ShutdownStatus};
 
 /// The controller register block at the start of BAR0, as laid out by the specification.
 ///
@@ -102,10 +102,18 @@ pub struct Registers {
     pub cmbswtp: u32,
     pub nssd: u32,
     pub crto: u32,
-    pub _rsvd6c: u32,
+    pub _rsvd6c: [u32; (0xE00 - 0x6C) / 4],
+    pub pmrcap: u32,
+    pub pmrctl: u32,
+    pub pmrsts: u32,
+    pub pmrebs: u32,
+    pub pmrswtp: u32,
+    pub pmrmsc_lo: u32,
+    pub pmrmsc_hi: u32,
+    pub _rsvde1c: [u32; (0x1000 - 0xE1C) / 4],
 }
 
-static_assertions::assert_eq_size!(Registers, [u8; 0x70]);
+static_assertions::assert_eq_size!(Registers, [u8; 0x1000]);
 
 /// The smallest memory page size an NVMe controller can have, in bytes (2^12).
 pub const MIN_PAGE_SIZE: u64 = 4096;
@@ -189,8 +197,8 @@ pub struct ControllerRegs<'a, B: Backend> {
 }
 
 impl<'a, B: Backend> ControllerRegs<'a, B> {
-    /// Wraps a handle on BAR0. It must cover at least the register block (0x70 bytes, aligned
-    /// to 4); doorbell accesses are checked against its length when they are made.
+    /// Wraps a handle on BAR0. It must cover at least the register block (0x1000 bytes, up to
+    /// the doorbells, aligned to 4); doorbell accesses are checked against its length when they are made.
     pub fn new(bar0: IoMem<'a, [u8], B>) -> Result<Self> {
         let regs = bar0.cast::<Registers>(0)?;
         Ok(ControllerRegs { bar0, regs })

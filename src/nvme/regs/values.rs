@@ -2,7 +2,10 @@
 //! decoded value passes, sizes and offsets in bytes, and builders from meaningful quantities.
 
 use super::map::offsets;
-use super::{Aqa, Cap, Cc, Cmbloc, Cmbmsc, Cmbsz, Csts, Nssr, QueueBase, Vs, MIN_PAGE_SIZE};
+use super::{
+    Aqa, Cap, Cc, Cmbloc, Cmbmsc, Cmbsz, Csts, Nssr, Pmrcap, Pmrebs, Pmrmsc, QueueBase, Vs,
+    MIN_PAGE_SIZE,
+};
 use crate::nvme::{invalid, Error, Result};
 
 type Check = core::result::Result<(), &'static str>;
@@ -64,6 +67,38 @@ impl ShutdownStatus {
             0 => Some(ShutdownStatus::Normal),
             1 => Some(ShutdownStatus::Occurring),
             2 => Some(ShutdownStatus::Complete),
+            _ => None,
+        }
+    }
+}
+
+/// PMRSTS.HSTS: the health of the Persistent Memory Region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PmrHealth {
+    /// Normal operation.
+    Normal = 0,
+    /// Restore error: the contents were not restored after the last power cycle.
+    RestoreError = 1,
+    /// Read Only (the specification's name; a distinct one here so that rustc's diagnostics
+    /// keep naming `reg::ReadOnly` briefly): writes to the PMR are not persistent (or not
+    /// accepted).
+    ReadOnlyMedia = 2,
+    /// Unreliable: reads and writes may fail or return wrong data.
+    Unreliable = 3,
+}
+
+impl PmrHealth {
+    /// How the reserved encodings 4 to 7 read (a decoded PMRSTS never has them).
+    pub const RESERVED: Self = PmrHealth::Unreliable;
+
+    /// The health a field value encodes; `None` for the reserved values.
+    pub const fn from_field(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(PmrHealth::Normal),
+            1 => Some(PmrHealth::RestoreError),
+            2 => Some(PmrHealth::ReadOnlyMedia),
+            3 => Some(PmrHealth::Unreliable),
             _ => None,
         }
     }
@@ -356,6 +391,99 @@ impl Cmbmsc {
     pub(super) fn check(self) -> Check {
         if self.raw() & Self::RESERVED != 0 {
             return Err("reserved bits between CMSE and CBA are set");
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PMRCAP, PMREBS, PMRMSC
+// ---------------------------------------------------------------------------------------------
+
+impl Pmrcap {
+    /// PMRWBM bit 0 (CMR): a completed memory read of any PMR address makes earlier writes to
+    /// the PMR persistent.
+    pub const WBM_MEMORY_READ: u8 = 1 << 0;
+    /// PMRWBM bit 1 (CPMRSTSR): a completed read of PMRSTS makes earlier writes to the PMR
+    /// persistent.
+    pub const WBM_PMRSTS_READ: u8 = 1 << 1;
+
+    pub(super) fn check(self) -> Check {
+        if self.pmrtu() > 1 {
+            return Err("PMRTU has a reserved value");
+        }
+        if self.pmrwbm() & (Self::WBM_MEMORY_READ | Self::WBM_PMRSTS_READ) == 0 {
+            return Err("PMRWBM names no write barrier mechanism (at least one is required)");
+        }
+        if (self.rds() || self.wds()) && !self.cmss() {
+            return Err("RDS or WDS is set although CMSS is clear");
+        }
+        Ok(())
+    }
+
+    /// The BIR as a BAR index: 2 to 5; the values 0, 1, 6 and 7 are reserved
+    /// ([`Error::BadRegister`]).
+    pub fn bir_checked(self) -> Result<u8> {
+        match self.bir() {
+            2..=5 => Ok(self.bir()),
+            _ => Err(bad("PMRCAP", self.raw().into(), "BIR has a reserved value")),
+        }
+    }
+
+    /// One PMRTO unit in milliseconds: 500 ms (PMRTU 0) or a minute (PMRTU 1).
+    pub const fn time_unit_ms(self) -> u64 {
+        if self.pmrtu() == 0 {
+            500
+        } else {
+            60_000
+        }
+    }
+
+    /// PMRTO in milliseconds (0 if the controller gives no time).
+    pub const fn timeout_ms(self) -> u64 {
+        // u8 to u64: widening.
+        self.pmrto() as u64 * self.time_unit_ms()
+    }
+
+    /// Whether a read of PMRSTS makes earlier PMR writes persistent (PMRWBM bit 1).
+    pub const fn persists_on_pmrsts_read(self) -> bool {
+        self.pmrwbm() & Self::WBM_PMRSTS_READ != 0
+    }
+
+    /// Whether a memory read of the PMR makes earlier PMR writes persistent (PMRWBM bit 0).
+    pub const fn persists_on_memory_read(self) -> bool {
+        self.pmrwbm() & Self::WBM_MEMORY_READ != 0
+    }
+}
+
+impl Pmrebs {
+    /// The elasticity buffer size in bytes: `PMRWBZ × unit(PMRSZU)` for PMRSZU 0 (bytes) to 3
+    /// (GiB); 4 to 15 are reserved ([`Error::BadRegister`]).
+    pub fn buffer_bytes(self) -> Result<u64> {
+        let unit = match self.pmrszu() {
+            u @ 0..=3 => 1u64 << (10 * u32::from(u)),
+            _ => {
+                return Err(bad(
+                    "PMREBS",
+                    self.raw().into(),
+                    "PMRSZU has a reserved value",
+                ))
+            }
+        };
+        // At most 2^24 × 2^30: no overflow.
+        Ok(u64::from(self.pmrwbz()) * unit)
+    }
+}
+
+impl Pmrmsc {
+    /// A PMRMSC value. `cba` (the PMR's bus address) must be 4 KiB aligned.
+    pub fn new(cmse: bool, cba: u64) -> Result<Self> {
+        Pmrmsc(0).with_cmse(cmse).with_cba(cba)
+    }
+
+    pub(super) fn check(self) -> Check {
+        if self.raw() & Self::RESERVED != 0 {
+            return Err("reserved bits below CBA are set");
         }
         Ok(())
     }
