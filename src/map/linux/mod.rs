@@ -76,7 +76,7 @@ mod peer;
 mod resource;
 mod sysfs;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use acs::{PCI_ACS_CR, PCI_ACS_CTRL, PCI_ACS_EC, PCI_ACS_RR, PCI_EXT_CAP_ID_ACS};
 pub use bar::BarMapping;
