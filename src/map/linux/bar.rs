@@ -167,9 +167,7 @@ impl BarMapping {
         len: usize,
         caching: Caching,
     ) -> Result<BarMapping> {
-        if len == 0 {
-            return Err(crate::Error::InvalidArgument("mapping length is zero").into());
-        }
+        // A zero length is refused by `map_fd`.
         let meta = file.metadata().map_err(|e| io_err("stat", path, e))?;
         // sysfs reports a BAR file's size as the BAR size; a regular file must cover `len` or
         // touching the tail would raise SIGBUS.
@@ -253,6 +251,7 @@ impl BarMapping {
     }
 
     /// The start of the mapping in this process (for an IOMMU mapping of it).
+    #[cfg(feature = "vfio")]
     pub(crate) fn as_ptr(&self) -> *mut u8 {
         self.ptr.cast()
     }

@@ -16,9 +16,7 @@ use super::ioctl::{self, argsz};
 use super::region::{bar_region, CONFIG_REGION};
 use super::{Container, Error, Group, RegionInfo, Result};
 use crate::backend::Caching;
-use crate::map::linux::{
-    BarMapping, PciDevice, PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY,
-};
+use crate::map::linux::{command_with, BarMapping, PciDevice, PCI_COMMAND};
 
 /// A PCI device opened through VFIO: its group attached to a [`Container`] (whose IOMMU domain
 /// translates its DMA), its regions described by `VFIO_DEVICE_GET_REGION_INFO`.
@@ -191,17 +189,7 @@ impl VfioDevice {
     /// A device opened through VFIO may come with both off (vfio-pci disables it on open and
     /// release): its BARs read 0 until memory is on, and it cannot DMA until bus master is.
     pub fn enable(&self, memory: bool, bus_master: bool) -> Result<u16> {
-        let mut cmd = self.command()?;
-        for (bit, on) in [
-            (PCI_COMMAND_MEMORY, memory),
-            (PCI_COMMAND_MASTER, bus_master),
-        ] {
-            if on {
-                cmd |= bit;
-            } else {
-                cmd &= !bit;
-            }
-        }
+        let cmd = command_with(self.command()?, memory, bus_master);
         self.write_config(PCI_COMMAND, &cmd.to_le_bytes())?;
         self.command()
     }
