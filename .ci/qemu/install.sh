@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the guest test needs, only if it is missing:
 #   qemu-system-x86 (qemu-system-x86_64, qboot.rom), busybox-static, cpio,
-#   and a kernel with the NVMe driver built in (vmlinuz only, from linux-image-*-cloud-amd64).
+#   and a kernel with the NVMe driver built in (vmlinuz only, from linux-image-*-cloud-amd64),
+#   with the VFIO modules of the same package (<work-dir>/vfio/*.ko, for the vfio run).
 # Usage: install.sh <work-dir>     (the kernel lands in <work-dir>/vmlinuz)
 set -euo pipefail
 
@@ -49,6 +50,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
 fi
 
+# The VFIO modules must come from the kernel package vmlinuz came from: without them (or
+# without the record of that package, $WORK/vmlinuz.pkg) fetch both again, from one package.
+VFIO_KOS="irqbypass vfio vfio_iommu_type1 vfio_virqfd vfio-pci-core vfio-pci"
+for ko in $VFIO_KOS; do
+    [ -s "$WORK/vfio/$ko.ko" ] && [ -s "$WORK/vmlinuz.pkg" ] || rm -f "$WORK/vmlinuz"
+done
+
 # Kernel: download the cloud kernel package and extract only vmlinuz (installing it would
 # regenerate the host's initrd, which takes most of the install time).
 if [ ! -s "$WORK/vmlinuz" ]; then
@@ -71,8 +79,16 @@ if [ ! -s "$WORK/vmlinuz" ]; then
         exit 1
     fi
     deb=$(ls "$dl"/*.deb)
-    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dl" --wildcards './boot/vmlinuz-*'
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dl" --wildcards './boot/vmlinuz-*' \
+        './lib/modules/*/kernel/drivers/vfio/*' './lib/modules/*/kernel/virt/lib/irqbypass.ko'
+    rm -rf "$WORK/vfio"; mkdir -p "$WORK/vfio"
+    for ko in $VFIO_KOS; do
+        f=$(find "$dl/lib/modules" -name "$ko.ko" | head -n 1)
+        [ -n "$f" ] || { echo "install: $pkg has no $ko.ko (uncompressed)" >&2; exit 1; }
+        cp "$f" "$WORK/vfio/$ko.ko"
+    done
     mv "$dl"/boot/vmlinuz-* "$WORK/vmlinuz.tmp" && mv "$WORK/vmlinuz.tmp" "$WORK/vmlinuz"
+    echo "$pkg" >"$WORK/vmlinuz.pkg"
     rm -rf "$dl"
-    echo "install: kernel $pkg -> $WORK/vmlinuz"
+    echo "install: kernel $pkg -> $WORK/vmlinuz, VFIO modules -> $WORK/vfio"
 fi

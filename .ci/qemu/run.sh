@@ -16,9 +16,11 @@
 #   pmr         examples/nvme_pmr.rs, two boots on one PMR backing file ($WORK/pmr.img):
 #               pmr-write writes a pattern through the PMR and flushes it (a PMRSTS read), the
 #               host checks the file, pmr-check reads it back after the reboot (qboot)
+#   vfio     examples/nvme_vfio.rs behind -device intel-iommu (intel_iommu=on), the VFIO modules
+#            loaded by init: binds vfio-pci, I/O at IOVAs (qboot)
 # A run passes only if the guest prints IOMEM-E2E-EXIT=0 (QEMU exits 0 whatever the guest does).
 #
-# Usage: .ci/qemu/run.sh [run-name...]       (default: all six). Needs root for apt-get.
+# Usage: .ci/qemu/run.sh [run-name...]       (default: all). Needs root for apt-get.
 # Env:   IOMEM_QEMU_WORK   work directory (default target/qemu)
 #        IOMEM_QEMU_TIMEOUT seconds per boot (default 120)
 #        IOMEM_QEMU_JOBS    guests at once (default: the number of CPUs; each is one TCG thread)
@@ -47,9 +49,10 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
     --target x86_64-unknown-linux-gnu --target-dir "$ROOT/target/guest"
 BIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/nvme_e2e
 P2PBIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/p2p_distance
+VFIOBIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/nvme_vfio
 PMRBIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/nvme_pmr
 [ -x "$PMRBIN" ] || { echo "qemu: guest binary $PMRBIN missing" >&2; exit 1; }
-for b in "$BIN" "$P2PBIN"; do
+for b in "$BIN" "$P2PBIN" "$VFIOBIN"; do
     [ -x "$b" ] || { echo "qemu: guest binary $b missing" >&2; exit 1; }
 done
 echo "qemu: build $(elapsed "$tb") s"
@@ -63,6 +66,9 @@ install -m 0755 "$ROOT/.ci/qemu/init" "$IRD/init"
 install -m 0755 "$BIN" "$IRD/nvme_e2e"
 install -m 0755 "$P2PBIN" "$IRD/p2p_distance"
 install -m 0755 "$PMRBIN" "$IRD/nvme_pmr"
+install -m 0755 "$VFIOBIN" "$IRD/nvme_vfio"
+mkdir -p "$IRD/vfio"
+cp "$WORK"/vfio/*.ko "$IRD/vfio/"
 (cd "$IRD" && find . | LC_ALL=C sort | cpio --quiet -o -H newc) > "$WORK/initramfs.cpio"
 
 QBOOT=/usr/share/qemu/qboot.rom
@@ -80,6 +86,8 @@ boot() {
     [ "${BIND_NVME:-0}" = 1 ] && noinit=
     # IOMEM_BIN=NAME runs another binary of the initramfs than nvme_e2e.
     [ -n "${IOMEM_BIN:-}" ] && binarg=" iomem_bin=$IOMEM_BIN"
+    # IOMEM_KARGS: more kernel arguments (the vfio run: intel_iommu=on iomem_vfio=modules).
+    [ -n "${IOMEM_KARGS:-}" ] && binarg="$binarg $IOMEM_KARGS"
     tb=$(date +%s.%N)
     timeout "$TIMEOUT" qemu-system-x86_64 \
         -machine q35 -accel tcg -cpu max -m 512M -smp 1 \
@@ -115,6 +123,13 @@ two_disks() {
     done
     echo "-drive file=$WORK/$name-a.img,if=none,id=pa,format=raw -device nvme,serial=p2pa,drive=pa,bus=$bus_a"
     echo "-drive file=$WORK/$name-b.img,if=none,id=pb,format=raw -device nvme,serial=p2pb,drive=pb,bus=$bus_b"
+}
+
+# The vfio run's second controller (its own IOMMU group, the same container; a CMB to map).
+vfio_peer() {
+    rm -f "$WORK/vfio-b.img"
+    truncate -s 1M "$WORK/vfio-b.img"
+    echo "-drive file=$WORK/vfio-b.img,if=none,id=d1,format=raw -device nvme,serial=iomem1,drive=d1,cmb_size_mb=16"
 }
 
 # The switch of the p2p-switch run: a root port, an upstream port, two downstream ports.
@@ -195,12 +210,15 @@ start_run() {
         # shellcheck disable=SC2046,SC2086
         p2p-switch) IOMEM_BIN=p2p_distance boot p2p-switch qboot switch $SWITCH $(two_disks p2p-switch dn1 dn2) ;;
         pmr) pmr_run ;;
-        *) echo "FAIL $r: unknown run (seabios, qboot, fault, unplug, p2p-root, p2p-switch)" >"$WORK/$r.result" ;;
+        # intel-iommu first, before the PCI devices it translates.
+        # shellcheck disable=SC2046
+        vfio) IOMEM_BIN=nvme_vfio IOMEM_KARGS="intel_iommu=on iomem_vfio=modules" boot vfio qboot vfio -device intel-iommu $(disk vfio) $(vfio_peer) ;;
+        *) echo "FAIL $r: unknown run (seabios, qboot, fault, unplug, p2p-root, p2p-switch, vfio, pmr)" >"$WORK/$r.result" ;;
     esac
 }
 
 runs=("$@")
-[ ${#runs[@]} -gt 0 ] || runs=(seabios qboot fault unplug p2p-root p2p-switch pmr)
+[ ${#runs[@]} -gt 0 ] || runs=(seabios qboot fault unplug p2p-root p2p-switch vfio pmr)
 # Each guest is one TCG thread: run as many at once as there are CPUs.
 jobs_max=${IOMEM_QEMU_JOBS:-$(nproc)}
 tg=$(date +%s.%N)

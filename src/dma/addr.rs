@@ -21,6 +21,16 @@ impl DmaAddr {
     /// that the bytes are memory the device may access (mapped in its IOMMU domain, or host RAM
     /// it may reach without one), that they stay allocated for as long as the device may use
     /// them, and that no Rust reference to them exists meanwhile.
+    ///
+    /// Behind an IOMMU the address must also be *mapped* (an IOVA of the device's domain), and
+    /// nothing will tell you if it is not: in the CI guest (QEMU, `intel-iommu`, VFIO) a Read
+    /// into an unmapped IOVA was blocked by the IOMMU — a DMAR fault in the kernel log, "PTE
+    /// Write access is not set" — while QEMU's controller still completed the command with
+    /// status 0. VFIO's type1 IOMMU reports no faults to user space, so the driver sees a
+    /// successful read whose data never arrived. Addresses from a
+    /// [`Lease`](super::Lease) on a region of an IOMMU provider
+    /// (`map::vfio::VfioDma`) are mapped for as long as the lease lives; a raw address has no
+    /// such guarantee, which is why this is `unsafe`.
     pub const unsafe fn from_raw(addr: u64) -> Self {
         DmaAddr(addr)
     }

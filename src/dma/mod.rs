@@ -13,8 +13,9 @@
 //!   never freed or reused under the device ([`region`] states the rule).
 //! - Providers make regions: [`MockDma`] for `cargo test` (fake addresses, configurable
 //!   scattering, a device side that reaches only allocated memory), [`RamDma`] for benchmarks
-//!   and in-process device simulations (heap memory, made-up addresses), and in
-//!   [`map::linux`](crate::map) the pagemap and huge-page providers.
+//!   and in-process device simulations (heap memory, made-up addresses), in
+//!   [`map::linux`](crate::map) the pagemap and huge-page providers, and in `map::vfio` the
+//!   IOMMU provider (host memory at IOVAs, one run of IOVAs per region).
 //!
 //! ```
 //! use iomem::dma::MockDma;
@@ -50,10 +51,12 @@ pub use ram::RamDma;
 pub use region::{DmaRegion, Lease, Quarantine};
 
 /// Where DMA memory comes from: the mock ([`MockDma`]), locked pages with pagemap addresses
-/// and huge pages (`map::linux::PagemapDma`), and later an IOMMU domain (VFIO).
+/// and huge pages (`map::linux::PagemapDma`), and an IOMMU domain (`map::vfio::VfioDma`).
 ///
 /// Every provider has one [`Quarantine`] for the regions whose leases were dropped
-/// uncompleted; release it only once the devices it served are reset.
+/// uncompleted; release it only once the devices it served are reset — or, behind an IOMMU,
+/// once the memory is unmapped from it (`VfioDma::reclaim` does that safely: it frees memory
+/// only after unmapping it, and keeps the IOVAs from reuse instead).
 pub trait DmaProvider {
     /// The backend of the memory it hands out (host RAM, `Caching::Cacheable`).
     type Backend: crate::Backend + Send + Sync + 'static;

@@ -140,7 +140,8 @@ impl Quarantine {
     /// # Safety
     /// No device can still access the quarantined memory: every device it was lent to has been
     /// disabled or reset since (NVMe: CC.EN = 0 and CSTS.RDY = 0), had its bus mastering turned
-    /// off, or lost its IOMMU mapping of it.
+    /// off, or lost its IOMMU mapping of it. (An IOMMU provider whose regions unmap themselves
+    /// before freeing their memory can release safely at any time: `map::vfio::VfioDma::reclaim`.)
     pub unsafe fn release(&self) {
         let held = self.held.with(core::mem::take);
         drop(held);
@@ -163,7 +164,13 @@ struct Inner<B> {
     quarantine: Arc<Quarantine>,
     /// What frees the memory when dropped (an unmapping, a return to the provider's allocator).
     _owner: Box<dyn Send + Sync>,
+    /// Told when a lease is dropped uncompleted, before the region goes into quarantine (an
+    /// IOMMU provider then keeps the region's IOVA from reuse after unmapping it).
+    on_quarantine: Option<QuarantineHook>,
 }
+
+/// What [`DmaRegion::from_parts_hooked`] calls when a lease of the region is quarantined.
+pub(crate) type QuarantineHook = Box<dyn Fn() + Send + Sync>;
 
 /// An owned allocation of coherent host memory a device may read and write by DMA: a queue, a
 /// PRP list, a data buffer. Made by a provider (the mock's [`MockDma`](super::MockDma), or the
@@ -201,6 +208,24 @@ impl<B: Backend + Send + Sync + 'static> DmaRegion<B> {
         quarantine: Arc<Quarantine>,
         owner: Box<dyn Send + Sync>,
     ) -> Result<Self> {
+        // SAFETY: the caller's contract is the same.
+        unsafe { Self::from_parts_hooked(backend, offset, len, map, quarantine, owner, None) }
+    }
+
+    /// [`from_parts`](Self::from_parts), calling `hook` each time a lease of the region is
+    /// dropped uncompleted, before the region is put in quarantine.
+    ///
+    /// # Safety
+    /// As for [`from_parts`](Self::from_parts).
+    pub(crate) unsafe fn from_parts_hooked(
+        backend: B,
+        offset: usize,
+        len: usize,
+        map: AddrMap,
+        quarantine: Arc<Quarantine>,
+        owner: Box<dyn Send + Sync>,
+        hook: Option<QuarantineHook>,
+    ) -> Result<Self> {
         let end = offset
             .checked_add(len)
             .ok_or(Error::Overflow { offset, len })?;
@@ -224,6 +249,7 @@ impl<B: Backend + Send + Sync + 'static> DmaRegion<B> {
                 map,
                 quarantine,
                 _owner: owner,
+                on_quarantine: hook,
             }),
         })
     }
@@ -375,6 +401,9 @@ impl<B: Backend + Send + Sync + 'static> Drop for Lease<B> {
         // the share is taken here only (the invariant).
         let i = unsafe { ManuallyDrop::take(&mut self.inner) };
         // Not completed: the device may still write this memory. Keep it from reuse.
+        if let Some(hook) = &i.on_quarantine {
+            hook();
+        }
         let q = i.quarantine.clone();
         q.hold(Box::new(i));
     }

@@ -2,3 +2,6 @@
 
 #[cfg(all(feature = "linux", target_os = "linux"))]
 pub mod linux;
+
+#[cfg(all(feature = "vfio", target_os = "linux"))]
+pub mod vfio;

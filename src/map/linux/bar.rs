@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use rustix::fd::{AsFd, BorrowedFd};
 use rustix::mm::{MapFlags, ProtFlags};
 
 use super::error::io_err;
@@ -166,9 +167,7 @@ impl BarMapping {
         len: usize,
         caching: Caching,
     ) -> Result<BarMapping> {
-        if len == 0 {
-            return Err(crate::Error::InvalidArgument("mapping length is zero").into());
-        }
+        // A zero length is refused by `map_fd`.
         let meta = file.metadata().map_err(|e| io_err("stat", path, e))?;
         // sysfs reports a BAR file's size as the BAR size; a regular file must cover `len` or
         // touching the tail would raise SIGBUS.
@@ -179,6 +178,29 @@ impl BarMapping {
                 size: usize::try_from(meta.len()).unwrap_or(usize::MAX),
             }
             .into());
+        }
+        // SAFETY: the caller's contract, and `file` covers `len` bytes (checked above).
+        let map = unsafe { BarMapping::map_fd(file.as_fd(), 0, path, len, caching) };
+        // The descriptor can close now: the mapping keeps the file referenced.
+        drop(file);
+        map
+    }
+
+    /// Maps `len` bytes of `fd` from `offset` (page-aligned) shared and read-write: a sysfs
+    /// BAR file, or a region of a VFIO device file. `path` names it in messages.
+    ///
+    /// # Safety
+    /// `caching` describes how the kernel maps that range of `fd`, and the range stays backed
+    /// (the file or region at least `offset + len` bytes) while the mapping lives.
+    pub(crate) unsafe fn map_fd(
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        path: &Path,
+        len: usize,
+        caching: Caching,
+    ) -> Result<BarMapping> {
+        if len == 0 {
+            return Err(crate::Error::InvalidArgument("mapping length is zero").into());
         }
         let page = rustix::param::page_size();
         let map_len = len
@@ -193,8 +215,8 @@ impl BarMapping {
                 map_len,
                 ProtFlags::READ | ProtFlags::WRITE,
                 MapFlags::SHARED,
-                &file,
-                0,
+                fd,
+                offset,
             )
         }
         .map_err(|e| match e {
@@ -207,8 +229,6 @@ impl BarMapping {
                 source: e.into(),
             },
         })?;
-        // The descriptor can close now: the mapping keeps the file referenced.
-        drop(file);
         // `ptr..ptr + map_len` was just mapped read-write and is owned by the value returned
         // below, which unmaps it only on drop, after every borrow of `mmio` has ended.
         // SAFETY: as just said; no reference into it is made here; the caller vouches for
@@ -228,6 +248,12 @@ impl BarMapping {
                 Err(e.into())
             }
         }
+    }
+
+    /// The start of the mapping in this process (for an IOMMU mapping of it).
+    #[cfg(feature = "vfio")]
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.cast()
     }
 
     /// The backend over the mapping.

@@ -58,20 +58,26 @@ impl PciDevice {
     /// alone; returns the new value. With memory space off every BAR access reads as nothing
     /// (QEMU: 0, hardware: all-ones); without bus mastering the device cannot DMA.
     pub fn enable(&self, memory: bool, bus_master: bool) -> Result<u16> {
-        let mut cmd = self.command()?;
-        for (bit, on) in [
-            (PCI_COMMAND_MEMORY, memory),
-            (PCI_COMMAND_MASTER, bus_master),
-        ] {
-            if on {
-                cmd |= bit;
-            } else {
-                cmd &= !bit;
-            }
-        }
+        let cmd = command_with(self.command()?, memory, bus_master);
         self.set_command(cmd)?;
         Ok(cmd)
     }
+}
+
+/// `cmd` (a COMMAND value) with memory-space decoding and bus mastering set or cleared as
+/// asked, the other bits unchanged.
+pub(crate) fn command_with(mut cmd: u16, memory: bool, bus_master: bool) -> u16 {
+    for (bit, on) in [
+        (PCI_COMMAND_MEMORY, memory),
+        (PCI_COMMAND_MASTER, bus_master),
+    ] {
+        if on {
+            cmd |= bit;
+        } else {
+            cmd &= !bit;
+        }
+    }
+    cmd
 }
 
 /// The address a BAR register pair holds, from the 24 bytes of config space at `PCI_BAR0`.

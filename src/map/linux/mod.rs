@@ -76,10 +76,12 @@ mod peer;
 mod resource;
 mod sysfs;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use acs::{PCI_ACS_CR, PCI_ACS_CTRL, PCI_ACS_EC, PCI_ACS_RR, PCI_EXT_CAP_ID_ACS};
 pub use bar::BarMapping;
+#[cfg(feature = "vfio")]
+pub(crate) use config::command_with;
 pub use config::{PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
 pub use cpu::{CpuInfo, PROC_CPUINFO};
 pub use distance::{P2pBlocker, P2pDistance};

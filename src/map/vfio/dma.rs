@@ -1,0 +1,486 @@
+//! [`VfioDma`]: host memory mapped in an IOMMU domain at IOVAs, as a [`DmaProvider`]; and
+//! [`PeerBar`], a device's BAR mapped in the domain for peer-to-peer DMA.
+
+use core::ffi::c_void;
+use core::ops::Range;
+use std::boxed::Box;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rustix::mm::{MapFlags, ProtFlags};
+
+use super::iova::IovaAllocator;
+use super::{Access, Container, Error, Iommu, Result};
+use crate::backend::{Caching, Mmio};
+use crate::dma::region::AddrMap;
+use crate::dma::{DmaProvider, DmaRegion, Quarantine};
+use crate::map::linux::BarMapping;
+
+/// The lowest IOVA handed out: the first MiB stays unmapped, so a device given a zeroed or
+/// small bogus address faults in the IOMMU instead of reaching memory.
+pub const IOVA_FLOOR: u64 = 1 << 20;
+
+/// Host memory for DMA in an IOMMU domain (a VFIO container): anonymous memory, pinned by the
+/// kernel when mapped (`VFIO_IOMMU_MAP_DMA`), at IOVAs from an [`IovaAllocator`] over the
+/// ranges the IOMMU accepts.
+///
+/// Every region is **one run of IOVAs** whatever pages back it, so a queue of any size is
+/// "physically contiguous" to the device without huge pages, and a data buffer needs a single
+/// data pointer (or a PRP list of consecutive pages). Every device attached to the domain
+/// reaches the memory at the same IOVA: two controllers in one container share their buffers.
+///
+/// A device address exists only for mapped memory: a [`DmaAddr`](crate::dma::DmaAddr) comes
+/// from a lease on a region of this provider, and the region stays mapped while any lease is
+/// out. That matters, because the IOMMU's protection is silent: in the CI guest a Read into an
+/// unmapped IOVA was blocked (a DMAR fault in the kernel log) while QEMU's controller still
+/// completed the command with status 0 — the driver is not told, the data is just not there.
+///
+/// # Quarantine, and why it can free memory here
+/// A region whose lease was dropped uncompleted goes into the provider's [`Quarantine`], as
+/// with any provider. With pagemap memory that memory can never be freed safely until the
+/// device is reset: the device may write it at any time. Here it can: [`reclaim`](Self::reclaim)
+/// unmaps each quarantined region from the IOMMU (`VFIO_IOMMU_UNMAP_DMA`, after which the device
+/// can no longer reach those pages: a stale write faults) and only then frees the memory. What
+/// stays behind is the region's IOVA range, **retired** in the allocator rather than freed — were
+/// it mapped again to other memory, the stale write would land there — until
+/// [`recycle_retired`](Self::recycle_retired) after the devices are reset. So an abandoned
+/// command costs IOVA space, not memory.
+///
+/// Keep a device of the container open while regions live: type1 tears the IOMMU down when the
+/// last group leaves the container, after which unmapping fails and a region's memory is
+/// leaked (safely) instead of freed.
+#[derive(Debug)]
+pub struct VfioDma {
+    shared: Arc<Shared>,
+    quarantine: Arc<Quarantine>,
+}
+
+/// What the provider and its regions share.
+#[derive(Debug)]
+struct Shared {
+    iommu: Arc<dyn Iommu>,
+    iova: Mutex<IovaAllocator>,
+    mapped: AtomicU64,
+}
+
+impl Shared {
+    fn iova(&self) -> MutexGuard<'_, IovaAllocator> {
+        // Each allocator update completes before it can panic, so a poisoned lock is consistent.
+        self.iova.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Allocates IOVAs for `len` bytes and maps `vaddr` there.
+    ///
+    /// # Safety
+    /// As for [`Iommu::map`], for `vaddr..vaddr + len`.
+    unsafe fn map(&self, vaddr: usize, len: u64, access: Access) -> Result<Range<u64>> {
+        // 2 MiB-aligned IOVAs for large regions let the IOMMU use its large pages.
+        let align = if len >= 2 << 20 { 2 << 20 } else { 1 };
+        let range = self
+            .iova()
+            .alloc(len, align)
+            .ok_or(Error::IovaExhausted { len })?;
+        // SAFETY: the caller's contract; `range` is free IOVA space of `len` bytes.
+        match unsafe { self.iommu.map(vaddr, len, range.start, access) } {
+            Ok(()) => {
+                self.mapped.fetch_add(len, Ordering::Relaxed);
+                Ok(range)
+            }
+            Err(e) => {
+                self.iova().free(range);
+                Err(e)
+            }
+        }
+    }
+
+    /// Unmaps `range`; frees it (`retire`: keeps it from reuse) if that worked. Whether it did.
+    fn unmap(&self, range: Range<u64>, retire: bool) -> bool {
+        let len = range.end - range.start;
+        let ok = self.iommu.unmap(range.start, len).is_ok();
+        if ok {
+            self.mapped.fetch_sub(len, Ordering::Relaxed);
+        }
+        let mut a = self.iova();
+        if ok && !retire {
+            a.free(range);
+        } else {
+            a.retire(range);
+        }
+        ok
+    }
+}
+
+impl VfioDma {
+    /// A provider over `container`'s IOMMU domain. The container needs a group attached first
+    /// (the IOMMU type is set with it): [`Error::NoGroupAttached`] otherwise.
+    pub fn new(container: &Arc<Container>) -> Result<VfioDma> {
+        if container.info().is_none() {
+            return Err(Error::NoGroupAttached);
+        }
+        Ok(VfioDma::with_iommu(container.clone()))
+    }
+
+    /// A provider over any IOMMU domain (an iommufd backend, a test double).
+    pub fn with_iommu(iommu: Arc<dyn Iommu>) -> VfioDma {
+        let page = iommu.page_size().max(rustix::param::page_size() as u64);
+        let iova = IovaAllocator::new(iommu.iova_ranges(), page, IOVA_FLOOR);
+        VfioDma {
+            shared: Arc::new(Shared {
+                iommu,
+                iova: Mutex::new(iova),
+                mapped: AtomicU64::new(0),
+            }),
+            quarantine: Arc::default(),
+        }
+    }
+
+    /// Bytes mapped in the IOMMU now (regions and peer BARs).
+    pub fn mapped(&self) -> u64 {
+        self.shared.mapped.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of IOVA space retired: unmapped, but kept from reuse until the devices are reset.
+    pub fn retired(&self) -> u64 {
+        self.shared.iova().retired()
+    }
+
+    /// Bytes of IOVA space free.
+    pub fn available(&self) -> u64 {
+        self.shared.iova().available()
+    }
+
+    /// Frees the memory of every quarantined region (see the type's docs): each is unmapped
+    /// from the IOMMU first, its IOVAs retired. Returns how many regions (leases) were held.
+    /// A region that another, live lease still holds stays mapped until that lease ends.
+    pub fn reclaim(&self) -> usize {
+        let n = self.quarantine.len();
+        // SAFETY: every region in this quarantine is one of this provider's (the quarantine is
+        // private to it), and such a region's memory is freed only by its `Mapping`'s drop,
+        // which unmaps it from the IOMMU first (after which no device reaches it) and retires
+        // its IOVA (the hook marked it), or leaks it if unmapping fails. So no device can
+        // access memory this frees: the condition `release` asks for ("lost its IOMMU
+        // mapping").
+        unsafe { self.quarantine.release() };
+        n
+    }
+
+    /// Gives the retired IOVA ranges back to the allocator.
+    ///
+    /// # Safety
+    /// Every device attached to the domain was reset, or had bus mastering turned off, since
+    /// the ranges were retired: no stale DMA to them can still arrive.
+    pub unsafe fn recycle_retired(&self) {
+        // SAFETY: the caller's contract is the allocator's.
+        unsafe { self.shared.iova().recycle_retired() }
+    }
+
+    /// Maps a device's BAR (its VFIO mmap, from [`VfioDevice::map_bar`](super::VfioDevice::map_bar))
+    /// into the domain at fresh IOVAs: another device of the container then reaches that BAR by
+    /// DMA at [`PeerBar::iova`] (an NVMe controller reading into a peer's CMB). Under an IOMMU
+    /// that is the only way a peer's BAR is reachable: its bus address is not an IOVA.
+    pub fn map_peer_bar(&self, bar: Arc<BarMapping>) -> Result<PeerBar> {
+        let len = bar.len() as u64;
+        if len % self.shared.iova().page() != 0 {
+            return Err(Error::Iomem(crate::Error::InvalidArgument(
+                "a peer BAR mapped in the IOMMU must be a whole number of IOMMU pages",
+            )));
+        }
+        // SAFETY: the BAR mapping is kept alive by the `PeerBar` until it unmaps the range; it
+        // is device memory, reached by this crate only with volatile accesses (never a
+        // reference), so a peer's writes race with nothing.
+        let iova = unsafe {
+            self.shared
+                .map(bar.as_ptr() as usize, len, Access::ReadAndWrite)?
+        };
+        Ok(PeerBar {
+            bar,
+            iova,
+            shared: self.shared.clone(),
+        })
+    }
+}
+
+/// Anonymous memory mapped at `iova`: the owner of a [`VfioDma`] region.
+///
+/// # Invariant
+/// `ptr..ptr + len` is a private anonymous mapping owned by this value, mapped in the IOMMU at
+/// `iova` (of `len` bytes) until dropped.
+struct Mapping {
+    ptr: *mut c_void,
+    len: usize,
+    iova: Range<u64>,
+    shared: Arc<Shared>,
+    /// Set when a lease of the region was quarantined: its IOVA is retired, not freed.
+    retire: Arc<AtomicBool>,
+}
+
+// SAFETY: the memory is process-wide, with no thread affinity; the pointer is used only in
+// `drop`, to unmap.
+unsafe impl Send for Mapping {}
+// SAFETY: `&Mapping` gives no access to the memory.
+unsafe impl Sync for Mapping {}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        let retire = self.retire.load(Ordering::Acquire);
+        if self.shared.unmap(self.iova.clone(), retire) {
+            // SAFETY: by the invariant the mapping is ours, and no device reaches it any more
+            // (just unmapped from the IOMMU); the region using it is gone (this is its owner).
+            let _ = unsafe { rustix::mm::munmap(self.ptr, self.len) };
+        }
+        // Unmapping failed: the device may still reach the pages, so they are leaked (and the
+        // IOVA retired) rather than freed.
+    }
+}
+
+impl DmaProvider for VfioDma {
+    type Backend = Mmio;
+    type Error = Error;
+
+    fn alloc(&self, len: usize) -> Result<DmaRegion<Mmio>> {
+        if len == 0 {
+            return Err(crate::Error::InvalidArgument("DMA region length is zero").into());
+        }
+        let page = self.shared.iova().page() as usize;
+        let len = len
+            .checked_add(page - 1)
+            .map(|l| l & !(page - 1))
+            .ok_or(crate::Error::Overflow { offset: 0, len })?;
+        // SAFETY: a fresh private anonymous mapping at a kernel-chosen address.
+        let ptr = unsafe {
+            rustix::mm::mmap_anonymous(
+                core::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE | MapFlags::POPULATE,
+            )
+        }
+        .map_err(|e| crate::map::linux::Error::Io {
+            op: "mmap",
+            path: Path::new("anonymous memory").to_path_buf(),
+            source: e.into(),
+        })?;
+        // A fork must not give the child these pages copy-on-write: the IOMMU keeps the
+        // parent's, and the parent's next write would move to a copy the device never sees.
+        // SAFETY: our own mapping, just created; the advice changes no contents.
+        let _ = unsafe { rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxDontFork) };
+        // CAST: `len` fits in 64 bits.
+        // SAFETY: the memory is ours until the `Mapping` below unmaps it from the IOMMU, which it
+        // does before freeing it; it is reached only through the region's `Mmio` (volatile, no
+        // reference).
+        let mapped = unsafe {
+            self.shared
+                .map(ptr as usize, len as u64, Access::ReadAndWrite)
+        };
+        let iova = match mapped {
+            Ok(iova) => iova,
+            Err(e) => {
+                // SAFETY: never mapped in the IOMMU; not used after this.
+                let _ = unsafe { rustix::mm::munmap(ptr, len) };
+                return Err(e);
+            }
+        };
+        let retire = Arc::new(AtomicBool::new(false));
+        let owner = Mapping {
+            ptr,
+            len,
+            iova: iova.clone(),
+            shared: self.shared.clone(),
+            retire: retire.clone(),
+        };
+        // SAFETY: `ptr..ptr + len` is live read-write anonymous RAM (cacheable), kept by `owner`
+        // which the region drops after the `Mmio`.
+        let mmio = unsafe { Mmio::new(ptr.cast(), len, Caching::Cacheable) }?;
+        let hook = Box::new(move || retire.store(true, Ordering::Release));
+        // SAFETY: the memory is used by nothing else until `owner` is dropped, and byte `o` is
+        // what a device of the domain reaches at `iova.start + o`, which the map says.
+        let region = unsafe {
+            DmaRegion::from_parts_hooked(
+                mmio,
+                0,
+                len,
+                AddrMap::Contiguous(iova.start),
+                self.quarantine.clone(),
+                Box::new(owner),
+                Some(hook),
+            )
+        };
+        Ok(region?)
+    }
+
+    fn alloc_contiguous(&self, len: usize) -> Result<DmaRegion<Mmio>> {
+        // Every region is one run of IOVAs.
+        self.alloc(len)
+    }
+
+    fn quarantine(&self) -> &Quarantine {
+        &self.quarantine
+    }
+}
+
+/// A device BAR mapped into an IOMMU domain ([`VfioDma::map_peer_bar`]). Dropping it unmaps the
+/// BAR and retires its IOVAs (a stale peer DMA must not land in whatever is mapped there next).
+#[derive(Debug)]
+pub struct PeerBar {
+    bar: Arc<BarMapping>,
+    iova: Range<u64>,
+    shared: Arc<Shared>,
+}
+
+impl PeerBar {
+    /// The IOVA of the BAR's first byte: byte `o` of the BAR is at `iova() + o` for every
+    /// device of the domain. Give it to a device only while this value lives.
+    pub fn iova(&self) -> u64 {
+        self.iova.start
+    }
+
+    /// The BAR mapping (the CPU's side of the same memory).
+    pub fn bar(&self) -> &Arc<BarMapping> {
+        &self.bar
+    }
+
+    /// Bytes mapped.
+    pub fn len(&self) -> u64 {
+        self.iova.end - self.iova.start
+    }
+
+    /// Whether nothing is mapped (never).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for PeerBar {
+    fn drop(&mut self) {
+        self.shared.unmap(self.iova.clone(), true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    /// An IOMMU that records its mappings.
+    #[derive(Debug, Default)]
+    struct FakeIommu {
+        maps: Mutex<Vec<(u64, u64)>>,
+        fail_unmap: AtomicBool,
+    }
+
+    impl Iommu for FakeIommu {
+        fn iova_ranges(&self) -> Vec<Range<u64>> {
+            std::vec![0..0xfee0_0000, 0xfef0_0000..1 << 39]
+        }
+        fn page_size(&self) -> u64 {
+            4096
+        }
+        unsafe fn map(&self, _vaddr: usize, len: u64, iova: u64, _: Access) -> Result<()> {
+            let mut m = self.maps.lock().unwrap();
+            if m.iter().any(|&(a, l)| a < iova + len && iova < a + l) {
+                return Err(Error::MapDma {
+                    iova,
+                    len,
+                    errno: rustix::io::Errno::EXIST,
+                });
+            }
+            m.push((iova, len));
+            Ok(())
+        }
+        fn unmap(&self, iova: u64, len: u64) -> Result<()> {
+            if self.fail_unmap.load(Ordering::Relaxed) {
+                return Err(Error::Ioctl {
+                    op: "VFIO_IOMMU_UNMAP_DMA",
+                    errno: rustix::io::Errno::INVAL,
+                });
+            }
+            let mut m = self.maps.lock().unwrap();
+            let i = m
+                .iter()
+                .position(|&e| e == (iova, len))
+                .expect("unmap of a mapping");
+            m.remove(i);
+            Ok(())
+        }
+    }
+
+    fn provider() -> (Arc<FakeIommu>, VfioDma) {
+        let iommu = Arc::new(FakeIommu::default());
+        (iommu.clone(), VfioDma::with_iommu(iommu))
+    }
+
+    #[test]
+    fn regions_are_one_run_of_iovas_above_the_floor() {
+        let (iommu, dma) = provider();
+        // A 1024-entry submission queue: 64 KiB of base pages, contiguous to the device.
+        let sq = dma.alloc_contiguous(1024 * 64).unwrap();
+        let cq = dma.alloc(100).unwrap();
+        assert_eq!(cq.len(), 4096);
+        assert!(sq.contiguous(0..sq.len()).unwrap());
+        let (ls, lc) = (sq.lease(), cq.lease());
+        assert_eq!(ls.addr(0).unwrap().get(), IOVA_FLOOR);
+        assert_eq!(ls.range(0..sq.len()).unwrap().get(), IOVA_FLOOR);
+        assert_eq!(lc.addr(8).unwrap().get(), IOVA_FLOOR + 0x1_0000 + 8);
+        assert_eq!(dma.mapped(), 0x1_1000);
+        sq.mem().try_write(16, &0xabcd_u64).unwrap();
+        assert_eq!(sq.mem().try_read::<u64>(16), Ok(0xabcd));
+        // SAFETY: no device was given the addresses.
+        unsafe { (ls.complete(), lc.complete()) };
+        drop((sq, cq));
+        assert_eq!(dma.mapped(), 0);
+        assert!(iommu.maps.lock().unwrap().is_empty());
+        // Freed IOVAs are handed out again.
+        let again = dma.alloc(4096).unwrap();
+        assert_eq!(again.lease().addr(0).unwrap().get(), IOVA_FLOOR);
+        let big = dma.alloc(4 << 20).unwrap();
+        assert_eq!(
+            big.lease().addr(0).unwrap().get() % (2 << 20),
+            0,
+            "large regions 2 MiB aligned"
+        );
+        assert!(matches!(dma.alloc(0), Err(Error::Iomem(_))));
+    }
+
+    #[test]
+    fn quarantined_memory_is_freed_after_unmapping_and_its_iova_retired() {
+        let (iommu, dma) = provider();
+        let r = dma.alloc(8192).unwrap();
+        let iova = r.lease().addr(0).unwrap().get();
+        drop(r.lease()); // an abandoned command's buffer
+        drop(r);
+        assert_eq!(dma.quarantine().len(), 2);
+        assert_eq!(dma.mapped(), 8192, "quarantined: still mapped");
+        assert_eq!(dma.reclaim(), 2);
+        assert!(dma.quarantine().is_empty());
+        assert_eq!(dma.mapped(), 0, "unmapped, and the memory freed");
+        assert!(iommu.maps.lock().unwrap().is_empty());
+        assert_eq!(dma.retired(), 8192);
+        // The retired IOVA is not reused...
+        let next = dma.alloc(8192).unwrap();
+        assert_ne!(next.lease().addr(0).unwrap().get(), iova);
+        drop(next);
+        // ...until the devices are reset.
+        // SAFETY: no device in a unit test.
+        unsafe { dma.recycle_retired() };
+        assert_eq!(dma.retired(), 0);
+        assert_eq!(
+            dma.alloc(8192).unwrap().lease().addr(0).unwrap().get(),
+            iova
+        );
+    }
+
+    #[test]
+    fn memory_that_cannot_be_unmapped_is_leaked_not_freed() {
+        let (iommu, dma) = provider();
+        let r = dma.alloc(4096).unwrap();
+        iommu.fail_unmap.store(true, Ordering::Relaxed);
+        drop(r);
+        assert_eq!(dma.mapped(), 4096);
+        assert_eq!(
+            dma.retired(),
+            4096,
+            "a range that may still be mapped is never reused"
+        );
+    }
+}
