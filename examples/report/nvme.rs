@@ -1,6 +1,6 @@
 //! The `nvme` section: the driver's CPU cost per command on RAM.
 //!
-//! Each command: build a 4 KiB Read (data pointer from a lease of a 4 KiB buffer), write it
+//! Each command: build a 4 KiB Read (data pointer into a 4 KiB buffer), write it
 //! into the submission queue, ring the SQ tail doorbell, poll its completion, write the CQ head
 //! doorbell. BAR0 is a page-aligned heap buffer (`Mmio`, labelled `Caching::Uncached` as the
 //! barrier section does); the rings and the data buffer are heap memory (`RamDma`, 1024-entry
@@ -18,12 +18,15 @@
 //!   `write_volatile` doorbells, `read_volatile` phase polling, and a compiler fence where
 //!   `dma_rmb` and `writel`'s barrier are on x86_64 (elsewhere the same fence: the reference is
 //!   an x86 figure). No checks.
-//! - `QueuePair`: `PrpBuilder::lend` + `nvm::read` + `QueuePair::{push, ring, poll}` — the
-//!   library variant the targets are about.
-//! - `QueuePair (borrow)`, for information: the same with `PrpBuilder::borrow` from one lease
-//!   held for the whole run (nothing lent per command), so the difference from `QueuePair` is
-//!   the cost of lending memory to each command (a lease's reference count up and down, the
-//!   `Lent` carried to the completion).
+//! - `QueuePair`: the data buffer registered with the queue pair once (`QueuePair::register`,
+//!   one lease for the pair's life, as SPDK registers its memory and io_uring its fixed
+//!   buffers), each command's data pointer from it (`PrpBuilder::borrow` of
+//!   `QueuePair::registered`: range checked, no reference count) + `nvm::read` +
+//!   `QueuePair::{push, ring, poll}` — the library variant the targets are about.
+//! - `QueuePair (lend per command)`, for information: the same with `PrpBuilder::lend` of a
+//!   fresh lease per command, so the difference from `QueuePair` is the cost of lending memory
+//!   to each command (a lease's reference count up and down, the `Lent` carried to the
+//!   completion).
 //!
 //! Rows: `ns` per command (best of rounds of 1024 commands: one pass over both rings, so every
 //! round wraps them and flips the phase), and doorbell `writes` per command (SQ + CQ). The
@@ -39,12 +42,12 @@ use std::sync::atomic::{compiler_fence, Ordering};
 use std::time::{Duration, Instant};
 
 use iomem::backend::MockIo;
-use iomem::dma::{DmaProvider, DmaRegion, Lease, RamDma};
+use iomem::dma::{DmaProvider, DmaRegion, RamDma};
 use iomem::nvme::cmd::nvm::{self, Namespace};
 use iomem::nvme::cmd::Request;
 use iomem::nvme::cq::CompletionQueue;
 use iomem::nvme::ctrl::QueuePair;
-use iomem::nvme::prp::{no_list, PageSize, PrpBuilder};
+use iomem::nvme::prp::{no_list, BufId, PageSize, PrpBuilder};
 use iomem::nvme::regs::{offsets, Cap};
 use iomem::nvme::sq::{HostSqRing, SubmissionQueue};
 use iomem::{Backend, Caching, IoMem, Mmio};
@@ -55,7 +58,7 @@ use crate::{Opts, Row};
 const SECTION: &str = "nvme";
 const REFERENCE: &str = "raw queue (ref)";
 const LIBRARY: &str = "QueuePair";
-const BORROW: &str = "QueuePair (borrow)";
+const LEND: &str = "QueuePair (lend per command)";
 /// Entries of each queue.
 const ENTRIES: usize = 1024;
 /// Commands per timed round: one pass over both rings.
@@ -141,8 +144,8 @@ fn bar0(buf: &Buf) -> Mmio {
 struct Lib<D: Backend> {
     qp: QueuePair<HostSqRing<Mmio>, Mmio, D>,
     data: DmaRegion<Mmio>,
-    /// One lease on `data` for the whole run, for the `borrow` variant.
-    held: Lease<Mmio>,
+    /// `data`, registered with `qp` (the `QueuePair` variant).
+    reg: BufId,
     ns: Namespace,
     prp: PrpBuilder,
     dev: NullDevice,
@@ -163,12 +166,12 @@ impl<D: Backend + Copy> Lib<D> {
             QID,
         )
         .expect("CQ");
-        let qp = QueuePair::new(sq, cq, bar, Duration::from_secs(30));
+        let mut qp = QueuePair::new(sq, cq, bar, Duration::from_secs(30));
         let free = (0..qp.free_slots() as u16).rev().collect();
         let data = dma.alloc(XFER).expect("data buffer");
         Lib {
+            reg: qp.register(&data),
             qp,
-            held: data.lease(),
             data,
             ns: Namespace::from_parts(1, BLOCK, 1 << 20, Some(128 * 1024)).expect("namespace"),
             prp: PrpBuilder::new(PageSize::MIN, None),
@@ -186,8 +189,8 @@ impl<D: Backend + Copy> Lib<D> {
     }
 
     /// One round of commands, `batch` per doorbell: (completions reaped, wrong completions).
-    /// `LEND`: each command lends a fresh lease (`PrpBuilder::lend`); else it borrows the
-    /// long-lived one (`PrpBuilder::borrow`, nothing lent per command).
+    /// `LEND`: each command lends a fresh lease (`PrpBuilder::lend`); else its data pointer is
+    /// into the buffer registered with the queue pair (nothing lent per command).
     #[inline(never)]
     fn round<const LEND: bool>(&mut self, batch: usize) -> (usize, usize) {
         let (mut reaped, mut wrong) = (0, 0);
@@ -201,8 +204,9 @@ impl<D: Backend + Copy> Lib<D> {
                         .lend(self.data.lease(), 0..XFER, no_list)
                         .and_then(|p| p.into_request(|d| nvm::read(&self.ns, slba, 8, d)))
                 } else {
-                    self.prp
-                        .borrow(&self.held, 0..XFER, None)
+                    self.qp
+                        .registered(self.reg)
+                        .and_then(|l| self.prp.borrow(l, 0..XFER, None))
                         .and_then(|d| nvm::read(&self.ns, slba, 8, d))
                         .map(Request::from)
                 }
@@ -429,8 +433,10 @@ fn target(rows: &mut Vec<Row>, what: String, value: f64, met: bool) {
     });
 }
 
-/// Best ns per command of each variant (reference, lend, borrow) over `rounds` rounds, the
-/// variants in turn, starting with another one each round.
+/// Best ns per command of each variant (reference, registered, lend) over `rounds` rounds, the
+/// variants in turn, starting with another one each round. (Not inlined: a profiler can
+/// split its figures by mode.)
+#[inline(never)]
 fn time_mode(
     rounds: usize,
     batch: usize,
@@ -450,12 +456,12 @@ fn time_mode(
                 1 => {
                     lib.post(batch);
                     let t = Instant::now();
-                    (LIBRARY, t, lib.round::<true>(batch))
+                    (LIBRARY, t, lib.round::<false>(batch))
                 }
                 _ => {
                     lib.post(batch);
                     let t = Instant::now();
-                    (BORROW, t, lib.round::<false>(batch))
+                    (LEND, t, lib.round::<true>(batch))
                 }
             };
             best[v] = best[v].min(ns(t));
@@ -494,10 +500,10 @@ pub fn run(opts: Opts) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut targets = Vec::new();
     for (case, batch) in [("per-command", 1), ("batched 32", BATCH)] {
-        let [t_raw, t_lib, t_borrow] = time_mode(rounds, batch, &mut lib, &mut raw);
+        let [t_raw, t_lib, t_lend] = time_mode(rounds, batch, &mut lib, &mut raw);
         rows.push(row(case, REFERENCE, t_raw, "ns", Some(1.0)));
         rows.push(row(case, LIBRARY, t_lib, "ns", Some(t_lib / t_raw)));
-        rows.push(row(case, BORROW, t_borrow, "ns", Some(t_borrow / t_raw)));
+        rows.push(row(case, LEND, t_lend, "ns", Some(t_lend / t_raw)));
         // The doorbell counts: two untimed rounds of each counting instance.
         let per = |n: u64| n as f64 / (2 * ROUND) as f64;
         raw_count.writes = (0, 0);
@@ -506,7 +512,7 @@ pub fn run(opts: Opts) -> Vec<Row> {
             raw_count.post();
             check(REFERENCE, raw_count.round(batch));
             lib_count.post(batch);
-            check(LIBRARY, lib_count.round::<true>(batch));
+            check(LIBRARY, lib_count.round::<false>(batch));
         }
         let raw_w = per(raw_count.writes.0 + raw_count.writes.1);
         let writes = counting.writes();

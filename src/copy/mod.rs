@@ -170,6 +170,7 @@ impl WidthPolicy {
     /// This policy limited to accesses no wider than `align` (a mapping's base alignment, ≥ 1):
     /// unchanged if it fits; a memory-like or Linux policy keeps its class with a smaller cap;
     /// a fixed one becomes the largest power of two ≤ `align`, at most 8 bytes.
+    #[inline]
     pub fn clamped(self, align: usize) -> WidthPolicy {
         if self.max_width() <= align {
             return self;

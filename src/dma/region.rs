@@ -161,6 +161,9 @@ struct Inner<B> {
     offset: usize,
     len: usize,
     map: AddrMap,
+    /// [`WidthPolicy::MEMORY_LIKE`] clamped to `backend`'s base alignment, once: the policy of
+    /// every [`DmaRegion::mem`] handle.
+    policy: WidthPolicy,
     quarantine: Arc<Quarantine>,
     /// What frees the memory when dropped (an unmapping, a return to the provider's allocator).
     _owner: Box<dyn Send + Sync>,
@@ -241,12 +244,14 @@ impl<B: Backend + Send + Sync + 'static> DmaRegion<B> {
                 "DMA memory is host RAM: its backend must be Caching::Cacheable",
             ));
         }
+        let policy = WidthPolicy::MEMORY_LIKE.clamped(backend.base_align());
         Ok(DmaRegion {
             inner: Arc::new(Inner {
                 backend,
                 offset,
                 len,
                 map,
+                policy,
                 quarantine,
                 _owner: owner,
                 on_quarantine: hook,
@@ -283,12 +288,18 @@ impl<B: Backend> DmaRegion<B> {
     /// The CPU's side of the whole region.
     #[inline]
     pub fn mem(&self) -> DmaMem<'_, [u8], B> {
-        let io = IoMem::new(&self.inner.backend)
-            .with_strategy(Strategy::Relaxed)
-            .with_policy(WidthPolicy::MEMORY_LIKE);
+        let i = &*self.inner;
         // By the invariant of `Inner`, `offset..offset + len` is inside the backend's region
-        // (checked once, in `from_parts`), which is what `IoMem`'s invariant asks of the handle.
-        DmaMem::new(io.retype(self.inner.offset, self.inner.len))
+        // (checked once, in `from_parts`), and `policy` was clamped to the backend's base
+        // alignment there: what `IoMem`'s invariant asks of the handle. Built from those parts,
+        // so no policy is clamped again per handle.
+        DmaMem::new(IoMem::from_checked_parts(
+            &i.backend,
+            i.offset,
+            i.len,
+            i.policy,
+            Strategy::Relaxed,
+        ))
     }
 
     /// Whether `range` of the region is one run of device addresses (what a queue created with
@@ -367,6 +378,20 @@ impl<B: Backend + Send + Sync + 'static> Lease<B> {
             Some(a) => Ok(unsafe { DmaAddr::from_raw(a) }),
             None => Err(Error::NotContiguous { offset: start, len }),
         }
+    }
+
+    /// The device address of `range` if it is non-empty, inside the region and one run of
+    /// device addresses; `None` otherwise (then [`range`](Self::range) says why). The data
+    /// pointer builders' hot path: no error is built.
+    #[inline]
+    pub(crate) fn run(&self, range: &Range<usize>) -> Option<DmaAddr> {
+        let i = self.inner();
+        if range.start >= range.end || range.end > i.len {
+            return None;
+        }
+        let a = i.map.run(range.start, range.end - range.start)?;
+        // SAFETY: as in `addr`: the run is memory this lease keeps allocated.
+        Some(unsafe { DmaAddr::from_raw(a) })
     }
 
     /// The maximal device-contiguous runs of `range`, in order: `(address, bytes)` pairs (for a

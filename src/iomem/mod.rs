@@ -79,6 +79,31 @@ impl<'a, B: Backend> IoMem<'a, [u8], B> {
         }
     }
 
+    /// A handle to `offset..offset + len` of `backend` with `policy` and `strategy`, from parts
+    /// the caller has checked: `offset + len <= backend.size()` and `policy` is clamped to
+    /// `backend.base_align()` (the type's invariant). For owners that check their range once
+    /// and hand out handles often ([`DmaRegion::mem`](crate::dma::DmaRegion::mem)).
+    #[inline(always)]
+    #[cfg(feature = "alloc")]
+    pub(crate) fn from_checked_parts(
+        backend: &'a B,
+        offset: usize,
+        len: usize,
+        policy: WidthPolicy,
+        strategy: Strategy,
+    ) -> Self {
+        debug_assert!(offset.checked_add(len).is_some_and(|e| e <= backend.size()));
+        debug_assert!(policy.max_width() <= backend.base_align());
+        IoMem {
+            backend,
+            offset,
+            len,
+            policy,
+            strategy,
+            _t: PhantomData,
+        }
+    }
+
     /// The sub-range `range` of this handle, as a new handle.
     pub fn subslice<R: RangeBounds<usize>>(&self, range: R) -> Result<IoMem<'a, [u8], B>> {
         let start = match range.start_bound() {

@@ -78,6 +78,12 @@ pub trait SqRing {
     /// Writes one 64-byte entry at byte `off` of the ring, with the barriers `strategy` puts
     /// around a copy into that memory (none for host RAM: the doorbell publishes it).
     fn write_entry(&self, off: usize, entry: &[u8], strategy: Strategy) -> crate::Result<()>;
+    /// Writes `cmd`'s wire form ([`Command::to_le`]) as the entry at byte `off`, as
+    /// [`write_entry`](Self::write_entry) does (a ring may write it without staging bytes).
+    #[inline]
+    fn write_command(&self, off: usize, cmd: &Command, strategy: Strategy) -> crate::Result<()> {
+        self.write_entry(off, cmd.to_le().as_bytes(), strategy)
+    }
     /// Gives the ring's memory back to its owner.
     ///
     /// # Safety
@@ -181,29 +187,28 @@ impl<B: Backend + Send + Sync + 'static> SqRing for HostSqRing<B> {
     fn strategy(&self) -> Strategy {
         Strategy::default()
     }
-    #[inline]
     fn write_entry(&self, off: usize, entry: &[u8], _strategy: Strategy) -> crate::Result<()> {
-        let mem = self.region.mem();
-        // A whole entry at an entry's offset (the queue's only use): eight aligned 64-bit
-        // stores, with no copy plan. The doorbell's barrier publishes them.
-        if let Ok(bytes) = <&[u8; SQ_ENTRY_SIZE]>::try_from(entry) {
-            let slot = mem.cast::<[u64; SQ_ENTRY_SIZE / 8]>(off)?;
-            let w = |k: usize| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&bytes[k * 8..k * 8 + 8]);
-                u64::from_ne_bytes(b)
-            };
-            slot.write64::<0>(w(0));
-            slot.write64::<8>(w(1));
-            slot.write64::<16>(w(2));
-            slot.write64::<24>(w(3));
-            slot.write64::<32>(w(4));
-            slot.write64::<40>(w(5));
-            slot.write64::<48>(w(6));
-            slot.write64::<56>(w(7));
-            return Ok(());
-        }
-        mem.subslice(off..off + entry.len())?.copy_from_slice(entry)
+        // A plain copy: the doorbell's barrier publishes it. (Whole commands take
+        // `write_command`'s eight 64-bit stores.)
+        self.region
+            .mem()
+            .subslice(off..off + entry.len())?
+            .copy_from_slice(entry)
+    }
+    #[inline]
+    fn write_command(&self, off: usize, cmd: &Command, _strategy: Strategy) -> crate::Result<()> {
+        // Eight aligned 64-bit stores of the wire words (no bytes staged); one checked handle.
+        let slot = self.region.mem().cast::<[u64; SQ_ENTRY_SIZE / 8]>(off)?;
+        let q = cmd.wire_qwords();
+        slot.write64::<0>(q[0]);
+        slot.write64::<8>(q[1]);
+        slot.write64::<16>(q[2]);
+        slot.write64::<24>(q[3]);
+        slot.write64::<32>(q[4]);
+        slot.write64::<40>(q[5]);
+        slot.write64::<48>(q[6]);
+        slot.write64::<56>(q[7]);
+        Ok(())
     }
     unsafe fn retire(self) {
         // SAFETY: the caller guarantees the controller no longer reads the ring.
@@ -239,6 +244,17 @@ pub(crate) unsafe fn write_doorbell<D: Backend>(
     }
 }
 
+/// What `Doorbell::ring` does, naming the ring as the data published: the flush if the ring or
+/// BAR0 is write-combining, else `strategy`'s doorbell barrier (then one 32-bit write).
+fn doorbell_barrier<R: SqRing, D: Backend>(
+    ring: &R,
+    bar: &D,
+    strategy: Strategy,
+) -> Option<Barrier> {
+    let wc = ring.caching() == Caching::WriteCombining || bar.caching() == Caching::WriteCombining;
+    strategy.doorbell_barrier(bar.arch(), wc)
+}
+
 /// A submission queue whose ring is in the CMB: the ring is a [`P2pBuf`].
 pub type CmbSubmissionQueue<B, D> = SubmissionQueue<P2pBuf<B>, D>;
 
@@ -264,6 +280,9 @@ pub struct SubmissionQueue<R: SqRing, D: Backend> {
     bar: D,
     doorbell: usize,
     strategy: Strategy,
+    /// The barrier before the doorbell write, from the strategy and both mappings' caching
+    /// (fixed for the queue's life), computed when the strategy is set.
+    db_barrier: Option<Barrier>,
     qid: u16,
     entries: u32,
     tail: u32,
@@ -305,11 +324,13 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
         let doorbell = cap.sq_tail_doorbell(qid)?;
         IoMem::new(&bar).cast::<u32>(doorbell)?;
         let strategy = ring.strategy();
+        let db_barrier = doorbell_barrier(&ring, &bar, strategy);
         Ok(SubmissionQueue {
             bar,
             doorbell,
             ring: ManuallyDrop::new(ring),
             strategy,
+            db_barrier,
             qid,
             entries,
             tail: 0,
@@ -333,6 +354,7 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
     /// The same queue with another ordering strategy for entry writes and the doorbell.
     pub fn with_strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
+        self.db_barrier = doorbell_barrier(&*self.ring, &self.bar, strategy);
         self
     }
 
@@ -345,19 +367,23 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
     pub fn push(&mut self, cmd: &Command) -> Result<u16> {
         let next = self.wrap(self.tail + 1);
         if next == self.head {
-            return Err(Error::QueueFull {
-                qid: self.qid,
-                entries: self.entries,
-            });
+            return Err(self.full());
         }
         let slot = self.tail;
         // CAST: `slot` < `entries` ≤ 65536 (the constructor's check).
         let off = slot as usize * SQ_ENTRY_SIZE;
-        self.ring
-            .write_entry(off, cmd.to_le().as_bytes(), self.strategy)?;
+        self.ring.write_command(off, cmd, self.strategy)?;
         self.tail = next;
         // CAST: `slot` < `entries` ≤ 65536, so it is at most 65535.
         Ok(slot as u16)
+    }
+
+    #[cold]
+    fn full(&self) -> Error {
+        Error::QueueFull {
+            qid: self.qid,
+            entries: self.entries,
+        }
     }
 
     /// Like [`push`](Self::push), with the command identifier set to the slot index (unique
@@ -378,15 +404,9 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
             return Ok(0);
         }
         let n = self.wrap(self.tail + self.entries - self.rung);
-        // What `Doorbell::ring` does, naming the ring as the data published, without building
-        // the register's handle per ring: the flush if the ring or BAR0 is write-combining,
-        // else the strategy's doorbell barrier, then one 32-bit write.
-        let wc = self.ring.caching() == Caching::WriteCombining
-            || self.bar.caching() == Caching::WriteCombining;
-        let before = self.strategy.doorbell_barrier(self.bar.arch(), wc);
         // SAFETY: the doorbell is a 4-aligned register inside BAR0 whose base is at least
         // 4-aligned (the invariant).
-        unsafe { write_doorbell(&self.bar, self.doorbell, self.tail, before, None) };
+        unsafe { write_doorbell(&self.bar, self.doorbell, self.tail, self.db_barrier, None) };
         self.rung = self.tail;
         Ok(n)
     }

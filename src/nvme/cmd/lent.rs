@@ -149,8 +149,17 @@ impl<B: Backend + Send + Sync + 'static> Lent<B> {
     }
 
     /// Whether nothing is lent.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.data.is_none() && self.list.is_none()
+    }
+
+    /// Whether a holder other than a host lease ([`Held::Other`]: a CMB buffer, a PRP list in
+    /// the CMB) is lent: memory the CPU reads through device mappings, which a queue pair
+    /// orders after the completion with `rmb` where `dma_rmb` does not.
+    #[inline]
+    pub fn holds_device_memory(&self) -> bool {
+        matches!(self.data, Some(Held::Other(_))) || matches!(self.list, Some(Held::Other(_)))
     }
 
     /// The device is done: leases complete, other holders are released.

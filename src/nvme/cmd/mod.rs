@@ -195,6 +195,16 @@ impl Command {
         WireCommand(self.dw.map(u32::to_le))
     }
 
+    /// The wire form as eight 64-bit words: stored in order with native-endian 64-bit stores,
+    /// they lay down the same bytes as [`to_le`](Self::to_le) (dwords `2k`, `2k + 1` each
+    /// little-endian). What a ring in host RAM writes, one store per word.
+    #[inline]
+    pub(crate) fn wire_qwords(&self) -> [u64; 8] {
+        core::array::from_fn(|k| {
+            (u64::from(self.dw[2 * k]) | u64::from(self.dw[2 * k + 1]) << 32).to_le()
+        })
+    }
+
     /// The wire form as bytes.
     pub fn to_bytes(&self) -> [u8; 64] {
         let mut out = [0u8; 64];
@@ -213,6 +223,7 @@ fn set_u64(dw: &mut [u32; 16], at: usize, v: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     #[test]
     fn accessors_read_the_dwords() {
@@ -233,5 +244,11 @@ mod tests {
         let b = c.to_bytes();
         assert_eq!(&b[..4], &[2, 0, 0xef, 0xbe]);
         assert_eq!(&b[24..32], &0x1_9000_0000u64.to_le_bytes());
+        let q: Vec<u8> = c
+            .wire_qwords()
+            .iter()
+            .flat_map(|w| w.to_ne_bytes())
+            .collect();
+        assert_eq!(q, b);
     }
 }

@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 
 use super::health::{self, Health};
 use crate::backend::Backend;
+use crate::dma::{DmaRegion, Lease};
 use crate::iomem::IoMem;
 use crate::nvme::cmd::{Lent, Request};
 use crate::nvme::cq::CompletionQueue;
+use crate::nvme::prp::BufId;
 use crate::nvme::regs::ControllerRegs;
 use crate::nvme::sq::{SqRing, SubmissionQueue};
 use crate::nvme::{Error, Result, Status};
-use crate::order::Barrier;
+use crate::order::{instructions, orders_accesses, AccessKind, Arch, Barrier};
 
 /// Polls between two health and deadline checks.
 const CHECK_EVERY: u32 = 256;
@@ -50,12 +52,30 @@ impl Done {
     }
 }
 
-/// A command in flight: what it lends the device and when a check first saw it.
-struct InFlight<B: Backend + Send + Sync + 'static> {
-    opcode: u8,
-    lent: Lent<B>,
+/// A command in flight: when a check first saw it, and whether it lends memory (kept in the
+/// pair's `lent` table under its cid).
+struct InFlight {
     seen: Option<Instant>,
+    opcode: u8,
     timed_out: bool,
+    /// `lent[cid]` holds what the command lends (else it is empty).
+    lends: bool,
+    /// What it lends includes device memory ([`Lent::holds_device_memory`]).
+    device: bool,
+}
+
+/// Whether `arch`'s `dma_rmb` — issued after every completion's phase tag — already orders that
+/// load before later loads from device memory, by the barrier table ([`instructions`]) and the
+/// ordering model ([`orders_accesses`]): yes on aarch64 (`dmb oshld`: loads of every memory
+/// type) and riscv64 (`fence ir,ir`: `i` is device input); no on powerpc64 (`lwsync` leaves
+/// caching-inhibited accesses unordered) and on x86_64, where `dma_rmb` is a compiler fence —
+/// TSO keeps loads from write-back and uncached memory in order, but loads from a
+/// write-combining mapping (a CMB) are weakly ordered and may be speculated ahead, which is
+/// what `rmb()`'s `lfence` is for.
+fn dma_rmb_orders_device_loads(arch: Arch) -> bool {
+    instructions(arch, Barrier::DmaRmb)
+        .iter()
+        .any(|i| orders_accesses(arch, i, AccessKind::RamLoad, AccessKind::DeviceLoad))
 }
 
 /// A submission queue and its completion queue, with the commands in flight.
@@ -89,12 +109,26 @@ pub struct QueuePair<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> 
     cq: CompletionQueue<B, D>,
     bar: D,
     /// Slot `cid` holds the command with that identifier while it is in flight.
-    slots: Vec<Option<InFlight<B>>>,
+    slots: Vec<Option<InFlight>>,
+    /// `lent[cid]`: what command `cid` lends the device, while it is in flight (empty
+    /// otherwise, and for commands that lend nothing).
+    lent: Vec<Lent<B>>,
     free: Vec<u16>,
     ready: VecDeque<Done>,
+    /// Buffers registered for the pair's life ([`register`](Self::register)).
+    fixed: Vec<Option<Lease<B>>>,
     health: Arc<Health>,
     timeout: Duration,
     polls: u32,
+    /// Whether data a completion announces may be in device memory and `dma_rmb` does not
+    /// order its loads ([`dma_rmb_orders_device_loads`]): then `rmb` follows such completions.
+    rmb_for_device: bool,
+    /// A completion reaped since the last `rmb` announced device memory.
+    device_reaped: bool,
+    /// Every command may announce data in device memory ([`set_device_data`]).
+    ///
+    /// [`set_device_data`]: QueuePair::set_device_data
+    device_data: bool,
 }
 
 impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> core::fmt::Debug
@@ -135,16 +169,22 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         let n = sq.entries().min(u32::from(cq.entries())) - 1;
         // CAST: `n` < 65536 (queue sizes are at most 65536).
         let n = n as u16;
+        let rmb_for_device = !dma_rmb_orders_device_loads(bar.arch());
         QueuePair {
             sq,
             cq,
             bar,
             slots: (0..n).map(|_| None).collect(),
+            lent: (0..n).map(|_| Lent::none()).collect(),
             free: (0..n).rev().collect(),
             ready: VecDeque::new(),
+            fixed: Vec::new(),
             health,
             timeout,
             polls: 0,
+            rmb_for_device,
+            device_reaped: false,
+            device_data: false,
         }
     }
 
@@ -173,6 +213,64 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         self.timeout = timeout;
     }
 
+    /// Declares whether commands of this pair may move data in device memory that the caller
+    /// keeps itself (a CMB buffer given by [`PrpBuilder::borrow_p2p`], which lends nothing):
+    /// then, on architectures whose `dma_rmb` does not order RAM loads before device loads
+    /// (x86_64, powerpc64), every poll that reaped issues `rmb`, so the CPU reads that data
+    /// only after the completion. Commands that lend device memory ([`Lent::holds_device_memory`])
+    /// get it without this. Off by default: data in host RAM needs only the `dma_rmb` after each
+    /// phase tag.
+    ///
+    /// [`PrpBuilder::borrow_p2p`]: crate::nvme::prp::PrpBuilder::borrow_p2p
+    pub fn set_device_data(&mut self, device_data: bool) {
+        self.device_data = device_data;
+    }
+
+    /// Registers `region` with the pair for its life: the pair takes one lease on it, so data
+    /// pointers into it ([`PrpBuilder::borrow`] of [`registered`](Self::registered)) cost no
+    /// reference count per command, and their requests lend nothing (io_uring's fixed buffers;
+    /// SPDK registers its memory up front).
+    ///
+    /// The lease ends with [`unregister`](Self::unregister), which hands it back; a buffer still
+    /// registered when the pair is retired or dropped is quarantined, not freed: a data pointer
+    /// made from it may sit in a command of another queue, which the pair cannot see end.
+    ///
+    /// [`PrpBuilder::borrow`]: crate::nvme::prp::PrpBuilder::borrow
+    pub fn register(&mut self, region: &DmaRegion<B>) -> BufId {
+        let lease = region.lease();
+        match self.fixed.iter().position(Option::is_none) {
+            Some(i) => {
+                self.fixed[i] = Some(lease);
+                BufId::new(i)
+            }
+            None => {
+                self.fixed.push(Some(lease));
+                BufId::new(self.fixed.len() - 1)
+            }
+        }
+    }
+
+    /// The lease of registered buffer `id`, to build data pointers from
+    /// ([`PrpBuilder::borrow`](crate::nvme::prp::PrpBuilder::borrow)); [`Error::Core`]
+    /// ([`InvalidArgument`](crate::Error::InvalidArgument)) for an id not registered.
+    #[inline]
+    pub fn registered(&self, id: BufId) -> Result<&Lease<B>> {
+        match self.fixed.get(id.index()) {
+            Some(Some(l)) => Ok(l),
+            _ => Err(unregistered()),
+        }
+    }
+
+    /// Ends registration `id` and hands its lease back: commands already pushed with data
+    /// pointers into it are covered by that lease until the caller completes it (when no
+    /// device will use the memory any more) or drops it (quarantine).
+    pub fn unregister(&mut self, id: BufId) -> Result<Lease<B>> {
+        self.fixed
+            .get_mut(id.index())
+            .and_then(Option::take)
+            .ok_or_else(unregistered)
+    }
+
     /// The submission queue.
     pub fn sq(&self) -> &SubmissionQueue<R, D> {
         &self.sq
@@ -190,28 +288,46 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     /// [`Error::QueueFull`] when no identifier or slot is free (reap completions first);
     /// [`Error::DeviceGone`]/[`Error::Fatal`] once a check found the controller dead. On error
     /// the request is dropped: its memory is quarantined, never freed under the device.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, request: impl Into<Request<B>>) -> Result<u16> {
         self.health.get()?;
         let (mut cmd, lent) = request.into().into_parts();
-        let Some(cid) = self.free.pop() else {
-            return Err(Error::QueueFull {
-                qid: self.sq.qid(),
-                entries: self.sq.entries(),
-            });
+        let Some(&cid) = self.free.last() else {
+            return Err(self.full());
         };
         cmd.set_cid(cid);
-        if let Err(e) = self.sq.push(&cmd) {
-            self.free.push(cid);
-            return Err(e);
+        // On an error the cid stays free and the request is dropped.
+        self.sq.push(&cmd)?;
+        self.free.pop();
+        let i = usize::from(cid);
+        let lends = !lent.is_empty();
+        let device = self.device_data || lent.holds_device_memory();
+        if lends {
+            // A free cid's entry is empty (`reap_one` takes it), so there is nothing to drop;
+            // were it not, forgetting it would leak the memory, never free it under the device.
+            let old = core::mem::replace(&mut self.lent[i], lent);
+            debug_assert!(old.is_empty());
+            core::mem::forget(old);
+        } else {
+            // Nothing lent: no holder to keep or drop.
+            core::mem::forget(lent);
         }
-        self.slots[usize::from(cid)] = Some(InFlight {
-            opcode: cmd.opcode(),
-            lent,
+        self.slots[i] = Some(InFlight {
             seen: None,
+            opcode: cmd.opcode(),
             timed_out: false,
+            lends,
+            device,
         });
         Ok(cid)
+    }
+
+    #[cold]
+    fn full(&self) -> Error {
+        Error::QueueFull {
+            qid: self.sq.qid(),
+            entries: self.sq.entries(),
+        }
     }
 
     /// Publishes every command pushed since the last ring: one barrier and one doorbell write.
@@ -238,7 +354,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     pub fn poll(&mut self, max: usize, mut f: impl FnMut(Done)) -> Result<usize> {
         self.health.get()?;
         let mut n = 0;
-        while n < max {
+        while n < max && !self.ready.is_empty() {
             let Some(d) = self.ready.pop_front() else {
                 break;
             };
@@ -364,14 +480,14 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         }
     }
 
-    fn slot(&self, cid: u16) -> Option<&InFlight<B>> {
+    fn slot(&self, cid: u16) -> Option<&InFlight> {
         self.slots.get(usize::from(cid)).and_then(Option::as_ref)
     }
 
     /// One completion from the queue, its command retired. Its cid stays taken until the
     /// completion is handed out (so a kept completion is never confused with a later command
     /// under the same cid).
-    #[inline]
+    #[inline(always)]
     fn reap_one(&mut self) -> Result<Option<Done>> {
         let Some(c) = self.cq.pop()? else {
             return Ok(None);
@@ -383,18 +499,19 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
                 cid: c.cid,
             });
         }
-        let Some(s) = self
-            .slots
-            .get_mut(usize::from(c.cid))
-            .and_then(Option::take)
-        else {
+        let i = usize::from(c.cid);
+        let Some(s) = self.slots.get_mut(i).and_then(Option::take) else {
             return Err(Error::UnknownCid { qid, cid: c.cid });
         };
         // An out-of-range head is a controller bug; the command still completed.
         let _ = self.sq.update_head(c.sq_head);
-        // SAFETY: the controller posted this command's completion, so it is done with the
-        // memory the command was lent (NVMe: a completion means the data transfer ended).
-        unsafe { s.lent.complete() };
+        if s.lends {
+            let lent = core::mem::take(&mut self.lent[i]);
+            // SAFETY: the controller posted this command's completion, so it is done with the
+            // memory the command was lent (NVMe: a completion means the data transfer ended).
+            unsafe { lent.complete() };
+        }
+        self.device_reaped |= s.device;
         Ok(Some(Done {
             qid,
             cid: c.cid,
@@ -404,12 +521,19 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         }))
     }
 
-    /// Orders the completions' loads before the loads of the data they announce, in host RAM
-    /// (`dma_rmb`, already issued per entry) and in device memory (a CMB: `rmb`).
+    /// Orders the completions' loads before the loads of the data they announce. Data in host
+    /// RAM is ordered by the `dma_rmb` already issued after each phase tag, on every
+    /// architecture ([`orders_ram_loads`](crate::order::orders_ram_loads)). Data in device memory
+    /// (a CMB) needs `rmb` where `dma_rmb` does not order device loads
+    /// ([`dma_rmb_orders_device_loads`]), and only after a batch with a completion that may
+    /// announce it: a command that lent device memory, or any command of a pair told so
+    /// ([`set_device_data`](Self::set_device_data)).
     #[inline]
-    fn cq_barrier(&self) {
-        // Through BAR0's backend, as `IoMem::barrier` does, without building a handle.
-        self.bar.barrier(Barrier::Rmb);
+    fn cq_barrier(&mut self) {
+        if self.rmb_for_device && core::mem::take(&mut self.device_reaped) {
+            // Through BAR0's backend, as `IoMem::barrier` does, without building a handle.
+            self.bar.barrier(Barrier::Rmb);
+        }
     }
 
     /// Ends the pair after its queues were deleted on the controller: every command still in
@@ -420,10 +544,11 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     /// were deleted (Delete I/O SQ aborts the commands still in it), or the controller was
     /// reset.
     pub(crate) unsafe fn retire(self) {
-        let QueuePair { sq, cq, slots, .. } = self;
-        for s in slots.into_iter().flatten() {
+        // Registered buffers (`fixed`) are dropped with the rest: quarantined (see `register`).
+        let QueuePair { sq, cq, lent, .. } = self;
+        for l in lent {
             // SAFETY: the caller's guarantee: the controller is done with this memory.
-            unsafe { s.lent.complete() };
+            unsafe { l.complete() };
         }
         // SAFETY: as above, for the rings.
         unsafe {
@@ -431,4 +556,11 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             cq.retire();
         }
     }
+}
+
+#[cold]
+fn unregistered() -> Error {
+    Error::Core(crate::Error::InvalidArgument(
+        "no buffer is registered with the queue pair under this id",
+    ))
 }

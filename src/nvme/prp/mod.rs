@@ -171,6 +171,25 @@ impl DataPtr {
     }
 }
 
+/// A buffer registered with a queue pair
+/// ([`QueuePair::register`](crate::nvme::ctrl::QueuePair::register)): data pointers into it
+/// are built from the pair's lease on it
+/// ([`QueuePair::registered`](crate::nvme::ctrl::QueuePair::registered)), and lend nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BufId(usize);
+
+impl BufId {
+    /// The id of registration slot `index`.
+    pub(crate) fn new(index: usize) -> Self {
+        BufId(index)
+    }
+
+    /// The registration slot.
+    pub(crate) fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// A data pointer and the memory it lends the device (data, and PRP list if any).
 #[derive(Debug)]
 pub struct Prp<B: Backend + Send + Sync + 'static> {
@@ -226,7 +245,24 @@ impl PrpBuilder {
     /// A data pointer over `range` of the leased region, which the caller keeps lent until the
     /// command completes. `list` is the PRP list memory if the transfer needs one (more than
     /// two pages; [`PageSize::list_bytes`] says how much).
+    #[inline]
     pub fn borrow<B: Backend + Send + Sync + 'static>(
+        &self,
+        lease: &Lease<B>,
+        range: Range<usize>,
+        list: Option<&dyn PrpListMem>,
+    ) -> Result<DataPtr> {
+        let len = range.len();
+        // A one- or two-page run: no error built, no plan.
+        if let Some(data) = lease.run(&range).and_then(|a| self.one_run(a, len)) {
+            return Ok(data);
+        }
+        self.borrow_planned(lease, range, list)
+    }
+
+    /// [`borrow`](Self::borrow) past its one-run fast path: planned, with a list if needed.
+    #[inline(never)]
+    fn borrow_planned<B: Backend + Send + Sync + 'static>(
         &self,
         lease: &Lease<B>,
         range: Range<usize>,
@@ -235,9 +271,6 @@ impl PrpBuilder {
         let len = range.len();
         // A one-run range (every range of a contiguous region) needs no segment list.
         if let Ok(a) = lease.range(range.clone()) {
-            if let Some(data) = self.one_run(a, len) {
-                return Ok(data);
-            }
             return self.finish(self.plan(&[(a, len)], len)?.as_slice(), len, list);
         }
         let segs = lease.segments(range)?;
@@ -272,14 +305,15 @@ impl PrpBuilder {
         Held<B>: From<L>,
     {
         let len = range.len();
+        // A one- or two-page run: no error built, no plan.
+        if let Some(data) = lease.run(&range).and_then(|a| self.one_run(a, len)) {
+            return Ok(Prp {
+                data,
+                lent: Lent::held(Held::Lease(lease), None),
+            });
+        }
         // A one-run range (every range of a contiguous region) needs no segment list.
         if let Ok(a) = lease.range(range.clone()) {
-            if let Some(data) = self.one_run(a, len) {
-                return Ok(Prp {
-                    data,
-                    lent: Lent::held(Held::Lease(lease), None),
-                });
-            }
             return self.lend_segments(&[(a, len)], len, Held::Lease(lease), list);
         }
         let segs = lease.segments(range)?;
