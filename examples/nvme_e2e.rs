@@ -306,6 +306,10 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     let n = IO_QUEUE_ENTRIES.min(u16::try_from(cap.max_queue_entries()).unwrap_or(u16::MAX));
     let cq_ring = || huge.alloc_contiguous(usize::from(n) * CQ_ENTRY_SIZE);
     let mut qp1 = ctrl.create_io_pair(QueueMem::new(pool.alloc_sq(n.into())?, cq_ring()?, n))?;
+    // Pair 1's commands read into the CMB, and the CPU reads that data after each completion:
+    // the pair orders those device loads after the completion (borrowed buffers lend nothing
+    // it could see).
+    qp1.set_device_data(true);
     let sq2 = HostSqRing::new(huge.alloc_contiguous(usize::from(n) * SQ_ENTRY_SIZE)?)?;
     let mut qp2 = ctrl.create_io_pair(QueueMem::new(sq2, cq_ring()?, n))?;
     println!(

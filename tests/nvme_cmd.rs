@@ -490,7 +490,7 @@ fn cmb_lists_need_cmbsz_lists() {
 }
 
 #[test]
-fn a_lent_p2p_buffer_is_leaked_when_abandoned() {
+fn a_lent_p2p_buffer_is_quarantined_when_abandoned() {
     let info = cmb_info(0);
     let pool = CmbPool::new(MockIo::new(1 << 20), info, Cc::default()).unwrap();
     let b = PrpBuilder::new(page(), Some(CmbRule::new(&info, true)));

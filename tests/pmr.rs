@@ -441,3 +441,62 @@ fn a_pmrsts_read_makes_the_cpus_writes_persistent() {
     let pool = PmrPool::new(model.pmr_bar().unwrap(), info, ctrl.cc()).unwrap();
     pool.flush(&regs).unwrap();
 }
+
+#[test]
+fn the_controllers_prp_builder_knows_the_pmr_next_to_the_cmb() {
+    use iomem::nvme::cmb::{CmbScheme, ProbeOptions};
+    use iomem::nvme::model::CmbConfig;
+    let dma = MockDma::new(8 << 20);
+    let model_config = ModelConfig {
+        pmr: Some(qemu()),
+        cmb: Some(CmbConfig::new(1 << 20, CmbScheme::Cmbmsc)),
+        ..ModelConfig::default()
+    };
+    let (model, mut ctrl) = up_with(model_config, &dma);
+    let host = dma.alloc(2 * 4096).unwrap();
+    let lease = host.lease();
+    // Before the PMR is enabled its addresses are not the controller's: a PMR page after a host
+    // PRP1 is not refused by the builder (the controller would DMA to the BAR as to any peer).
+    let cmb = ctrl
+        .enable_cmb(&model.bars(), ProbeOptions::default())
+        .unwrap()
+        .unwrap();
+    let host_seg = (lease.addr(0).unwrap(), 4096);
+    let pmr_seg = || {
+        // SAFETY: a made-up page inside the model's PMR, never given to a device (the
+        // builder only computes pointers from it here).
+        (
+            unsafe { iomem::dma::DmaAddr::from_raw(PMR_BUS + 0x2000) },
+            4096,
+        )
+    };
+    // SAFETY: as above: nothing is submitted.
+    let mixed = unsafe { ctrl.prp().from_segments(&[host_seg, pmr_seg()], 8192, None) };
+    assert!(mixed.is_ok(), "{mixed:?}");
+    let info = ctrl.enable_pmr(&model.bars()).unwrap().expect("a PMR");
+    assert!(info.cmss);
+    // Now it is: PRP1 in host memory refuses a PMR page, PRP1 in the PMR refuses a host page,
+    // and PMR and CMB pages mix (controller memory both, as QEMU's nvme_map_addr allows).
+    // SAFETY: as above.
+    let refused = unsafe { ctrl.prp().from_segments(&[host_seg, pmr_seg()], 8192, None) };
+    assert!(
+        matches!(refused, Err(Error::CmbPlacement { .. })),
+        "{refused:?}"
+    );
+    // SAFETY: as above.
+    let refused = unsafe { ctrl.prp().from_segments(&[pmr_seg(), host_seg], 8192, None) };
+    assert!(
+        matches!(refused, Err(Error::CmbPlacement { .. })),
+        "{refused:?}"
+    );
+    // SAFETY: a made-up page inside the CMB; nothing is submitted.
+    let cmb_seg = (
+        unsafe { iomem::dma::DmaAddr::from_raw(cmb.bus_addr + 0x1000) },
+        4096,
+    );
+    // SAFETY: as above.
+    let both = unsafe { ctrl.prp().from_segments(&[pmr_seg(), cmb_seg], 8192, None) };
+    assert!(both.is_ok(), "{both:?}");
+    // SAFETY: nothing was submitted.
+    unsafe { lease.complete() };
+}

@@ -12,7 +12,7 @@ use crate::dma::Lease;
 ///
 /// # Safety
 /// Dropping the value without [`release`](Self::release) must never free or reuse the memory
-/// it holds (leak it, or quarantine it): the device may still access it.
+/// it holds (quarantine it): the device may still access it.
 pub unsafe trait DeviceHold: Send {
     /// The device is done with the memory: give it back (free it, or return it to its pool).
     ///
@@ -29,8 +29,8 @@ unsafe impl<B: Backend + Send + Sync + 'static> DeviceHold for Lease<B> {
     }
 }
 
-// SAFETY: dropping a `P2pLease` without `complete` leaks the buffer (its `ManuallyDrop` is never
-// dropped), so the memory is never returned to the pool.
+// SAFETY: dropping a `P2pLease` without `complete` quarantines the buffer: its memory stays
+// allocated in the pool for the pool's life, never handed out again.
 unsafe impl<B: Backend + Send + Sync + 'static> DeviceHold for crate::p2p::P2pLease<B> {
     unsafe fn release(self: Box<Self>) {
         // SAFETY: the caller vouches the device is done; the buffer is then freed normally.
@@ -80,7 +80,7 @@ impl<B: Backend + Send + Sync + 'static> fmt::Debug for Held<B> {
 ///
 /// Dropped without completing (a command abandoned, a timeout), it never frees memory the
 /// device may still touch: host leases quarantine themselves, and other holders
-/// ([`DeviceHold`]) leak or quarantine by their contract.
+/// ([`DeviceHold`]) quarantine by their contract.
 ///
 /// ```
 /// use iomem::dma::MockDma;

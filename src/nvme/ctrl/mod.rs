@@ -134,6 +134,8 @@ pub struct Controller<D: Backend + Clone, B: Backend + Send + Sync + 'static> {
     ident: IdentifyController,
     /// The CMB data pointer rule, once a CMB is enabled.
     cmb: Option<CmbRule>,
+    /// The PMR's bus range (address, bytes), once enabled with its memory space.
+    pmr: Option<(u64, u64)>,
     /// Granted I/O queue pairs (Set Features Number of Queues), once asked.
     granted: Option<u16>,
     /// `qids[q]`: whether I/O queue pair `q` exists.
@@ -228,6 +230,7 @@ impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> Controller<D, B> {
             scratch,
             ident,
             cmb: None,
+            pmr: None,
             granted: None,
             qids: vec![false; 1],
             _disable: DisableOnDrop(Some(bar.clone())),
@@ -286,7 +289,33 @@ impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> Controller<D, B> {
     /// A PRP builder for this controller: its page size (CC.MPS) and, once a CMB is enabled,
     /// its CMB data pointer rule.
     pub fn prp(&self) -> PrpBuilder {
-        PrpBuilder::new(self.page_size(), self.cmb)
+        let rule = match (self.cmb, self.pmr) {
+            (Some(r), Some((addr, size))) => Some(r.with_pmr(addr, size)),
+            (Some(r), None) => Some(r),
+            (None, Some((addr, size))) => Some(CmbRule::pmr_only(addr, size)),
+            (None, None) => None,
+        };
+        PrpBuilder::new(self.page_size(), rule)
+    }
+
+    /// Finds the Persistent Memory Region in `bars` and enables it (PMRCTL.EN, then its memory
+    /// space where PMRCAP.CMSS); from then on [`prp`](Self::prp) counts PMR addresses as the
+    /// controller's own memory in the data pointer rule (as it does the CMB's). `None` for a
+    /// controller without a PMR. Map its BAR and wrap it in a
+    /// [`PmrPool`](crate::nvme::pmr::PmrPool) to allocate from it.
+    pub fn enable_pmr(
+        &mut self,
+        bars: &crate::nvme::cmb::BarTable,
+    ) -> Result<Option<crate::nvme::pmr::PmrInfo>> {
+        let regs = self.regs()?;
+        let Some(info) = crate::nvme::pmr::probe(&regs, bars)? else {
+            return Ok(None);
+        };
+        crate::nvme::pmr::enable(&regs, &info)?;
+        // Without a controller memory space (CMSS clear) the controller does not treat PMR
+        // addresses as its own in data pointers.
+        self.pmr = info.cmss.then_some((info.bus_addr, info.size));
+        Ok(Some(info))
     }
 
     /// Sets the CMB data pointer rule [`prp`](Self::prp) applies (after enabling a CMB by hand

@@ -123,7 +123,7 @@ impl<B: Backend> CmbPrpList<B> {
         CmbPrpList::new(pool.alloc_prp_list(bytes.div_ceil(8).max(1))?, pool.info())
     }
 
-    /// The buffer back, to be freed or reused. (Dropped instead, the list is leaked: a
+    /// The buffer back, to be freed or reused. (Dropped instead, the list is quarantined in its pool: a
     /// controller may still read it.)
     ///
     /// # Safety

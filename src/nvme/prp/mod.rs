@@ -208,7 +208,7 @@ impl<B: Backend + Send + Sync + 'static> Prp<B> {
     }
     /// A request from the command `build` makes with the data pointer, e.g.
     /// `prp.into_request(|d| nvm::read(&ns, 0, 8, d))`. If `build` fails the lent memory is
-    /// dropped, and so kept from reuse (quarantined or leaked).
+    /// dropped, and so kept from reuse (quarantined).
     #[inline]
     pub fn into_request(
         self,
@@ -321,7 +321,7 @@ impl PrpBuilder {
     }
 
     /// Lends the first `len` bytes of a p2p buffer (a CMB buffer) to a command; dropped
-    /// uncompleted, the buffer is leaked rather than freed ([`P2pLease`](crate::p2p::P2pLease)).
+    /// uncompleted, the buffer is quarantined in its pool rather than freed ([`P2pLease`](crate::p2p::P2pLease)).
     pub fn lend_p2p<B, P, L>(
         &self,
         buf: P2pBuf<P>,

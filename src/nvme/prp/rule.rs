@@ -11,6 +11,17 @@ pub enum Placement {
     Host,
     /// The controller's own Controller Memory Buffer.
     Cmb,
+    /// The controller's own Persistent Memory Region (controller memory like the CMB: QEMU's
+    /// `nvme_map_addr` lets one command mix CMB and PMR pages, never either with host memory).
+    Pmr,
+}
+
+impl Placement {
+    /// Whether this is the controller's own memory (CMB or PMR), which PRP1's side of the rule
+    /// is decided by.
+    pub fn is_controller_memory(self) -> bool {
+        self != Placement::Host
+    }
 }
 
 /// The data pointer rule of one controller's CMB.
@@ -56,6 +67,10 @@ pub enum Placement {
 /// assert!(!rule.mixed_locations());          // QEMU advertises CDPMLS but refuses a mix
 /// assert!(rule.trusting_cdpmls().mixed_locations());
 /// assert_eq!(CmbRule::new(&info, false).placement(0xfd00_1000, 8)?, Placement::Host);
+/// // With the PMR too: controller memory like the CMB.
+/// let both = rule.with_pmr(0x1_0000_0000, 1 << 20);
+/// assert_eq!(both.placement(0x1_0000_2000, 4096)?, Placement::Pmr);
+/// assert!(both.placement(0x1_000f_f000, 8192).is_err()); // runs past the PMR's end
 /// # Ok::<(), iomem::nvme::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,6 +80,9 @@ pub struct CmbRule {
     enabled: bool,
     mixed: bool,
     cdpmls: bool,
+    /// The PMR's bus range, once its memory space is enabled (empty otherwise).
+    pmr_start: u64,
+    pmr_end: u64,
 }
 
 impl CmbRule {
@@ -79,7 +97,32 @@ impl CmbRule {
             enabled: enabled || info.scheme == CmbScheme::Legacy,
             mixed: false,
             cdpmls: info.cmbloc.cdpmls(),
+            pmr_start: 0,
+            pmr_end: 0,
         }
+    }
+
+    /// The rule of a controller with a PMR and no CMB: the PMR of `size` bytes at `bus_addr`
+    /// (its memory space enabled: PMRMSC.CMSE) is controller memory, everything else host.
+    pub fn pmr_only(bus_addr: u64, size: u64) -> Self {
+        CmbRule {
+            start: 0,
+            end: 0,
+            enabled: true,
+            mixed: false,
+            cdpmls: false,
+            pmr_start: 0,
+            pmr_end: 0,
+        }
+        .with_pmr(bus_addr, size)
+    }
+
+    /// The same rule with the controller's PMR of `size` bytes at `bus_addr` (its memory space
+    /// enabled) counted as controller memory too, as QEMU's `nvme_addr_is_pmr` does.
+    pub fn with_pmr(mut self, bus_addr: u64, size: u64) -> Self {
+        self.pmr_start = bus_addr;
+        self.pmr_end = bus_addr.saturating_add(size);
+        self
     }
 
     /// The same rule with mixing allowed or not (the caller vouches for its controller).
@@ -112,21 +155,28 @@ impl CmbRule {
     }
 
     fn place(&self, entry: PrpEntry, addr: u64, len: usize) -> Result<Placement> {
-        if !self.enabled {
-            return Ok(Placement::Host);
-        }
         // CAST: usize is at most 64 bits wide.
         let last = addr.saturating_add((len as u64).saturating_sub(1));
-        let inside = |a: u64| a >= self.start && a < self.end;
-        match (inside(addr), inside(last)) {
-            (true, true) => Ok(Placement::Cmb),
-            (false, false) if !(addr < self.start && last >= self.end) => Ok(Placement::Host),
-            _ => Err(Error::CmbPlacement {
-                entry,
-                addr,
-                why: "the range is partly inside the CMB and partly outside it",
-            }),
+        let within = |start: u64, end: u64, kind: Placement, what: &'static str| {
+            let inside = |a: u64| a >= start && a < end;
+            match (inside(addr), inside(last)) {
+                (true, true) => Ok(Some(kind)),
+                (false, false) if !(addr < start && last >= end) => Ok(None),
+                _ => Err(Error::CmbPlacement {
+                    entry,
+                    addr,
+                    why: what,
+                }),
+            }
+        };
+        if self.enabled {
+            let cmb = "the range is partly inside the CMB and partly outside it";
+            if let Some(p) = within(self.start, self.end, Placement::Cmb, cmb)? {
+                return Ok(p);
+            }
         }
+        let pmr = "the range is partly inside the PMR and partly outside it";
+        Ok(within(self.pmr_start, self.pmr_end, Placement::Pmr, pmr)?.unwrap_or(Placement::Host))
     }
 
     /// Checks a command's data pointers (each `(entry, address, bytes)`, PRP1 first).
@@ -139,15 +189,16 @@ impl CmbRule {
             let p = self.place(entry, addr, len)?;
             match first {
                 None => first = Some(p),
-                Some(f) if f != p && !self.mixed => {
+                Some(f) if f.is_controller_memory() != p.is_controller_memory() && !self.mixed => {
                     return Err(Error::CmbPlacement {
                         entry,
                         addr,
-                        why: if f == Placement::Cmb {
-                            "PRP1 is in the CMB, so every data pointer must be (no mixed locations)"
+                        why: if f.is_controller_memory() {
+                            "PRP1 is in the controller's memory (CMB or PMR), so every data \
+                             pointer must be (no mixed locations)"
                         } else {
-                            "PRP1 is in host memory, so no data pointer may be in the CMB (no \
-                             mixed locations)"
+                            "PRP1 is in host memory, so no data pointer may be in the CMB or \
+                             the PMR (no mixed locations)"
                         },
                     })
                 }
