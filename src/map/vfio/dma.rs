@@ -234,6 +234,14 @@ impl Drop for Mapping {
     }
 }
 
+/// The provider's last act: its quarantine is reclaimed (each region unmapped from the IOMMU,
+/// then freed, or leaked if unmapping fails), so quarantined memory does not outlive it.
+impl Drop for VfioDma {
+    fn drop(&mut self) {
+        self.reclaim();
+    }
+}
+
 impl DmaProvider for VfioDma {
     type Backend = Mmio;
     type Error = Error;
