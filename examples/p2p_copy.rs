@@ -8,7 +8,7 @@ use std::time::Instant;
 use iomem::dma::DmaProvider;
 use iomem::map::linux::{BarKind, BarMapping, P2pDistance, PagemapDma, PciDevice, PeerAccess};
 use iomem::nvme::cmb::{BarTable, CmbInfo, CmbPool, PciBar, ProbeOptions};
-use iomem::nvme::cmd::nvm;
+use iomem::nvme::cmd::{nvm, Command};
 use iomem::nvme::ctrl::{Config, Controller, QueueMem, QueuePair};
 use iomem::nvme::identify::Namespace;
 use iomem::nvme::prp::{CmbPrpList, DataPtr, HostPrpList, Prp2, PrpListMem};
@@ -23,21 +23,23 @@ Controller Memory Buffer (CMB) of one of them, without the data touching host RA
   p2p_copy [--read A_BDF] [--write B_BDF] [--cmb-of B|A] [--slba N] [--bytes N]
            [--override REASON] [--host-bounce]
 
-What it does (as root, both controllers unbound from the kernel's nvme driver or never bound;
-it unbinds them otherwise):
+What it does (as root; it unbinds the kernel's nvme driver from both controllers if bound):
   1. brings both controllers up from user space over their sysfs BAR0 mappings and enables the
      CMB of the one --cmb-of names (default B);
-  2. checks the PCI p2p distance between A and B (the kernel's pci_p2pdma rules); if p2p is
+  2. checks the PCI p2p distance between A and B (the kernel's pci_p2pdma rules): if p2p is
      not known to route, it refuses unless --override names why the platform routes it anyway;
   3. writes a test pattern to BYTES of A's namespace 1 from LBA N (through host memory);
   4. the p2p copy: A reads the range straight into a buffer in the CMB, then B writes that
-     buffer to its namespace 1 at LBA N; every PRP (data pointers and PRP list entries, and the
-     lists themselves) of both commands must lie in the CMB, checked before submission;
-  5. the host-bounce copy of the same data, for comparison: A reads it into host memory, B
-     writes it from there at LBA N + BYTES / (B's LBA size);
-  6. reads A's range and both of B's ranges back through host memory and compares them with the
-     pattern; prints both copies' throughput and their ratio.
-It OVERWRITES BYTES on A and 2 x BYTES on B from LBA N: use scratch namespaces.
+     buffer to its namespace 1 at LBA N, in commands of at most MDTS; the PRP lists are in the
+     CMB too, and every PRP (PRP1, PRP2, each list entry) of every command is checked to lie in
+     the CMB before submission: nothing of the copy touches host RAM;
+  5. with --host-bounce, the same data the classic way for comparison: A reads it into host
+     memory, B writes it from there at LBA N + BYTES / (B's LBA size);
+  6. reads A's range and B's back through host memory and compares them with the pattern;
+     prints the copies' throughput (and with --host-bounce their ratio, p2p / bounce).
+It OVERWRITES BYTES on A and on B (twice that on B with --host-bounce) from LBA N: use scratch
+namespaces. Under QEMU the p2p copy is slower than the bounce (QEMU moves DMA to a peer's BAR
+a page at a time); on hardware it saves the host memory bandwidth of both transfers.
 
 Options:
   --read A_BDF       source controller (default: the first NVMe controller, by PCI address)
@@ -48,8 +50,7 @@ Options:
                      of at most the controllers' MDTS
   --override REASON  hand the CMB's address to the peer although the p2p distance is
                      not-supported (e.g. qemu-root-complex-routes-p2p)
-  --host-bounce      copy through host memory only (no p2p: for a platform that does not
-                     route it; the distance is printed, not enforced)
+  --host-bounce      also copy through host memory, and compare the throughput
 Exit status 0 only if the data compares equal and no PRP of the p2p copy pointed outside the
 CMB (so none into host RAM).";
 
@@ -84,13 +85,11 @@ fn bring_up(name: &'static str, dev: PciDevice, host: &PagemapDma) -> Res<Side> 
     let mut ctrl: Ctrl = Controller::new(bar0, admin, host.alloc(4096)?, Config::default())?;
     let ns = ctrl.identify_namespace(1)?;
     let qp = ctrl.create_io_pair(QueueMem::host(host, 32)?)?;
+    let (bar0, mdts) = (bars.get(0).map_or(0, |b| b.bus_addr), ctrl.max_transfer()?);
+    let (lbas, lba) = (ns.lba_count(), ns.lba_size());
+    let addr = dev.address();
     println!(
-        "{name}: {} BAR0 at {:#x}, MDTS {:?} bytes, namespace 1: {} LBAs of {} bytes",
-        dev.address(),
-        bars.get(0).map_or(0, |b| b.bus_addr),
-        ctrl.max_transfer()?,
-        ns.lba_count(),
-        ns.lba_size()
+        "{name}: {addr} BAR0 at {bar0:#x}, MDTS {mdts:?} bytes, namespace 1: {lbas} x {lba} B"
     );
     Ok(Side {
         name,
@@ -99,6 +98,17 @@ fn bring_up(name: &'static str, dev: PciDevice, host: &PagemapDma) -> Res<Side> 
         ctrl,
         qp,
         ns,
+    })
+}
+
+/// A Read or Write of `d`'s bytes at `at` of `s`'s namespace.
+fn rw(s: &Side, write: bool, at: u64, d: DataPtr) -> Res<Command> {
+    // CAST: at most MDTS / LBA size blocks.
+    let nlb = (d.len() / s.ns.lba_size()) as u32;
+    Ok(if write {
+        nvm::write(&s.ns, at, nlb, d)?
+    } else {
+        nvm::read(&s.ns, at, nlb, d)?
     })
 }
 
@@ -118,14 +128,7 @@ fn host_io(
             .ctrl
             .prp()
             .borrow(&buf.lease(), off..off + chunk, Some(&list))?;
-        let lba = slba + (off / s.ns.lba_size()) as u64;
-        // CAST: at most MDTS / LBA size blocks.
-        let nlb = (chunk / s.ns.lba_size()) as u32;
-        let cmd = if write {
-            nvm::write(&s.ns, lba, nlb, d)?
-        } else {
-            nvm::read(&s.ns, lba, nlb, d)?
-        };
+        let cmd = rw(s, write, slba + (off / s.ns.lba_size()) as u64, d)?;
         s.qp.execute(cmd)?;
     }
     Ok(())
@@ -151,59 +154,47 @@ impl Cmb {
             .copy_to_slice(&mut w)?;
         Ok(u64::from_le_bytes(w))
     }
-    /// Checks that every pointer of `d` — PRP1, PRP2, the list and its entries — is in the
-    /// CMB; returns how many were checked.
+    /// Checks that every pointer of `d` — PRP1, PRP2, the list's entries and chain pointers —
+    /// is in the CMB; returns how many were checked.
     fn check(&self, d: &DataPtr, page: u64) -> Res<usize> {
-        let cmb = self.range();
-        let inside = |what: &str, a: u64| -> Res<()> {
-            if cmb.contains(&a) {
-                Ok(())
-            } else {
-                Err(format!("{what} {a:#x} is outside the CMB {cmb:#x?}: host RAM").into())
-            }
-        };
-        inside("PRP1", d.prp1().get())?;
-        let mut n = 1;
+        let mut ptrs = vec![("PRP1", d.prp1().get())];
         match d.prp2() {
             Prp2::None => {}
-            Prp2::Page(a) => {
-                inside("PRP2", a.get())?;
-                n += 1;
-            }
+            Prp2::Page(a) => ptrs.push(("PRP2", a.get())),
             Prp2::List(a) => {
-                inside("PRP2 (list)", a.get())?;
-                n += 1;
-                // CAST: usize is at most 64 bits.
-                let pages = ((d.prp1().get() % page) + d.len() as u64).div_ceil(page) as usize;
-                let (per, mut left, mut at) = ((page / 8) as usize, pages - 1, a.get());
+                ptrs.push(("PRP2 (list)", a.get()));
+                // CAST: usize is at most 64 bits wide.
+                let pages = (d.prp1().get() % page + d.len() as u64).div_ceil(page);
+                // Every list page but the last: `per - 1` entries, then the next page's address.
+                let (per, mut left, mut at) = (page / 8, pages - 1, a.get());
                 loop {
-                    let here = left.min(per);
-                    for k in 0..here {
-                        inside("PRP list entry", self.word(at + 8 * k as u64)?)?;
+                    for k in 0..left.min(per) {
+                        ptrs.push(("PRP list entry", self.word(at + 8 * k)?));
                     }
-                    n += here;
                     if left <= per {
                         break;
                     }
-                    at = self.word(at + 8 * (per as u64 - 1))?;
-                    left -= per - 1;
+                    (at, left) = (self.word(at + 8 * (per - 1))?, left - (per - 1));
                 }
             }
         }
-        Ok(n)
+        let cmb = self.range();
+        match ptrs.iter().find(|(_, a)| !cmb.contains(a)) {
+            Some((what, a)) => Err(format!("{what} {a:#x} is outside the CMB {cmb:#x?}").into()),
+            None => Ok(ptrs.len()),
+        }
     }
 }
 
 fn run(o: &Opts) -> Res<()> {
+    let nvme = PciDevice::find_by_class(0x01_08_02)?.devices; // by PCI address
     let pick = |bdf: &Option<String>, k: usize| -> Res<PciDevice> {
-        Ok(match bdf {
-            Some(a) => PciDevice::open(a)?,
-            None => PciDevice::find_by_class(0x01_08_02)?
-                .devices
-                .into_iter()
-                .nth(k)
-                .ok_or("fewer than two NVMe controllers (PCI class 0x010802)")?,
-        })
+        let none = "fewer than two NVMe controllers (PCI class 0x010802)";
+        let addr = bdf
+            .as_deref()
+            .or(nvme.get(k).map(|d| d.address()))
+            .ok_or(none)?;
+        Ok(PciDevice::open(addr)?)
     };
     let (dev_a, dev_b) = (pick(&o.read, 0)?, pick(&o.write, 1)?);
     let distance = P2pDistance::between(&dev_a, &dev_b)?;
@@ -213,14 +204,12 @@ fn run(o: &Opts) -> Res<()> {
         dev_b.address(),
         distance.kind()
     );
-    let access = match (o.reason, o.bounce_only) {
-        (_, true) => None,
-        (Some(r), _) => Some(PeerAccess::override_unchecked(r)),
-        (None, _) => Some(PeerAccess::check(distance).map_err(|e| {
-            format!("{e} (pass --override REASON if this platform routes it, or --host-bounce)")
-        })?),
+    let access = match o.reason {
+        Some(r) => PeerAccess::override_unchecked(r),
+        None => PeerAccess::check(distance)
+            .map_err(|e| format!("{e} (--override REASON if this platform routes it)"))?,
     };
-    println!("peer access: {:?}", access.as_ref().map(|a| a.basis()));
+    println!("peer access: {:?}", access.basis());
 
     let host = PagemapDma::new();
     let mut a = bring_up("A", dev_a, &host)?;
@@ -261,19 +250,12 @@ fn run(o: &Opts) -> Res<()> {
         .min()
         .unwrap_or(o.bytes);
     let chunk = mdts.min(o.bytes) / page * page;
-    if chunk == 0 || o.bytes % chunk != 0 || page != b.ctrl.page_size().bytes() {
-        return Err(format!(
-            "--bytes {} must be a multiple of {chunk} (MDTS) and of the page size",
-            o.bytes
-        )
-        .into());
-    }
     let blocks = |s: &Side| (o.bytes / s.ns.lba_size()) as u64;
     let second = o.slba + blocks(&b); // B's range for the host-bounce copy
-    if o.slba + blocks(&a) > a.ns.lba_count()
-        || second + blocks(&b) > b.ns.lba_count()
-        || o.bytes % a.ns.lba_size().max(b.ns.lba_size()) != 0
-    {
+    if chunk == 0 || o.bytes % chunk != 0 || page != b.ctrl.page_size().bytes() {
+        return Err(format!("--bytes must be a multiple of {chunk} (MDTS, pages)").into());
+    }
+    if o.slba + blocks(&a) > a.ns.lba_count() || second + blocks(&b) > b.ns.lba_count() {
         return Err("namespaces too small for --slba/--bytes (B needs room for two copies)".into());
     }
 
@@ -286,102 +268,94 @@ fn run(o: &Opts) -> Res<()> {
     host_io(&mut a, &host, true, o.slba, &hbuf, chunk)?;
     hbuf.mem().fill(0xee)?;
     host_io(&mut b, &host, true, o.slba, &hbuf, chunk)?;
-    host_io(&mut b, &host, true, second, &hbuf, chunk)?;
+    if o.bounce {
+        host_io(&mut b, &host, true, second, &hbuf, chunk)?;
+    }
 
     // The p2p copy: buffer and lists in the CMB.
-    let (mut checked, mut t_p2p, nlists) = (0, 0.0, o.bytes / chunk);
-    if let Some(access) = &access {
-        let buf: P2pBuf<BarMapping> = pool.alloc_data_buf(o.bytes)?;
-        buf.io().fill(0xdd)?;
-        let lists: Vec<CmbPrpList<BarMapping>> = (0..2 * nlists)
-            .map(|_| CmbPrpList::alloc(&pool, a.ctrl.page_size().list_bytes(chunk / page)))
-            .collect::<Result<_, _>>()?;
-        println!(
-            "p2p buffer: bus {:#x}..{:#x}; PRP lists at {:#x}..",
-            buf.bus_addr(),
-            buf.bus_addr() + o.bytes as u64,
-            lists[0].run(0..8)?.get()
-        );
-        let t = Instant::now();
-        for (k, off) in (0..o.bytes).step_by(chunk).enumerate() {
-            for (write, s) in [(false, &mut a), (true, &mut b)] {
-                let list = &lists[2 * k + usize::from(write)];
-                let mine = o.cmb_of_a != write; // reading side A owns the CMB, or writing side B does
-                let d = if mine {
-                    s.ctrl
-                        .prp()
-                        .borrow_p2p(&buf, off..off + chunk, Some(list))?
-                } else {
-                    s.ctrl
-                        .prp()
-                        .borrow_peer(&buf, off..off + chunk, Some(list), access)?
-                };
-                checked += cmb.check(&d, page as u64)?;
-                // CAST: at most MDTS / LBA size blocks.
-                let nlb = (chunk / s.ns.lba_size()) as u32;
-                let at = o.slba + (off / s.ns.lba_size()) as u64;
-                let cmd = if write {
-                    nvm::write(&s.ns, at, nlb, d)?
-                } else {
-                    nvm::read(&s.ns, at, nlb, d)?
-                };
-                s.qp.execute(cmd)?;
-            }
+    let (mut checked, nlists) = (0, o.bytes / chunk);
+    let buf: P2pBuf<BarMapping> = pool.alloc_data_buf(o.bytes)?;
+    buf.io().fill(0xdd)?;
+    let lists: Vec<CmbPrpList<BarMapping>> = (0..2 * nlists)
+        .map(|_| CmbPrpList::alloc(&pool, a.ctrl.page_size().list_bytes(chunk / page)))
+        .collect::<Result<_, _>>()?;
+    let (start, end) = (buf.bus_addr(), buf.bus_addr() + o.bytes as u64);
+    let list0 = lists[0].run(0..8)?.get();
+    println!("p2p buffer: bus {start:#x}..{end:#x}; PRP lists from {list0:#x}");
+    let t = Instant::now();
+    for (k, off) in (0..o.bytes).step_by(chunk).enumerate() {
+        for (write, s) in [(false, &mut a), (true, &mut b)] {
+            let (list, range) = (&lists[2 * k + usize::from(write)], off..off + chunk);
+            // The controller whose CMB it is uses it as its own memory, the other as a peer's.
+            let d = if o.cmb_of_a != write {
+                s.ctrl.prp().borrow_p2p(&buf, range, Some(list))?
+            } else {
+                s.ctrl.prp().borrow_peer(&buf, range, Some(list), &access)?
+            };
+            checked += cmb.check(&d, page as u64)?;
+            let cmd = rw(s, write, o.slba + (off / s.ns.lba_size()) as u64, d)?;
+            s.qp.execute(cmd)?;
         }
-        t_p2p = t.elapsed().as_secs_f64();
-        println!("IOMEM-P2P-COPY no-host-PRP: {checked} pointers (PRP1, PRP2, list entries) of {} commands, all in the CMB {:#x?}", 2 * nlists, cmb.range());
-        // SAFETY: every command that used the lists completed (`execute` returned).
-        drop(
-            lists
-                .into_iter()
-                .map(|l| unsafe { l.complete() })
-                .collect::<Vec<_>>(),
-        );
     }
+    let t_p2p = t.elapsed().as_secs_f64();
+    println!(
+        "IOMEM-P2P-COPY no-host-PRP: {checked} pointers (PRP1, PRP2, list entries) of {} \
+         commands, all in the CMB {:#x?}",
+        2 * nlists,
+        cmb.range()
+    );
+    // SAFETY: every command that used the lists completed (`execute` returned).
+    drop(
+        lists
+            .into_iter()
+            .map(|l| unsafe { l.complete() })
+            .collect::<Vec<_>>(),
+    );
 
     // The host-bounce copy of the same data, to B's second range.
     let t = Instant::now();
-    host_io(&mut a, &host, false, o.slba, &hbuf, chunk)?;
-    host_io(&mut b, &host, true, second, &hbuf, chunk)?;
+    if o.bounce {
+        host_io(&mut a, &host, false, o.slba, &hbuf, chunk)?;
+        host_io(&mut b, &host, true, second, &hbuf, chunk)?;
+    }
     let t_bounce = t.elapsed().as_secs_f64();
 
     // Everything back through host memory.
     let mut back = vec![0u8; o.bytes];
-    let mut ranges = vec![(false, o.slba, "A"), (true, second, "B (host-bounce copy)")];
-    if access.is_some() {
-        ranges.insert(1, (true, o.slba, "B (p2p copy)"));
-    }
-    for (on_b, at, what) in ranges {
+    let ranges = [
+        (false, o.slba, "A"),
+        (true, o.slba, "B (p2p copy)"),
+        (true, second, "B (host-bounce copy)"),
+    ];
+    for &(on_b, at, what) in &ranges[..2 + usize::from(o.bounce)] {
         let s = if on_b { &mut b } else { &mut a };
         hbuf.mem().fill(0)?;
         host_io(s, &host, false, at, &hbuf, chunk)?;
         hbuf.mem().copy_to_slice(&mut back)?;
         if let Some(i) = back.iter().zip(&pattern).position(|(x, y)| x != y) {
-            return Err(format!(
-                "{what} at LBA {at}: byte {i} is {:#x}, the pattern {:#x}",
-                back[i], pattern[i]
-            )
-            .into());
+            let (x, y) = (back[i], pattern[i]);
+            return Err(format!("{what} at LBA {at}: byte {i} is {x:#x}, not {y:#x}").into());
         }
         println!("read back {what} from LBA {at}: equals the pattern");
     }
     let mbs = |secs: f64| o.bytes as f64 / secs / 1e6;
-    if access.is_none() {
-        println!(
-            "IOMEM-P2P-COPY host-bounce only: {} bytes in {:.1} ms, {:.1} MB/s",
-            o.bytes,
-            t_bounce * 1e3,
-            mbs(t_bounce)
-        );
-        return Ok(());
-    }
+    let bounce = if o.bounce {
+        let (mb, ms, r) = (mbs(t_bounce), t_bounce * 1e3, t_bounce / t_p2p);
+        format!(", host bounce {mb:.1} MB/s ({ms:.1} ms), p2p/bounce {r:.2}")
+    } else {
+        String::new()
+    };
     println!(
-        "IOMEM-P2P-COPY throughput {} bytes in {} commands of {chunk}: p2p {:.1} MB/s ({:.1} ms), host bounce {:.1} MB/s ({:.1} ms), p2p/bounce {:.2}",
-        o.bytes, nlists, mbs(t_p2p), t_p2p * 1e3, mbs(t_bounce), t_bounce * 1e3, t_bounce / t_p2p
+        "IOMEM-P2P-COPY throughput {} bytes in {nlists} commands of {chunk}: p2p {:.1} MB/s \
+         ({:.1} ms){bounce}",
+        o.bytes,
+        mbs(t_p2p),
+        t_p2p * 1e3
     );
     Ok(())
 }
 
+#[derive(Default)]
 struct Opts {
     read: Option<String>,
     write: Option<String>,
@@ -389,18 +363,13 @@ struct Opts {
     slba: u64,
     bytes: usize,
     reason: Option<&'static str>,
-    bounce_only: bool,
+    bounce: bool,
 }
 
 fn parse() -> Result<Opts, String> {
     let mut o = Opts {
-        read: None,
-        write: None,
-        cmb_of_a: false,
-        slba: 0,
         bytes: 1 << 20,
-        reason: None,
-        bounce_only: false,
+        ..Opts::default()
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -419,7 +388,7 @@ fn parse() -> Result<Opts, String> {
             "--slba" => o.slba = val()?.parse().map_err(|e| format!("--slba: {e}"))?,
             "--bytes" => o.bytes = val()?.parse().map_err(|e| format!("--bytes: {e}"))?,
             "--override" => o.reason = Some(Box::leak(val()?.into_boxed_str())),
-            "--host-bounce" => o.bounce_only = true,
+            "--host-bounce" => o.bounce = true,
             _ => return Err(format!("unknown argument {a:?}")),
         }
     }

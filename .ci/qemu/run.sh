@@ -14,8 +14,8 @@
 #   p2p-switch  the same with both behind one switch (x3130-upstream, two xio3130-downstream
 #               ports, under a pcie-root-port): expects switch (qboot)
 #               Both p2p runs then run examples/p2p_copy.rs: 1 MiB from A's namespace into B's
-#               CMB and on to B's namespace, no PRP in host RAM, against a host-bounce copy
-#               (p2p-root with --override qemu-root-complex-routes-p2p: QEMU routes it)
+#               CMB and on to its namespace, no PRP in host RAM, and a host-bounce copy for
+#               comparison (p2p-root with --override qemu-root-complex-routes-p2p: QEMU routes it)
 #   pmr         examples/nvme_pmr.rs, two boots on one PMR backing file ($WORK/pmr.img):
 #               pmr-write writes a pattern through the PMR and flushes it (a PMRSTS read), the
 #               host checks the file, pmr-check reads it back after the reboot (qboot)
@@ -213,9 +213,9 @@ start_run() {
         fault) BIND_NVME=1 boot fault qboot fault,bound $(disk fault) ;;
         unplug) disk unplug >/dev/null; unplug_run ;;
         # shellcheck disable=SC2046
-        p2p-root) IOMEM_BIN=p2p_distance IOMEM_KARGS="iomem_then=p2p_copy iomem_then_args=--override,qemu-root-complex-routes-p2p" boot p2p-root qboot not-supported $(two_disks p2p-root pcie.0 pcie.0) ;;
+        p2p-root) IOMEM_BIN=p2p_distance IOMEM_KARGS="iomem_then=p2p_copy iomem_then_args=--override,qemu-root-complex-routes-p2p,--host-bounce" boot p2p-root qboot not-supported $(two_disks p2p-root pcie.0 pcie.0) ;;
         # shellcheck disable=SC2046,SC2086
-        p2p-switch) IOMEM_BIN=p2p_distance IOMEM_KARGS="iomem_then=p2p_copy" boot p2p-switch qboot switch $SWITCH $(two_disks p2p-switch dn1 dn2) ;;
+        p2p-switch) IOMEM_BIN=p2p_distance IOMEM_KARGS="iomem_then=p2p_copy iomem_then_args=--host-bounce" boot p2p-switch qboot switch $SWITCH $(two_disks p2p-switch dn1 dn2) ;;
         pmr) pmr_run ;;
         # intel-iommu first, before the PCI devices it translates.
         # shellcheck disable=SC2046
