@@ -34,9 +34,7 @@ impl PrpBuilder {
         range: Range<usize>,
         list: Option<&dyn PrpListMem>,
     ) -> Result<DataPtr> {
-        let seg = p2p_segment(buf.dma_addr(), buf.len(), range)?;
-        self.own_memory(seg)?;
-        self.finish(self.plan(&[seg], seg.1)?.as_slice(), seg.1, list)
+        self.borrow_buf(buf, range, list, false)
     }
 
     /// Lends the first `len` bytes of a p2p buffer in the controller's own CMB or PMR to a
@@ -56,9 +54,7 @@ impl PrpBuilder {
         L: PrpListMem,
         Held<B>: From<L>,
     {
-        let seg = p2p_segment(buf.dma_addr(), buf.len(), 0..len)?;
-        self.own_memory(seg)?;
-        self.lend_buf(buf, seg, list)
+        self.lend_buf(buf, len, list, false)
     }
 
     /// A data pointer over `range` of a p2p buffer in a peer's memory (or the controller's
@@ -76,8 +72,7 @@ impl PrpBuilder {
         access: &PeerAccess,
     ) -> Result<DataPtr> {
         let _ = access;
-        let seg = p2p_segment(buf.dma_addr(), buf.len(), range)?;
-        self.finish(self.plan(&[seg], seg.1)?.as_slice(), seg.1, list)
+        self.borrow_buf(buf, range, list, true)
     }
 
     /// Lends the first `len` bytes of a p2p buffer in a peer's memory (or the controller's
@@ -98,32 +93,47 @@ impl PrpBuilder {
         Held<B>: From<L>,
     {
         let _ = access;
-        let seg = p2p_segment(buf.dma_addr(), buf.len(), 0..len)?;
-        self.lend_buf(buf, seg, list)
+        self.lend_buf(buf, len, list, true)
     }
 
-    /// Whether a p2p buffer's run is the controller's own memory (CMB or PMR, as its rule
-    /// counts them); [`Error::PeerAccessRequired`] if not.
-    fn own_memory(&self, (addr, len): (DmaAddr, usize)) -> Result<()> {
+    /// The run of `range` of a p2p buffer, which must be the controller's own memory (CMB or
+    /// PMR, as its rule counts them) unless `peer` access was given:
+    /// [`Error::PeerAccessRequired`] if not.
+    fn p2p_run<P: Backend>(
+        &self,
+        buf: &P2pBuf<P>,
+        range: Range<usize>,
+        peer: bool,
+    ) -> Result<(DmaAddr, usize)> {
+        let (addr, len) = p2p_segment(buf.dma_addr(), buf.len(), range)?;
         let own = match &self.cmb {
             Some(rule) => rule.placement(addr.get(), len)? != Placement::Host,
             None => false,
         };
-        if own {
-            Ok(())
-        } else {
-            Err(Error::PeerAccessRequired {
-                addr: addr.get(),
-                len,
-            })
+        if !own && !peer {
+            let addr = addr.get();
+            return Err(Error::PeerAccessRequired { addr, len });
         }
+        Ok((addr, len))
+    }
+
+    fn borrow_buf<P: Backend>(
+        &self,
+        buf: &P2pBuf<P>,
+        range: Range<usize>,
+        list: Option<&dyn PrpListMem>,
+        peer: bool,
+    ) -> Result<DataPtr> {
+        let seg = self.p2p_run(buf, range, peer)?;
+        self.finish(self.plan(&[seg], seg.1)?.as_slice(), seg.1, list)
     }
 
     fn lend_buf<B, P, L>(
         &self,
         buf: P2pBuf<P>,
-        seg: (DmaAddr, usize),
+        len: usize,
         list: impl FnOnce(usize) -> Result<L>,
+        peer: bool,
     ) -> Result<Prp<B>>
     where
         B: Backend + Send + Sync + 'static,
@@ -131,8 +141,9 @@ impl PrpBuilder {
         L: PrpListMem,
         Held<B>: From<L>,
     {
+        let seg = self.p2p_run(&buf, 0..len, peer)?;
         let held = Held::Other(alloc::boxed::Box::new(buf.lend()));
-        self.lend_segments(&[seg], seg.1, held, list)
+        self.lend_segments(&[seg], len, held, list)
     }
 }
 
