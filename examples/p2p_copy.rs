@@ -198,12 +198,8 @@ fn run(o: &Opts) -> Res<()> {
     };
     let (dev_a, dev_b) = (pick(&o.read, 0)?, pick(&o.write, 1)?);
     let distance = P2pDistance::between(&dev_a, &dev_b)?;
-    println!(
-        "IOMEM-P2P-COPY verdict {} -> {}: {} ({distance})",
-        dev_a.address(),
-        dev_b.address(),
-        distance.kind()
-    );
+    let (aa, ba, kind) = (dev_a.address(), dev_b.address(), distance.kind());
+    println!("IOMEM-P2P-COPY verdict {aa} -> {ba}: {kind} ({distance})");
     let access = match o.reason {
         Some(r) => PeerAccess::override_unchecked(r),
         None => PeerAccess::check(distance)
@@ -214,11 +210,9 @@ fn run(o: &Opts) -> Res<()> {
     let host = PagemapDma::new();
     let mut a = bring_up("A", dev_a, &host)?;
     let mut b = bring_up("B", dev_b, &host)?;
-    let (own, peer) = if o.cmb_of_a {
-        (&mut a, &mut b)
-    } else {
-        (&mut b, &mut a)
-    };
+    a.qp.set_device_data(true); // reads into device memory: order the CPU after completions
+    b.qp.set_device_data(true);
+    let own = if o.cmb_of_a { &mut a } else { &mut b };
     let info = own
         .ctrl
         .enable_cmb(&own.bars, ProbeOptions::default())?
@@ -234,14 +228,8 @@ fn run(o: &Opts) -> Res<()> {
         info,
         own.ctrl.cc(),
     )?;
-    own.qp.set_device_data(true);
-    peer.qp.set_device_data(true);
-    println!(
-        "CMB of {}: bus {:#x?} (BAR{bar}, {} MiB)",
-        own.name,
-        cmb.range(),
-        info.size >> 20
-    );
+    let (name, range, mib) = (own.name, cmb.range(), info.size >> 20);
+    println!("CMB of {name}: bus {range:#x?} (BAR{bar}, {mib} MiB)");
 
     let page = a.ctrl.page_size().bytes();
     let mdts = [a.ctrl.max_transfer()?, b.ctrl.max_transfer()?]
@@ -396,25 +384,16 @@ fn parse() -> Result<Opts, String> {
 }
 
 fn main() -> ExitCode {
-    let o = match parse() {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("p2p_copy: {e}\n\n{HELP}");
-            return ExitCode::from(2);
-        }
+    let (msg, code) = match parse().map(|o| run(&o)) {
+        Err(e) if e.is_empty() => (HELP.to_string(), 0),
+        Err(e) => (format!("p2p_copy: {e}\n\n{HELP}"), 2),
+        Ok(Err(e)) => (format!("p2p_copy: FAIL: {e}"), 1),
+        Ok(Ok(())) => ("p2p_copy: PASS".to_string(), 0),
     };
-    match run(&o) {
-        Ok(()) => {
-            println!("p2p_copy: PASS");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("p2p_copy: FAIL: {e}");
-            ExitCode::FAILURE
-        }
+    if code == 0 {
+        println!("{msg}");
+    } else {
+        eprintln!("{msg}");
     }
+    ExitCode::from(code)
 }
