@@ -293,7 +293,8 @@ fn bad_register_values_are_typed_errors() {
 /// A controller with the PMR enabled, namespace 1, a host I/O pair and a pool over the PMR.
 fn up_io_pmr(dma: &MockDma) -> (NvmeModel, Ctrl, PmrInfo, Namespace, Qp, PmrPool<Io>) {
     let (model, mut ctrl, info) = up_pmr(dma, qemu());
-    pmr::enable(&ctrl.regs().unwrap(), &info).unwrap();
+    let enabled = ctrl.enable_pmr(&model.bars()).unwrap().unwrap();
+    assert_eq!(enabled, info); // the builder now counts the PMR as the controller's own memory
     let pool = PmrPool::new(model.pmr_bar().unwrap(), info, ctrl.cc()).unwrap();
     let ns = ctrl.identify_namespace(1).unwrap();
     let qp = ctrl

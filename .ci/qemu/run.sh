@@ -13,6 +13,9 @@
 #               expects not-supported (the q35 host bridge 8086:29c0 is in no table) (qboot)
 #   p2p-switch  the same with both behind one switch (x3130-upstream, two xio3130-downstream
 #               ports, under a pcie-root-port): expects switch (qboot)
+#               Both p2p runs then run examples/p2p_copy.rs: 1 MiB from A's namespace into B's
+#               CMB and on to its namespace, no PRP in host RAM, and a host-bounce copy for
+#               comparison (p2p-root with --override qemu-root-complex-routes-p2p: QEMU routes it)
 #   pmr         examples/nvme_pmr.rs, two boots on one PMR backing file ($WORK/pmr.img):
 #               pmr-write writes a pattern through the PMR and flushes it (a PMRSTS read), the
 #               host checks the file, pmr-check reads it back after the reboot (qboot)
@@ -51,8 +54,9 @@ BIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/nvme_e2e
 P2PBIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/p2p_distance
 VFIOBIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/nvme_vfio
 PMRBIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/nvme_pmr
+COPYBIN=$ROOT/target/guest/x86_64-unknown-linux-gnu/release/p2p_copy
 [ -x "$PMRBIN" ] || { echo "qemu: guest binary $PMRBIN missing" >&2; exit 1; }
-for b in "$BIN" "$P2PBIN" "$VFIOBIN"; do
+for b in "$BIN" "$P2PBIN" "$VFIOBIN" "$COPYBIN"; do
     [ -x "$b" ] || { echo "qemu: guest binary $b missing" >&2; exit 1; }
 done
 echo "qemu: build $(elapsed "$tb") s"
@@ -65,6 +69,7 @@ cp /bin/busybox "$IRD/bin/busybox"
 install -m 0755 "$ROOT/.ci/qemu/init" "$IRD/init"
 install -m 0755 "$BIN" "$IRD/nvme_e2e"
 install -m 0755 "$P2PBIN" "$IRD/p2p_distance"
+install -m 0755 "$COPYBIN" "$IRD/p2p_copy"
 install -m 0755 "$PMRBIN" "$IRD/nvme_pmr"
 install -m 0755 "$VFIOBIN" "$IRD/nvme_vfio"
 mkdir -p "$IRD/vfio"
@@ -100,6 +105,7 @@ boot() {
     code=$(tr -d '\r' <"$log" | sed -n 's/^IOMEM-E2E-EXIT=\([0-9]*\)$/\1/p' | tail -n 1)
     # The p2p runs' verdict, for the summary.
     verdict=$(tr -d '\r' <"$log" | sed -n 's/^IOMEM-P2P-DISTANCE /: /p' | tail -n 1)
+    verdict="$verdict$(tr -d '\r' <"$log" | sed -n 's/^IOMEM-P2P-COPY throughput /; p2p_copy /p' | tail -n 1)"
     if [ "$code" = 0 ]; then
         echo "pass $name ($fw) in $secs s$verdict" >"$WORK/$name.result"
     else
@@ -114,15 +120,16 @@ disk() {
     echo "-drive file=$WORK/$1.img,if=none,id=d0,format=raw -device nvme,serial=iomem0,drive=d0,cmb_size_mb=16"
 }
 
-# Two small controllers (no CMB) for the p2p runs, on the buses given.
+# Two small controllers with a CMB each for the p2p runs, on the buses given (p2p_copy uses
+# B's CMB; 4 MiB namespaces: 1 MiB copied, two copies on B).
 two_disks() {
     local name=$1 bus_a=$2 bus_b=$3 i
     for i in a b; do
         rm -f "$WORK/$name-$i.img"
-        truncate -s 1M "$WORK/$name-$i.img"
+        truncate -s 4M "$WORK/$name-$i.img"
     done
-    echo "-drive file=$WORK/$name-a.img,if=none,id=pa,format=raw -device nvme,serial=p2pa,drive=pa,bus=$bus_a"
-    echo "-drive file=$WORK/$name-b.img,if=none,id=pb,format=raw -device nvme,serial=p2pb,drive=pb,bus=$bus_b"
+    echo "-drive file=$WORK/$name-a.img,if=none,id=pa,format=raw -device nvme,serial=p2pa,drive=pa,bus=$bus_a,cmb_size_mb=16"
+    echo "-drive file=$WORK/$name-b.img,if=none,id=pb,format=raw -device nvme,serial=p2pb,drive=pb,bus=$bus_b,cmb_size_mb=16"
 }
 
 # The vfio run's second controller (its own IOMMU group, the same container; a CMB to map).
@@ -206,9 +213,9 @@ start_run() {
         fault) BIND_NVME=1 boot fault qboot fault,bound $(disk fault) ;;
         unplug) disk unplug >/dev/null; unplug_run ;;
         # shellcheck disable=SC2046
-        p2p-root) IOMEM_BIN=p2p_distance boot p2p-root qboot not-supported $(two_disks p2p-root pcie.0 pcie.0) ;;
+        p2p-root) IOMEM_BIN=p2p_distance IOMEM_KARGS="iomem_then=p2p_copy iomem_then_args=--override,qemu-root-complex-routes-p2p,--host-bounce" boot p2p-root qboot not-supported $(two_disks p2p-root pcie.0 pcie.0) ;;
         # shellcheck disable=SC2046,SC2086
-        p2p-switch) IOMEM_BIN=p2p_distance boot p2p-switch qboot switch $SWITCH $(two_disks p2p-switch dn1 dn2) ;;
+        p2p-switch) IOMEM_BIN=p2p_distance IOMEM_KARGS="iomem_then=p2p_copy iomem_then_args=--host-bounce" boot p2p-switch qboot switch $SWITCH $(two_disks p2p-switch dn1 dn2) ;;
         pmr) pmr_run ;;
         # intel-iommu first, before the PCI devices it translates.
         # shellcheck disable=SC2046

@@ -123,6 +123,18 @@ pub enum Error {
         /// The rule it broke.
         why: &'static str,
     },
+    /// A p2p buffer is not in the controller's own memory (its CMB or PMR, as the builder's
+    /// [`CmbRule`](crate::nvme::prp::CmbRule) counts them): it is a peer's (another
+    /// controller's CMB, a GPU BAR), and handing its bus address to the controller needs a
+    /// permission: [`PrpBuilder::borrow_p2p`](crate::nvme::prp::PrpBuilder::borrow_p2p) and
+    /// `lend_p2p` refuse it, `PrpBuilder::borrow_peer` and `lend_peer` (feature `linux`) take
+    /// it with a `map::linux::PeerAccess`.
+    PeerAccessRequired {
+        /// The buffer range's bus address.
+        addr: u64,
+        /// Its length in bytes.
+        len: usize,
+    },
     /// A command field outside what the specification (or this crate) allows.
     InvalidField {
         /// The command, as the specification names it.
@@ -255,6 +267,14 @@ impl fmt::Display for Error {
                 f,
                 "{entry} ({addr:#x}) breaks the controller's CMB data pointer rule: {why}; put \
                  all of a command's data in the CMB or all of it in host memory"
+            ),
+            Error::PeerAccessRequired { addr, len } => write!(
+                f,
+                "the p2p buffer at {addr:#x} ({len} bytes) is not in this controller's CMB or \
+                 PMR but a peer device's memory: check the p2p distance between the two \
+                 devices (map::linux::PeerAccess::check) or name an override \
+                 (PeerAccess::override_unchecked), and build the data pointer with \
+                 PrpBuilder::borrow_peer or lend_peer"
             ),
             Error::InvalidField {
                 command,

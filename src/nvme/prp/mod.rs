@@ -20,6 +20,16 @@
 //! value and return a [`Prp`]: the data pointer and the [`Lent`] memory (data and list) that
 //! must stay allocated until the command completes.
 //!
+//! # Peer memory
+//! A p2p buffer handed to [`PrpBuilder::borrow_p2p`] or [`PrpBuilder::lend_p2p`] must be the
+//! controller's own memory (its CMB or PMR, as its [`CmbRule`] counts them); any other —
+//! another controller's CMB, a GPU BAR — is a peer's, which the PCI fabric must route, and is
+//! refused with [`Error::PeerAccessRequired`]. `PrpBuilder::borrow_peer` and
+//! `PrpBuilder::lend_peer` (feature `linux`) take it with the caller's permission, a
+//! `map::linux::PeerAccess`: the two devices' p2p distance checked, or an override by name.
+//!
+//! [`P2pBuf`]: crate::p2p::P2pBuf
+//!
 //! ```
 //! use iomem::dma::MockDma;
 //! use iomem::nvme::prp::{HostPrpList, PageSize, Prp2, PrpBuilder};
@@ -38,6 +48,7 @@
 //! ```
 
 mod list;
+mod p2p;
 mod pages;
 mod rule;
 
@@ -48,6 +59,7 @@ use core::ops::Range;
 pub use list::{no_list, CmbPrpList, HostPrpList, NoList, PrpListMem};
 pub use rule::{CmbRule, Placement};
 
+use p2p::p2p_segment;
 use pages::{Page, Pages};
 
 use crate::backend::Backend;
@@ -55,7 +67,6 @@ use crate::dma::{DmaAddr, Lease};
 use crate::nvme::cmd::{Command, Held, Lent, Request};
 use crate::nvme::regs::Cc;
 use crate::nvme::{invalid, Error, Result};
-use crate::p2p::P2pBuf;
 
 /// The controller's memory page size: 4 KiB × 2^CC.MPS, from 4 KiB to 128 MiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -277,18 +288,6 @@ impl PrpBuilder {
         self.finish(self.plan(&segs, len)?.as_slice(), len, list)
     }
 
-    /// A data pointer over `range` of a p2p buffer (a CMB buffer) the caller keeps alive until
-    /// the command completes.
-    pub fn borrow_p2p<P: Backend>(
-        &self,
-        buf: &P2pBuf<P>,
-        range: Range<usize>,
-        list: Option<&dyn PrpListMem>,
-    ) -> Result<DataPtr> {
-        let seg = p2p_segment(buf.dma_addr(), buf.len(), range)?;
-        self.finish(self.plan(&[seg], seg.1)?.as_slice(), seg.1, list)
-    }
-
     /// Lends `range` of `lease` to a command: the data pointer, and the lease (with the PRP list
     /// `list` allocates, if the transfer needs one — it is called with the bytes needed) to
     /// keep until the completion. On an error the lease is dropped, and so quarantined.
@@ -318,25 +317,6 @@ impl PrpBuilder {
         }
         let segs = lease.segments(range)?;
         self.lend_segments(&segs, len, Held::Lease(lease), list)
-    }
-
-    /// Lends the first `len` bytes of a p2p buffer (a CMB buffer) to a command; dropped
-    /// uncompleted, the buffer is quarantined in its pool rather than freed ([`P2pLease`](crate::p2p::P2pLease)).
-    pub fn lend_p2p<B, P, L>(
-        &self,
-        buf: P2pBuf<P>,
-        len: usize,
-        list: impl FnOnce(usize) -> Result<L>,
-    ) -> Result<Prp<B>>
-    where
-        B: Backend + Send + Sync + 'static,
-        P: Backend + Send + Sync + 'static,
-        L: PrpListMem,
-        Held<B>: From<L>,
-    {
-        let seg = p2p_segment(buf.dma_addr(), buf.len(), 0..len)?;
-        let held = Held::Other(alloc::boxed::Box::new(buf.lend()));
-        self.lend_segments(&[seg], len, held, list)
     }
 
     /// A data pointer over raw segments.
@@ -550,25 +530,4 @@ impl PrpBuilder {
         mem.publish();
         Ok(addrs[0])
     }
-}
-
-/// The run of a p2p buffer (`base`, `size` bytes) for `range` of it, checked.
-pub(super) fn p2p_segment(
-    base: DmaAddr,
-    size: usize,
-    range: Range<usize>,
-) -> Result<(DmaAddr, usize)> {
-    if range.start > range.end || range.end > size {
-        return Err(crate::Error::OutOfRange {
-            offset: range.start,
-            len: range.end.saturating_sub(range.start),
-            size,
-        }
-        .into());
-    }
-    // CAST: `range.start` is within the buffer.
-    let raw = base.get() + range.start as u64;
-    // SAFETY: byte `range.start` of the buffer, one run of bus addresses it owns.
-    let a = unsafe { DmaAddr::from_raw(raw) };
-    Ok((a, range.len()))
 }
