@@ -245,11 +245,11 @@ impl VfioDevice {
             ))
         })?;
         let name = PathBuf::from(std::format!("vfio:{}/bar{n}", self.addr));
+        let (fd, caching) = (self.fd.as_fd(), Caching::Uncached);
         // SAFETY: vfio-pci maps a mappable BAR region uncached (`vfio_pci_core_mmap` sets
         // `pgprot_noncached`), which `Uncached` says, and the region is `size` bytes for as
         // long as the device file (kept referenced by the mapping) is open.
-        let map =
-            unsafe { BarMapping::map_fd(self.fd.as_fd(), r.offset, &name, len, Caching::Uncached) };
+        let map = unsafe { BarMapping::map_fd(fd, r.offset, &name, len, caching) };
         Ok(map?)
     }
 }

@@ -155,12 +155,12 @@ impl VfioDma {
     /// A region that another, live lease still holds stays mapped until that lease ends.
     pub fn reclaim(&self) -> usize {
         let n = self.quarantine.len();
-        // SAFETY: every region in this quarantine is one of this provider's (the quarantine is
-        // private to it), and such a region's memory is freed only by its `Mapping`'s drop,
-        // which unmaps it from the IOMMU first (after which no device reaches it) and retires
-        // its IOVA (the hook marked it), or leaks it if unmapping fails. So no device can
-        // access memory this frees: the condition `release` asks for ("lost its IOMMU
-        // mapping").
+        // Every region in this quarantine is one of this provider's (the quarantine is private
+        // to it), and such a region's memory is freed only by its `Mapping`'s drop, which
+        // unmaps it from the IOMMU first and retires its IOVA (the hook marked it), or leaks it
+        // if unmapping fails.
+        // SAFETY: so no device can access memory this frees: it "lost its IOMMU mapping", the
+        // condition `release` asks for.
         unsafe { self.quarantine.release() };
         n
     }
