@@ -289,17 +289,13 @@ impl<B: Backend> DmaRegion<B> {
     #[inline]
     pub fn mem(&self) -> DmaMem<'_, [u8], B> {
         let i = &*self.inner;
-        // By the invariant of `Inner`, `offset..offset + len` is inside the backend's region
-        // (checked once, in `from_parts`), and `policy` was clamped to the backend's base
-        // alignment there: what `IoMem`'s invariant asks of the handle. Built from those parts,
-        // so no policy is clamped again per handle.
-        DmaMem::new(IoMem::from_checked_parts(
-            &i.backend,
-            i.offset,
-            i.len,
-            i.policy,
-            Strategy::Relaxed,
-        ))
+        // Built from checked parts, so no policy is clamped again per handle.
+        // SAFETY: by the invariant of `Inner`, `offset..offset + len` is inside the backend's
+        // region (checked in `from_parts`) and `policy` was clamped to its base alignment there.
+        let io = unsafe {
+            IoMem::from_checked_parts(&i.backend, i.offset, i.len, i.policy, Strategy::Relaxed)
+        };
+        DmaMem::new(io)
     }
 
     /// Whether `range` of the region is one run of device addresses (what a queue created with

@@ -80,12 +80,15 @@ impl<'a, B: Backend> IoMem<'a, [u8], B> {
     }
 
     /// A handle to `offset..offset + len` of `backend` with `policy` and `strategy`, from parts
-    /// the caller has checked: `offset + len <= backend.size()` and `policy` is clamped to
-    /// `backend.base_align()` (the type's invariant). For owners that check their range once
-    /// and hand out handles often ([`DmaRegion::mem`](crate::dma::DmaRegion::mem)).
+    /// the caller has checked, for owners that check their range once and hand out handles
+    /// often ([`DmaRegion::mem`](crate::dma::DmaRegion::mem)).
+    ///
+    /// # Safety
+    /// `offset + len <= backend.size()` and `policy.max_width() <= backend.base_align()` (the
+    /// type's invariant, which every access relies on).
     #[inline(always)]
     #[cfg(feature = "alloc")]
-    pub(crate) fn from_checked_parts(
+    pub(crate) unsafe fn from_checked_parts(
         backend: &'a B,
         offset: usize,
         len: usize,
