@@ -387,3 +387,38 @@ fn shutdown_completes_and_memory_balances() {
     assert!(dma.quarantine().is_empty());
     assert_eq!(dma.allocated(), 0);
 }
+
+#[test]
+fn a_failed_bring_up_disables_the_controller_again() {
+    use iomem::nvme::cmd::opcodes;
+    use iomem::nvme::regs::ControllerRegs;
+    let dma = MockDma::new(4 << 20);
+    let model = NvmeModel::new(ModelConfig::default(), dma.clone()).unwrap();
+    // Identify Controller, the last step of bring-up, fails.
+    model.inject(Fault::Status {
+        target: Target::admin(opcodes::admin::IDENTIFY),
+        status: 0x0002,
+        times: 1,
+    });
+    let r = Controller::new(
+        model.bar0(),
+        QueueMem::host(&dma, 8).unwrap(),
+        dma.alloc(4096).unwrap(),
+        config(),
+    );
+    assert!(
+        matches!(r, Err(Error::CommandFailed { opcode: 0x06, .. })),
+        "{:?}",
+        r.err()
+    );
+    let bar0 = model.bar0();
+    let cc = ControllerRegs::new(iomem::IoMem::new(&*bar0))
+        .unwrap()
+        .cc()
+        .unwrap();
+    assert!(
+        !cc.en(),
+        "CC {:#x}: the controller was left enabled",
+        cc.raw()
+    );
+}

@@ -212,7 +212,9 @@ impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> Controller<D, B> {
         let mut admin =
             QueuePair::with_health(sq, cq, bar.clone(), health.clone(), config.command_timeout);
 
-        // Enable.
+        // Enable. From here a failed bring-up disables the controller again (the guard's drop):
+        // a half-brought-up controller does not keep fetching from rings nobody serves.
+        let disable = DisableOnDrop(Some(bar.clone()));
         regs.set_cc(cc);
         regs.set_cc(cc.with_en(true));
         wait_ready(&regs, true, ready_ms)?;
@@ -233,7 +235,7 @@ impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> Controller<D, B> {
             pmr: None,
             granted: None,
             qids: vec![false; 1],
-            _disable: DisableOnDrop(Some(bar.clone())),
+            _disable: disable,
         })
     }
 
