@@ -32,11 +32,7 @@ fn bring_up_and_identify() {
 fn write_then_read_through_prp1_prp2_and_lists() {
     // Scattered memory: a gap after every 3 pages, so 64 KiB needs a PRP list.
     let dma = MockDma::new(8 << 20).with_scatter(3);
-    let (model, mut ctrl) = up(&dma);
-    let ns = ctrl.identify_namespace(1).unwrap();
-    let mut qp = ctrl
-        .create_io_pair(QueueMem::host(&dma, 64).unwrap())
-        .unwrap();
+    let (model, mut ctrl, ns, mut qp) = up_io(&dma, config(), 64);
     for (len, slba) in [
         (512, 0u64),
         (4096, 8),
@@ -64,11 +60,7 @@ fn write_then_read_through_prp1_prp2_and_lists() {
 #[test]
 fn batched_submission_rings_once_and_reaps_with_one_head_write() {
     let dma = MockDma::new(8 << 20);
-    let (model, mut ctrl) = up(&dma);
-    let ns = ctrl.identify_namespace(1).unwrap();
-    let mut qp = ctrl
-        .create_io_pair(QueueMem::host(&dma, 64).unwrap())
-        .unwrap();
+    let (model, ctrl, ns, mut qp) = up_io(&dma, config(), 64);
     let (buf, _) = buffer(&dma, 32 * 512, 1);
     let before = model.stats();
     let mut cids = Vec::new();
@@ -102,11 +94,7 @@ fn batched_submission_rings_once_and_reaps_with_one_head_write() {
 #[test]
 fn named_statuses_surface_as_typed_errors() {
     let dma = MockDma::new(4 << 20);
-    let (model, mut ctrl) = up(&dma);
-    let ns = ctrl.identify_namespace(1).unwrap();
-    let mut qp = ctrl
-        .create_io_pair(QueueMem::host(&dma, 16).unwrap())
-        .unwrap();
+    let (model, ctrl, ns, mut qp) = up_io(&dma, config(), 16);
     let cases = [
         (0x002u16, Code::InvalidField),
         (0x004, Code::DataTransferError),
@@ -155,11 +143,7 @@ fn named_statuses_surface_as_typed_errors() {
 #[test]
 fn lost_completion_times_out_with_cid_and_opcode() {
     let dma = MockDma::new(4 << 20);
-    let (model, mut ctrl) = up(&dma);
-    let ns = ctrl.identify_namespace(1).unwrap();
-    let mut qp = ctrl
-        .create_io_pair(QueueMem::host(&dma, 16).unwrap())
-        .unwrap();
+    let (model, ctrl, ns, mut qp) = up_io(&dma, config(), 16);
     qp.set_timeout(Duration::from_millis(100));
     model.inject(Fault::LoseCompletion {
         target: Target::io(0x02),
@@ -189,11 +173,7 @@ fn lost_completion_times_out_with_cid_and_opcode() {
 
 fn vanish_ends_promptly(v: Vanish) {
     let dma = MockDma::new(4 << 20);
-    let (model, mut ctrl) = up(&dma);
-    let ns = ctrl.identify_namespace(1).unwrap();
-    let mut qp = ctrl
-        .create_io_pair(QueueMem::host(&dma, 16).unwrap())
-        .unwrap();
+    let (model, mut ctrl, ns, mut qp) = up_io(&dma, config(), 16);
     qp.set_timeout(Duration::from_secs(5));
     let dst = dma.alloc(4096).unwrap();
     model.inject(Fault::Vanish(v));
