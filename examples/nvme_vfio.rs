@@ -177,7 +177,7 @@ fn run(addr: Option<&str>) -> Res<()> {
     let peer_bar = match &peer {
         Some(p) => {
             p.enable(true, false)?; // its BAR faults while memory decoding is off
-            let bar = dma.map_peer_bar(Arc::new(p.map_bar(2)?))?;
+            let bar = dma.map_peer_bar(Arc::new(p.map_bar(2)?), p.bar_bus_addr(2)?)?;
             println!(
                 "peer {} (group {}, same container: groups {:?}): BAR 2 ({} KiB, uncached VFIO \
                  mmap) mapped at IOVA {:#x}",

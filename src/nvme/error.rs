@@ -135,6 +135,19 @@ pub enum Error {
         /// Its length in bytes.
         len: usize,
     },
+    /// A p2p buffer or PRP list handed to a controller behind an IOMMU lies outside the peer
+    /// BAR window it is reached through (`PrpBuilder::borrow_peer_iommu`, feature `vfio`):
+    /// the controller has no IOVA for it.
+    PeerUnmapped {
+        /// The range's bus address.
+        addr: u64,
+        /// Its length in bytes.
+        len: usize,
+        /// The bus address of the window's first byte.
+        window: u64,
+        /// The window's length in bytes.
+        window_len: u64,
+    },
     /// A command field outside what the specification (or this crate) allows.
     InvalidField {
         /// The command, as the specification names it.
@@ -275,6 +288,18 @@ impl fmt::Display for Error {
                  devices (map::linux::PeerAccess::check) or name an override \
                  (PeerAccess::override_unchecked), and build the data pointer with \
                  PrpBuilder::borrow_peer or lend_peer"
+            ),
+            Error::PeerUnmapped {
+                addr,
+                len,
+                window,
+                window_len,
+            } => write!(
+                f,
+                "{len} bytes at bus address {addr:#x} are outside the peer BAR window \
+                 {window:#x}..{:#x} mapped in this controller's IOMMU domain: the controller has no \
+                 IOVA for them (map the BAR that holds them with VfioDma::map_peer_bar)",
+                window + window_len
             ),
             Error::InvalidField {
                 command,

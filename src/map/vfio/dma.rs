@@ -179,7 +179,11 @@ impl VfioDma {
     /// into the domain at fresh IOVAs: another device of the container then reaches that BAR by
     /// DMA at [`PeerBar::iova`] (an NVMe controller reading into a peer's CMB). Under an IOMMU
     /// that is the only way a peer's BAR is reachable: its bus address is not an IOVA.
-    pub fn map_peer_bar(&self, bar: Arc<BarMapping>) -> Result<PeerBar> {
+    ///
+    /// `bus_addr` is the BAR's bus address ([`VfioDevice::bar_bus_addr`](super::VfioDevice::bar_bus_addr)):
+    /// the address the BAR's own device and its p2p pool know it by, which
+    /// [`PeerBar::iova_of`] translates into the domain.
+    pub fn map_peer_bar(&self, bar: Arc<BarMapping>, bus_addr: u64) -> Result<PeerBar> {
         let len = bar.len() as u64;
         if len % self.shared.iova().page() != 0 {
             return Err(Error::Iomem(crate::Error::InvalidArgument(
@@ -195,6 +199,7 @@ impl VfioDma {
         };
         Ok(PeerBar {
             bar,
+            bus: bus_addr,
             iova,
             shared: self.shared.clone(),
         })
@@ -332,6 +337,8 @@ impl DmaProvider for VfioDma {
 #[derive(Debug)]
 pub struct PeerBar {
     bar: Arc<BarMapping>,
+    /// The BAR's bus address (its first byte).
+    bus: u64,
     iova: Range<u64>,
     shared: Arc<Shared>,
 }
@@ -341,6 +348,19 @@ impl PeerBar {
     /// device of the domain. Give it to a device only while this value lives.
     pub fn iova(&self) -> u64 {
         self.iova.start
+    }
+
+    /// The BAR's bus address, as given to [`VfioDma::map_peer_bar`].
+    pub fn bus_addr(&self) -> u64 {
+        self.bus
+    }
+
+    /// The IOVA at which the devices of the domain reach the `len` bytes at bus address `bus`
+    /// of this BAR (a p2p buffer of the BAR's own device), or `None` unless all of them lie in
+    /// the BAR.
+    pub fn iova_of(&self, bus: u64, len: u64) -> Option<u64> {
+        let off = bus.checked_sub(self.bus)?;
+        (off.checked_add(len)? <= self.len()).then(|| self.iova.start + off)
     }
 
     /// The BAR mapping (the CPU's side of the same memory).
@@ -476,6 +496,47 @@ mod tests {
             dma.alloc(8192).unwrap().lease().addr(0).unwrap().get(),
             iova
         );
+    }
+
+    #[test]
+    fn a_peer_bar_translates_its_own_bus_addresses_and_nothing_else() {
+        let (iommu, dma) = provider();
+        let path = std::env::temp_dir().join(std::format!("iomem-peer-bar-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(64 * 1024).unwrap();
+        use std::os::fd::AsFd;
+        // SAFETY: a regular file is mapped write-back (`Cacheable`) and stays 64 KiB long while
+        // the mapping lives.
+        let map =
+            unsafe { BarMapping::map_fd(file.as_fd(), 0, &path, 64 * 1024, Caching::Cacheable) };
+        std::fs::remove_file(&path).unwrap();
+        let bus = 0x1_0100_0000;
+        let peer = dma.map_peer_bar(Arc::new(map.unwrap()), bus).unwrap();
+        assert_eq!((peer.bus_addr(), peer.len()), (bus, 64 * 1024));
+        assert_eq!(
+            iommu.maps.lock().unwrap().as_slice(),
+            &[(peer.iova(), 64 * 1024)]
+        );
+        assert_eq!(peer.iova_of(bus, 4096), Some(peer.iova()));
+        assert_eq!(
+            peer.iova_of(bus + 0x3000, 0xd000),
+            Some(peer.iova() + 0x3000)
+        );
+        assert_eq!(
+            peer.iova_of(bus + 0x3000, 0xd001),
+            None,
+            "one byte past the BAR"
+        );
+        assert_eq!(peer.iova_of(bus - 1, 1), None, "below the BAR");
+        assert_eq!(peer.iova_of(u64::MAX, 2), None, "no overflow");
+        drop(peer);
+        assert!(iommu.maps.lock().unwrap().is_empty(), "unmapped on drop");
     }
 
     #[test]

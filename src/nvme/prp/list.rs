@@ -10,9 +10,10 @@ use crate::nvme::{Error, Result};
 use crate::order::Barrier;
 use crate::p2p::{P2pBuf, P2pLease};
 
-mod sealed {
+pub(super) mod sealed {
     pub trait Sealed {}
 }
+pub(super) use sealed::Sealed;
 
 /// Memory a PRP list is written into before the command is submitted. Sealed: the builder
 /// trusts it to report the device address of exactly the bytes it writes.

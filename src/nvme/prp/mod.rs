@@ -531,3 +531,6 @@ impl PrpBuilder {
         Ok(addrs[0])
     }
 }
+
+#[cfg(all(test, feature = "vfio"))]
+mod p2p_iommu_tests;

@@ -22,6 +22,8 @@ use crate::p2p::P2pBuf;
 
 #[cfg(feature = "linux")]
 use crate::map::linux::PeerAccess;
+#[cfg(feature = "vfio")]
+use crate::map::vfio::PeerBar;
 
 impl PrpBuilder {
     /// A data pointer over `range` of a p2p buffer in the controller's own CMB or PMR, which
@@ -96,6 +98,43 @@ impl PrpBuilder {
         self.lend_buf(buf, len, list, true)
     }
 
+    /// A data pointer over `range` of a p2p buffer in a peer's BAR, for a controller behind an
+    /// IOMMU: the peer's BAR is mapped into the controller's domain as `window`
+    /// ([`VfioDma::map_peer_bar`](crate::map::vfio::VfioDma::map_peer_bar)), and every pointer
+    /// — data and PRP list — is the IOVA of the buffer's bytes in it, not their bus address
+    /// (under an IOMMU a bus address is not what the controller's DMA is translated from).
+    /// The caller keeps the buffer, the list and the window alive until the command completes;
+    /// a window dropped early is unmapped from the IOMMU and its IOVAs retired, so the
+    /// controller's DMA then faults rather than landing elsewhere.
+    ///
+    /// `list`, if the transfer needs one, must lie in the same window (a [`CmbPrpList`] of the
+    /// peer's pool): the transfer then has no pointer into host RAM at all.
+    /// [`Error::PeerUnmapped`] if the buffer or the list is not inside the window.
+    ///
+    /// [`CmbPrpList`]: super::CmbPrpList
+    #[cfg(feature = "vfio")]
+    pub fn borrow_peer_iommu<P: Backend>(
+        &self,
+        buf: &P2pBuf<P>,
+        range: Range<usize>,
+        list: Option<&dyn PrpListMem>,
+        window: &PeerBar,
+        access: &PeerAccess,
+    ) -> Result<DataPtr> {
+        let _ = access;
+        let (bus, len) = self.p2p_run(buf, range, true)?;
+        let iova = window_iova(window, bus, len)?;
+        let pages = self.plan(&[(iova, len)], len)?;
+        match list {
+            None => self.finish(pages.as_slice(), len, None),
+            Some(inner) => {
+                window_iova(window, inner.run(0..inner.len())?, inner.len())?;
+                let list = WindowList { inner, window };
+                self.finish(pages.as_slice(), len, Some(&list))
+            }
+        }
+    }
+
     /// The run of `range` of a p2p buffer, which must be the controller's own memory (CMB or
     /// PMR, as its rule counts them) unless `peer` access was given:
     /// [`Error::PeerAccessRequired`] if not.
@@ -166,4 +205,50 @@ pub(super) fn p2p_segment(
     // SAFETY: byte `range.start` of the buffer, one run of bus addresses it owns.
     let a = unsafe { DmaAddr::from_raw(raw) };
     Ok((a, range.len()))
+}
+
+/// The IOVA of `len` bytes at bus address `bus` in a peer's BAR window, or
+/// [`Error::PeerUnmapped`].
+#[cfg(feature = "vfio")]
+fn window_iova(window: &PeerBar, bus: DmaAddr, len: usize) -> Result<DmaAddr> {
+    // CAST: usize is at most 64 bits wide.
+    match window.iova_of(bus.get(), len as u64) {
+        // SAFETY: the IOVA of bytes the caller's buffer owns, mapped in the controller's IOMMU
+        // domain for as long as the window lives (the caller keeps both until completion).
+        Some(iova) => Ok(unsafe { DmaAddr::from_raw(iova) }),
+        None => Err(Error::PeerUnmapped {
+            addr: bus.get(),
+            len,
+            window: window.bus_addr(),
+            window_len: window.len(),
+        }),
+    }
+}
+
+/// A PRP list in a peer's BAR, seen through the IOMMU window the controller reaches it by:
+/// written through the list itself, addressed by its IOVAs.
+#[cfg(feature = "vfio")]
+struct WindowList<'a> {
+    inner: &'a dyn PrpListMem,
+    window: &'a PeerBar,
+}
+
+#[cfg(feature = "vfio")]
+impl super::list::Sealed for WindowList<'_> {}
+
+#[cfg(feature = "vfio")]
+impl PrpListMem for WindowList<'_> {
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+    fn run(&self, range: Range<usize>) -> Result<DmaAddr> {
+        let n = range.len();
+        window_iova(self.window, self.inner.run(range)?, n)
+    }
+    fn write(&self, offset: usize, bytes: &[u8]) -> Result<()> {
+        self.inner.write(offset, bytes)
+    }
+    fn publish(&self) {
+        self.inner.publish()
+    }
 }
