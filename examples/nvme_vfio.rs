@@ -19,6 +19,11 @@
 //!
 //! It **overwrites** 64 KiB of namespace 1 from LBA 64: run it only against a scratch disk.
 //! Run as root: `cargo run --release --features vfio --example nvme_vfio -- [0000:01:00.0]`.
+//!
+//! `nvme_vfio expect no-iommu-group|group-not-viable` checks instead that opening the first
+//! controller fails with that typed error (CI's vfio-errors runs): without an IOMMU, and with
+//! two controllers in one IOMMU group (behind a PCIe-to-PCI bridge) of which the second stays
+//! bound to the kernel's nvme driver — then binds that one too and expects the group to open.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -317,9 +322,62 @@ fn run(addr: Option<&str>) -> Res<()> {
     Ok(())
 }
 
+/// Opens the first controller through VFIO, binding it to vfio-pci first, and expects `what`.
+fn expect(what: &str) -> Res<()> {
+    let found = PciDevice::find_by_class(NVME_CLASS)?.devices;
+    let pci = found.first().ok_or("no NVMe controller found")?;
+    let container = Container::open()?;
+    if what == "group-not-viable" {
+        bind_vfio_pci(pci)?;
+    }
+    let err = match (what, VfioDevice::open(pci, &container)) {
+        (_, Ok(_)) => return Err(format!("{} opened: expected {what}", pci.address()).into()),
+        ("no-iommu-group", Err(e @ VfioError::NoIommuGroup { .. })) => e,
+        ("group-not-viable", Err(e @ VfioError::GroupNotViable { .. })) => e,
+        (_, Err(e)) => return Err(format!("expected {what}, got: {e}").into()),
+    };
+    println!("IOMEM-VFIO-ERROR {what}: {err}");
+    if let VfioError::GroupNotViable { devices, .. } = &err {
+        // What the message says to do: bind the others in the group too, then it opens.
+        let held: Vec<&str> = devices
+            .iter()
+            .filter(|(_, d)| d.as_deref().is_some_and(|d| d == "nvme"))
+            .map(|(a, _)| a.as_str())
+            .collect();
+        if held.is_empty() {
+            return Err("the message names no device held by the nvme driver".into());
+        }
+        for a in &held {
+            bind_vfio_pci(&PciDevice::open(a)?)?;
+        }
+        let dev = VfioDevice::open(pci, &container)?;
+        println!(
+            "after binding {held:?} to vfio-pci: group {} opened, {} regions",
+            dev.group().number(),
+            dev.regions().iter().filter(|r| r.exists()).count()
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    let addr = std::env::args().nth(1).filter(|a| a.contains(':'));
-    match run(addr.as_deref()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [cmd, what] = args.as_slice() {
+        if cmd == "expect" {
+            return match expect(what) {
+                Ok(()) => {
+                    println!("nvme_vfio: PASS");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("nvme_vfio: FAIL: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
+    let addr = args.first().filter(|a| a.contains(':'));
+    match run(addr.map(String::as_str)) {
         Ok(()) => {
             println!("nvme_vfio: PASS");
             ExitCode::SUCCESS

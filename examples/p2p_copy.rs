@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use iomem::dma::DmaProvider;
+use iomem::dma::{DmaProvider, DmaRegion};
 use iomem::map::linux::{BarKind, BarMapping, P2pDistance, PagemapDma, PciDevice, PeerAccess};
+#[cfg(feature = "vfio")]
+use iomem::map::vfio::{self, Container, PeerBar, VfioDevice, VfioDma};
 use iomem::nvme::cmb::{BarTable, CmbInfo, CmbPool, PciBar, ProbeOptions};
 use iomem::nvme::cmd::{nvm, Command};
 use iomem::nvme::ctrl::{Config, Controller, QueueMem, QueuePair};
@@ -21,11 +23,12 @@ p2p_copy: copy blocks from NVMe controller A to controller B peer-to-peer, throu
 Controller Memory Buffer (CMB) of one of them, without the data touching host RAM.
 
   p2p_copy [--read A_BDF] [--write B_BDF] [--cmb-of B|A] [--slba N] [--bytes N]
-           [--override REASON] [--host-bounce]
+           [--override REASON] [--host-bounce] [--vfio]
 
 What it does (as root; it unbinds the kernel's nvme driver from both controllers if bound):
-  1. brings both controllers up from user space over their sysfs BAR0 mappings and enables the
-     CMB of the one --cmb-of names (default B);
+  1. brings both controllers up from user space over their sysfs BAR0 mappings (or, with
+     --vfio, through VFIO behind the IOMMU) and enables the CMB of the one --cmb-of names
+     (default B);
   2. checks the PCI p2p distance between A and B (the kernel's pci_p2pdma rules): if p2p is
      not known to route, it refuses unless --override names why the platform routes it anyway;
   3. writes a test pattern to BYTES of A's namespace 1 from LBA N (through host memory);
@@ -51,6 +54,11 @@ Options:
   --override REASON  hand the CMB's address to the peer although the p2p distance is
                      not-supported (e.g. qemu-root-complex-routes-p2p)
   --host-bounce      also copy through host memory, and compare the throughput
+  --vfio             drive both controllers through VFIO (bound to vfio-pci, binding them if
+                     needed; one container, so one IOVA space): host memory is mapped in the
+                     IOMMU at IOVAs, the CMB's BAR too, and the other controller reaches the
+                     CMB at those IOVAs, not at its bus address. Needs an IOMMU
+                     (intel_iommu=on) and the build feature vfio. VFIO maps BARs uncached.
 Exit status 0 only if the data compares equal and no PRP of the p2p copy pointed outside the
 CMB (so none into host RAM).";
 
@@ -58,36 +66,105 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 type Ctrl = Controller<Arc<BarMapping>, Mmio>;
 type Qp = QueuePair<HostSqRing<Mmio>, Mmio, Arc<BarMapping>>;
 
+/// How a controller is reached: its sysfs BAR files, or its VFIO device file.
+enum Dev {
+    Sysfs(PciDevice),
+    #[cfg(feature = "vfio")]
+    Vfio(VfioDevice),
+}
+
+impl Dev {
+    /// Maps BAR `n` (VFIO maps every BAR uncached, whatever `caching` asks).
+    fn map_bar(&self, n: usize, caching: Caching) -> Res<BarMapping> {
+        match self {
+            Dev::Sysfs(d) => Ok(d.map_bar(n, caching)?),
+            #[cfg(feature = "vfio")]
+            Dev::Vfio(d) => Ok(d.map_bar(u32::try_from(n)?)?),
+        }
+    }
+}
+
 /// One controller, up, with an I/O queue pair and namespace 1.
 struct Side {
     name: &'static str,
-    dev: PciDevice,
+    dev: Dev,
     bars: BarTable,
     ctrl: Ctrl,
     qp: Qp,
     ns: Namespace,
 }
 
-fn bring_up(name: &'static str, dev: PciDevice, host: &PagemapDma) -> Res<Side> {
-    if let Some(driver) = dev.driver()? {
-        dev.unbind()?;
+/// Opens `pci` for the copy: through sysfs (unbinding the kernel's driver) or through VFIO in
+/// `container` (binding it to vfio-pci if the typed error says it is not). Returns the device,
+/// its memory BARs with their bus addresses, and BAR0 mapped uncached.
+fn open(name: &str, pci: PciDevice, vfio: Option<&VfioCtx>) -> Res<(Dev, BarTable, BarMapping)> {
+    let mut bars = BarTable::new();
+    #[cfg(feature = "vfio")]
+    if let Some(cx) = vfio {
+        let dev = match VfioDevice::open(&pci, &cx.container) {
+            Err(e @ vfio::Error::NotBoundToVfioPci { .. }) => {
+                println!("{name}: {e}; binding it");
+                vfio::bind_vfio_pci(&pci)?;
+                VfioDevice::open(&pci, &cx.container)?
+            }
+            r => r?,
+        };
+        for b in 0..6u32 {
+            if let (Ok(r), Ok(bus)) = (dev.region(vfio::bar_region(b)), dev.bar_bus_addr(b)) {
+                bars = bars.with(b as usize, PciBar::new(bus, r.size)?)?;
+            }
+        }
+        dev.enable(true, true)?;
+        let group = dev.group().number();
+        println!(
+            "{name}: {} through VFIO (IOMMU group {group})",
+            pci.address()
+        );
+        let bar0 = dev.map_bar(0)?;
+        return Ok((Dev::Vfio(dev), bars, bar0));
+    }
+    let _ = vfio;
+    if let Some(driver) = pci.driver()? {
+        pci.unbind()?;
         println!("{name}: unbound {driver}");
     }
-    let mut bars = BarTable::new();
-    for b in dev.bars()? {
+    for b in pci.bars()? {
         if b.kind() == BarKind::Memory {
             bars = bars.with(b.index(), PciBar::new(b.bus_addr(), b.size())?)?;
         }
     }
-    dev.enable(true, true)?;
-    let bar0 = Arc::new(dev.map_bar(0, Caching::Uncached)?);
+    pci.enable(true, true)?;
+    let bar0 = pci.map_bar(0, Caching::Uncached)?;
+    Ok((Dev::Sysfs(pci), bars, bar0))
+}
+
+/// The VFIO side of a run: one container for both controllers.
+#[cfg(feature = "vfio")]
+struct VfioCtx {
+    container: Arc<Container>,
+}
+#[cfg(not(feature = "vfio"))]
+enum VfioCtx {}
+
+/// Brings an opened controller up with admin queues, an I/O pair and namespace 1.
+fn bring_up<H>(name: &'static str, opened: (Dev, BarTable, BarMapping), host: &H) -> Res<Side>
+where
+    H: DmaProvider<Backend = Mmio>,
+    H::Error: std::error::Error + 'static,
+{
+    let (dev, bars, bar0) = opened;
+    let bar0 = Arc::new(bar0);
     let admin = QueueMem::host(host, 16)?;
     let mut ctrl: Ctrl = Controller::new(bar0, admin, host.alloc(4096)?, Config::default())?;
     let ns = ctrl.identify_namespace(1)?;
     let qp = ctrl.create_io_pair(QueueMem::host(host, 32)?)?;
     let (bar0, mdts) = (bars.get(0).map_or(0, |b| b.bus_addr), ctrl.max_transfer()?);
     let (lbas, lba) = (ns.lba_count(), ns.lba_size());
-    let addr = dev.address();
+    let addr = match &dev {
+        Dev::Sysfs(d) => d.address().to_string(),
+        #[cfg(feature = "vfio")]
+        Dev::Vfio(d) => d.address().to_string(),
+    };
     println!(
         "{name}: {addr} BAR0 at {bar0:#x}, MDTS {mdts:?} bytes, namespace 1: {lbas} x {lba} B"
     );
@@ -113,14 +190,18 @@ fn rw(s: &Side, write: bool, at: u64, d: DataPtr) -> Res<Command> {
 }
 
 /// Reads or writes `bytes` at `slba` through host memory `buf`, in commands of `chunk` bytes.
-fn host_io(
+fn host_io<H>(
     s: &mut Side,
-    host: &PagemapDma,
+    host: &H,
     write: bool,
     slba: u64,
-    buf: &iomem::dma::DmaRegion<Mmio>,
+    buf: &DmaRegion<Mmio>,
     chunk: usize,
-) -> Res<()> {
+) -> Res<()>
+where
+    H: DmaProvider<Backend = Mmio>,
+    H::Error: std::error::Error + 'static,
+{
     let list_bytes = s.ctrl.page_size().list_bytes(chunk / 4096 + 1).max(4096);
     let list = HostPrpList::new(host.alloc(list_bytes)?);
     for off in (0..buf.len()).step_by(chunk) {
@@ -139,6 +220,31 @@ struct Cmb {
     info: CmbInfo,
     view: BarMapping,
     bar_bus: u64,
+    /// With VFIO: the CMB's BAR mapped in the IOMMU, which the other controller reaches it by.
+    window: Option<Window>,
+}
+
+#[cfg(feature = "vfio")]
+type Window = PeerBar;
+#[cfg(not(feature = "vfio"))]
+enum Window {}
+
+/// A device address as the CMB's bus address: itself, or for the controller that reaches the
+/// CMB through the IOMMU (`iova`), the bus address of the window byte it names.
+fn as_bus(window: Option<&Window>, iova: bool, a: u64) -> Option<u64> {
+    if !iova {
+        return Some(a);
+    }
+    match window {
+        #[cfg(feature = "vfio")]
+        Some(w) => {
+            let off = a.checked_sub(w.iova()).filter(|&o| o < w.len())?;
+            Some(w.bus_addr() + off)
+        }
+        #[cfg(not(feature = "vfio"))]
+        Some(w) => match *w {},
+        None => Some(a),
+    }
 }
 
 impl Cmb {
@@ -155,26 +261,34 @@ impl Cmb {
         Ok(u64::from_le_bytes(w))
     }
     /// Checks that every pointer of `d` — PRP1, PRP2, the list's entries and chain pointers —
-    /// is in the CMB; returns how many were checked.
-    fn check(&self, d: &DataPtr, page: u64) -> Res<usize> {
-        let mut ptrs = vec![("PRP1", d.prp1().get())];
+    /// is in the CMB (`iova`: the pointers are IOVAs of the window); returns how many were
+    /// checked.
+    fn check(&self, d: &DataPtr, page: u64, iova: bool) -> Res<usize> {
+        let bus = |what: &str, a: u64| {
+            as_bus(self.window.as_ref(), iova, a)
+                .ok_or_else(|| format!("{what} {a:#x} is outside the CMB's IOMMU window"))
+        };
+        let mut ptrs = vec![("PRP1", bus("PRP1", d.prp1().get())?)];
         match d.prp2() {
             Prp2::None => {}
-            Prp2::Page(a) => ptrs.push(("PRP2", a.get())),
+            Prp2::Page(a) => ptrs.push(("PRP2", bus("PRP2", a.get())?)),
             Prp2::List(a) => {
-                ptrs.push(("PRP2 (list)", a.get()));
+                let a = bus("PRP2 (list)", a.get())?;
+                ptrs.push(("PRP2 (list)", a));
                 // CAST: usize is at most 64 bits wide.
                 let pages = (d.prp1().get() % page + d.len() as u64).div_ceil(page);
                 // Every list page but the last: `per - 1` entries, then the next page's address.
-                let (per, mut left, mut at) = (page / 8, pages - 1, a.get());
+                let (per, mut left, mut at) = (page / 8, pages - 1, a);
                 loop {
                     for k in 0..left.min(per) {
-                        ptrs.push(("PRP list entry", self.word(at + 8 * k)?));
+                        let e = bus("PRP list entry", self.word(at + 8 * k)?)?;
+                        ptrs.push(("PRP list entry", e));
                     }
                     if left <= per {
                         break;
                     }
-                    (at, left) = (self.word(at + 8 * (per - 1))?, left - (per - 1));
+                    let next = bus("PRP list chain", self.word(at + 8 * (per - 1))?)?;
+                    (at, left) = (next, left - (per - 1));
                 }
             }
         }
@@ -207,9 +321,52 @@ fn run(o: &Opts) -> Res<()> {
     };
     println!("peer access: {:?}", access.basis());
 
-    let host = PagemapDma::new();
-    let mut a = bring_up("A", dev_a, &host)?;
-    let mut b = bring_up("B", dev_b, &host)?;
+    if o.vfio {
+        #[cfg(feature = "vfio")]
+        {
+            let cx = VfioCtx {
+                container: Container::open()?,
+            };
+            let (oa, ob) = (open("A", dev_a, Some(&cx))?, open("B", dev_b, Some(&cx))?);
+            // Both groups are in the container now: one IOVA space for both controllers.
+            let host = VfioDma::new(&cx.container)?;
+            println!(
+                "VFIO: one type1v2 container, groups {:?}",
+                cx.container.groups()
+            );
+            let window = |own: &Side, bar: usize| -> Res<Option<Window>> {
+                let bus = own.bars.get(bar).ok_or("no CMB BAR")?.bus_addr;
+                let map = Arc::new(own.dev.map_bar(bar, Caching::Uncached)?);
+                Ok(Some(host.map_peer_bar(map, bus)?))
+            };
+            return copy(o, oa, ob, &access, &host, &window);
+        }
+        #[cfg(not(feature = "vfio"))]
+        return Err("--vfio: this p2p_copy was built without the feature vfio".into());
+    }
+    let (oa, ob) = (open("A", dev_a, None)?, open("B", dev_b, None)?);
+    copy(o, oa, ob, &access, &PagemapDma::new(), &|_, _| Ok(None))
+}
+
+/// What a window-mapping function gives: the CMB's BAR mapped in the IOMMU (VFIO), or `None`
+/// (bus addresses are device addresses).
+type MapWindow<'a> = &'a dyn Fn(&Side, usize) -> Res<Option<Window>>;
+
+/// The copy, on two opened controllers, with host memory from `host`.
+fn copy<H>(
+    o: &Opts,
+    oa: (Dev, BarTable, BarMapping),
+    ob: (Dev, BarTable, BarMapping),
+    access: &PeerAccess,
+    host: &H,
+    map_window: MapWindow<'_>,
+) -> Res<()>
+where
+    H: DmaProvider<Backend = Mmio>,
+    H::Error: std::error::Error + 'static,
+{
+    let mut a = bring_up("A", oa, host)?;
+    let mut b = bring_up("B", ob, host)?;
     a.qp.set_device_data(true); // reads into device memory: order the CPU after completions
     b.qp.set_device_data(true);
     let own = if o.cmb_of_a { &mut a } else { &mut b };
@@ -222,6 +379,7 @@ fn run(o: &Opts) -> Res<()> {
         info,
         view: own.dev.map_bar(bar, Caching::Uncached)?,
         bar_bus: own.bars.get(bar).ok_or("no CMB BAR")?.bus_addr,
+        window: map_window(own, bar)?,
     };
     let pool = CmbPool::new(
         own.dev.map_bar(bar, Caching::WriteCombining)?,
@@ -230,6 +388,11 @@ fn run(o: &Opts) -> Res<()> {
     )?;
     let (name, range, mib) = (own.name, cmb.range(), info.size >> 20);
     println!("CMB of {name}: bus {range:#x?} (BAR{bar}, {mib} MiB)");
+    #[cfg(feature = "vfio")]
+    if let Some(w) = &cmb.window {
+        let (iova, kib) = (w.iova(), w.len() >> 10);
+        println!("IOMEM-P2P-COPY window: BAR{bar} ({kib} KiB) in the IOMMU at IOVA {iova:#x}");
+    }
 
     let page = a.ctrl.page_size().bytes();
     let mdts = [a.ctrl.max_transfer()?, b.ctrl.max_transfer()?]
@@ -253,11 +416,11 @@ fn run(o: &Opts) -> Res<()> {
         .collect();
     let hbuf = host.alloc(o.bytes)?;
     hbuf.mem().copy_from_slice(&pattern)?;
-    host_io(&mut a, &host, true, o.slba, &hbuf, chunk)?;
+    host_io(&mut a, host, true, o.slba, &hbuf, chunk)?;
     hbuf.mem().fill(0xee)?;
-    host_io(&mut b, &host, true, o.slba, &hbuf, chunk)?;
+    host_io(&mut b, host, true, o.slba, &hbuf, chunk)?;
     if o.bounce {
-        host_io(&mut b, &host, true, second, &hbuf, chunk)?;
+        host_io(&mut b, host, true, second, &hbuf, chunk)?;
     }
 
     // The p2p copy: buffer and lists in the CMB.
@@ -275,12 +438,19 @@ fn run(o: &Opts) -> Res<()> {
         for (write, s) in [(false, &mut a), (true, &mut b)] {
             let (list, range) = (&lists[2 * k + usize::from(write)], off..off + chunk);
             // The controller whose CMB it is uses it as its own memory, the other as a peer's.
-            let d = if o.cmb_of_a != write {
-                s.ctrl.prp().borrow_p2p(&buf, range, Some(list))?
-            } else {
-                s.ctrl.prp().borrow_peer(&buf, range, Some(list), &access)?
+            let own = o.cmb_of_a != write;
+            let d = match &cmb.window {
+                _ if own => s.ctrl.prp().borrow_p2p(&buf, range, Some(list))?,
+                None => s.ctrl.prp().borrow_peer(&buf, range, Some(list), access)?,
+                #[cfg(feature = "vfio")]
+                Some(w) => s
+                    .ctrl
+                    .prp()
+                    .borrow_peer_iommu(&buf, range, Some(list), w, access)?,
+                #[cfg(not(feature = "vfio"))]
+                Some(w) => match *w {},
             };
-            checked += cmb.check(&d, page as u64)?;
+            checked += cmb.check(&d, page as u64, !own)?;
             let cmd = rw(s, write, o.slba + (off / s.ns.lba_size()) as u64, d)?;
             s.qp.execute(cmd)?;
         }
@@ -303,8 +473,8 @@ fn run(o: &Opts) -> Res<()> {
     // The host-bounce copy of the same data, to B's second range.
     let t = Instant::now();
     if o.bounce {
-        host_io(&mut a, &host, false, o.slba, &hbuf, chunk)?;
-        host_io(&mut b, &host, true, second, &hbuf, chunk)?;
+        host_io(&mut a, host, false, o.slba, &hbuf, chunk)?;
+        host_io(&mut b, host, true, second, &hbuf, chunk)?;
     }
     let t_bounce = t.elapsed().as_secs_f64();
 
@@ -318,7 +488,7 @@ fn run(o: &Opts) -> Res<()> {
     for &(on_b, at, what) in &ranges[..2 + usize::from(o.bounce)] {
         let s = if on_b { &mut b } else { &mut a };
         hbuf.mem().fill(0)?;
-        host_io(s, &host, false, at, &hbuf, chunk)?;
+        host_io(s, host, false, at, &hbuf, chunk)?;
         hbuf.mem().copy_to_slice(&mut back)?;
         if let Some(i) = back.iter().zip(&pattern).position(|(x, y)| x != y) {
             let (x, y) = (back[i], pattern[i]);
@@ -352,6 +522,7 @@ struct Opts {
     bytes: usize,
     reason: Option<&'static str>,
     bounce: bool,
+    vfio: bool,
 }
 
 fn parse() -> Result<Opts, String> {
@@ -377,6 +548,7 @@ fn parse() -> Result<Opts, String> {
             "--bytes" => o.bytes = val()?.parse().map_err(|e| format!("--bytes: {e}"))?,
             "--override" => o.reason = Some(Box::leak(val()?.into_boxed_str())),
             "--host-bounce" => o.bounce = true,
+            "--vfio" => o.vfio = true,
             _ => return Err(format!("unknown argument {a:?}")),
         }
     }

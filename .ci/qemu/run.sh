@@ -21,6 +21,13 @@
 #               host checks the file, pmr-check reads it back after the reboot (qboot)
 #   vfio     examples/nvme_vfio.rs behind -device intel-iommu (intel_iommu=on), the VFIO modules
 #            loaded by init: binds vfio-pci, I/O at IOVAs (qboot)
+#   vfio-p2p    examples/p2p_copy.rs --vfio behind intel-iommu: both controllers in one VFIO
+#               container, B's CMB BAR mapped in the IOMMU; A reads 1 MiB into it at IOVAs,
+#               B writes it on; no PRP in host RAM; host-bounce comparison (qboot)
+#   vfio-nogroup    nvme_vfio expects the typed no-IOMMU-group error: VFIO modules, no IOMMU
+#   vfio-notviable  two controllers behind a PCIe-to-PCI bridge (one IOMMU group), the kernel's
+#                   nvme driver bound: nvme_vfio binds one to vfio-pci and expects the typed
+#                   group-not-viable error naming the other, binds that one too, then opens
 # A run passes only if the guest prints IOMEM-E2E-EXIT=0 (QEMU exits 0 whatever the guest does).
 #
 # Usage: .ci/qemu/run.sh [run-name...]       (default: all). Needs root for apt-get.
@@ -220,12 +227,18 @@ start_run() {
         # intel-iommu first, before the PCI devices it translates.
         # shellcheck disable=SC2046
         vfio) IOMEM_BIN=nvme_vfio IOMEM_KARGS="intel_iommu=on iomem_vfio=modules" boot vfio qboot vfio -device intel-iommu $(disk vfio) $(vfio_peer) ;;
-        *) echo "FAIL $r: unknown run (seabios, qboot, fault, unplug, p2p-root, p2p-switch, vfio, pmr)" >"$WORK/$r.result" ;;
+        # shellcheck disable=SC2046
+        vfio-p2p) IOMEM_BIN=p2p_copy IOMEM_KARGS="intel_iommu=on iomem_vfio=modules" boot vfio-p2p qboot --vfio,--override,qemu-root-complex-routes-p2p,--host-bounce -device intel-iommu $(two_disks vfio-p2p pcie.0 pcie.0) ;;
+        # shellcheck disable=SC2046
+        vfio-nogroup) IOMEM_BIN=nvme_vfio IOMEM_KARGS="iomem_vfio=modules" boot vfio-nogroup qboot expect,no-iommu-group $(disk vfio-nogroup) ;;
+        # shellcheck disable=SC2046
+        vfio-notviable) BIND_NVME=1 IOMEM_BIN=nvme_vfio IOMEM_KARGS="intel_iommu=on iomem_vfio=modules" boot vfio-notviable qboot expect,group-not-viable -device intel-iommu -device pcie-pci-bridge,id=pbr,bus=pcie.0 $(two_disks vfio-notviable pbr pbr) ;;
+        *) echo "FAIL $r: unknown run (seabios, qboot, fault, unplug, p2p-root, p2p-switch, vfio, vfio-p2p, vfio-nogroup, vfio-notviable, pmr)" >"$WORK/$r.result" ;;
     esac
 }
 
 runs=("$@")
-[ ${#runs[@]} -gt 0 ] || runs=(seabios qboot fault unplug p2p-root p2p-switch vfio pmr)
+[ ${#runs[@]} -gt 0 ] || runs=(seabios qboot fault unplug p2p-root p2p-switch vfio vfio-p2p vfio-nogroup vfio-notviable pmr)
 # Each guest is one TCG thread: run as many at once as there are CPUs.
 jobs_max=${IOMEM_QEMU_JOBS:-$(nproc)}
 tg=$(date +%s.%N)

@@ -130,7 +130,7 @@ impl fmt::Display for Error {
                 };
                 write!(
                     f,
-                    "{addr} is {now}, not to vfio-pci: bind it with VfioDevice::bind_vfio_pci, or \
+                    "{addr} is {now}, not to vfio-pci: bind it with map::vfio::bind_vfio_pci, or \
                      as root `echo vfio-pci > /sys/bus/pci/devices/{addr}/driver_override`, \
                      unbind its driver (`echo {addr} > /sys/bus/pci/devices/{addr}/driver/unbind`) \
                      and `echo {addr} > /sys/bus/pci/drivers_probe` (load vfio-pci first: \

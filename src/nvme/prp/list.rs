@@ -13,6 +13,7 @@ use crate::p2p::{P2pBuf, P2pLease};
 pub(super) mod sealed {
     pub trait Sealed {}
 }
+#[cfg(feature = "vfio")]
 pub(super) use sealed::Sealed;
 
 /// Memory a PRP list is written into before the command is submitted. Sealed: the builder
