@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use iomem::dma::{DmaProvider, DmaRegion};
 use iomem::map::linux::{BarKind, BarMapping, P2pDistance, PagemapDma, PciDevice, PeerAccess};
@@ -23,7 +23,7 @@ p2p_copy: copy blocks from NVMe controller A to controller B peer-to-peer, throu
 Controller Memory Buffer (CMB) of one of them, without the data touching host RAM.
 
   p2p_copy [--read A_BDF] [--write B_BDF] [--cmb-of B|A] [--slba N] [--bytes N]
-           [--override REASON] [--host-bounce] [--vfio]
+           [--override REASON] [--host-bounce] [--vfio] [--until-unplugged]
 
 What it does (as root; it unbinds the kernel's nvme driver from both controllers if bound):
   1. brings both controllers up from user space over their sysfs BAR0 mappings (or, with
@@ -59,6 +59,11 @@ Options:
                      IOMMU at IOVAs, the CMB's BAR too, and the other controller reaches the
                      CMB at those IOVAs, not at its bus address. Needs an IOMMU
                      (intel_iommu=on) and the build feature vfio. VFIO maps BARs uncached.
+  --until-unplugged  a fault test: after the copy, print IOMEM-E2E-UNPLUG-READY and keep
+                     copying until B is hot-unplugged (at most 60 s); passes only if both
+                     controllers' paths end in typed errors (B: device gone; A: its DMA into
+                     the vanished CMB failing), nothing hangs, the buffers go back to the pool
+                     and A still works. Needs the CMB on B (--cmb-of B, the default).
 Exit status 0 only if the data compares equal and no PRP of the p2p copy pointed outside the
 CMB (so none into host RAM).";
 
@@ -87,6 +92,8 @@ impl Dev {
 /// One controller, up, with an I/O queue pair and namespace 1.
 struct Side {
     name: &'static str,
+    /// The PCI address.
+    addr: String,
     dev: Dev,
     bars: BarTable,
     ctrl: Ctrl,
@@ -170,6 +177,7 @@ where
     );
     Ok(Side {
         name,
+        addr,
         dev,
         bars,
         ctrl,
@@ -210,7 +218,7 @@ where
             .prp()
             .borrow(&buf.lease(), off..off + chunk, Some(&list))?;
         let cmd = rw(s, write, slba + (off / s.ns.lba_size()) as u64, d)?;
-        s.qp.execute(cmd)?;
+        s.qp.execute(cmd)?.ok()?;
     }
     Ok(())
 }
@@ -452,7 +460,7 @@ where
             };
             checked += cmb.check(&d, page as u64, !own)?;
             let cmd = rw(s, write, o.slba + (off / s.ns.lba_size()) as u64, d)?;
-            s.qp.execute(cmd)?;
+            s.qp.execute(cmd)?.ok()?;
         }
     }
     let t_p2p = t.elapsed().as_secs_f64();
@@ -469,6 +477,10 @@ where
             .map(|l| unsafe { l.complete() })
             .collect::<Vec<_>>(),
     );
+
+    if o.unplug {
+        return until_unplugged(o, a, b, host, &pool, access, chunk);
+    }
 
     // The host-bounce copy of the same data, to B's second range.
     let t = Instant::now();
@@ -513,6 +525,125 @@ where
     Ok(())
 }
 
+/// The outcome of one side's command in the unplug test: none, a typed NVMe error, or (an
+/// error of the test) anything else.
+fn typed(side: &str, r: Res<()>) -> Res<Option<iomem::nvme::Error>> {
+    match r {
+        Ok(()) => Ok(None),
+        Err(e) => match e.downcast::<iomem::nvme::Error>() {
+            Ok(e) => {
+                println!("IOMEM-P2P-UNPLUG {side}: typed error {e:?}: {e}");
+                Ok(Some(*e))
+            }
+            Err(e) => Err(format!("{side}: not a typed NVMe error: {e}").into()),
+        },
+    }
+}
+
+/// `--until-unplugged`: copies through B's CMB until B is gone, then checks both paths' errors,
+/// the pool and A.
+fn until_unplugged<H>(
+    o: &Opts,
+    mut a: Side,
+    mut b: Side,
+    host: &H,
+    pool: &CmbPool<BarMapping>,
+    access: &PeerAccess,
+    chunk: usize,
+) -> Res<()>
+where
+    H: DmaProvider<Backend = Mmio>,
+    H::Error: std::error::Error + 'static,
+{
+    if o.cmb_of_a || o.vfio {
+        return Err("--until-unplugged takes the CMB of B over sysfs".into());
+    }
+    let before = pool.stats();
+    let buf = pool.alloc_data_buf(chunk)?;
+    let list_bytes = a
+        .ctrl
+        .page_size()
+        .list_bytes(chunk / a.ctrl.page_size().bytes());
+    let lists = [
+        CmbPrpList::alloc(pool, list_bytes)?,
+        CmbPrpList::alloc(pool, list_bytes)?,
+    ];
+    let in_use = pool.stats();
+    println!("IOMEM-E2E-UNPLUG-READY");
+    let (t, deadline) = (Instant::now(), Duration::from_secs(60));
+    let (mut err_a, mut err_b, mut rounds) = (None, None, 0u64);
+    while (err_a.is_none() || err_b.is_none()) && t.elapsed() < deadline {
+        if err_a.is_none() {
+            let d = a
+                .ctrl
+                .prp()
+                .borrow_peer(&buf, 0..chunk, Some(&lists[0]), access);
+            let r = d.map_err(Into::into).and_then(|d| rw(&a, false, o.slba, d));
+            let r = r.and_then(|c| Ok(a.qp.execute(c)?.ok().map(drop)?));
+            err_a = typed("A (read into B's CMB)", r)?;
+        }
+        if err_b.is_none() {
+            let d = b.ctrl.prp().borrow_p2p(&buf, 0..chunk, Some(&lists[1]));
+            let r = d.map_err(Into::into).and_then(|d| rw(&b, true, o.slba, d));
+            let r = r.and_then(|c| Ok(b.qp.execute(c)?.ok().map(drop)?));
+            err_b = typed("B (write from its CMB)", r)?;
+        }
+        rounds += 1;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!("IOMEM-P2P-UNPLUG {rounds} rounds in {secs:.1} s");
+    let (Some(ea), Some(eb)) = (err_a, err_b) else {
+        return Err("B was not unplugged within 60 s (or a path did not fail)".into());
+    };
+    if !matches!(eb, iomem::nvme::Error::DeviceGone { .. }) {
+        return Err(format!("B's path should end in DeviceGone, not {eb:?}").into());
+    }
+    // A's command completed with an error status (its DMA into the vanished BAR failed): A
+    // reads the lists no more, so they can be completed; any other error leaves them lent
+    // (quarantined in the pool).
+    if matches!(ea, iomem::nvme::Error::CommandFailed { .. }) {
+        // SAFETY: B was removed from the system (its path saw it gone) and A's last command
+        // using list 0 completed; no controller reads either list any more.
+        drop(lists.map(|l| unsafe { l.complete() }));
+    } else {
+        drop(lists);
+    }
+    drop(buf);
+    let after = pool.stats();
+    let used = |s: iomem::p2p::P2pStats| s.total - s.free;
+    println!(
+        "IOMEM-P2P-UNPLUG pool: {} allocations ({} bytes) before the test, {} ({} bytes) during \
+         it, {} ({} bytes) after it, {} bytes quarantined",
+        before.allocations,
+        used(before),
+        in_use.allocations,
+        used(in_use),
+        after.allocations,
+        used(after),
+        after.quarantined
+    );
+    if after.allocations != before.allocations || used(after) != used(before) {
+        return Err("the test's buffers did not go back to B's pool".into());
+    }
+    // A is fine: it reads its range back through host memory.
+    let back = host.alloc(chunk)?;
+    host_io(&mut a, host, false, o.slba, &back, chunk)?;
+    let mut bytes = vec![0u8; chunk];
+    back.mem().copy_to_slice(&mut bytes)?;
+    let (byte0, nonzero) = (bytes[0], bytes.iter().filter(|&&x| x != 0).count());
+    println!("IOMEM-P2P-UNPLUG A after the unplug: read {chunk} bytes ({nonzero} non-zero, first {byte0:#x})");
+    let gone = PciDevice::open(&b.addr);
+    println!(
+        "IOMEM-P2P-UNPLUG B in sysfs: {:?}",
+        gone.as_ref().map(|_| "still listed")
+    );
+    if gone.is_ok() {
+        return Err("B is still listed in sysfs after the unplug".into());
+    }
+    drop(b);
+    Ok(())
+}
+
 #[derive(Default)]
 struct Opts {
     read: Option<String>,
@@ -523,6 +654,7 @@ struct Opts {
     reason: Option<&'static str>,
     bounce: bool,
     vfio: bool,
+    unplug: bool,
 }
 
 fn parse() -> Result<Opts, String> {
@@ -549,6 +681,7 @@ fn parse() -> Result<Opts, String> {
             "--override" => o.reason = Some(Box::leak(val()?.into_boxed_str())),
             "--host-bounce" => o.bounce = true,
             "--vfio" => o.vfio = true,
+            "--until-unplugged" => o.unplug = true,
             _ => return Err(format!("unknown argument {a:?}")),
         }
     }

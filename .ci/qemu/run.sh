@@ -24,6 +24,8 @@
 #   vfio-p2p    examples/p2p_copy.rs --vfio behind intel-iommu: both controllers in one VFIO
 #               container, B's CMB BAR mapped in the IOMMU; A reads 1 MiB into it at IOVAs,
 #               B writes it on; no PRP in host RAM; host-bounce comparison (qboot)
+#   p2p-unplug  p2p_copy --until-unplugged: B (behind a root port) is hot-unplugged while A reads
+#               into its CMB; both paths end in typed errors, the pool is whole, A still works
 #   vfio-nogroup    nvme_vfio expects the typed no-IOMMU-group error: VFIO modules, no IOMMU
 #   vfio-notviable  two controllers behind a PCIe-to-PCI bridge (one IOMMU group), the kernel's
 #                   nvme driver bound: nvme_vfio binds one to vfio-pci and expects the typed
@@ -150,17 +152,19 @@ vfio_peer() {
 SWITCH="-device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1 -device x3130-upstream,id=up,bus=rp1
  -device xio3130-downstream,id=dn1,bus=up,chassis=2,slot=0 -device xio3130-downstream,id=dn2,bus=up,chassis=3,slot=1"
 
-# The unplug run: the controller sits behind a PCIe root port; when the guest prints
-# IOMEM-E2E-UNPLUG-READY the host sends `device_del nvme0` through a monitor on a pipe.
+# The unplug runs: a controller sits behind a PCIe root port; when the guest prints
+# IOMEM-E2E-UNPLUG-READY the host sends `device_del <id>` through a monitor on a pipe.
+# unplug_run <name> <device id> <firmware> <iomem_args> [qemu args...]
 unplug_run() {
-    local mon=$WORK/unplug.mon log=$WORK/unplug.log
+    local name=$1 id=$2 fw=$3 args=$4; shift 4
+    local mon=$WORK/$name.mon log=$WORK/$name.log
     rm -f "$mon.in" "$mon.out"
     mkfifo "$mon.in" "$mon.out"
     (
         for _ in $(seq 1 $((TIMEOUT * 10))); do
             if grep -q IOMEM-E2E-UNPLUG-READY "$log" 2>/dev/null; then
                 sleep 0.3
-                timeout 5 sh -c "echo 'device_del nvme0' > '$mon.in'" || true
+                timeout 5 sh -c "echo 'device_del $id' > '$mon.in'" || true
                 exit 0
             fi
             grep -q IOMEM-E2E-EXIT "$log" 2>/dev/null && exit 0
@@ -168,12 +172,7 @@ unplug_run() {
         done
     ) &
     local watcher=$!
-    # shellcheck disable=SC2046
-    boot unplug seabios unplug \
-        -device pcie-root-port,id=rp1,slot=1,chassis=1 \
-        -drive file="$WORK/unplug.img",if=none,id=d0,format=raw \
-        -device nvme,id=nvme0,bus=rp1,serial=iomem0,drive=d0,cmb_size_mb=16 \
-        -monitor pipe:"$mon"
+    boot "$name" "$fw" "$args" "$@" -monitor pipe:"$mon"
     kill "$watcher" 2>/dev/null || true
     wait "$watcher" 2>/dev/null || true
     rm -f "$mon.in" "$mon.out"
@@ -218,7 +217,18 @@ start_run() {
         qboot) boot qboot qboot full $(disk qboot) ;;
         # shellcheck disable=SC2046
         fault) BIND_NVME=1 boot fault qboot fault,bound $(disk fault) ;;
-        unplug) disk unplug >/dev/null; unplug_run ;;
+        unplug) disk unplug >/dev/null
+            unplug_run unplug nvme0 seabios unplug -device pcie-root-port,id=rp1,slot=1,chassis=1 \
+                -drive file="$WORK/unplug.img",if=none,id=d0,format=raw \
+                -device nvme,id=nvme0,bus=rp1,serial=iomem0,drive=d0,cmb_size_mb=16 ;;
+        # B behind a root port, unplugged while A DMAs into its CMB.
+        p2p-unplug) two_disks p2p-unplug x x >/dev/null
+            IOMEM_BIN=p2p_copy unplug_run p2p-unplug nvmeb qboot --until-unplugged,--override,qemu-root-complex-routes-p2p \
+                -device pcie-root-port,id=rp1,slot=1,chassis=1 \
+                -drive file="$WORK/p2p-unplug-a.img",if=none,id=pa,format=raw \
+                -device nvme,serial=p2pa,drive=pa,bus=pcie.0,cmb_size_mb=16 \
+                -drive file="$WORK/p2p-unplug-b.img",if=none,id=pb,format=raw \
+                -device nvme,id=nvmeb,serial=p2pb,drive=pb,bus=rp1,cmb_size_mb=16 ;;
         # shellcheck disable=SC2046
         p2p-root) IOMEM_BIN=p2p_distance IOMEM_KARGS="iomem_then=p2p_copy iomem_then_args=--override,qemu-root-complex-routes-p2p,--host-bounce" boot p2p-root qboot not-supported $(two_disks p2p-root pcie.0 pcie.0) ;;
         # shellcheck disable=SC2046,SC2086
@@ -233,12 +243,12 @@ start_run() {
         vfio-nogroup) IOMEM_BIN=nvme_vfio IOMEM_KARGS="iomem_vfio=modules" boot vfio-nogroup qboot expect,no-iommu-group $(disk vfio-nogroup) ;;
         # shellcheck disable=SC2046
         vfio-notviable) BIND_NVME=1 IOMEM_BIN=nvme_vfio IOMEM_KARGS="intel_iommu=on iomem_vfio=modules" boot vfio-notviable qboot expect,group-not-viable -device intel-iommu -device pcie-pci-bridge,id=pbr,bus=pcie.0 $(two_disks vfio-notviable pbr pbr) ;;
-        *) echo "FAIL $r: unknown run (seabios, qboot, fault, unplug, p2p-root, p2p-switch, vfio, vfio-p2p, vfio-nogroup, vfio-notviable, pmr)" >"$WORK/$r.result" ;;
+        *) echo "FAIL $r: unknown run (seabios, qboot, fault, unplug, p2p-root, p2p-switch, vfio, vfio-p2p, vfio-nogroup, vfio-notviable, p2p-unplug, pmr)" >"$WORK/$r.result" ;;
     esac
 }
 
 runs=("$@")
-[ ${#runs[@]} -gt 0 ] || runs=(seabios qboot fault unplug p2p-root p2p-switch vfio vfio-p2p vfio-nogroup vfio-notviable pmr)
+[ ${#runs[@]} -gt 0 ] || runs=(seabios qboot fault unplug p2p-root p2p-switch p2p-unplug vfio vfio-p2p vfio-nogroup vfio-notviable pmr)
 # Each guest is one TCG thread: run as many at once as there are CPUs.
 jobs_max=${IOMEM_QEMU_JOBS:-$(nproc)}
 tg=$(date +%s.%N)
