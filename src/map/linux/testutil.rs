@@ -136,3 +136,25 @@ impl Topology {
         dir
     }
 }
+
+/// A [`BarMapping`](super::BarMapping) of `len` bytes over a temporary file, standing in for a
+/// BAR's memory in tests (mapped write-back, as a file is).
+pub(crate) fn file_bar(tag: &str, len: usize) -> super::BarMapping {
+    use std::os::fd::AsFd;
+    let dir = TempDir::new(tag);
+    let path = dir.0.join("bar");
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    file.set_len(len as u64).unwrap();
+    // SAFETY: a regular file is mapped write-back (`Cacheable`) and stays `len` bytes long
+    // while the mapping lives (the mapping keeps its pages after the file is unlinked).
+    let map = unsafe {
+        super::BarMapping::map_fd(file.as_fd(), 0, &path, len, crate::Caching::Cacheable)
+    };
+    map.unwrap()
+}

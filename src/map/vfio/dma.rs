@@ -501,23 +501,9 @@ mod tests {
     #[test]
     fn a_peer_bar_translates_its_own_bus_addresses_and_nothing_else() {
         let (iommu, dma) = provider();
-        let path = std::env::temp_dir().join(std::format!("iomem-peer-bar-{}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        file.set_len(64 * 1024).unwrap();
-        use std::os::fd::AsFd;
-        // SAFETY: a regular file is mapped write-back (`Cacheable`) and stays 64 KiB long while
-        // the mapping lives.
-        let map =
-            unsafe { BarMapping::map_fd(file.as_fd(), 0, &path, 64 * 1024, Caching::Cacheable) };
-        std::fs::remove_file(&path).unwrap();
+        let map = crate::map::linux::testutil::file_bar("peer-bar", 64 * 1024);
         let bus = 0x1_0100_0000;
-        let peer = dma.map_peer_bar(Arc::new(map.unwrap()), bus).unwrap();
+        let peer = dma.map_peer_bar(Arc::new(map), bus).unwrap();
         assert_eq!((peer.bus_addr(), peer.len()), (bus, 64 * 1024));
         assert_eq!(
             iommu.maps.lock().unwrap().as_slice(),

@@ -1,15 +1,14 @@
 //! `PrpBuilder::borrow_peer_iommu`: a peer's p2p buffer addressed by its IOVAs in the peer BAR
 //! window, and refused outside it.
 
-use std::os::fd::AsFd;
 use std::string::ToString;
 use std::sync::{Arc, Mutex};
 use std::vec::Vec;
 
 use super::{DataPtr, PageSize, Prp2, PrpBuilder};
-use crate::backend::{Caching, MockIo};
+use crate::backend::MockIo;
 use crate::dma::MockDma;
-use crate::map::linux::{BarMapping, PeerAccess};
+use crate::map::linux::PeerAccess;
 use crate::map::vfio::{Access, Iommu, PeerBar, VfioDma};
 use crate::nvme::prp::HostPrpList;
 use crate::nvme::Error;
@@ -43,20 +42,8 @@ impl Iommu for AnyIommu {
 
 /// A peer BAR window over a file standing in for the BAR's memory.
 fn window(dma: &VfioDma) -> PeerBar {
-    let path = std::env::temp_dir().join(std::format!("iomem-prp-iommu-{}", std::process::id()));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    file.set_len(BAR_LEN as u64).unwrap();
-    // SAFETY: a regular file is mapped write-back (`Cacheable`) and stays BAR_LEN bytes long
-    // while the mapping lives.
-    let map = unsafe { BarMapping::map_fd(file.as_fd(), 0, &path, BAR_LEN, Caching::Cacheable) };
-    std::fs::remove_file(&path).unwrap();
-    dma.map_peer_bar(Arc::new(map.unwrap()), BUS).unwrap()
+    let map = crate::map::linux::testutil::file_bar("prp-iommu", BAR_LEN);
+    dma.map_peer_bar(Arc::new(map), BUS).unwrap()
 }
 
 fn pointers(d: &DataPtr) -> (u64, Option<u64>) {
