@@ -7,11 +7,14 @@
 //!
 //! Prints one table per section; with `--csv`, the same rows as CSV with the header
 //! `section,case,bytes,misalign,variant,value,unit,ratio`. `--quick` runs a short version.
+//! First comes a header: the CPU model, the features detected (AVX2, AVX-512F, MOVDIR64B) and
+//! the widest access of each width policy (on stderr with `--csv`).
 
 mod alloc;
 mod barrier;
 mod copy;
 mod dma;
+mod header;
 mod nvme;
 mod ram;
 
@@ -87,6 +90,14 @@ fn main() {
         ("dma", dma::run),
         ("nvme", nvme::run),
     ];
+    // The header goes to stderr with CSV (keeps the CSV clean).
+    for l in header::lines() {
+        if csv {
+            eprintln!("{l}");
+        } else {
+            println!("{l}");
+        }
+    }
     if csv {
         println!("section,case,bytes,misalign,variant,value,unit,ratio");
     }
