@@ -17,6 +17,7 @@ mod dma;
 mod header;
 mod nvme;
 mod ram;
+mod svg;
 
 /// One result row. `ratio` is relative to the section's reference variant in the same run.
 #[derive(Debug, Clone)]
@@ -56,6 +57,7 @@ fn main() {
     let mut csv = false;
     let mut quick = false;
     let mut only: Option<String> = None;
+    let mut svg_dir: Option<std::path::PathBuf> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -67,6 +69,13 @@ fn main() {
                     eprintln!(
                         "report: --only takes a section name (copy, barrier, alloc, dma, nvme)"
                     );
+                    std::process::exit(2);
+                }
+            },
+            "--svg" => match it.next() {
+                Some(d) => svg_dir = Some(d.into()),
+                None => {
+                    eprintln!("report: --svg takes a directory");
                     std::process::exit(2);
                 }
             },
@@ -160,6 +169,15 @@ fn main() {
             println!("\n== copy targets ==");
             for c in &checks {
                 println!("{c}");
+            }
+        }
+    }
+    if let Some(dir) = &svg_dir {
+        match svg::write(dir, &all) {
+            Ok(files) => eprintln!("svg: {} charts in {}", files.len(), dir.display()),
+            Err(e) => {
+                eprintln!("report: writing charts to {}: {e}", dir.display());
+                std::process::exit(1);
             }
         }
     }
