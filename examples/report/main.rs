@@ -7,13 +7,17 @@
 //!
 //! Prints one table per section; with `--csv`, the same rows as CSV with the header
 //! `section,case,bytes,misalign,variant,value,unit,ratio`. `--quick` runs a short version.
+//! First comes a header: the CPU model, the features detected (AVX2, AVX-512F, MOVDIR64B) and
+//! the widest access of each width policy (on stderr with `--csv`).
 
 mod alloc;
 mod barrier;
 mod copy;
 mod dma;
+mod header;
 mod nvme;
 mod ram;
+mod svg;
 
 /// One result row. `ratio` is relative to the section's reference variant in the same run.
 #[derive(Debug, Clone)]
@@ -53,6 +57,7 @@ fn main() {
     let mut csv = false;
     let mut quick = false;
     let mut only: Option<String> = None;
+    let mut svg_dir: Option<std::path::PathBuf> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -64,6 +69,13 @@ fn main() {
                     eprintln!(
                         "report: --only takes a section name (copy, barrier, alloc, dma, nvme)"
                     );
+                    std::process::exit(2);
+                }
+            },
+            "--svg" => match it.next() {
+                Some(d) => svg_dir = Some(d.into()),
+                None => {
+                    eprintln!("report: --svg takes a directory");
                     std::process::exit(2);
                 }
             },
@@ -87,6 +99,14 @@ fn main() {
         ("dma", dma::run),
         ("nvme", nvme::run),
     ];
+    // The header goes to stderr with CSV (keeps the CSV clean).
+    for l in header::lines() {
+        if csv {
+            eprintln!("{l}");
+        } else {
+            println!("{l}");
+        }
+    }
     if csv {
         println!("section,case,bytes,misalign,variant,value,unit,ratio");
     }
@@ -149,6 +169,15 @@ fn main() {
             println!("\n== copy targets ==");
             for c in &checks {
                 println!("{c}");
+            }
+        }
+    }
+    if let Some(dir) = &svg_dir {
+        match svg::write(dir, &all) {
+            Ok(files) => eprintln!("svg: {} charts in {}", files.len(), dir.display()),
+            Err(e) => {
+                eprintln!("report: writing charts to {}: {e}", dir.display());
+                std::process::exit(1);
             }
         }
     }
