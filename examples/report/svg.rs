@@ -1,5 +1,7 @@
 //! `--svg DIR`: charts of the report's rows (plotters, SVG backend): copy GB/s against size, one
-//! chart per direction and misalignment, one line per variant.
+//! chart per direction and misalignment, one line per variant; and one bar per variant for the
+//! barrier section's ns per submit (per strategy), the allocator's throughput and largest free
+//! block at 50% fill, and the NVMe driver's ns per command (per mode).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -46,7 +48,61 @@ pub fn write(dir: &Path, rows: &[Row]) -> Result<Vec<String>, Box<dyn std::error
         copy_chart(&dir.join(&name), &format!("copy {case}, {mis}"), lines)?;
         files.push(name);
     }
+    // Bar charts: (section, case, unit) → (variant, value), in the report's order.
+    let mut bars: BTreeMap<(&str, &str, &str), Vec<(&str, f64)>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| {
+        matches!(
+            (r.section, r.unit),
+            ("barrier", "ns/submit") | ("alloc", "pairs/s" | "bytes") | ("nvme", "ns")
+        )
+    }) {
+        bars.entry((r.section, r.case.as_str(), r.unit))
+            .or_default()
+            .push((r.variant.as_str(), r.value));
+    }
+    for ((section, case, unit), v) in &bars {
+        let name = format!("{section}-{}.svg", file_name(case));
+        bar_chart(&dir.join(&name), &format!("{section}: {case}"), unit, v)?;
+        files.push(name);
+    }
     Ok(files)
+}
+
+/// One horizontal bar per variant.
+fn bar_chart(path: &Path, title: &str, unit: &str, bars: &[(&str, f64)]) -> Res {
+    let xmax = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9) * 1.15;
+    let n = bars.len() as u32;
+    let height = 120 + 34 * n;
+    let root = SVGBackend::new(path, (900, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let label = bars.iter().map(|b| b.0.len()).max().unwrap_or(8) as u32;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size((label * 7 + 10).min(420))
+        .build_cartesian_2d(0.0..xmax, (0..n).into_segmented())?;
+    let names: Vec<&str> = bars.iter().map(|b| b.0).collect();
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc(unit)
+        .y_labels(n as usize)
+        .y_label_formatter(&|y| match y {
+            SegmentValue::CenterOf(i) => names.get(*i as usize).unwrap_or(&"").to_string(),
+            _ => String::new(),
+        })
+        .draw()?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+        let i = i as u32;
+        let color = Palette99::pick(i as usize).to_rgba();
+        Rectangle::new(
+            [(0.0, SegmentValue::Exact(i)), (*v, SegmentValue::Exact(i + 1))],
+            color.filled(),
+        )
+    }))?;
+    root.present()?;
+    Ok(())
 }
 
 fn copy_chart(path: &Path, title: &str, lines: &Lines) -> Res {
