@@ -220,6 +220,66 @@ pub fn has_w256() -> bool {
     }
 }
 
+/// The widest access that [`WidthPolicy::MEMORY_LIKE`](crate::WidthPolicy::MEMORY_LIKE) copies
+/// make on this CPU, in bytes: 32 where [`has_w256`] is true, else 16 where [`HAS_W128`], else 8.
+///
+/// # Forcing a narrower width
+/// With the `std` feature, the environment variable `IOMEM_MAX_WIDTH` (`8`, `16` or `32`) lowers
+/// it for the whole process: for testing the narrower paths on a CPU that has wider ones, and for
+/// devices that misbehave with wide accesses. It is read once, at the first call (the first
+/// memory-like copy); a value that is not one of these widths, or wider than the CPU has, is
+/// ignored. For one handle, [`WidthPolicy::clamped`](crate::WidthPolicy::clamped) gives a
+/// memory-like policy with a lower cap (`WidthPolicy::MEMORY_LIKE.clamped(16)`).
+///
+/// Detected once and cached: afterwards each call is one relaxed atomic load.
+#[inline]
+pub fn memory_like_width() -> usize {
+    cfg_if::cfg_if! {
+        if #[cfg(feature = "std")] {
+            use core::sync::atomic::{AtomicU8, Ordering};
+            // 0: not detected yet; otherwise the width.
+            static WIDTH: AtomicU8 = AtomicU8::new(0);
+            match WIDTH.load(Ordering::Relaxed) {
+                0 => {
+                    let w = detect_memory_like_width();
+                    // CAST: the width is at most 32.
+                    WIDTH.store(w as u8, Ordering::Relaxed);
+                    w
+                }
+                w => w as usize,
+            }
+        } else {
+            cpu_widest()
+        }
+    }
+}
+
+/// The widest single access of this CPU (no environment limit).
+#[inline]
+fn cpu_widest() -> usize {
+    if has_w256() {
+        32
+    } else if HAS_W128 {
+        16
+    } else {
+        8
+    }
+}
+
+/// [`cpu_widest`], limited by `IOMEM_MAX_WIDTH` when it names a narrower supported width.
+#[cfg(feature = "std")]
+#[cold]
+fn detect_memory_like_width() -> usize {
+    let cpu = cpu_widest();
+    match std::env::var("IOMEM_MAX_WIDTH")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        Some(w @ (8 | 16 | 32)) if w <= cpu => w,
+        _ => cpu,
+    }
+}
+
 /// A 32-byte vector register's worth of data, moved as one access. Exists only on x86_64.
 ///
 /// Only used where [`has_w256`] is true: [`Mmio`] moves it with one AVX `vmovdqa` (executed in a

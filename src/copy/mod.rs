@@ -34,7 +34,7 @@
 
 use core::fmt;
 
-use crate::backend::{has_w256, HAS_W128};
+use crate::backend::{memory_like_width, HAS_W128};
 use crate::error::{Error, Result};
 
 mod exec;
@@ -52,7 +52,8 @@ pub use plan::{plan, Plan, Step};
 /// access they name.
 ///
 /// [`WidthPolicy::MEMORY_LIKE`] is a class rather than a number: its width is the widest the CPU
-/// has ([`has_w256`], [`HAS_W128`]), limited by the alignment of the mapping it is used on
+/// has ([`memory_like_width`]; the environment variable `IOMEM_MAX_WIDTH` forces a narrower
+/// one), limited by the alignment of the mapping it is used on
 /// (a handle's policy is clamped to its backend's base alignment). All memory-like policies
 /// compare equal.
 ///
@@ -78,16 +79,10 @@ pub(crate) enum Kind {
     Linux,
 }
 
-/// Widest single access of this CPU.
-#[inline]
+/// Widest access of memory-like copies ([`memory_like_width`]: the CPU's, or less if forced).
+#[inline(always)]
 fn widest() -> usize {
-    if has_w256() {
-        32
-    } else if HAS_W128 {
-        16
-    } else {
-        8
-    }
+    memory_like_width()
 }
 
 impl WidthPolicy {
