@@ -15,6 +15,9 @@ type Lines = BTreeMap<String, Vec<(f64, f64)>>;
 
 type Res = Result<(), Box<dyn std::error::Error>>;
 
+/// Bar charts: (section, case, unit) → (variant, value) bars, in the report's order.
+type Bars<'a> = BTreeMap<(&'a str, &'a str, &'a str), Vec<(&'a str, f64)>>;
+
 fn file_name(s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -48,8 +51,7 @@ pub fn write(dir: &Path, rows: &[Row]) -> Result<Vec<String>, Box<dyn std::error
         copy_chart(&dir.join(&name), &format!("copy {case}, {mis}"), lines)?;
         files.push(name);
     }
-    // Bar charts: (section, case, unit) → (variant, value), in the report's order.
-    let mut bars: BTreeMap<(&str, &str, &str), Vec<(&str, f64)>> = BTreeMap::new();
+    let mut bars = Bars::new();
     for r in rows.iter().filter(|r| {
         matches!(
             (r.section, r.unit),
@@ -97,7 +99,10 @@ fn bar_chart(path: &Path, title: &str, unit: &str, bars: &[(&str, f64)]) -> Res 
         let i = i as u32;
         let color = Palette99::pick(i as usize).to_rgba();
         Rectangle::new(
-            [(0.0, SegmentValue::Exact(i)), (*v, SegmentValue::Exact(i + 1))],
+            [
+                (0.0, SegmentValue::Exact(i)),
+                (*v, SegmentValue::Exact(i + 1)),
+            ],
             color.filled(),
         )
     }))?;
