@@ -18,6 +18,12 @@ use iomem::{
 use proptest::prelude::*;
 use zerocopy::IntoBytes;
 
+/// One cache line of RAM, 64-aligned: a region of them lets memory-like copies make their
+/// widest (64-byte, where the CPU has them) accesses.
+#[derive(Clone, Copy, zerocopy::IntoBytes, zerocopy::FromBytes, zerocopy::Immutable)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
 /// Every policy a handle can have.
 const POLICIES: [WidthPolicy; 5] = [
     WidthPolicy::U8,
@@ -287,7 +293,7 @@ proptest! {
         seed in any::<u8>(),
         fill_len in 0usize..256,
     ) {
-        let mut ram: Vec<u128> = vec![0; REGION / 16];
+        let mut ram: Vec<Line> = vec![Line([0; 64]); REGION / 64];
         ram.as_mut_bytes().iter_mut().enumerate().for_each(|(i, b)| *b = background(i));
         let src = data(len, seed);
         let (src_buf, s) = misaligned(&src, src_mis);
@@ -295,9 +301,9 @@ proptest! {
         let fill_len = fill_len.min(len);
         let base = ram.as_mut_ptr().cast::<u8>();
         {
-            // SAFETY: `base` points to `REGION` bytes of RAM owned by `ram` (a `Vec<u128>`, so
-            // 16-aligned as `Mmio::BASE_ALIGN` requires), valid for volatile access of any width
-            // up to 16 at aligned addresses. `ram` is neither read, written nor borrowed until
+            // SAFETY: `base` points to `REGION` bytes of RAM owned by `ram` (a `Vec<Line>`, so
+            // 64-aligned, as `Mmio::BASE_ALIGN` requires and more), valid for volatile access of
+            // any width up to 64 at aligned addresses. `ram` is neither read, written nor borrowed until
             // this block ends, and `mmio` and every handle to it die at its end, so no reference
             // to those bytes exists while the backend lives. The caching claim is irrelevant for
             // RAM.

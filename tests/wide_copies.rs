@@ -52,13 +52,13 @@ fn child_forced_width() {
 }
 
 // x86_64 only: the cross-architecture suite runs test binaries under a user-mode emulator, where
-// a binary cannot exec itself; and only x86_64 has three widths to force.
+// a binary cannot exec itself; and only x86_64 has more than one width to force.
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn forced_narrow_width_makes_only_accesses_of_that_width() {
     let exe = std::env::current_exe().unwrap();
     let cpu = memory_like_width();
-    for forced in [8usize, 16, 32].into_iter().filter(|&w| w <= cpu) {
+    for forced in [8usize, 16, 32, 64].into_iter().filter(|&w| w <= cpu) {
         let out = std::process::Command::new(&exe)
             .args(["--exact", "child_forced_width", "--ignored", "--nocapture"])
             .env("IOMEM_MAX_WIDTH", forced.to_string())
@@ -77,7 +77,10 @@ fn forced_narrow_width_makes_only_accesses_of_that_width() {
 fn unforced_width_is_the_cpus_widest() {
     if std::env::var_os("IOMEM_MAX_WIDTH").is_none() {
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(memory_like_width() >= 32, iomem::backend::has_w256());
+        {
+            assert_eq!(memory_like_width() >= 32, iomem::backend::has_w256());
+            assert_eq!(memory_like_width() == 64, iomem::backend::has_w512());
+        }
     }
     check_widths(memory_like_width());
 }

@@ -30,8 +30,9 @@ unsafe impl Send for Mmio {}
 unsafe impl Sync for Mmio {}
 
 impl Mmio {
-    /// Alignment the base address must have. Memory-like copies use 32-byte accesses (where the
-    /// CPU has them) only on a base aligned to 32, which every page-granular mapping is.
+    /// Alignment the base address must have. Memory-like copies use 32- and 64-byte accesses
+    /// (where the CPU has them) only on a base aligned to their width, which every page-granular
+    /// mapping is.
     pub const BASE_ALIGN: usize = 16;
 
     /// Wraps a mapped region of device memory.
@@ -42,7 +43,7 @@ impl Mmio {
     /// # Safety
     /// For the whole life of the returned value:
     /// - `base .. base + size` is mapped and valid for volatile reads and writes of 1, 2, 4, 8,
-    ///   16 and (where the CPU has them, for memory-like copies) 32 bytes at naturally aligned
+    ///   16 and (where the CPU has them, for memory-like copies) 32 and 64 bytes at naturally aligned
     ///   addresses (device memory, or RAM);
     /// - no Rust reference (`&`/`&mut`) to any byte of it exists or is created by other code;
     /// - `caching` is at least as strong as the mapping needs: [`Caching::WriteCombining`] for a
@@ -104,6 +105,15 @@ unsafe impl Backend for Mmio {
     }
     #[inline(always)]
     unsafe fn read<W: Word>(&self, off: usize) -> W {
+        #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+        if W::WIDTH == 64 {
+            let mut v = core::mem::MaybeUninit::<W>::uninit();
+            // SAFETY: as below; the caller guarantees AVX-512F (`has_w512`), and `W` is 64 bytes,
+            // the size of the `__m512i` the helper writes.
+            unsafe { avx512::load(self.base.as_ptr().add(off).cast(), v.as_mut_ptr().cast()) };
+            // SAFETY: fully written by the helper; any bit pattern is a valid `W`.
+            return unsafe { v.assume_init() };
+        }
         #[cfg(target_arch = "x86_64")]
         if W::WIDTH == 32 {
             let mut v = core::mem::MaybeUninit::<W>::uninit();
@@ -119,6 +129,17 @@ unsafe impl Backend for Mmio {
     }
     #[inline(always)]
     unsafe fn write<W: Word>(&self, off: usize, value: W) {
+        #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+        if W::WIDTH == 64 {
+            // SAFETY: as for `read`; `value` is 64 bytes, read by the helper as a `__m512i`.
+            unsafe {
+                avx512::store(
+                    self.base.as_ptr().add(off).cast(),
+                    (&value as *const W).cast(),
+                )
+            };
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         if W::WIDTH == 32 {
             // SAFETY: as for `read`; `value` is 32 bytes, read by the helper as a `__m256i`.
@@ -166,6 +187,34 @@ mod avx {
     #[target_feature(enable = "avx")]
     #[inline]
     pub(super) unsafe fn store(p: *mut __m256i, v: *const __m256i) {
+        // SAFETY: forwarded contract.
+        unsafe { core::ptr::write_volatile(p, v.read_unaligned()) }
+    }
+}
+
+/// 64-byte accesses, compiled for AVX-512F so each volatile access is one `vmovdqa64 zmm`.
+/// Inlined into AVX-512F-enabled callers (the copy executor's 64-byte bodies); an out-of-line
+/// call elsewhere.
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+mod avx512 {
+    use core::arch::x86_64::__m512i;
+
+    /// # Safety
+    /// The CPU has AVX-512F; `p` is 64-aligned and valid for a volatile 64-byte read; `out` is
+    /// valid for a 64-byte write.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn load(p: *const __m512i, out: *mut __m512i) {
+        // SAFETY: forwarded contract.
+        unsafe { out.write_unaligned(core::ptr::read_volatile(p)) }
+    }
+
+    /// # Safety
+    /// The CPU has AVX-512F; `p` is 64-aligned and valid for a volatile 64-byte write; `v` is
+    /// valid for a 64-byte read.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn store(p: *mut __m512i, v: *const __m512i) {
         // SAFETY: forwarded contract.
         unsafe { core::ptr::write_volatile(p, v.read_unaligned()) }
     }

@@ -43,14 +43,16 @@ mod sealed {
 ///
 /// Implemented for `u8`, `u16`, `u32`, `u64`; for [`W128`] only on x86_64 and aarch64 (the
 /// targets with a single 16-byte load and store in their baseline); for [`W256`] only on
-/// x86_64. Sealed: a backend can rely on this exact set.
+/// x86_64, and for [`W512`] only on x86_64 built by rustc 1.89 or newer. Sealed: a backend can
+/// rely on this exact set.
 ///
 /// # Safety
 /// Sealed: only this crate implements it. `Self` is plain data of exactly `WIDTH` bytes with
 /// alignment `WIDTH`, valid for every bit pattern, and a volatile access of `Self` is one
 /// instruction of that width — for `u8`..`u64` and [`W128`] in any code of the targets where the
-/// impl exists, for [`W256`] in code compiled with AVX enabled (where the real backend makes
-/// every 32-byte access; elsewhere the compiler may split it in two).
+/// impl exists, for [`W256`] in code compiled with AVX enabled and for [`W512`] in code compiled
+/// with AVX-512F enabled (where the real backend makes every such access; elsewhere the
+/// compiler may split it).
 pub unsafe trait Word: Copy + sealed::Sealed + 'static {
     /// Width of one access in bytes (a power of two).
     const WIDTH: usize;
@@ -59,19 +61,17 @@ pub unsafe trait Word: Copy + sealed::Sealed + 'static {
     /// The inverse of [`Word::to_u128`] (truncating).
     fn from_u128(v: u128) -> Self;
 
-    /// Bytes 16..32 of the value as a little-endian integer, for traces of 32-byte accesses
-    /// ([`W256`]); zero for narrower words.
+    /// The value as little-endian 16-byte lanes (bytes `16k..16k + 16` in lane `k`), zero beyond
+    /// `WIDTH`: how traces hold accesses wider than 16 bytes ([`W256`], [`W512`]).
     #[inline(always)]
-    fn high_u128(self) -> u128 {
-        0
+    fn to_lanes(self) -> [u128; 4] {
+        [self.to_u128(), 0, 0, 0]
     }
 
-    /// The value whose bytes 0..16 are `lo` and 16..32 are `hi` (little-endian), truncated to
-    /// `WIDTH`; the inverse of [`Word::to_u128`] and [`Word::high_u128`].
+    /// The inverse of [`Word::to_lanes`] (lanes beyond `WIDTH` ignored).
     #[inline(always)]
-    fn from_u128_pair(lo: u128, hi: u128) -> Self {
-        let _ = hi;
-        Self::from_u128(lo)
+    fn from_lanes(lanes: [u128; 4]) -> Self {
+        Self::from_u128(lanes[0])
     }
 
     /// `byte` repeated `WIDTH` times (the value `memset_io` stores), built so that a volatile
@@ -221,10 +221,11 @@ pub fn has_w256() -> bool {
 }
 
 /// The widest access that [`WidthPolicy::MEMORY_LIKE`](crate::WidthPolicy::MEMORY_LIKE) copies
-/// make on this CPU, in bytes: 32 where [`has_w256`] is true, else 16 where [`HAS_W128`], else 8.
+/// make on this CPU, in bytes: 64 where [`has_w512`] is true, else 32 where [`has_w256`] is,
+/// else 16 where [`HAS_W128`], else 8.
 ///
 /// # Forcing a narrower width
-/// With the `std` feature, the environment variable `IOMEM_MAX_WIDTH` (`8`, `16` or `32`) lowers
+/// With the `std` feature, the environment variable `IOMEM_MAX_WIDTH` (`8`, `16`, `32` or `64`) lowers
 /// it for the whole process: for testing the narrower paths on a CPU that has wider ones, and for
 /// devices that misbehave with wide accesses. It is read once, at the first call (the first
 /// memory-like copy); a value that is not one of these widths, or wider than the CPU has, is
@@ -242,7 +243,7 @@ pub fn memory_like_width() -> usize {
             match WIDTH.load(Ordering::Relaxed) {
                 0 => {
                     let w = detect_memory_like_width();
-                    // CAST: the width is at most 32.
+                    // CAST: the width is at most 64.
                     WIDTH.store(w as u8, Ordering::Relaxed);
                     w
                 }
@@ -257,7 +258,9 @@ pub fn memory_like_width() -> usize {
 /// The widest single access of this CPU (no environment limit).
 #[inline]
 fn cpu_widest() -> usize {
-    if has_w256() {
+    if has_w512() {
+        64
+    } else if has_w256() {
         32
     } else if HAS_W128 {
         16
@@ -275,7 +278,7 @@ fn detect_memory_like_width() -> usize {
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
     {
-        Some(w @ (8 | 16 | 32)) if w <= cpu => w,
+        Some(w @ (8 | 16 | 32 | 64)) if w <= cpu => w,
         _ => cpu,
     }
 }
@@ -295,13 +298,30 @@ static_assertions::assert_eq_size!(W256, [u8; 32]);
 #[cfg(target_arch = "x86_64")]
 static_assertions::const_assert_eq!(core::mem::align_of::<W256>(), 32);
 
+/// Lanes of a vector word, for traces (`N` 16-byte lanes of a `W` of `16 N` bytes).
 #[cfg(target_arch = "x86_64")]
-impl W256 {
-    #[inline(always)]
-    fn halves(self) -> [u128; 2] {
-        // SAFETY: both types are 32 bytes of plain data valid for every bit pattern.
-        unsafe { core::mem::transmute::<W256, [u128; 2]>(self) }
-    }
+#[inline(always)]
+fn lanes_of<W: Copy, const N: usize>(w: W) -> [u128; 4] {
+    const { assert!(core::mem::size_of::<W>() == 16 * N && N <= 4) };
+    // SAFETY: `W` is `16 N` bytes of plain data (checked above), valid as `[u128; N]`.
+    let l: [u128; N] = unsafe { core::mem::transmute_copy(&w) };
+    let mut out = [0; 4];
+    out[..N].copy_from_slice(&l);
+    out
+}
+
+/// The vector word whose `16 N` bytes are the first `N` lanes (the inverse of [`lanes_of`]).
+///
+/// # Safety
+/// `W` is `16 N` bytes of plain data valid for every bit pattern.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn word_of_lanes<W: Copy, const N: usize>(lanes: [u128; 4]) -> W {
+    const { assert!(core::mem::size_of::<W>() == 16 * N && N <= 4) };
+    let mut l = [0u128; N];
+    l.copy_from_slice(&lanes[..N]);
+    // SAFETY: same size (checked above); every bit pattern is valid by the caller's contract.
+    unsafe { core::mem::transmute_copy(&l) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -315,24 +335,24 @@ unsafe impl Word for W256 {
     const WIDTH: usize = 32;
     #[inline(always)]
     fn to_u128(self) -> u128 {
-        self.halves()[0]
+        self.to_lanes()[0]
     }
     #[inline(always)]
     fn from_u128(v: u128) -> Self {
-        Self::from_u128_pair(v, 0)
+        Self::from_lanes([v, 0, 0, 0])
     }
     #[inline(always)]
-    fn high_u128(self) -> u128 {
-        self.halves()[1]
+    fn to_lanes(self) -> [u128; 4] {
+        lanes_of::<W256, 2>(self)
     }
     #[inline(always)]
-    fn from_u128_pair(lo: u128, hi: u128) -> Self {
-        // SAFETY: as in `halves`.
-        unsafe { core::mem::transmute::<[u128; 2], W256>([lo, hi]) }
+    fn from_lanes(lanes: [u128; 4]) -> Self {
+        // SAFETY: `W256` is 32 bytes of plain data valid for every bit pattern.
+        unsafe { word_of_lanes::<W256, 2>(lanes) }
     }
     #[inline(always)]
     fn splat(byte: u8) -> Self {
-        // SAFETY: as in `halves`.
+        // SAFETY: as in `from_lanes`.
         unsafe { core::mem::transmute::<[u8; 32], W256>([byte; 32]) }
     }
 }
@@ -340,8 +360,93 @@ unsafe impl Word for W256 {
 #[cfg(target_arch = "x86_64")]
 impl core::fmt::Debug for W256 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let [lo, hi] = self.halves();
+        let [lo, hi, ..] = self.to_lanes();
         write!(f, "W256({hi:#034x}{lo:032x})")
+    }
+}
+
+/// Whether this CPU has a single-instruction, 64-byte aligned load and store that the crate
+/// uses for memory-like device regions (AVX-512F `vmovdqa64 zmm` on x86_64): whether [`W512`]
+/// accesses may be made. Detected at run time with the `std` feature (without it, true only
+/// when the crate is built with AVX-512F enabled); always false where [`W512`] does not exist
+/// (other architectures, and x86_64 builds by rustc older than 1.89).
+#[inline]
+pub fn has_w512() -> bool {
+    cfg_if::cfg_if! {
+        if #[cfg(all(target_arch = "x86_64", iomem_avx512, feature = "std"))] {
+            use core::sync::atomic::{AtomicU8, Ordering};
+            // 0: not detected yet, 1: no, 2: yes.
+            static AVX512: AtomicU8 = AtomicU8::new(0);
+            match AVX512.load(Ordering::Relaxed) {
+                0 => {
+                    let yes = std::is_x86_feature_detected!("avx512f");
+                    AVX512.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+                    yes
+                }
+                v => v == 2,
+            }
+        } else if #[cfg(all(target_arch = "x86_64", iomem_avx512))] {
+            cfg!(target_feature = "avx512f")
+        } else {
+            false
+        }
+    }
+}
+
+/// A 64-byte vector register's worth of data (one cache line), moved as one access. Exists
+/// only on x86_64 built by rustc 1.89 or newer (`cfg(iomem_avx512)`, set by the build script).
+///
+/// Only used where [`has_w512`] is true: [`Mmio`] moves it with one AVX-512F `vmovdqa64`
+/// (executed in a function compiled for AVX-512F, so it is never split). Elsewhere no plan
+/// contains a `W512` access.
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct W512(core::arch::x86_64::__m512i);
+
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+static_assertions::assert_eq_size!(W512, [u8; 64]);
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+static_assertions::const_assert_eq!(core::mem::align_of::<W512>(), 64);
+
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+impl sealed::Sealed for W512 {}
+// SAFETY: `W512` is a 64-byte, 64-aligned plain-data vector type valid for every bit pattern.
+// The crate's real backend accesses it only inside AVX-512F-enabled functions, where a volatile
+// access of it is one 64-byte `vmovdqa64`; callers of `Backend::read`/`write` with `W512` must
+// ensure `has_w512()`.
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+unsafe impl Word for W512 {
+    const WIDTH: usize = 64;
+    #[inline(always)]
+    fn to_u128(self) -> u128 {
+        self.to_lanes()[0]
+    }
+    #[inline(always)]
+    fn from_u128(v: u128) -> Self {
+        Self::from_lanes([v, 0, 0, 0])
+    }
+    #[inline(always)]
+    fn to_lanes(self) -> [u128; 4] {
+        lanes_of::<W512, 4>(self)
+    }
+    #[inline(always)]
+    fn from_lanes(lanes: [u128; 4]) -> Self {
+        // SAFETY: `W512` is 64 bytes of plain data valid for every bit pattern.
+        unsafe { word_of_lanes::<W512, 4>(lanes) }
+    }
+    #[inline(always)]
+    fn splat(byte: u8) -> Self {
+        // SAFETY: as in `from_lanes`.
+        unsafe { core::mem::transmute::<[u8; 64], W512>([byte; 64]) }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+impl core::fmt::Debug for W512 {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let [l0, l1, l2, l3] = self.to_lanes();
+        write!(f, "W512({l3:#034x}{l2:032x}{l1:032x}{l0:032x})")
     }
 }
 
@@ -373,7 +478,7 @@ pub unsafe trait Backend {
     ///
     /// # Safety
     /// `off % W::WIDTH == 0`, `off + W::WIDTH <= self.size()`, `W::WIDTH <= self.base_align()`,
-    /// and, if `W` is [`W256`], [`has_w256`] is true.
+    /// and, if `W` is [`W256`], [`has_w256`] is true; if `W` is [`W512`], [`has_w512`] is.
     unsafe fn read<W: Word>(&self, off: usize) -> W;
 
     /// Writes one `W` at byte offset `off`.

@@ -5,6 +5,8 @@ use super::Plan;
 use crate::backend::W128;
 #[cfg(target_arch = "x86_64")]
 use crate::backend::W256;
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+use crate::backend::W512;
 use crate::backend::{Backend, Word};
 use crate::order::Barrier;
 
@@ -245,34 +247,61 @@ unsafe fn one_dyn<B: Backend + ?Sized, O: Direction>(
             8 => op.one::<B, u64>(b, off, pos),
             #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             16 => op.one::<B, W128>(b, off, pos),
-            // The only width left on x86_64 is 32.
+            // Through the backend's out-of-line AVX (AVX-512F) helpers: one instruction each.
             #[cfg(target_arch = "x86_64")]
-            _ => body_w256(op, b, off, 1, pos),
+            32 => op.one::<B, W256>(b, off, pos),
+            #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+            64 => op.one::<B, W512>(b, off, pos),
             // No plan has wider accesses on this CPU (policies are capped at its widest); were
             // one asked for, it is done as narrower accesses, never a wider one.
-            #[cfg(not(target_arch = "x86_64"))]
             _ => op.body::<B, u64>(b, off, w / 8, pos),
         }
     }
 }
 
-/// A body of 32-byte accesses, compiled for AVX: the backend's 32-byte accesses (inlined here)
-/// are single `vmovdqa ymm` instructions, and the memory side moves 32 bytes per instruction.
+/// [`run`] compiled for AVX, for plans with a 32-byte body: the backend's 32-byte accesses
+/// (inlined here) are single `vmovdqa ymm` instructions, and the memory side moves 32 bytes per
+/// instruction.
 ///
 /// # Safety
-/// As for [`Direction::body`], and the CPU has AVX ([`has_w256`](crate::backend::has_w256); a plan only has a 32-byte body when
-/// its memory-like policy found it).
+/// As for [`execute`], and the CPU has AVX ([`has_w256`](crate::backend::has_w256); a plan only
+/// has a 32-byte body when its memory-like policy found it).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-unsafe fn body_w256<B: Backend + ?Sized, O: Direction>(
-    op: O,
-    b: &B,
-    off: usize,
-    count: usize,
-    pos: usize,
-) {
+unsafe fn run_w256<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O) {
     // SAFETY: forwarded contract.
-    unsafe { op.body::<B, W256>(b, off, count, pos) }
+    unsafe { run(b, plan, op) }
+}
+
+/// [`run`] compiled for AVX-512F, for plans with a 64-byte body: each 64-byte access is one
+/// `vmovdqa64 zmm` (and each 32-byte one of the head or tail one `vmovdqa ymm`).
+///
+/// # Safety
+/// As for [`execute`], and the CPU has AVX-512F ([`has_w512`](crate::backend::has_w512)).
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_w512<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O) {
+    // SAFETY: forwarded contract.
+    unsafe { run(b, plan, op) }
+}
+
+/// Executes `plan` in direction `op`, in code compiled for the plan's body width.
+///
+/// # Safety
+/// As for [`execute`].
+#[inline(always)]
+unsafe fn dispatch<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O) {
+    // SAFETY: forwarded contract; a body of 32 (64) bytes is only planned where the CPU has
+    // AVX (AVX-512F), by the memory-like policy.
+    unsafe {
+        match plan.body_width {
+            #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+            64 if plan.body_count != 0 => run_w512(b, plan, op),
+            #[cfg(target_arch = "x86_64")]
+            32 | 64 if plan.body_count != 0 => run_w256(b, plan, op),
+            _ => run(b, plan, op),
+        }
+    }
 }
 
 /// Executes `plan` in direction `op`, without barriers.
@@ -307,6 +336,8 @@ unsafe fn run<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O) {
         step!(plan.head, u64);
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         step!(plan.head, W128);
+        #[cfg(target_arch = "x86_64")]
+        step!(plan.head, W256);
     }
     let count = plan.body_count;
     // SAFETY: the body is `body_count` aligned accesses of `body_width` inside the range.
@@ -318,12 +349,11 @@ unsafe fn run<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O) {
             8 => op.body::<B, u64>(b, off, count, off - start),
             #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             16 => op.body::<B, W128>(b, off, count, off - start),
-            // Skip the call into AVX code when a short range has no 32-byte body.
-            _ if count == 0 => {}
             #[cfg(target_arch = "x86_64")]
-            _ => body_w256(op, b, off, count, off - start),
+            32 => op.body::<B, W256>(b, off, count, off - start),
+            #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+            64 => op.body::<B, W512>(b, off, count, off - start),
             // As in `one_dyn`: never planned here; narrower accesses if it were.
-            #[cfg(not(target_arch = "x86_64"))]
             w => op.body::<B, u64>(b, off, count * (w / 8), off - start),
         }
     }
@@ -336,6 +366,8 @@ unsafe fn run<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O) {
             off += 1;
         }
     } else {
+        #[cfg(target_arch = "x86_64")]
+        step!(plan.tail, W256);
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         step!(plan.tail, W128);
         step!(plan.tail, u64);
@@ -373,9 +405,9 @@ pub(crate) unsafe fn execute<B: Backend + ?Sized>(
     // SAFETY: forwarded contract.
     unsafe {
         match (transfer, each) {
-            (Transfer::ToIo(src), None) => run(b, plan, ToIo(src)),
-            (Transfer::FromIo(dst), None) => run(b, plan, FromIo(dst)),
-            (Transfer::Fill(byte), None) => run(b, plan, Fill(byte)),
+            (Transfer::ToIo(src), None) => dispatch(b, plan, ToIo(src)),
+            (Transfer::FromIo(dst), None) => dispatch(b, plan, FromIo(dst)),
+            (Transfer::Fill(byte), None) => dispatch(b, plan, Fill(byte)),
             (Transfer::ToIo(src), Some(x)) => run_each(b, plan, ToIo(src), x),
             (Transfer::FromIo(dst), Some(x)) => run_each(b, plan, FromIo(dst), x),
             (Transfer::Fill(byte), Some(x)) => run_each(b, plan, Fill(byte), x),

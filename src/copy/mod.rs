@@ -95,10 +95,11 @@ impl WidthPolicy {
     /// At most 64-bit accesses: register files, Linux `lib/iomem_copy.c` on 64-bit machines.
     pub const U64: WidthPolicy = WidthPolicy::fixed(8);
     /// Memory-like regions (a prefetchable BAR: NVMe CMB, GPU aperture): the widest single
-    /// aligned load/store the CPU has — 32 bytes on x86_64 with AVX (detected at run time),
+    /// aligned load/store the CPU has — 64 bytes on x86_64 with AVX-512F, 32 with AVX (both
+    /// detected at run time; 64-byte accesses need the crate built by rustc 1.89 or newer),
     /// 16 bytes on other x86_64 and aarch64, 8 elsewhere — on mappings aligned to it.
     pub const MEMORY_LIKE: WidthPolicy = WidthPolicy {
-        max: 32,
+        max: 64,
         kind: Kind::MemoryLike,
     };
     /// What Linux does (the default): bulk copies shaped exactly as the kernel's own
@@ -123,7 +124,7 @@ impl WidthPolicy {
     }
 
     /// A policy allowing accesses up to `max` bytes: 1, 2, 4, 8, or 16 where the CPU has a
-    /// 16-byte access ([`HAS_W128`]). (32-byte accesses come only with
+    /// 16-byte access ([`HAS_W128`]). (32- and 64-byte accesses come only with
     /// [`WidthPolicy::MEMORY_LIKE`].)
     pub const fn new(max: usize) -> Result<Self> {
         match max {
@@ -172,10 +173,10 @@ impl WidthPolicy {
         }
         let pow2 = |n: usize| 1usize << (usize::BITS - 1 - n.max(1).leading_zeros());
         let cap = match self.kind {
-            Kind::MemoryLike => 32,
+            Kind::MemoryLike => 64,
             Kind::Fixed | Kind::Linux => 8,
         };
-        // CAST: the cap is at most 32, so the power of two fits a u8.
+        // CAST: the cap is at most 64, so the power of two fits a u8.
         WidthPolicy {
             max: pow2(align).min(cap) as u8,
             kind: self.kind,

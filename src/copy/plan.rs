@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 pub struct Step {
     /// Byte offset of the access.
     pub offset: usize,
-    /// Width in bytes (1, 2, 4, 8, 16 or 32); `offset % width == 0`.
+    /// Width in bytes (1, 2, 4, 8, 16, 32 or 64); `offset % width == 0`.
     pub width: usize,
 }
 
@@ -71,7 +71,7 @@ pub fn plan(offset: usize, len: usize, policy: WidthPolicy) -> Result<Plan> {
         body_offset: mid,
         body_width: max,
         body_count: count,
-        // CAST: both differences are below `max` ≤ 32.
+        // CAST: both differences are below `max` ≤ 64.
         head: (mid - offset) as u8,
         tail: (end - body_end) as u8,
         bytewise: false,

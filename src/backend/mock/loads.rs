@@ -235,15 +235,16 @@ fn overlap(x: &Access, y: &Access) -> bool {
     x.offset < y.offset + y.width && y.offset < x.offset + x.width
 }
 
-/// Little-endian bytes (at most 32) as an access's `(value, value_hi)`.
-fn split(bytes: &[u8]) -> (u128, u128) {
-    let mut b = [0u8; 32];
+/// Little-endian bytes (at most 64) as an access's `(value, value_hi)`.
+fn split(bytes: &[u8]) -> (u128, [u128; 3]) {
+    let mut b = [0u8; 64];
     b[..bytes.len()].copy_from_slice(bytes);
-    let (lo, hi) = b.split_at(16);
-    (
-        u128::from_le_bytes(lo.try_into().unwrap_or([0; 16])),
-        u128::from_le_bytes(hi.try_into().unwrap_or([0; 16])),
-    )
+    let lane = |k: usize| {
+        let mut l = [0u8; 16];
+        l.copy_from_slice(&b[16 * k..16 * k + 16]);
+        u128::from_le_bytes(l)
+    };
+    (lane(0), [lane(1), lane(2), lane(3)])
 }
 
 #[cfg(test)]

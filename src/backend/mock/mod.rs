@@ -54,19 +54,28 @@ pub struct Access {
     pub offset: usize,
     /// Width in bytes.
     pub width: usize,
-    /// Value read or written, little-endian, zero-extended (bytes 0..16 of a 32-byte access).
+    /// Value read or written, little-endian, zero-extended (bytes 0..16 of a wider access).
     pub value: u128,
-    /// Bytes 16..32 of a 32-byte access, little-endian; zero for narrower accesses.
-    pub value_hi: u128,
+    /// Bytes 16..32, 32..48 and 48..64 of a 32- or 64-byte access, each little-endian; zero
+    /// beyond the access's width.
+    pub value_hi: [u128; 3],
 }
 
 impl Access {
     /// The `width` bytes the access read or wrote, little-endian.
     pub fn bytes(&self) -> Vec<u8> {
         let mut b = self.value.to_le_bytes().to_vec();
-        b.extend_from_slice(&self.value_hi.to_le_bytes());
+        for lane in self.value_hi {
+            b.extend_from_slice(&lane.to_le_bytes());
+        }
         b.truncate(self.width);
         b
+    }
+
+    /// The value as the 16-byte lanes of [`Word::to_lanes`](crate::backend::Word::to_lanes).
+    fn lanes(&self) -> [u128; 4] {
+        let [a, b, c] = self.value_hi;
+        [self.value, a, b, c]
     }
 
     /// The bytes `[offset, offset + width)` this access covers.
@@ -187,13 +196,13 @@ impl core::fmt::Debug for MockIo {
 
 impl MockIo {
     /// A zero-filled region of `size` bytes: uncached, simulating the host architecture, with no
-    /// width limit (32 bytes).
+    /// width limit (64 bytes).
     pub fn new(size: usize) -> Self {
         MockIo {
             size,
             caching: Caching::Uncached,
             arch: Arch::HOST,
-            max_width: 32,
+            max_width: 64,
             weak_seed: None,
             state: Mutex::new(State {
                 lines: std::vec![Line([0; 64]); size.div_ceil(64)],
@@ -521,7 +530,7 @@ unsafe impl Backend for MockIo {
             offset: off,
             width: W::WIDTH,
             value: 0,
-            value_hi: 0,
+            value_hi: [0; 3],
         };
         let mut replaced = None;
         let State {
@@ -535,21 +544,22 @@ unsafe impl Backend for MockIo {
                 }
             }
         }
-        // A 32-byte access is held as two 16-byte halves; hooks see and replace the low half.
+        // An access wider than 16 bytes is held as 16-byte lanes; hooks see and replace the
+        // low one.
         let lo_width = W::WIDTH.min(16);
         let value = match replaced {
             Some(v) => v,
             None => Ram(ram).get(off, lo_width),
         };
-        let value_hi = if W::WIDTH > 16 {
-            Ram(ram).get(off + 16, W::WIDTH - 16)
-        } else {
-            0
-        };
         access.value = value;
-        access.value_hi = value_hi;
+        for (k, lane) in access.value_hi.iter_mut().enumerate() {
+            let at = 16 * (k + 1);
+            if at < W::WIDTH {
+                *lane = Ram(ram).get(off + at, 16);
+            }
+        }
         self.record(&mut st, access);
-        W::from_u128_pair(value, value_hi)
+        W::from_lanes(access.lanes())
     }
 
     unsafe fn write<W: Word>(&self, off: usize, value: W) {
@@ -560,7 +570,10 @@ unsafe impl Backend for MockIo {
             offset: off,
             width: W::WIDTH,
             value: value.to_u128(),
-            value_hi: value.high_u128(),
+            value_hi: {
+                let [_, a, b, c] = value.to_lanes();
+                [a, b, c]
+            },
         };
         self.record(&mut st, access);
         let State {
@@ -574,9 +587,11 @@ unsafe impl Backend for MockIo {
             }
         }
         if effect == WriteEffect::Store {
-            Ram(ram).set(off, W::WIDTH.min(16), access.value);
-            if W::WIDTH > 16 {
-                Ram(ram).set(off + 16, W::WIDTH - 16, access.value_hi);
+            for (k, lane) in access.lanes().into_iter().enumerate() {
+                let at = 16 * k;
+                if at < W::WIDTH {
+                    Ram(ram).set(off + at, (W::WIDTH - at).min(16), lane);
+                }
             }
         }
     }
