@@ -209,7 +209,7 @@ fn kernels<'a>(
         n,
         Box::new(move |iters| {
             for _ in 0..iters {
-                // SAFETY: see above.
+                // SAFETY: `src` and `dst` are disjoint and valid for `n` bytes (see above).
                 unsafe { ptr::copy_nonoverlapping(black_box(src), black_box(dst), n) };
             }
         }),
@@ -224,7 +224,8 @@ fn kernels<'a>(
             n,
             Box::new(move |iters| {
                 for _ in 0..iters {
-                    // SAFETY: see above.
+                    // SAFETY: `dst`/`src` are this cell's disjoint io and RAM ranges, valid for
+                    // `n` bytes (see above).
                     unsafe { f(black_box(dst), black_box(src), n) };
                 }
             }),
@@ -247,7 +248,8 @@ fn kernels<'a>(
             n - n % w,
             Box::new(move |iters| {
                 for _ in 0..iters {
-                    // SAFETY: see above; the io side is `w`-aligned (checked above).
+                    // SAFETY: as for the loops above; the io side is `w`-aligned (checked
+                    // above), as the width loops require.
                     unsafe { f(black_box(dst), black_box(src), n) };
                 }
             }),

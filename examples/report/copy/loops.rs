@@ -92,6 +92,12 @@ pub(super) type VolatileFn = unsafe fn(*mut u8, *const u8, usize);
 /// Accesses per step of the width-limited reference loops (as in the crate's copy loops).
 const UNROLL: usize = 8;
 
+/// The word types of the width-limited loops: unsigned integers, for which every bit pattern
+/// is a valid value, so any bytes may be loaded as one.
+pub(super) trait LoopWord: Copy {}
+impl LoopWord for u32 {}
+impl LoopWord for u64 {}
+
 /// Width-limited reference loop, RAM → io: `n / size_of::<T>()` volatile `T` stores, eight
 /// per step, each step's RAM side read first with one plain unaligned load. No head and no
 /// tail: the last `n % size_of::<T>()` bytes are not copied.
@@ -99,7 +105,7 @@ const UNROLL: usize = 8;
 /// # Safety
 /// As for [`volatile_u8_to`], and `dst` is aligned for `T`.
 #[inline(never)]
-pub(super) unsafe fn width_loop_to<T: Copy>(dst: *mut u8, src: *const u8, n: usize) {
+pub(super) unsafe fn width_loop_to<T: LoopWord>(dst: *mut u8, src: *const u8, n: usize) {
     let (d, s) = (dst.cast::<T>(), src.cast::<T>());
     let words = n / std::mem::size_of::<T>();
     let mut i = 0;
@@ -127,7 +133,7 @@ pub(super) unsafe fn width_loop_to<T: Copy>(dst: *mut u8, src: *const u8, n: usi
 /// # Safety
 /// As for [`volatile_u8_from`], and `src` is aligned for `T`.
 #[inline(never)]
-pub(super) unsafe fn width_loop_from<T: Copy>(dst: *mut u8, src: *const u8, n: usize) {
+pub(super) unsafe fn width_loop_from<T: LoopWord>(dst: *mut u8, src: *const u8, n: usize) {
     let (d, s) = (dst.cast::<T>(), src.cast::<T>());
     let words = n / std::mem::size_of::<T>();
     let mut i = 0;
