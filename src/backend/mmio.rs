@@ -162,6 +162,29 @@ unsafe impl Backend for Mmio {
     fn barrier_after_read(&self, barrier: Barrier, loaded: u64) {
         order::execute_after_read(barrier, loaded)
     }
+    /// `MOVDIR64B` where the CPU has it ([`has_movdir64b`](super::has_movdir64b)).
+    #[inline(always)]
+    fn has_direct64(&self) -> bool {
+        super::has_movdir64b()
+    }
+    #[inline(always)]
+    unsafe fn write_direct64(&self, off: usize, src: &[u8; 64]) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller guarantees `off` is 64-aligned and in bounds with base alignment
+        // ≥ 64 (so the address is 64-aligned), and that the CPU has MOVDIR64B (`has_direct64`);
+        // the type invariant makes the 64 bytes valid for a write and unreferenced.
+        unsafe {
+            super::direct::movdir64b(self.base.as_ptr().add(off), src)
+        }
+        // Unreachable here (`has_direct64` is false off x86_64): eight u64 stores, never wider.
+        #[cfg(not(target_arch = "x86_64"))]
+        for (k, q) in src.chunks_exact(8).enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(q);
+            // SAFETY: each 8-byte piece of the caller's aligned, in-bounds 64 bytes.
+            unsafe { self.write::<u64>(off + 8 * k, u64::from_le_bytes(b)) };
+        }
+    }
 }
 
 /// 32-byte accesses, compiled for AVX so each volatile access is one `vmovdqa ymm` (a function

@@ -9,7 +9,9 @@
 
 use crate::order::{Arch, Barrier};
 
+mod direct;
 mod mmio;
+pub use direct::has_movdir64b;
 pub use mmio::Mmio;
 
 #[cfg(feature = "std")]
@@ -498,6 +500,35 @@ pub unsafe trait Backend {
     /// or the read barrier of `readl` is lost on powerpc (plain [`barrier`](Backend::barrier)
     /// without the value orders nothing there). A backend that forgets it does not compile.
     fn barrier_after_read(&self, barrier: Barrier, loaded: u64);
+
+    /// Whether [`write_direct64`](Backend::write_direct64) makes one non-torn 64-byte direct
+    /// store (x86 `MOVDIR64B`: the device receives the 64 bytes as one write). Such a store is
+    /// weakly ordered whatever the mapping, like a write-combining one: a
+    /// [`Barrier::WcFlush`] (`sfence`) must come between it and a doorbell. Default: no.
+    #[inline(always)]
+    fn has_direct64(&self) -> bool {
+        false
+    }
+
+    /// Writes the 64 bytes of `src` at `off` as one direct store
+    /// ([`has_direct64`](Backend::has_direct64)).
+    ///
+    /// The default body, for backends without direct stores, is never reached by the crate (it
+    /// asks `has_direct64` first); it writes eight naturally aligned `u64`s, never anything wider.
+    ///
+    /// # Safety
+    /// `off % 64 == 0`, `off + 64 <= self.size()`, `self.base_align() >= 64`, and
+    /// [`has_direct64`](Backend::has_direct64) is true.
+    #[inline(always)]
+    unsafe fn write_direct64(&self, off: usize, src: &[u8; 64]) {
+        for (k, q) in src.chunks_exact(8).enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(q);
+            // SAFETY: the caller's contract puts all 64 bytes in bounds, 64-aligned, so each
+            // 8-byte piece is aligned and in bounds (base alignment ≥ 64 ≥ 8).
+            unsafe { self.write::<u64>(off + 8 * k, u64::from_le_bytes(b)) };
+        }
+    }
 }
 
 /// Forwards every method of a [`Backend`] to another: the one way a backend wraps or shares
@@ -540,6 +571,15 @@ macro_rules! forward_backend {
             #[inline(always)]
             fn barrier_after_read(&self, barrier: Barrier, loaded: u64) {
                 (**self).barrier_after_read(barrier, loaded)
+            }
+            #[inline(always)]
+            fn has_direct64(&self) -> bool {
+                (**self).has_direct64()
+            }
+            #[inline(always)]
+            unsafe fn write_direct64(&self, off: usize, src: &[u8; 64]) {
+                // SAFETY: the caller upholds `write_direct64`'s contract, the same for `B`.
+                unsafe { (**self).write_direct64(off, src) }
             }
         }
     )*};

@@ -27,7 +27,7 @@ pub(crate) enum Ordered {
 
 impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
     #[inline(always)]
-    fn placement(&self, op: Op, ordered: Ordered) -> Placement {
+    pub(super) fn placement(&self, op: Op, ordered: Ordered) -> Placement {
         match ordered {
             Ordered::Yes => self.strategy.placement(self.backend.arch(), op),
             Ordered::Relaxed => Placement::NONE,

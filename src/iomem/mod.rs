@@ -13,6 +13,7 @@ use crate::order::Strategy;
 
 mod access;
 mod bulk;
+mod direct;
 mod project;
 
 pub(crate) use access::Ordered;

@@ -73,6 +73,12 @@ pub trait SqRing {
     fn dma_addr(&self) -> DmaAddr;
     /// How the ring's memory is mapped.
     fn caching(&self) -> Caching;
+    /// Whether entries are written as 64-byte direct stores
+    /// ([`IoMem::write_direct64`]): weakly ordered on any mapping, so the doorbell flushes
+    /// them as it flushes write-combining stores. Default: no.
+    fn direct_stores(&self) -> bool {
+        false
+    }
     /// The strategy a queue over this ring starts with (a CMB buffer's is its pool's).
     fn strategy(&self) -> Strategy;
     /// Writes one 64-byte entry at byte `off` of the ring, with the barriers `strategy` puts
@@ -112,9 +118,27 @@ impl<B: Backend> SqRing for P2pBuf<B> {
     fn strategy(&self) -> Strategy {
         self.io().strategy()
     }
+    fn direct_stores(&self) -> bool {
+        self.io().has_direct64()
+    }
     fn write_entry(&self, off: usize, entry: &[u8], strategy: Strategy) -> crate::Result<()> {
         let io = self.io().with_strategy(copy_strategy(strategy));
         io.subslice(off..off + entry.len())?.copy_from_slice(entry)
+    }
+    /// One 64-byte direct store per command where the CPU has `MOVDIR64B` and the slot is
+    /// 64-aligned (the entry reaches the controller whole), else the ring handle's copy (its
+    /// widest accesses).
+    #[inline]
+    fn write_command(&self, off: usize, cmd: &Command, strategy: Strategy) -> crate::Result<()> {
+        let io = self.io().with_strategy(copy_strategy(strategy));
+        let wire = cmd.to_le();
+        let bytes: &[u8; SQ_ENTRY_SIZE] = zerocopy::transmute_ref!(&wire);
+        if io.has_direct64() && io.backend().base_align() >= 64 && (io.offset() + off) % 64 == 0 {
+            io.write_direct64(off, bytes)
+        } else {
+            io.subslice(off..off + SQ_ENTRY_SIZE)?
+                .copy_from_slice(bytes)
+        }
     }
     unsafe fn retire(self) {
         // Freed into its pool: the caller guarantees the controller no longer reads it.
@@ -251,7 +275,9 @@ fn doorbell_barrier<R: SqRing, D: Backend>(
     bar: &D,
     strategy: Strategy,
 ) -> Option<Barrier> {
-    let wc = ring.caching() == Caching::WriteCombining || bar.caching() == Caching::WriteCombining;
+    let wc = ring.caching() == Caching::WriteCombining
+        || ring.direct_stores()
+        || bar.caching() == Caching::WriteCombining;
     strategy.doorbell_barrier(bar.arch(), wc)
 }
 

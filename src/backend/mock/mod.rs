@@ -59,6 +59,9 @@ pub struct Access {
     /// Bytes 16..32, 32..48 and 48..64 of a 32- or 64-byte access, each little-endian; zero
     /// beyond the access's width.
     pub value_hi: [u128; 3],
+    /// A 64-byte direct store ([`Backend::write_direct64`]): one non-torn write, weakly ordered
+    /// whatever the mock's caching (the weak-ordering model treats it as write-combining).
+    pub direct: bool,
 }
 
 impl Access {
@@ -179,6 +182,7 @@ pub struct MockIo {
     caching: Caching,
     arch: Arch,
     max_width: usize,
+    direct64: bool,
     weak_seed: Option<u64>,
     state: Mutex<State>,
 }
@@ -203,6 +207,7 @@ impl MockIo {
             caching: Caching::Uncached,
             arch: Arch::HOST,
             max_width: 64,
+            direct64: false,
             weak_seed: None,
             state: Mutex::new(State {
                 lines: std::vec![Line([0; 64]); size.div_ceil(64)],
@@ -248,6 +253,15 @@ impl MockIo {
                 .collect(),
             None => self.writes(),
         }
+    }
+
+    /// Simulates a CPU with 64-byte direct stores (x86 `MOVDIR64B`) when `on`:
+    /// [`Backend::has_direct64`] is true and [`Backend::write_direct64`] records one 64-byte
+    /// write with [`Access::direct`] set. Off by default (then the crate falls back to its
+    /// widest plan, as on a CPU without the instruction).
+    pub fn with_direct64(mut self, on: bool) -> Self {
+        self.direct64 = on;
+        self
     }
 
     /// Models a device that accepts no access wider than `width` bytes: wider accesses are
@@ -468,6 +482,27 @@ impl MockIo {
             st.seqs.push(next_seq());
         }
     }
+
+    /// Records a write, runs the write hooks over it and, unless one discards it, stores its
+    /// bytes.
+    fn store(&self, access: Access) {
+        let size = self.size;
+        let mut st = self.lock();
+        self.record(&mut st, access);
+        let State {
+            lines, write_hooks, ..
+        } = &mut *st;
+        let ram = &mut zerocopy_bytes(lines)[..size];
+        let mut effect = WriteEffect::Store;
+        for (range, hook) in write_hooks.iter_mut() {
+            if overlaps(range, &access) && hook(&mut Ram(ram), &access) == WriteEffect::Discard {
+                effect = WriteEffect::Discard;
+            }
+        }
+        if effect == WriteEffect::Store {
+            ram[access.range()].copy_from_slice(&access.bytes());
+        }
+    }
 }
 
 /// Source of the shared program order of trace entries across mocks.
@@ -531,6 +566,7 @@ unsafe impl Backend for MockIo {
             width: W::WIDTH,
             value: 0,
             value_hi: [0; 3],
+            direct: false,
         };
         let mut replaced = None;
         let State {
@@ -563,37 +599,47 @@ unsafe impl Backend for MockIo {
     }
 
     unsafe fn write<W: Word>(&self, off: usize, value: W) {
-        let size = self.size;
-        let mut st = self.lock();
-        let access = Access {
+        let [lo, hi @ ..] = value.to_lanes();
+        self.store(Access {
             dir: Dir::Write,
             offset: off,
             width: W::WIDTH,
-            value: value.to_u128(),
-            value_hi: {
-                let [_, a, b, c] = value.to_lanes();
-                [a, b, c]
-            },
+            value: lo,
+            value_hi: hi,
+            direct: false,
+        });
+    }
+
+    fn has_direct64(&self) -> bool {
+        self.direct64
+    }
+
+    /// One 64-byte write with [`Access::direct`] set (when built `with_direct64(true)`; the
+    /// crate asks [`has_direct64`](Backend::has_direct64) first, and without it the trait's
+    /// eight `u64` stores are recorded).
+    unsafe fn write_direct64(&self, off: usize, src: &[u8; 64]) {
+        if !self.direct64 {
+            for (k, q) in src.chunks_exact(8).enumerate() {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(q);
+                // SAFETY: each 8-byte piece of the caller's aligned, in-bounds 64 bytes.
+                unsafe { self.write::<u64>(off + 8 * k, u64::from_le_bytes(b)) };
+            }
+            return;
+        }
+        let lane = |k: usize| {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&src[16 * k..16 * k + 16]);
+            u128::from_le_bytes(b)
         };
-        self.record(&mut st, access);
-        let State {
-            lines, write_hooks, ..
-        } = &mut *st;
-        let ram = &mut zerocopy_bytes(lines)[..size];
-        let mut effect = WriteEffect::Store;
-        for (range, hook) in write_hooks.iter_mut() {
-            if overlaps(range, &access) && hook(&mut Ram(ram), &access) == WriteEffect::Discard {
-                effect = WriteEffect::Discard;
-            }
-        }
-        if effect == WriteEffect::Store {
-            for (k, lane) in access.lanes().into_iter().enumerate() {
-                let at = 16 * k;
-                if at < W::WIDTH {
-                    Ram(ram).set(off + at, (W::WIDTH - at).min(16), lane);
-                }
-            }
-        }
+        self.store(Access {
+            dir: Dir::Write,
+            offset: off,
+            width: 64,
+            value: lane(0),
+            value_hi: [lane(1), lane(2), lane(3)],
+            direct: true,
+        });
     }
 
     fn barrier(&self, barrier: Barrier) {

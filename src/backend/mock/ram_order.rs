@@ -114,7 +114,12 @@ pub(super) fn device_order_with_ram(mocks: &[&MockIo], seed: u64) -> Vec<Deliver
             }
             Event::Access(access) if access.dir == Dir::Write => {
                 let j = stores.len();
-                let class = Class::of(mocks[i].caching);
+                // A direct store is weakly ordered like a write-combining one, on any mapping.
+                let class = if access.direct {
+                    Class::WriteCombining
+                } else {
+                    Class::of(mocks[i].caching)
+                };
                 let cut = CLASSES.map(|e| {
                     if in_order_without_barrier(arch, e, class) {
                         j

@@ -21,8 +21,9 @@ use crate::order::instructions;
 ///   aarch64 `dsb`/`dmb` of a store or full kind; riscv a `fence` with `o` on both sides; x86
 ///   `sfence`/`mfence`). Writes of an earlier window reach the device before any write of a
 ///   later one.
-/// - Inside a window, writes to **write-combining** mocks may reach the device in any order,
-///   relative to each other and to uncached writes.
+/// - Inside a window, writes to **write-combining** mocks, and 64-byte direct stores
+///   ([`Access::direct`]) to any mock, may reach the device in any order, relative to each
+///   other and to uncached writes.
 /// - Writes to **uncached** mocks keep program order among themselves on every simulated arch:
 ///   x86 UC, aarch64 Device-nGnRE ("non-reordering"), powerpc caching-inhibited guarded storage
 ///   and riscv I/O regions (strongly ordered per the platform spec) all deliver a CPU's stores
@@ -129,7 +130,7 @@ pub fn device_order(mocks: &[&MockIo], seed: u64) -> Vec<Delivery> {
         let mut wc: Vec<Delivery> = Vec::new();
         let mut uc: std::collections::VecDeque<Delivery> = Default::default();
         for d in &all[start..end] {
-            if mocks[d.mock].caching == Caching::WriteCombining {
+            if mocks[d.mock].caching == Caching::WriteCombining || d.access.direct {
                 wc.push(*d);
             } else {
                 uc.push_back(*d);
