@@ -17,7 +17,8 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The wide-access features this CPU has, as detected at run time (empty off x86_64).
+/// The wide-access features this CPU has, as detected at run time (empty off x86_64;
+/// MOVDIR64B by the crate's own detection, [`iomem::backend::has_movdir64b`]).
 pub fn features() -> Vec<&'static str> {
     #[allow(unused_mut)]
     let mut f = Vec::new();
@@ -29,16 +30,7 @@ pub fn features() -> Vec<&'static str> {
         if std::is_x86_feature_detected!("avx512f") {
             f.push("AVX-512F");
         }
-        // CPUID.(EAX=07H, ECX=0):ECX bit 28 is MOVDIR64B; leaf 7 exists if leaf 0 reports it.
-        // (`__cpuid` is a safe function on newer compilers, an `unsafe fn` on the MSRV.)
-        #[allow(unused_unsafe)]
-        // SAFETY: `cpuid` is available on every x86_64 CPU and only reads identification
-        // registers; leaf 7 is asked for only when the maximum basic leaf (leaf 0, EAX) is ≥ 7.
-        let has_movdir64b = unsafe {
-            core::arch::x86_64::__cpuid(0).eax >= 7
-                && core::arch::x86_64::__cpuid_count(7, 0).ecx & (1 << 28) != 0
-        };
-        if has_movdir64b {
+        if iomem::backend::has_movdir64b() {
             f.push("MOVDIR64B");
         }
     }

@@ -17,6 +17,7 @@ mod dma;
 mod header;
 mod nvme;
 mod ram;
+mod sqe;
 mod svg;
 
 /// One result row. `ratio` is relative to the section's reference variant in the same run.
@@ -67,7 +68,7 @@ fn main() {
                 Some(name) => only = Some(name.clone()),
                 None => {
                     eprintln!(
-                        "report: --only takes a section name (copy, barrier, alloc, dma, nvme)"
+                        "report: --only takes a section name (copy, barrier, alloc, dma, nvme, sqe)"
                     );
                     std::process::exit(2);
                 }
@@ -80,7 +81,9 @@ fn main() {
                 }
             },
             "-h" | "--help" => {
-                println!("usage: report [--csv] [--quick] [--only copy|barrier|alloc|dma|nvme]");
+                println!(
+                    "usage: report [--csv] [--quick] [--only copy|barrier|alloc|dma|nvme|sqe]"
+                );
                 return;
             }
             other => {
@@ -92,12 +95,13 @@ fn main() {
         }
     }
     let opts = Opts { quick };
-    let sections: [(&str, Section); 5] = [
+    let sections: [(&str, Section); 6] = [
         ("copy", copy::run),
         ("barrier", barrier::run),
         ("alloc", alloc::run),
         ("dma", dma::run),
         ("nvme", nvme::run),
+        ("sqe", sqe::run),
     ];
     // The header goes to stderr with CSV (keeps the CSV clean).
     for l in header::lines() {
@@ -113,7 +117,7 @@ fn main() {
     let mut all = Vec::new();
     if let Some(o) = &only {
         if !sections.iter().any(|(n, _)| n == o) {
-            eprintln!("report: no section {o:?} (copy, barrier, alloc, dma, nvme)");
+            eprintln!("report: no section {o:?} (copy, barrier, alloc, dma, nvme, sqe)");
             std::process::exit(2);
         }
     }

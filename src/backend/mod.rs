@@ -131,6 +131,25 @@ type W128Inner = core::arch::aarch64::uint8x16_t;
 /// [`W128`] exists.
 pub const HAS_W128: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
 
+/// The widest access this build of the crate makes without a call into code compiled for more
+/// vector features: 64 bytes where AVX-512F is enabled at build time (`-C target-cpu=…` or
+/// `-C target-feature=+avx512f`, with rustc 1.89 or newer), 32 where AVX is, 16 where
+/// [`HAS_W128`], else 8. Short memory-like copies whose width is at most this run inline;
+/// wider ones make one call into code compiled for their width.
+pub const INLINE_WIDTH: usize = if cfg!(all(
+    target_arch = "x86_64",
+    iomem_avx512,
+    target_feature = "avx512f"
+)) {
+    64
+} else if cfg!(all(target_arch = "x86_64", target_feature = "avx")) {
+    32
+} else if HAS_W128 {
+    16
+} else {
+    8
+};
+
 /// A 16-byte vector register's worth of data, moved as one access. Exists only where
 /// [`HAS_W128`] is true; elsewhere the widest access is 8 bytes.
 // Transparent over the vector type, so a volatile access of a `W128` is a volatile access of the

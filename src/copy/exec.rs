@@ -7,7 +7,7 @@ use crate::backend::W128;
 use crate::backend::W256;
 #[cfg(all(target_arch = "x86_64", iomem_avx512))]
 use crate::backend::W512;
-use crate::backend::{Backend, Word};
+use crate::backend::{Backend, Word, INLINE_WIDTH};
 use crate::order::Barrier;
 
 /// What an executed plan moves, and where from or to.
@@ -25,7 +25,7 @@ pub(crate) enum Transfer {
 ///
 /// The device side is always one [`Backend`] access of the planned width; the memory side uses
 /// plain (unaligned) loads and stores, which the compiler is free to shape as it likes.
-trait Direction: Copy {
+pub(super) trait Direction: Copy {
     /// One access of `W` at device offset `off`, `pos` bytes into the memory side.
     ///
     /// # Safety
@@ -44,20 +44,20 @@ trait Direction: Copy {
 
 /// Device ← memory.
 #[derive(Clone, Copy)]
-struct ToIo(*const u8);
+pub(super) struct ToIoOp(pub(super) *const u8);
 /// Memory ← device.
 #[derive(Clone, Copy)]
-struct FromIo(*mut u8);
+pub(super) struct FromIoOp(pub(super) *mut u8);
 /// Device ← a repeated byte.
 #[derive(Clone, Copy)]
-struct Fill(u8);
+pub(super) struct FillOp(pub(super) u8);
 
 /// Accesses per unrolled step of a body: eight, so a 16-byte body moves two cache lines per
 /// step. Volatile accesses are never merged or reordered among themselves; unrolling only
 /// removes loop overhead and lets the memory-side loads of a step issue before its stores.
 const UNROLL: usize = 8;
 
-impl Direction for ToIo {
+impl Direction for ToIoOp {
     #[inline(always)]
     unsafe fn one<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, pos: usize) {
         // SAFETY: the caller guarantees `src + pos` is readable for W::WIDTH bytes and the device
@@ -101,7 +101,7 @@ impl Direction for ToIo {
     }
 }
 
-impl Direction for FromIo {
+impl Direction for FromIoOp {
     #[inline(always)]
     unsafe fn one<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, pos: usize) {
         // SAFETY: the caller guarantees `dst + pos` is writable for W::WIDTH bytes and the device
@@ -193,7 +193,7 @@ unsafe fn store_step<W: Word>(v: [W; UNROLL], d: *mut u8) {
     }
 }
 
-impl Direction for Fill {
+impl Direction for FillOp {
     #[inline(always)]
     unsafe fn one<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, _pos: usize) {
         // SAFETY: the caller guarantees the device access is aligned and in bounds.
@@ -295,6 +295,8 @@ unsafe fn dispatch<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O)
     // AVX (AVX-512F), by the memory-like policy.
     unsafe {
         match plan.body_width {
+            // Widths this build makes inline (every short copy's): no call.
+            w if w <= INLINE_WIDTH => run(b, plan, op),
             #[cfg(all(target_arch = "x86_64", iomem_avx512))]
             64 if plan.body_count != 0 => run_w512(b, plan, op),
             #[cfg(target_arch = "x86_64")]
@@ -405,12 +407,12 @@ pub(crate) unsafe fn execute<B: Backend + ?Sized>(
     // SAFETY: forwarded contract.
     unsafe {
         match (transfer, each) {
-            (Transfer::ToIo(src), None) => dispatch(b, plan, ToIo(src)),
-            (Transfer::FromIo(dst), None) => dispatch(b, plan, FromIo(dst)),
-            (Transfer::Fill(byte), None) => dispatch(b, plan, Fill(byte)),
-            (Transfer::ToIo(src), Some(x)) => run_each(b, plan, ToIo(src), x),
-            (Transfer::FromIo(dst), Some(x)) => run_each(b, plan, FromIo(dst), x),
-            (Transfer::Fill(byte), Some(x)) => run_each(b, plan, Fill(byte), x),
+            (Transfer::ToIo(src), None) => dispatch(b, plan, ToIoOp(src)),
+            (Transfer::FromIo(dst), None) => dispatch(b, plan, FromIoOp(dst)),
+            (Transfer::Fill(byte), None) => dispatch(b, plan, FillOp(byte)),
+            (Transfer::ToIo(src), Some(x)) => run_each(b, plan, ToIoOp(src), x),
+            (Transfer::FromIo(dst), Some(x)) => run_each(b, plan, FromIoOp(dst), x),
+            (Transfer::Fill(byte), Some(x)) => run_each(b, plan, FillOp(byte), x),
         }
     }
 }

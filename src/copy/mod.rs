@@ -40,10 +40,12 @@ use crate::error::{Error, Result};
 mod exec;
 pub mod kernel;
 mod plan;
+mod short;
 
 pub(crate) use exec::{execute, Transfer};
 pub use kernel::{plan_bulk, Bulk};
 pub use plan::{plan, Plan, Step};
+pub(crate) use short::execute_short;
 
 /// The widest single access a copy may make.
 ///
@@ -67,6 +69,10 @@ pub struct WidthPolicy {
     max: u8,
     kind: Kind,
 }
+
+/// The longest memory-like copy that runs on the short path (a few NVMe commands): planned and
+/// executed in one pass, with no [`Plan`] built.
+pub const SHORT_COPY: usize = 256;
 
 /// The three classes of [`WidthPolicy`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -101,6 +101,35 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
         }
     }
 
+    /// Runs a short memory-like copy inline if `self` qualifies — memory-like policy, at most
+    /// [`SHORT_COPY`](crate::copy::SHORT_COPY) bytes, no barrier between accesses — and says
+    /// whether it did (else the caller plans it). The accesses are those of the plan.
+    ///
+    /// # Safety
+    /// As for [`run_plan`](Self::run_plan), for this handle's whole range.
+    #[inline(always)]
+    pub(crate) unsafe fn try_run_short(&self, op: Op, transfer: Transfer) -> bool {
+        if !self.policy.is_memory_like() || self.len > crate::copy::SHORT_COPY {
+            return false;
+        }
+        let pl = self.placement(op, Ordered::Yes);
+        if pl.each.is_some() {
+            return false;
+        }
+        if let Some(b) = pl.before {
+            self.backend.barrier(b);
+        }
+        let max = self.policy.max_width();
+        // SAFETY: the caller's contract puts the range in bounds and the memory side valid;
+        // the policy is clamped to the backend's base alignment (the handle's invariant), and
+        // a memory-like width is one the CPU has.
+        unsafe { copy::execute_short(self.backend, self.offset, self.len, max, transfer) };
+        if let Some(b) = pl.after {
+            self.backend.barrier(b);
+        }
+        true
+    }
+
     /// Checks a single access of `width` at `off`: in range and naturally aligned — relative to
     /// the mapping, and in the address space, which needs `width <= backend.base_align()`.
     #[inline(always)]

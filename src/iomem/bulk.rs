@@ -1,4 +1,8 @@
 //! Bulk copies between RAM and device memory: `memcpy_toio`, `memcpy_fromio`, `memset_io`.
+//!
+//! Each is a small inline entry — the length check and, for a short memory-like copy, the
+//! copy itself ([`IoMem::try_run_short`]) — and an out-of-line planned path, so a short copy
+//! does not pay for the planned path's stack frame.
 
 use super::IoMem;
 use crate::backend::Backend;
@@ -11,6 +15,7 @@ use crate::order::Op;
 /// The device sees the accesses of `dst`'s [`WidthPolicy`](crate::WidthPolicy) — by default the
 /// kernel's own `memcpy_toio` for the backend's architecture ([`copy::kernel`](crate::copy::kernel))
 /// — with the barriers of `dst`'s [`Strategy`](crate::Strategy) around them.
+#[inline]
 pub fn memcpy_toio<B: Backend>(dst: &IoMem<'_, [u8], B>, src: &[u8]) -> Result<()> {
     if dst.len != src.len() {
         return Err(Error::LengthMismatch {
@@ -18,21 +23,17 @@ pub fn memcpy_toio<B: Backend>(dst: &IoMem<'_, [u8], B>, src: &[u8]) -> Result<(
             buf_len: src.len(),
         });
     }
-    let arch = dst.backend.arch();
-    let plan = plan_bulk(
-        dst.policy,
-        arch,
-        Bulk::ToIo,
-        dst.offset,
-        dst.len,
-        src.as_ptr() as usize,
-    )?;
+    let transfer = Transfer::ToIo(src.as_ptr());
     // SAFETY: by the type invariant `dst`'s range is in bounds; `src` is valid for `dst.len`.
-    unsafe { dst.run_plan(Op::CopyTo, &plan, Transfer::ToIo(src.as_ptr()), None) };
-    Ok(())
+    if unsafe { dst.try_run_short(Op::CopyTo, transfer) } {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    unsafe { planned(dst, Op::CopyTo, Bulk::ToIo, transfer, src.as_ptr() as usize) }
 }
 
 /// Copies device memory into `dst` (Linux `memcpy_fromio`). `dst.len()` must equal `src.len()`.
+#[inline]
 pub fn memcpy_fromio<B: Backend>(dst: &mut [u8], src: &IoMem<'_, [u8], B>) -> Result<()> {
     if dst.len() != src.len {
         return Err(Error::LengthMismatch {
@@ -40,27 +41,46 @@ pub fn memcpy_fromio<B: Backend>(dst: &mut [u8], src: &IoMem<'_, [u8], B>) -> Re
             buf_len: dst.len(),
         });
     }
-    let arch = src.backend.arch();
     let ram = dst.as_mut_ptr();
-    let plan = plan_bulk(
-        src.policy,
-        arch,
-        Bulk::FromIo,
-        src.offset,
-        src.len,
-        ram as usize,
-    )?;
+    let transfer = Transfer::FromIo(ram);
     // SAFETY: by the type invariant `src`'s range is in bounds; `dst` is valid for `src.len`.
-    unsafe { src.run_plan(Op::CopyFrom, &plan, Transfer::FromIo(ram), None) };
-    Ok(())
+    if unsafe { src.try_run_short(Op::CopyFrom, transfer) } {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    unsafe { planned(src, Op::CopyFrom, Bulk::FromIo, transfer, ram as usize) }
 }
 
 /// Sets every byte of `dst` to `byte` (Linux `memset_io`).
+#[inline]
 pub fn memset_io<B: Backend>(dst: &IoMem<'_, [u8], B>, byte: u8) -> Result<()> {
-    let arch = dst.backend.arch();
-    let plan = plan_bulk(dst.policy, arch, Bulk::Set, dst.offset, dst.len, 0)?;
+    let transfer = Transfer::Fill(byte);
     // SAFETY: by the type invariant `dst`'s range is in bounds; a fill reads no memory.
-    unsafe { dst.run_plan(Op::CopyTo, &plan, Transfer::Fill(byte), None) };
+    if unsafe { dst.try_run_short(Op::CopyTo, transfer) } {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    unsafe { planned(dst, Op::CopyTo, Bulk::Set, transfer, 0) }
+}
+
+/// Plans `bulk` over all of `io` and runs it (the path of every copy that is not short).
+///
+/// # Safety
+/// The memory side of `transfer` is valid for `io.len` bytes; `ram` is its address (0 for a
+/// fill).
+#[inline(never)]
+unsafe fn planned<B: Backend>(
+    io: &IoMem<'_, [u8], B>,
+    op: Op,
+    bulk: Bulk,
+    transfer: Transfer,
+    ram: usize,
+) -> Result<()> {
+    let arch = io.backend.arch();
+    let plan = plan_bulk(io.policy, arch, bulk, io.offset, io.len, ram)?;
+    // SAFETY: by the type invariant `io`'s range is in bounds; the caller guarantees the memory
+    // side.
+    unsafe { io.run_plan(op, &plan, transfer, None) };
     Ok(())
 }
 

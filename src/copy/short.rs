@@ -1,0 +1,202 @@
+//! Short memory-like copies (at most [`SHORT_COPY`](super::SHORT_COPY) bytes: a few NVMe
+//! commands), planned and executed in one pass, inline.
+//!
+//! A short copy's cost is its fixed overhead, not its bytes: building a [`Plan`](super::Plan),
+//! matching on it and calling into code compiled for wider vectors cost more than the handful
+//! of accesses. Here the greedy plan is walked directly — narrowing accesses up to alignment,
+//! a tight loop of `max`-wide ones, narrowing ones to the end — with widths of at most
+//! [`INLINE_WIDTH`](crate::backend::INLINE_WIDTH), so no access needs a call. The accesses are
+//! exactly those of [`plan`](super::plan) for the same range and width (the tests compare the
+//! traces).
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use crate::backend::W128;
+#[cfg(target_arch = "x86_64")]
+use crate::backend::W256;
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+use crate::backend::W512;
+use crate::backend::{Backend, Word, INLINE_WIDTH};
+
+/// The word of [`INLINE_WIDTH`].
+#[cfg(all(target_arch = "x86_64", iomem_avx512, target_feature = "avx512f"))]
+type InlineWord = W512;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx",
+    not(all(iomem_avx512, target_feature = "avx512f"))
+))]
+type InlineWord = W256;
+#[cfg(any(
+    all(target_arch = "x86_64", not(target_feature = "avx")),
+    target_arch = "aarch64"
+))]
+type InlineWord = W128;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+type InlineWord = u64;
+static_assertions::const_assert_eq!(<InlineWord as Word>::WIDTH, INLINE_WIDTH);
+
+use super::exec::{Direction, FillOp, FromIoOp, ToIoOp};
+use super::Transfer;
+
+/// The greedy accesses of `[off, off + len)` with widths up to `M::WIDTH`, in direction `op`:
+/// narrowing accesses up to `M`-alignment (ascending; if one does not fit, the tail takes
+/// over), `M`-wide ones while they fit, then narrowing ones (largest first). Every width test
+/// against `M` is a constant.
+///
+/// # Safety
+/// The range is in bounds of `b`; `M::WIDTH <= INLINE_WIDTH` and `M::WIDTH <= b.base_align()`;
+/// the memory side is valid for `len` bytes.
+#[inline(always)]
+#[allow(unused_assignments)] // the last tail step advances `at` past its final use
+unsafe fn walk<B: Backend + ?Sized, M: Word, O: Direction>(b: &B, off: usize, len: usize, op: O) {
+    let end = off + len;
+    let mut at = off;
+    if (off | len) % M::WIDTH == 0 {
+        // Aligned start and whole words (a command, an aligned buffer): the body alone.
+        while at < end {
+            // SAFETY: `at` is `M`-aligned and `M::WIDTH` bytes remain (`len` is a multiple).
+            unsafe { op.one::<B, M>(b, at, at - off) };
+            at += M::WIDTH;
+        }
+        return;
+    }
+    // Head: one access per set low bit of `at`, smallest first, while it fits.
+    macro_rules! head {
+        ($done:lifetime, $t:ty) => {
+            let w = <$t as Word>::WIDTH;
+            if w < M::WIDTH && at & w != 0 {
+                if end - at < w {
+                    break $done;
+                }
+                // SAFETY: `at` has bit `w` as its lowest set bit (the smaller ones were
+                // cleared before), so it is `w`-aligned, and `w` bytes remain.
+                unsafe { op.one::<B, $t>(b, at, at - off) };
+                at += w;
+            }
+        };
+    }
+    #[allow(clippy::never_loop)]
+    'head: loop {
+        head!('head, u8);
+        head!('head, u16);
+        head!('head, u32);
+        head!('head, u64);
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        head!('head, W128);
+        #[cfg(target_arch = "x86_64")]
+        head!('head, W256);
+        // Body: `M`-aligned here, `M`-wide accesses while they fit.
+        while end - at >= M::WIDTH {
+            // SAFETY: `at` is `M`-aligned and `M::WIDTH` bytes remain.
+            unsafe { op.one::<B, M>(b, at, at - off) };
+            at += M::WIDTH;
+        }
+        break;
+    }
+    // Tail: fewer than `M::WIDTH` bytes remain and `at` is aligned to every smaller width.
+    macro_rules! tail {
+        ($t:ty) => {
+            let w = <$t as Word>::WIDTH;
+            if w < M::WIDTH && end - at >= w {
+                // SAFETY: `at` is `w`-aligned (see above) and `w` bytes remain.
+                unsafe { op.one::<B, $t>(b, at, at - off) };
+                at += w;
+            }
+        };
+    }
+    #[cfg(target_arch = "x86_64")]
+    tail!(W256);
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    tail!(W128);
+    tail!(u64);
+    tail!(u32);
+    tail!(u16);
+    tail!(u8);
+}
+
+/// [`walk`] with 32-byte accesses, compiled for AVX (one call per short copy).
+///
+/// # Safety
+/// As for [`walk`], and the CPU has AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline(never)]
+unsafe fn walk_w256<B: Backend + ?Sized, O: Direction>(b: &B, off: usize, len: usize, op: O) {
+    // SAFETY: forwarded contract.
+    unsafe { walk::<B, W256, O>(b, off, len, op) }
+}
+
+/// [`walk`] with 64-byte accesses, compiled for AVX-512F (one call per short copy).
+///
+/// # Safety
+/// As for [`walk`], and the CPU has AVX-512F.
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+#[target_feature(enable = "avx512f")]
+#[inline(never)]
+unsafe fn walk_w512<B: Backend + ?Sized, O: Direction>(b: &B, off: usize, len: usize, op: O) {
+    // SAFETY: forwarded contract.
+    unsafe { walk::<B, W512, O>(b, off, len, op) }
+}
+
+/// [`walk`] with the widest access `max`: inline up to [`INLINE_WIDTH`], else one call into
+/// code compiled for `max`.
+///
+/// # Safety
+/// As for [`walk`], with `max` for `M::WIDTH` (a power of two the CPU has, ≤ the backend's
+/// base alignment).
+#[inline(always)]
+unsafe fn walk_max<B: Backend + ?Sized, O: Direction>(
+    b: &B,
+    off: usize,
+    len: usize,
+    max: usize,
+    op: O,
+) {
+    // SAFETY: forwarded contract; each arm's `M` is `max` wide.
+    unsafe {
+        // The usual width first, as a plain branch rather than a jump table.
+        if max == INLINE_WIDTH {
+            return walk::<B, InlineWord, O>(b, off, len, op);
+        }
+        match max {
+            #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+            64 if INLINE_WIDTH < 64 => walk_w512(b, off, len, op),
+            #[cfg(target_arch = "x86_64")]
+            32 if INLINE_WIDTH < 32 => walk_w256(b, off, len, op),
+            1 => walk::<B, u8, O>(b, off, len, op),
+            2 => walk::<B, u16, O>(b, off, len, op),
+            4 => walk::<B, u32, O>(b, off, len, op),
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+            16 => walk::<B, W128, O>(b, off, len, op),
+            #[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
+            32 => walk::<B, W256, O>(b, off, len, op),
+            #[cfg(all(target_arch = "x86_64", iomem_avx512, target_feature = "avx512f"))]
+            64 => walk::<B, W512, O>(b, off, len, op),
+            // 8, and (never asked for) anything wider than this build has inline: at most 8.
+            _ => walk::<B, u64, O>(b, off, len, op),
+        }
+    }
+}
+
+/// Executes the short copy `transfer` on `[off, off + len)` with accesses up to `max`, without
+/// barriers.
+///
+/// # Safety
+/// As for [`walk_max`].
+#[inline(always)]
+pub(crate) unsafe fn execute_short<B: Backend + ?Sized>(
+    b: &B,
+    off: usize,
+    len: usize,
+    max: usize,
+    transfer: Transfer,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        match transfer {
+            Transfer::ToIo(src) => walk_max(b, off, len, max, ToIoOp(src)),
+            Transfer::FromIo(dst) => walk_max(b, off, len, max, FromIoOp(dst)),
+            Transfer::Fill(byte) => walk_max(b, off, len, max, FillOp(byte)),
+        }
+    }
+}
