@@ -45,7 +45,7 @@ ld16  x86_64  ^v?mov\w*\s+xmm\d+,\s*xmmword ptr \[(?!rsp|rbp|rip)
 st32  x86_64  ^v?mov\w*\s+ymmword ptr \[(?!rsp|rbp|rip)
 ld32  x86_64  ^v?mov\w*\s+ymm\d+,\s*ymmword ptr \[(?!rsp|rbp|rip)
 st64  x86_64  ^(v?mov\w*\s+zmmword ptr \[(?!rsp|rbp|rip)|movdir64b\s)
-stany x86_64  ^(?!cmp|test|bt\s|prefetch|nop|clflush)\w+\s+(byte|word|dword|qword|xmmword|ymmword|zmmword) ptr \[(?!rsp|rbp|rip)
+stany x86_64  ^(lock\s+)?(?!cmp|test|bt\s|v?u?comi|v?ptest|prefetch|nop|clflush|call|jmp)\w+\s+(byte|word|dword|qword|xmmword|ymmword|zmmword) ptr \[(?!rsp|rbp|rip)
 st16  aarch64 ^(str|stur)\s+q\d+,\s*\[(?!sp|x29)
 ld16  aarch64 ^(ldr|ldur)\s+q\d+,\s*\[(?!sp|x29)
 stany aarch64 ^st\w*\s+.*\[(?!sp|x29)
@@ -191,7 +191,8 @@ with open(dis) as f:
         if cur is None or not m:
             continue
         text = m.group(1)
-        text = re.sub(r"\s+(#|//).*$", "", text)
+        # Comments: `# <addr>` in Intel syntax, `// =..` on aarch64 (whose `#` starts an immediate).
+        text = re.sub(r"\s+#.*$" if arch == "x86_64" else r"\s+//.*$", "", text)
         text = " ".join(text.split())
         if not text or text in ("int3", "nop", "udf #0") or text.startswith("nop "):
             continue
