@@ -4,15 +4,14 @@
 # cannot see this: a 16-byte `memset_io` whose value went through a `u128` once compiled to two
 # 8-byte stores, and every test still passed.
 #
-#   bash .ci/disasm.sh            build, run and check the probe for x86_64 and aarch64
-#   bash .ci/disasm.sh x86_64     one architecture (x86_64 | aarch64)
+#   bash .ci/disasm.sh                 build, run and check the probe: all three builds
+#   bash .ci/disasm.sh BUILD...        some: x86_64 (host rustc), x86_64-msrv, aarch64 (rustc 1.85)
 #
 # The probe binary (.ci/disasm/probe.rs, example `disasm_probe`) exports one `disasm_*` function
-# per access through the crate's public API. It is built in release mode for the host (x86_64,
-# the host rustc) and for aarch64-unknown-linux-gnu (the MSRV toolchain of the cross-architecture
-# tests: .ci/xarch/cross-test.sh --fetch-only installs the linker and qemu-user and unpacks
-# Debian's rustc 1.85 with the aarch64 standard library), run (aarch64 under qemu-user), and
-# disassembled with llvm-objdump. For each probe, the instructions of the probe and of every
+# per access through the crate's public API. It is built in release mode for x86_64 with the
+# host rustc, and for x86_64 and aarch64-unknown-linux-gnu with the MSRV compiler of the
+# cross-architecture tests (Debian's rustc 1.85, set up by .ci/xarch/cross-test.sh
+# --fetch-only), run (aarch64 under qemu-user), and disassembled with llvm-objdump. For each probe, the instructions of the probe and of every
 # function of the crate it reaches by direct calls are matched against the table below.
 #
 # Environment: CARGO_TARGET_DIR (the x86_64 build), XARCH_TARGET_DIR (the aarch64 build, default
@@ -89,10 +88,10 @@ selftest_split_w128  aarch64 st16   1      xfail
 selftest_split_w128  aarch64 stany  1      xfail
 '
 
-ARCHES=("$@")
-[ ${#ARCHES[@]} -gt 0 ] || ARCHES=(x86_64 aarch64)
-for a in "${ARCHES[@]}"; do
-    case "$a" in x86_64 | aarch64) ;; *) die "unknown architecture $a (x86_64 | aarch64)" ;; esac
+BUILDS=("$@")
+[ ${#BUILDS[@]} -gt 0 ] || BUILDS=(x86_64 x86_64-msrv aarch64)
+for b in "${BUILDS[@]}"; do
+    case "$b" in x86_64 | x86_64-msrv | aarch64) ;; *) die "unknown build $b (x86_64 | x86_64-msrv | aarch64)" ;; esac
 done
 
 command -v python3 >/dev/null || need_pkgs python3 || die "python3 is missing"
@@ -110,64 +109,80 @@ OBJDUMP=$(find_objdump) || { need_pkgs llvm-14 && OBJDUMP=$(find_objdump); } ||
     die "no llvm-objdump (apt-get install llvm-14, or set LLVM_OBJDUMP)"
 mkdir -p "$OUT"
 
-# Builds the probe for $1 and prints the binary's path; runs it (aarch64 under qemu-user).
+# The MSRV compiler of the cross-architecture tests (prints the rustc wrapper's path):
+# .ci/xarch/cross-test.sh --fetch-only installs gcc-aarch64-linux-gnu, the target C library and
+# qemu-user-static if missing, and unpacks Debian's rustc 1.85 with the x86_64 and aarch64
+# standard libraries (cached; a rerun downloads nothing).
+msrv_rustc() {
+    local cache tc
+    bash "$ROOT/.ci/xarch/cross-test.sh" --fetch-only aarch64-unknown-linux-gnu >"$OUT/toolchain.log" 2>&1 ||
+        { cat "$OUT/toolchain.log" >&2; die "MSRV toolchain setup failed (.ci/xarch/cross-test.sh --fetch-only)"; }
+    # The cache directory cross-test.sh chose (it keeps only the current toolchain there).
+    if [ -n "${XARCH_CACHE:-}" ]; then
+        cache=$XARCH_CACHE
+    elif [ -w /var/cache/iomem-xarch ]; then
+        cache=/var/cache/iomem-xarch
+    else
+        cache=$ROOT/target/xarch-toolchain
+    fi
+    for tc in "$cache"/toolchain-*; do
+        if [ -f "$tc/.complete" ] && [ -x "$tc/bin-wrap/rustc" ]; then
+            echo "$tc/bin-wrap/rustc"
+            return 0
+        fi
+    done
+    die "no rustc wrapper under $cache (see $OUT/toolchain.log)"
+}
+
+# Builds the probe for build $1 (x86_64: host rustc; x86_64-msrv, aarch64: rustc 1.85), runs it
+# (aarch64 under qemu-user) and prints the binary's path.
 build() {
-    local arch=$1 bin log
-    log=$OUT/build-$arch.log
-    case "$arch" in
+    local b=$1 bin log wrap t xdir
+    log=$OUT/build-$b.log
+    case "$b" in
     x86_64)
         # Cargo's usual target directory: CI's release build of the report example shares it.
         (cd "$ROOT" && cargo build --locked --release --example disasm_probe) \
-            >"$log" 2>&1 || { tail -n 30 "$log" >&2; die "x86_64 build failed (see $log)"; }
+            >"$log" 2>&1 || { tail -n 30 "$log" >&2; die "$b build failed (see $log)"; }
         bin=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/disasm_probe
-        "$bin" >"$OUT/run-$arch.log" 2>&1 || { cat "$OUT/run-$arch.log" >&2; die "x86_64 probe binary failed"; }
+        "$bin" >"$OUT/run-$b.log" 2>&1 || { cat "$OUT/run-$b.log" >&2; die "$b probe binary failed"; }
         ;;
-    aarch64)
-        local t=aarch64-unknown-linux-gnu tc wrap cache xdir
-        # The cross-architecture tests' toolchain: installs gcc-aarch64-linux-gnu, the target C
-        # library and qemu-user-static if missing, and unpacks trixie's rustc 1.85 with the
-        # aarch64 standard library (cached; nothing is downloaded on a rerun).
-        bash "$ROOT/.ci/xarch/cross-test.sh" --fetch-only "$t" >"$OUT/toolchain.log" 2>&1 ||
-            { cat "$OUT/toolchain.log" >&2; die "aarch64 toolchain setup failed"; }
-        # The same cache directory cross-test.sh chose (it keeps only the current toolchain).
-        if [ -n "${XARCH_CACHE:-}" ]; then
-            cache=$XARCH_CACHE
-        elif [ -w /var/cache/iomem-xarch ]; then
-            cache=/var/cache/iomem-xarch
-        else
-            cache=$ROOT/target/xarch-toolchain
-        fi
-        tc=$(ls -d "$cache"/toolchain-*/ 2>/dev/null | head -1)
-        wrap=${tc%/}/bin-wrap/rustc
-        [ -x "$wrap" ] || die "no rustc wrapper under $cache (see $OUT/toolchain.log)"
+    x86_64-msrv | aarch64)
+        wrap=$(msrv_rustc) || exit 2
+        if [ "$b" = aarch64 ]; then t=aarch64-unknown-linux-gnu; else t=x86_64-unknown-linux-gnu; fi
         # The cross-architecture tests' target directory (same compiler, shared dependencies).
         xdir=${XARCH_TARGET_DIR:-$ROOT/target/xarch}
         (cd "$ROOT" && env RUSTC="$wrap" CARGO_TARGET_DIR="$xdir" \
             CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
             cargo build --locked --release --example disasm_probe --target "$t") \
-            >"$log" 2>&1 || { tail -n 30 "$log" >&2; die "aarch64 build failed (see $log)"; }
+            >"$log" 2>&1 || { tail -n 30 "$log" >&2; die "$b build failed (see $log)"; }
         bin=$xdir/$t/release/examples/disasm_probe
-        qemu-aarch64-static -L /usr/aarch64-linux-gnu "$bin" >"$OUT/run-$arch.log" 2>&1 ||
-            { cat "$OUT/run-$arch.log" >&2; die "aarch64 probe binary failed under qemu-user"; }
+        if [ "$b" = aarch64 ]; then
+            qemu-aarch64-static -L /usr/aarch64-linux-gnu "$bin" >"$OUT/run-$b.log" 2>&1 ||
+                { cat "$OUT/run-$b.log" >&2; die "$b probe binary failed under qemu-user"; }
+        else
+            "$bin" >"$OUT/run-$b.log" 2>&1 || { cat "$OUT/run-$b.log" >&2; die "$b probe binary failed"; }
+        fi
         ;;
     esac
     echo "$bin"
 }
 
 status=0
-for arch in "${ARCHES[@]}"; do
+for b in "${BUILDS[@]}"; do
     s=$SECONDS
-    bin=$(build "$arch") || exit 2
-    echo "disasm: $arch: built and ran $(tail -n 1 "$OUT/run-$arch.log" | sed 's/^disasm_probe: //') ($((SECONDS - s)) s)"
-    dis=$OUT/$arch.dis
+    bin=$(build "$b") || exit 2
+    arch=${b%-msrv}
+    echo "disasm: $b: $(tail -n 1 "$OUT/run-$b.log" | sed 's/^disasm_probe: //') ($((SECONDS - s)) s to build and run)"
+    dis=$OUT/$b.dis
     x86=()
     [ "$arch" != x86_64 ] || x86=(-M intel)
     "$OBJDUMP" -d --no-show-raw-insn "${x86[@]}" "$bin" >"$dis" || die "$OBJDUMP failed on $bin"
     rc=0
-    python3 - "$arch" "$dis" "$CLASSES" "$TABLE" <<'PY' || rc=$?
+    python3 - "$arch" "$dis" "$CLASSES" "$TABLE" "$b" <<'PY' || rc=$?
 import re, sys
 
-arch, dis, classes_txt, table_txt = sys.argv[1:5]
+arch, dis, classes_txt, table_txt, label = sys.argv[1:6]
 
 classes = {}
 for line in classes_txt.splitlines():
@@ -231,14 +246,14 @@ for probe in order:
     want = rows[probe]
     xfail = any(x for _, _, x in want)
     if sym not in funcs:
-        print(f"FAIL {arch:<7} {probe:<20} symbol {sym} not in the binary (optimised away or renamed?)")
+        print(f"FAIL {label:<11} {probe:<20} symbol {sym} not in the binary (optimised away or renamed?)")
         fails += 1
         continue
     insns, nfn = tree(sym)
     good, parts, shown = True, [], []
     for cls, count, _ in want:
         if cls not in classes:
-            print(f"FAIL {arch:<7} {probe:<20} unknown class {cls} for {arch}")
+            print(f"FAIL {label:<11} {probe:<20} unknown class {cls} for {arch}")
             good = False
             continue
         hits = [i for i in insns if classes[cls].search(i)]
@@ -253,17 +268,17 @@ for probe in order:
     where = f"{nfn} fn" + ("s" if nfn > 1 else "")
     if xfail:
         if good:
-            print(f"FAIL {arch:<7} {probe:<20} self-test probe ACCEPTED, must be rejected: {' '.join(parts)} [{found}]")
+            print(f"FAIL {label:<11} {probe:<20} self-test probe ACCEPTED, must be rejected: {' '.join(parts)} [{found}]")
             fails += 1
         else:
-            print(f"ok   {arch:<7} {probe:<20} rejected as it must be: {' '.join(parts)} [{found}]")
+            print(f"ok   {label:<11} {probe:<20} rejected as it must be: {' '.join(parts)} [{found}]")
     elif good:
-        print(f"ok   {arch:<7} {probe:<20} {' '.join(parts)} ({where}) [{found}]")
+        print(f"ok   {label:<11} {probe:<20} {' '.join(parts)} ({where}) [{found}]")
     else:
-        print(f"FAIL {arch:<7} {probe:<20} {' '.join(parts)} ({where}) [{found}]")
+        print(f"FAIL {label:<11} {probe:<20} {' '.join(parts)} ({where}) [{found}]")
         fails += 1
 if not order:
-    print(f"FAIL {arch:<7} no table rows")
+    print(f"FAIL {label:<11} no table rows")
     fails += 1
 sys.exit(1 if fails else 0)
 PY
