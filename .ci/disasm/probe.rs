@@ -1,0 +1,231 @@
+//! Probes for the disassembly check (`.ci/disasm.sh`): each exported `disasm_*` function makes
+//! exactly one wide device access through the crate's public API, so its machine code shows how
+//! that access is compiled. `main` runs every probe once on a RAM buffer wrapped in [`Mmio`] and
+//! checks the bytes, so a probe the optimiser dropped or broke is caught at run time too.
+//!
+//! ```text
+//! cargo build --release --example disasm_probe && target/release/examples/disasm_probe
+//! ```
+//!
+//! 16-byte probes on x86_64 and aarch64 ([`W128`]); 32-byte probes on x86_64 ([`W256`], run only
+//! where [`has_w256`] is true). `disasm_selftest_split_w128` is the wrong shape on purpose (two
+//! 8-byte stores): the check must reject it.
+
+use std::hint::black_box;
+
+#[cfg(target_arch = "x86_64")]
+use iomem::backend::{has_w256, W256};
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use iomem::backend::{Backend, Word, W128};
+use iomem::{memcpy_fromio, memcpy_toio, memset_io, Caching, IoMem, Mmio, WidthPolicy};
+
+/// The 16-byte handle at offset 16 of `m`, memory-like, capped at 16 bytes: one access.
+#[inline(always)]
+fn handle16(m: &Mmio) -> iomem::Result<IoMem<'_, [u8]>> {
+    Ok(IoMem::new(m)
+        .subslice(16..32)?
+        .with_policy(WidthPolicy::MEMORY_LIKE.clamped(16)))
+}
+
+/// The 32-byte handle at offset 32 of `m`, memory-like: one access where the CPU has AVX.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn handle32(m: &Mmio) -> iomem::Result<IoMem<'_, [u8]>> {
+    Ok(IoMem::new(m)
+        .subslice(32..64)?
+        .with_policy(WidthPolicy::MEMORY_LIKE))
+}
+
+/// One 16-byte store of `v` at `off` through [`Backend::write`].
+///
+/// # Safety
+/// `off` is 16-aligned and `off + 16 <= m.size()`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[no_mangle]
+#[inline(never)]
+pub unsafe fn disasm_mmio_write_w128(m: &Mmio, off: usize, v: &W128) {
+    // SAFETY: the caller guarantees the access is aligned and in bounds; `Mmio::BASE_ALIGN` is 16.
+    unsafe { m.write::<W128>(off, *v) }
+}
+
+/// One 16-byte load at `off` through [`Backend::read`], stored to `out` (RAM).
+///
+/// # Safety
+/// As for [`disasm_mmio_write_w128`].
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[no_mangle]
+#[inline(never)]
+pub unsafe fn disasm_mmio_read_w128(m: &Mmio, off: usize, out: &mut W128) {
+    // SAFETY: as for `disasm_mmio_write_w128`.
+    *out = unsafe { m.read::<W128>(off) };
+}
+
+/// One 32-byte store of `*v` at `off` through [`Backend::write`].
+///
+/// # Safety
+/// As for [`disasm_mmio_write_w128`] with 32 for 16, `m.base_align() >= 32`, and
+/// [`has_w256`] is true.
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+#[inline(never)]
+pub unsafe fn disasm_mmio_write_w256(m: &Mmio, off: usize, v: &W256) {
+    // SAFETY: forwarded contract (aligned, in bounds, AVX present).
+    unsafe { m.write::<W256>(off, *v) }
+}
+
+/// One 32-byte load at `off` through [`Backend::read`], stored to `out` (RAM).
+///
+/// # Safety
+/// As for [`disasm_mmio_write_w256`].
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+#[inline(never)]
+pub unsafe fn disasm_mmio_read_w256(m: &Mmio, off: usize, out: &mut W256) {
+    // SAFETY: forwarded contract.
+    *out = unsafe { m.read::<W256>(off) };
+}
+
+/// `memset_io` of bytes 16..32 of `m` (at least 32 bytes long).
+#[no_mangle]
+#[inline(never)]
+pub fn disasm_memset_io_16(m: &Mmio, byte: u8) -> bool {
+    handle16(m).and_then(|io| memset_io(&io, byte)).is_ok()
+}
+
+/// `memcpy_toio` of `src` into bytes 16..32 of `m`.
+#[no_mangle]
+#[inline(never)]
+pub fn disasm_memcpy_toio_16(m: &Mmio, src: &[u8; 16]) -> bool {
+    handle16(m).and_then(|io| memcpy_toio(&io, src)).is_ok()
+}
+
+/// `memcpy_fromio` of bytes 16..32 of `m` into `dst`.
+#[no_mangle]
+#[inline(never)]
+pub fn disasm_memcpy_fromio_16(m: &Mmio, dst: &mut [u8; 16]) -> bool {
+    handle16(m).and_then(|io| memcpy_fromio(dst, &io)).is_ok()
+}
+
+/// `memset_io` of bytes 32..64 of `m` (at least 64 bytes long, 32-aligned).
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+#[inline(never)]
+pub fn disasm_memset_io_32(m: &Mmio, byte: u8) -> bool {
+    handle32(m).and_then(|io| memset_io(&io, byte)).is_ok()
+}
+
+/// `memcpy_toio` of `src` into bytes 32..64 of `m`.
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+#[inline(never)]
+pub fn disasm_memcpy_toio_32(m: &Mmio, src: &[u8; 32]) -> bool {
+    handle32(m).and_then(|io| memcpy_toio(&io, src)).is_ok()
+}
+
+/// `memcpy_fromio` of bytes 32..64 of `m` into `dst`.
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+#[inline(never)]
+pub fn disasm_memcpy_fromio_32(m: &Mmio, dst: &mut [u8; 32]) -> bool {
+    handle32(m).and_then(|io| memcpy_fromio(dst, &io)).is_ok()
+}
+
+/// The wrong shape on purpose, for the check's self-test: a 16-byte store at `m + off` made as
+/// two 8-byte volatile stores. `.ci/disasm.sh` must reject it.
+///
+/// # Safety
+/// As for [`disasm_mmio_write_w128`].
+#[no_mangle]
+#[inline(never)]
+pub unsafe fn disasm_selftest_split_w128(m: &Mmio, off: usize, lo: u64, hi: u64) {
+    let p = m.as_ptr().wrapping_add(off).cast::<u64>();
+    // SAFETY: the caller guarantees `off..off + 16` is inside the mapping and 16-aligned, so
+    // both 8-byte halves are aligned and valid for volatile writes.
+    unsafe {
+        p.write_volatile(lo);
+        p.add(1).write_volatile(hi);
+    }
+}
+
+/// A 64-byte-aligned RAM buffer standing in for device memory.
+#[repr(C, align(64))]
+struct Ram([u8; 128]);
+
+fn main() {
+    let mut ram = Box::new(Ram([0; 128]));
+    let base = ram.0.as_mut_ptr();
+    // SAFETY: `ram` is 128 bytes of RAM, 64-aligned, outlives `m` (dropped at the end of
+    // `main`), and is reached only through `m` while `m` lives (`base` is not used otherwise).
+    let m = unsafe { Mmio::new(base, 128, Caching::Cacheable) }.expect("aligned RAM");
+    let m = black_box(&m);
+    let mut checks = 0;
+    let read = |off: usize, len: usize| {
+        let mut b = vec![0u8; len];
+        let io = IoMem::new(m).subslice(off..off + len).expect("in range");
+        memcpy_fromio(&mut b, &io).expect("lengths match");
+        b
+    };
+
+    assert!(disasm_memset_io_16(m, black_box(0xa5)));
+    assert_eq!(read(16, 16), [0xa5; 16], "memset_io 16");
+    let src: [u8; 16] = core::array::from_fn(|i| i as u8 + 1);
+    assert!(disasm_memcpy_toio_16(m, black_box(&src)));
+    assert_eq!(read(16, 16), src, "memcpy_toio 16");
+    let mut dst = [0u8; 16];
+    assert!(disasm_memcpy_fromio_16(m, black_box(&mut dst)));
+    assert_eq!(dst, src, "memcpy_fromio 16");
+    checks += 3;
+
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        let v = W128::from_u128(0x0f0e0d0c_0b0a0908_07060504_03020100);
+        // SAFETY: offset 48 is 16-aligned and 48 + 16 <= 128.
+        unsafe { disasm_mmio_write_w128(m, black_box(48), black_box(&v)) };
+        let mut back = W128::from_u128(0);
+        // SAFETY: as above.
+        unsafe { disasm_mmio_read_w128(m, black_box(48), black_box(&mut back)) };
+        assert_eq!(back.to_u128(), v.to_u128(), "Backend W128");
+        assert_eq!(
+            read(48, 16),
+            v.to_u128().to_le_bytes(),
+            "Backend W128 bytes"
+        );
+        checks += 2;
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    if has_w256() {
+        let v = W256::from_u128_pair(u128::MAX / 3, u128::MAX / 5);
+        // SAFETY: offset 64 is 32-aligned, 64 + 32 <= 128, the base is 64-aligned (base_align
+        // ≥ 32) and the CPU has AVX.
+        unsafe { disasm_mmio_write_w256(m, black_box(64), black_box(&v)) };
+        let mut back = W256::from_u128(0);
+        // SAFETY: as above.
+        unsafe { disasm_mmio_read_w256(m, black_box(64), black_box(&mut back)) };
+        assert_eq!(
+            (back.to_u128(), back.high_u128()),
+            (v.to_u128(), v.high_u128())
+        );
+        assert!(disasm_memset_io_32(m, black_box(0x5a)));
+        assert_eq!(read(32, 32), [0x5a; 32], "memset_io 32");
+        let src: [u8; 32] = core::array::from_fn(|i| 0x80 | i as u8);
+        assert!(disasm_memcpy_toio_32(m, black_box(&src)));
+        assert_eq!(read(32, 32), src, "memcpy_toio 32");
+        let mut dst = [0u8; 32];
+        assert!(disasm_memcpy_fromio_32(m, black_box(&mut dst)));
+        assert_eq!(dst, src, "memcpy_fromio 32");
+        checks += 5;
+    } else {
+        println!("disasm_probe: no AVX: the 32-byte probes are not run");
+    }
+
+    // SAFETY: offset 96 is 16-aligned and 96 + 16 <= 128.
+    unsafe { disasm_selftest_split_w128(m, black_box(96), black_box(1), black_box(2)) };
+    let mut want = [0u8; 16];
+    want[..8].copy_from_slice(&1u64.to_ne_bytes());
+    want[8..].copy_from_slice(&2u64.to_ne_bytes());
+    assert_eq!(read(96, 16), want, "self-test probe");
+    checks += 1;
+
+    println!("disasm_probe: {checks} probes ran and wrote what they should");
+}
