@@ -8,13 +8,17 @@
 //! ```
 //!
 //! 16-byte probes on x86_64 and aarch64 ([`W128`]); 32-byte probes on x86_64 ([`W256`], run only
-//! where [`has_w256`] is true). `disasm_selftest_split_w128` is the wrong shape on purpose (two
+//! where [`has_w256`] is true); 64-byte probes on x86_64 built by rustc 1.89 or newer (`W512`,
+//! run only where `has_w512` is true); the 64-byte direct store (`IoMem::write_direct64`:
+//! `movdir64b` where the CPU has it). `disasm_selftest_split_w128` is the wrong shape on purpose (two
 //! 8-byte stores): the check must reject it.
 
 use std::hint::black_box;
 
 #[cfg(target_arch = "x86_64")]
 use iomem::backend::{has_w256, W256};
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+use iomem::backend::{has_w512, W512};
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use iomem::backend::{Backend, Word, W128};
 use iomem::{memcpy_fromio, memcpy_toio, memset_io, Caching, IoMem, Mmio, WidthPolicy};
@@ -151,6 +155,74 @@ pub unsafe fn disasm_selftest_split_w128(m: &Mmio, off: usize, lo: u64, hi: u64)
 #[repr(C, align(64))]
 struct Ram([u8; 128]);
 
+/// `write_direct64` of `line` at bytes 64..128 of `m`: one `movdir64b` where the CPU has it.
+#[no_mangle]
+#[inline(never)]
+pub fn disasm_write_direct64(m: &Mmio, line: &[u8; 64]) -> bool {
+    IoMem::new(m)
+        .with_policy(WidthPolicy::MEMORY_LIKE)
+        .write_direct64(64, line)
+        .is_ok()
+}
+
+/// The 64-byte handle at offset 64 of `m`, memory-like: one access where the CPU has AVX-512F.
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+#[inline(always)]
+fn handle64(m: &Mmio) -> iomem::Result<IoMem<'_, [u8]>> {
+    Ok(IoMem::new(m)
+        .subslice(64..128)?
+        .with_policy(WidthPolicy::MEMORY_LIKE))
+}
+
+/// One 64-byte store of `*v` at `off` through [`Backend::write`].
+///
+/// # Safety
+/// `off` is 64-aligned, `off + 64 <= m.size()`, `m.base_align() >= 64`, and [`has_w512`] is
+/// true.
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+#[no_mangle]
+#[inline(never)]
+pub unsafe fn disasm_mmio_write_w512(m: &Mmio, off: usize, v: &W512) {
+    // SAFETY: forwarded contract (aligned, in bounds, AVX-512F present).
+    unsafe { m.write::<W512>(off, *v) }
+}
+
+/// One 64-byte load at `off` through [`Backend::read`], stored to `out` (RAM).
+///
+/// # Safety
+/// As for [`disasm_mmio_write_w512`].
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+#[no_mangle]
+#[inline(never)]
+pub unsafe fn disasm_mmio_read_w512(m: &Mmio, off: usize, out: &mut W512) {
+    // SAFETY: forwarded contract.
+    *out = unsafe { m.read::<W512>(off) };
+}
+
+/// `memset_io` of bytes 64..128 of `m`.
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+#[no_mangle]
+#[inline(never)]
+pub fn disasm_memset_io_64(m: &Mmio, byte: u8) -> bool {
+    handle64(m).and_then(|io| memset_io(&io, byte)).is_ok()
+}
+
+/// `memcpy_toio` of `src` into bytes 64..128 of `m`.
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+#[no_mangle]
+#[inline(never)]
+pub fn disasm_memcpy_toio_64(m: &Mmio, src: &[u8; 64]) -> bool {
+    handle64(m).and_then(|io| memcpy_toio(&io, src)).is_ok()
+}
+
+/// `memcpy_fromio` of bytes 64..128 of `m` into `dst`.
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+#[no_mangle]
+#[inline(never)]
+pub fn disasm_memcpy_fromio_64(m: &Mmio, dst: &mut [u8; 64]) -> bool {
+    handle64(m).and_then(|io| memcpy_fromio(dst, &io)).is_ok()
+}
+
 fn main() {
     let mut ram = Box::new(Ram([0; 128]));
     let base = ram.0.as_mut_ptr();
@@ -195,17 +267,14 @@ fn main() {
 
     #[cfg(target_arch = "x86_64")]
     if has_w256() {
-        let v = W256::from_u128_pair(u128::MAX / 3, u128::MAX / 5);
+        let v = W256::from_lanes([u128::MAX / 3, u128::MAX / 5, 0, 0]);
         // SAFETY: offset 64 is 32-aligned, 64 + 32 <= 128, the base is 64-aligned (base_align
         // ≥ 32) and the CPU has AVX.
         unsafe { disasm_mmio_write_w256(m, black_box(64), black_box(&v)) };
         let mut back = W256::from_u128(0);
         // SAFETY: as above.
         unsafe { disasm_mmio_read_w256(m, black_box(64), black_box(&mut back)) };
-        assert_eq!(
-            (back.to_u128(), back.high_u128()),
-            (v.to_u128(), v.high_u128())
-        );
+        assert_eq!(back.to_lanes(), v.to_lanes());
         assert!(disasm_memset_io_32(m, black_box(0x5a)));
         assert_eq!(read(32, 32), [0x5a; 32], "memset_io 32");
         let src: [u8; 32] = core::array::from_fn(|i| 0x80 | i as u8);
@@ -217,6 +286,35 @@ fn main() {
         checks += 5;
     } else {
         println!("disasm_probe: no AVX: the 32-byte probes are not run");
+    }
+
+    // The direct store: MOVDIR64B where the CPU has it, else the handle's plan.
+    let line: [u8; 64] = core::array::from_fn(|i| 0x40 ^ i as u8);
+    assert!(disasm_write_direct64(m, black_box(&line)));
+    assert_eq!(read(64, 64), line, "write_direct64");
+    checks += 1;
+
+    #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+    if has_w512() {
+        let v = W512::from_lanes([u128::MAX / 3, u128::MAX / 5, u128::MAX / 7, 9]);
+        // SAFETY: offset 64 is 64-aligned, 64 + 64 <= 128, the base is 64-aligned and the CPU
+        // has AVX-512F.
+        unsafe { disasm_mmio_write_w512(m, black_box(64), black_box(&v)) };
+        let mut back = W512::from_u128(0);
+        // SAFETY: as above.
+        unsafe { disasm_mmio_read_w512(m, black_box(64), black_box(&mut back)) };
+        assert_eq!(back.to_lanes(), v.to_lanes(), "Backend W512");
+        assert!(disasm_memset_io_64(m, black_box(0x3c)));
+        assert_eq!(read(64, 64), [0x3c; 64], "memset_io 64");
+        let src: [u8; 64] = core::array::from_fn(|i| 0xc0 ^ i as u8);
+        assert!(disasm_memcpy_toio_64(m, black_box(&src)));
+        assert_eq!(read(64, 64), src, "memcpy_toio 64");
+        let mut dst = [0u8; 64];
+        assert!(disasm_memcpy_fromio_64(m, black_box(&mut dst)));
+        assert_eq!(dst, src, "memcpy_fromio 64");
+        checks += 5;
+    } else {
+        println!("disasm_probe: no AVX-512F: the 64-byte probes are not run");
     }
 
     // SAFETY: offset 96 is 16-aligned and 96 + 16 <= 128.
