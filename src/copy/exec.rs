@@ -141,52 +141,14 @@ impl Direction for FromIoOp {
     }
 }
 
-/// Stores one body step of device values to RAM at `d` (any alignment).
-///
-/// On x86_64, 4- and 8-byte values are packed into 16-byte RAM stores: the CPU retires about
-/// one store per cycle, so halving (or quartering) the RAM-side stores is what lets a
-/// `memcpy_fromio` of 8-byte device reads approach a plain copy. The device side is unchanged:
-/// one volatile load per planned access.
+/// Stores one body step of device values to RAM at `d` (any alignment), one RAM store per
+/// device access. (Packing 4- and 8-byte values into 16-byte RAM stores pays only on a CPU
+/// that retires one store per cycle; on those that retire two, the shuffles make it slower.)
 ///
 /// # Safety
 /// `d` is writable for `UNROLL * W::WIDTH` bytes.
 #[inline(always)]
 unsafe fn store_step<W: Word>(v: [W; UNROLL], d: *mut u8) {
-    #[cfg(target_arch = "x86_64")]
-    if W::WIDTH == 8 {
-        use core::arch::x86_64::{_mm_set_epi64x, _mm_storeu_si128};
-        // SAFETY: W is 8 bytes wide here, so `[W; UNROLL]` and `[u64; UNROLL]` have the same
-        // size and every bit pattern is a valid u64.
-        let q: [u64; UNROLL] = unsafe { core::mem::transmute_copy(&v) };
-        for k in 0..UNROLL / 2 {
-            // SAFETY: SSE2 is baseline on x86_64; the 16 bytes at `d + 16k` are inside the step.
-            unsafe {
-                let x = _mm_set_epi64x(q[2 * k + 1] as i64, q[2 * k] as i64);
-                _mm_storeu_si128(d.add(16 * k).cast(), x);
-            }
-        }
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if W::WIDTH == 4 {
-        use core::arch::x86_64::{_mm_set_epi32, _mm_storeu_si128};
-        // SAFETY: W is 4 bytes wide here: `[W; UNROLL]` and `[u32; UNROLL]` have the same size
-        // and every bit pattern is a valid u32.
-        let q: [u32; UNROLL] = unsafe { core::mem::transmute_copy(&v) };
-        for k in 0..UNROLL / 4 {
-            // SAFETY: SSE2 is baseline on x86_64; the 16 bytes at `d + 16k` are inside the step.
-            unsafe {
-                let x = _mm_set_epi32(
-                    q[4 * k + 3] as i32,
-                    q[4 * k + 2] as i32,
-                    q[4 * k + 1] as i32,
-                    q[4 * k] as i32,
-                );
-                _mm_storeu_si128(d.add(16 * k).cast(), x);
-            }
-        }
-        return;
-    }
     for (k, v) in v.into_iter().enumerate() {
         // SAFETY: inside the step.
         unsafe { v.store_unaligned(d.add(k * W::WIDTH)) };
@@ -257,6 +219,23 @@ unsafe fn one_dyn<B: Backend + ?Sized, O: Direction>(
             _ => op.body::<B, u64>(b, off, w / 8, pos),
         }
     }
+}
+
+/// A body of general-purpose-register words, in a function of its own: eight values in flight
+/// need eight registers, which the rest of [`run`] would otherwise hold (and spill).
+///
+/// # Safety
+/// As for [`Direction::body`].
+#[inline(never)]
+unsafe fn body_apart<B: Backend + ?Sized, W: Word, O: Direction>(
+    op: O,
+    b: &B,
+    off: usize,
+    count: usize,
+    pos: usize,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { op.body::<B, W>(b, off, count, pos) }
 }
 
 /// [`run`] compiled for AVX, for plans with a 32-byte body: the backend's 32-byte accesses
@@ -347,8 +326,8 @@ unsafe fn run<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O) {
         match plan.body_width {
             1 => op.body::<B, u8>(b, off, count, off - start),
             2 => op.body::<B, u16>(b, off, count, off - start),
-            4 => op.body::<B, u32>(b, off, count, off - start),
-            8 => op.body::<B, u64>(b, off, count, off - start),
+            4 => body_apart::<B, u32, O>(op, b, off, count, off - start),
+            8 => body_apart::<B, u64, O>(op, b, off, count, off - start),
             #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             16 => op.body::<B, W128>(b, off, count, off - start),
             #[cfg(target_arch = "x86_64")]

@@ -154,15 +154,19 @@ unsafe fn walk_max<B: Backend + ?Sized, O: Direction>(
 ) {
     // SAFETY: forwarded contract; each arm's `M` is `max` wide.
     unsafe {
-        // The usual width first, as a plain branch rather than a jump table.
+        // The CPU's widest and the inline width first, as plain branches (not a jump table).
+        #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+        if max == 64 && INLINE_WIDTH < 64 {
+            return walk_w512(b, off, len, op);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if max == 32 && INLINE_WIDTH < 32 {
+            return walk_w256(b, off, len, op);
+        }
         if max == INLINE_WIDTH {
             return walk::<B, InlineWord, O>(b, off, len, op);
         }
         match max {
-            #[cfg(all(target_arch = "x86_64", iomem_avx512))]
-            64 if INLINE_WIDTH < 64 => walk_w512(b, off, len, op),
-            #[cfg(target_arch = "x86_64")]
-            32 if INLINE_WIDTH < 32 => walk_w256(b, off, len, op),
             1 => walk::<B, u8, O>(b, off, len, op),
             2 => walk::<B, u16, O>(b, off, len, op),
             4 => walk::<B, u32, O>(b, off, len, op),

@@ -101,29 +101,48 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
         }
     }
 
-    /// Runs a short memory-like copy inline if `self` qualifies — memory-like policy, at most
-    /// [`SHORT_COPY`](crate::copy::SHORT_COPY) bytes, no barrier between accesses — and says
-    /// whether it did (else the caller plans it). The accesses are those of the plan.
+    /// Runs a short memory-like copy of this handle's whole range inline if it qualifies —
+    /// memory-like policy, at most [`SHORT_COPY`](crate::copy::SHORT_COPY) bytes, no barrier
+    /// between accesses — and says whether it did (else the caller plans it). The accesses are
+    /// those of the plan.
     ///
     /// # Safety
     /// As for [`run_plan`](Self::run_plan), for this handle's whole range.
     #[inline(always)]
     pub(crate) unsafe fn try_run_short(&self, op: Op, transfer: Transfer) -> bool {
-        if !self.policy.is_memory_like() || self.len > crate::copy::SHORT_COPY {
+        // SAFETY: forwarded contract.
+        unsafe { self.try_run_short_at(self.offset, self.len, |_| op, transfer) }
+    }
+
+    /// [`try_run_short`](Self::try_run_short) for `[abs, abs + len)`, with the operation (for
+    /// its barriers) chosen by `op` from the widest access.
+    ///
+    /// # Safety
+    /// `[abs, abs + len)` is in bounds of the backend, and the memory side of `transfer` is
+    /// valid for `len` bytes.
+    #[inline(always)]
+    pub(crate) unsafe fn try_run_short_at(
+        &self,
+        abs: usize,
+        len: usize,
+        op: impl Fn(usize) -> Op,
+        transfer: Transfer,
+    ) -> bool {
+        if !self.policy.is_memory_like() || len > crate::copy::SHORT_COPY {
             return false;
         }
-        let pl = self.placement(op, Ordered::Yes);
+        let max = self.policy.max_width();
+        let pl = self.placement(op(max), Ordered::Yes);
         if pl.each.is_some() {
             return false;
         }
         if let Some(b) = pl.before {
             self.backend.barrier(b);
         }
-        let max = self.policy.max_width();
         // SAFETY: the caller's contract puts the range in bounds and the memory side valid;
         // the policy is clamped to the backend's base alignment (the handle's invariant), and
         // a memory-like width is one the CPU has.
-        unsafe { copy::execute_short(self.backend, self.offset, self.len, max, transfer) };
+        unsafe { copy::execute_short(self.backend, abs, len, max, transfer) };
         if let Some(b) = pl.after {
             self.backend.barrier(b);
         }
@@ -263,6 +282,19 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
                     _ => self.write_one::<u64>(abs, u64::from_ne_bytes(w), Ordered::Yes),
                 }
             }
+            return;
+        }
+        // One access (a `writel`-like write) when the value is a whole aligned word of the policy.
+        let single = |max: usize| size.is_power_of_two() && abs % size == 0 && size <= max;
+        // SAFETY: the range was checked by the caller; `bytes` is valid for its whole length.
+        if unsafe {
+            self.try_run_short_at(
+                abs,
+                size,
+                |max| if single(max) { Op::Write } else { Op::CopyTo },
+                Transfer::ToIo(bytes.as_ptr()),
+            )
+        } {
             return;
         }
         let plan = value_plan(abs, size, self.policy);
