@@ -16,7 +16,7 @@ fn line(seed: u8) -> [u8; 64] {
 #[test]
 fn a_direct_store_is_one_64_byte_write() {
     let mock = MockIo::new(4096).with_direct64(true);
-    let io = IoMem::new(&mock);
+    let io = IoMem::new(&mock).with_policy(WidthPolicy::MEMORY_LIKE);
     assert!(io.has_direct64());
     io.write_direct64(192, &line(1)).unwrap();
     let w = mock.writes();
@@ -48,10 +48,27 @@ fn without_direct_stores_the_handles_plan_is_made() {
 }
 
 #[test]
+fn a_handle_limited_to_narrow_accesses_never_gets_a_direct_store() {
+    for policy in [WidthPolicy::U32, WidthPolicy::U64, WidthPolicy::LINUX] {
+        let mock = MockIo::new(4096).with_direct64(true).with_max_width(8);
+        let io = IoMem::new(&mock).with_policy(policy);
+        assert!(!io.has_direct64());
+        io.write_direct64(0, &line(7)).unwrap();
+        let w = mock.writes();
+        assert!(
+            w.iter().all(|a| !a.direct && a.width <= policy.max_width()),
+            "{policy:?}: {w:?}"
+        );
+        assert_eq!(mock.peek(0, 64), line(7));
+        mock.assert_no_violations();
+    }
+}
+
+#[test]
 fn bad_places_are_typed_errors_on_every_cpu() {
     for direct in [false, true] {
         let mock = MockIo::new(256).with_direct64(direct);
-        let io = IoMem::new(&mock);
+        let io = IoMem::new(&mock).with_policy(WidthPolicy::MEMORY_LIKE);
         assert_eq!(
             io.write_direct64(32, &line(3)),
             Err(Error::Misaligned {
@@ -85,7 +102,10 @@ fn a_direct_store_is_weakly_ordered_until_flushed() {
         (0..64).any(|seed| {
             let data = MockIo::new(4096).with_direct64(true);
             let db = MockIo::new(64);
-            IoMem::new(&data).write_direct64(0, &line(5)).unwrap();
+            IoMem::new(&data)
+                .with_policy(WidthPolicy::MEMORY_LIKE)
+                .write_direct64(0, &line(5))
+                .unwrap();
             if flush {
                 IoMem::new(&db).barrier(Barrier::WcFlush);
             }
@@ -192,7 +212,9 @@ fn the_real_backend_uses_movdir64b_exactly_where_the_cpu_has_it() {
         // while `mmio` lives (it dies at the end of this block); RAM needs no flush.
         let mmio = unsafe { Mmio::new(base, 256, Caching::Uncached) }.unwrap();
         assert_eq!(mmio.has_direct64(), has_movdir64b());
-        IoMem::new(&mmio).write_direct64(128, &line(6)).unwrap();
+        let io = IoMem::new(&mmio).with_policy(WidthPolicy::MEMORY_LIKE);
+        assert_eq!(io.has_direct64(), has_movdir64b());
+        io.write_direct64(128, &line(6)).unwrap();
     }
     assert_eq!(ram.0[128..192], line(6));
     assert!(ram.0[..128].iter().chain(&ram.0[192..]).all(|&b| b == 0));

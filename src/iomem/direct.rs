@@ -8,11 +8,14 @@ use crate::error::{Error, Result};
 use crate::order::Op;
 
 impl<B: Backend> IoMem<'_, [u8], B> {
-    /// Whether [`write_direct64`](Self::write_direct64) through this handle is one direct store
-    /// ([`Backend::has_direct64`]: the CPU has `MOVDIR64B`, or a mock simulates it).
+    /// Whether [`write_direct64`](Self::write_direct64) through this handle is one direct store:
+    /// the backend has them ([`Backend::has_direct64`]: the CPU has `MOVDIR64B`, or a mock
+    /// simulates it) and the handle's policy is [`WidthPolicy::MEMORY_LIKE`](crate::WidthPolicy::MEMORY_LIKE)
+    /// (a handle limited to narrower accesses — a device that takes 32-bit accesses only —
+    /// never gets a 64-byte write).
     #[inline(always)]
     pub fn has_direct64(&self) -> bool {
-        self.backend.has_direct64()
+        self.policy.is_memory_like() && self.backend.has_direct64()
     }
 
     /// Writes `data` at byte `offset` of this handle as one non-torn 64-byte write — a direct
@@ -20,7 +23,7 @@ impl<B: Backend> IoMem<'_, [u8], B> {
     /// [`has_direct64`](Self::has_direct64) — and otherwise as [`memcpy_toio`](crate::memcpy_toio)
     /// of the 64 bytes under the handle's [`WidthPolicy`](crate::WidthPolicy) (with
     /// [`WidthPolicy::MEMORY_LIKE`](crate::WidthPolicy::MEMORY_LIKE), the widest accesses the
-    /// CPU has). The strategy's copy barriers surround it as they surround a copy.
+    /// CPU has; with a narrower policy, its accesses only). The strategy's copy barriers surround it as they surround a copy.
     ///
     /// A direct store is weakly ordered on every mapping: publish it to the device with a
     /// [`Barrier::WcFlush`](crate::Barrier::WcFlush) before the doorbell, as a
@@ -38,7 +41,7 @@ impl<B: Backend> IoMem<'_, [u8], B> {
     /// let cmd = [0xa5u8; 64];
     /// // A CPU with MOVDIR64B: one 64-byte write, marked as a direct store.
     /// let mock = MockIo::new(4096).with_direct64(true);
-    /// IoMem::new(&mock).write_direct64(128, &cmd)?;
+    /// IoMem::new(&mock).with_policy(WidthPolicy::MEMORY_LIKE).write_direct64(128, &cmd)?;
     /// let w = mock.writes();
     /// assert_eq!((w.len(), w[0].offset, w[0].width, w[0].direct), (1, 128, 64, true));
     ///
@@ -58,7 +61,7 @@ impl<B: Backend> IoMem<'_, [u8], B> {
                 align: 64,
             });
         }
-        if !self.backend.has_direct64() {
+        if !self.has_direct64() {
             return self.subslice(offset..offset + 64)?.copy_from_slice(data);
         }
         let pl = self.placement(Op::CopyTo, Ordered::Yes);
