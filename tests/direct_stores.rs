@@ -7,7 +7,9 @@ use iomem::nvme::cmb::{self, BarTable, CmbPool, PciBar, ProbeOptions};
 use iomem::nvme::cmd::nvm;
 use iomem::nvme::regs::{offsets, Cc, Cmbloc, Cmbsz, ControllerRegs};
 use iomem::nvme::sq::CmbSubmissionQueue;
-use iomem::{memcpy_toio, Backend, Barrier, Caching, Error, IoMem, Mmio, Strategy, WidthPolicy};
+use iomem::{
+    memcpy_toio, Arch, Backend, Barrier, Caching, Error, IoMem, Mmio, Strategy, WidthPolicy,
+};
 
 fn line(seed: u8) -> [u8; 64] {
     core::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8))
@@ -95,13 +97,16 @@ fn bad_places_are_typed_errors_on_every_cpu() {
 }
 
 /// The weak-ordering model: a direct store to an *uncached* mock may reach the device after a
-/// later doorbell unless an `sfence` (WcFlush) separates them.
+/// later doorbell unless an `sfence` (WcFlush) separates them. (Simulating x86_64, the
+/// architecture that has direct stores, whatever the host.)
 #[test]
 fn a_direct_store_is_weakly_ordered_until_flushed() {
     let late = |flush: bool| {
         (0..64).any(|seed| {
-            let data = MockIo::new(4096).with_direct64(true);
-            let db = MockIo::new(64);
+            let data = MockIo::new(4096)
+                .with_direct64(true)
+                .with_arch(Arch::X86_64);
+            let db = MockIo::new(64).with_arch(Arch::X86_64);
             IoMem::new(&data)
                 .with_policy(WidthPolicy::MEMORY_LIKE)
                 .write_direct64(0, &line(5))

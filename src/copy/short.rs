@@ -1,13 +1,13 @@
 //! Short memory-like copies (at most [`SHORT_COPY`](super::SHORT_COPY) bytes: a few NVMe
-//! commands), planned and executed in one pass, inline.
+//! commands), planned and executed in one pass.
 //!
-//! A short copy's cost is its fixed overhead, not its bytes: building a [`Plan`](super::Plan),
-//! matching on it and calling into code compiled for wider vectors cost more than the handful
-//! of accesses. Here the greedy plan is walked directly — narrowing accesses up to alignment,
-//! a tight loop of `max`-wide ones, narrowing ones to the end — with widths of at most
-//! [`INLINE_WIDTH`](crate::backend::INLINE_WIDTH), so no access needs a call. The accesses are
-//! exactly those of [`plan`](super::plan) for the same range and width (the tests compare the
-//! traces).
+//! A short copy's cost is its fixed overhead, not its bytes: building a [`Plan`](super::Plan)
+//! and matching on it cost more than the handful of accesses. Here the greedy plan is walked
+//! directly — narrowing accesses up to alignment, a tight loop of `max`-wide ones, narrowing
+//! ones to the end; an aligned whole-word copy is the loop alone — inline where `max` is at
+//! most [`INLINE_WIDTH`](crate::backend::INLINE_WIDTH), else in one call into code compiled for
+//! `max` (AVX, AVX-512F). The accesses are exactly those of [`plan`](super::plan) for the same
+//! range and width (the property tests compare the traces with the greedy model).
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use crate::backend::W128;
