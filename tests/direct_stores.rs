@@ -7,6 +7,7 @@ use iomem::nvme::cmb::{self, BarTable, CmbPool, PciBar, ProbeOptions};
 use iomem::nvme::cmd::nvm;
 use iomem::nvme::regs::{offsets, Cc, Cmbloc, Cmbsz, ControllerRegs};
 use iomem::nvme::sq::CmbSubmissionQueue;
+use iomem::Doorbell;
 use iomem::{
     memcpy_toio, Arch, Backend, Barrier, Caching, Error, IoMem, Mmio, Strategy, WidthPolicy,
 };
@@ -223,4 +224,39 @@ fn the_real_backend_uses_movdir64b_exactly_where_the_cpu_has_it() {
     }
     assert_eq!(ram.0[128..192], line(6));
     assert!(ram.0[..128].iter().chain(&ram.0[192..]).all(|&b| b == 0));
+}
+
+/// A doorbell naming a handle that makes direct stores flushes them, on an uncached mapping too;
+/// without direct stores the same handle needs no flush.
+#[test]
+fn a_doorbell_flushes_direct_stores_it_publishes() {
+    for direct in [false, true] {
+        let data = MockIo::new(4096)
+            .with_direct64(direct)
+            .with_arch(Arch::X86_64);
+        let bar0 = MockIo::new(64).with_arch(Arch::X86_64);
+        let io = IoMem::new(&data).with_policy(WidthPolicy::MEMORY_LIKE);
+        let db = Doorbell::new(IoMem::new(&bar0).cast::<u32>(0).unwrap())
+            .with_strategy(Strategy::Batched);
+
+        let mut sub = db.submission();
+        sub.write_direct64(&io, 0, &line(8)).unwrap();
+        assert_eq!(sub.needs_wc_flush(), direct);
+        sub.ring(1);
+        io.write_direct64(64, &line(9)).unwrap();
+        db.ring(2, &[&io]);
+
+        let flushes = bar0
+            .barriers()
+            .iter()
+            .filter(|b| **b == Barrier::WcFlush)
+            .count();
+        assert_eq!(flushes, if direct { 2 } else { 0 }, "direct: {direct}");
+        assert_eq!(
+            data.writes().iter().filter(|w| w.direct).count(),
+            if direct { 2 } else { 0 }
+        );
+        assert_eq!(data.peek(0, 64), line(8));
+        assert_eq!(data.peek(64, 64), line(9));
+    }
 }

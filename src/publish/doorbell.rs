@@ -12,8 +12,10 @@
 //! regions hold the data it publishes:
 //!
 //! - [`Doorbell::submission`] starts a [`Submission`]: every copy goes through it
-//!   ([`Submission::copy`]), so it knows whether any destination is write-combining, and
-//!   [`Submission::ring`] issues [`Barrier::WcFlush`](crate::Barrier::WcFlush) if so;
+//!   ([`Submission::copy`], [`Submission::write_direct64`]), so it knows whether any
+//!   destination is write-combining or took a 64-byte direct store (weakly ordered on every
+//!   mapping), and [`Submission::ring`] issues [`Barrier::WcFlush`](crate::Barrier::WcFlush)
+//!   if so;
 //! - [`Doorbell::ring`] takes the published regions as a required argument (`&[]` states that
 //!   all data is in RAM or uncached memory).
 //!
@@ -30,11 +32,25 @@ use crate::IoMem;
 pub trait Published {
     /// How the region is mapped.
     fn caching(&self) -> Caching;
+
+    /// Whether stores to the region may still be in flight, unordered, when a later uncached
+    /// store leaves the CPU: write-combining stores, and 64-byte direct stores
+    /// ([`IoMem::write_direct64`]) on any mapping. A doorbell flushes them
+    /// ([`Barrier::WcFlush`](crate::Barrier::WcFlush)).
+    fn weakly_ordered(&self) -> bool {
+        self.caching() == Caching::WriteCombining
+    }
 }
 
 impl<T: ?Sized, B: Backend> Published for IoMem<'_, T, B> {
     fn caching(&self) -> Caching {
         IoMem::caching(self)
+    }
+    /// Write-combining, or a handle through which [`IoMem::write_direct64`] makes direct stores
+    /// (memory-like, on a CPU with `MOVDIR64B`).
+    fn weakly_ordered(&self) -> bool {
+        IoMem::caching(self) == Caching::WriteCombining
+            || (self.policy().is_memory_like() && self.backend().has_direct64())
     }
 }
 
@@ -104,12 +120,12 @@ impl<'a, B: Backend> Doorbell<'a, B> {
 
     /// Writes `value` to the doorbell after the barrier that publishes every earlier store,
     /// including those to `published` — every region of device memory written since the last
-    /// ring (`&[]` if all data is in RAM or uncached memory). If any of them, or the doorbell's
-    /// own mapping, is write-combining, the barrier is [`Barrier::WcFlush`](crate::Barrier::WcFlush).
+    /// ring (`&[]` if all data is in RAM or uncached memory). If any of them is
+    /// [weakly ordered](Published::weakly_ordered) (write-combining, or written by direct
+    /// stores), or the doorbell's own mapping is write-combining, the barrier is
+    /// [`Barrier::WcFlush`](crate::Barrier::WcFlush).
     pub fn ring(&self, value: u32, published: &[&dyn Published]) {
-        let wc = published
-            .iter()
-            .any(|p| p.caching() == Caching::WriteCombining);
+        let wc = published.iter().any(|p| p.weakly_ordered());
         self.ring_inner(value, wc);
     }
 
@@ -145,9 +161,24 @@ impl<B: Backend> Submission<'_, '_, B> {
         Ok(())
     }
 
+    /// Writes the 64-byte `entry` at `offset` of `dst` as one direct store where it can
+    /// ([`IoMem::write_direct64`]), as part of this submission: the ring then flushes it.
+    pub fn write_direct64<D: Backend>(
+        &mut self,
+        dst: &IoMem<'_, [u8], D>,
+        offset: usize,
+        entry: &[u8; 64],
+    ) -> Result<()> {
+        dst.with_strategy(self.copy_strategy())
+            .write_direct64(offset, entry)?;
+        self.write_combining |= dst.weakly_ordered();
+        self.commands += 1;
+        Ok(())
+    }
+
     /// Records that `region` was written some other way and is published by this ring.
     pub fn publishes(&mut self, region: &dyn Published) -> &mut Self {
-        self.write_combining |= region.caching() == Caching::WriteCombining;
+        self.write_combining |= region.weakly_ordered();
         self
     }
 
