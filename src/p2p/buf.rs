@@ -12,10 +12,14 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
+use super::arena::Got;
 use super::pool::{Inner, P2pPool};
 use crate::backend::Backend;
 use crate::iomem::IoMem;
 use crate::sync::Arc;
+
+/// The bit of [`P2pBuf::granules`] that says the buffer crosses arena boundaries.
+const SPANS_BIT: u32 = 63;
 
 /// An owned piece of a [`P2pPool`]: freed when dropped.
 ///
@@ -39,7 +43,8 @@ pub struct P2pBuf<B: Backend> {
     /// moved through the stack at once, and a word-sized load of two separately stored halves
     /// would wait for both stores to reach the cache.)
     slot: u64,
-    /// Length in granules.
+    /// Length in granules (low 32 bits), the arena of its first piece (bits 32..39), and whether
+    /// it has pieces in the arenas above ([`SPANS_BIT`]).
     granules: u64,
     /// Owns (a share of) an `Arc<Inner<B>>`: the same auto traits and drop check as one.
     _owns: PhantomData<Arc<Inner<B>>>,
@@ -54,25 +59,22 @@ unsafe impl<B: Backend + Send + Sync> Send for P2pBuf<B> {}
 unsafe impl<B: Backend + Send + Sync> Sync for P2pBuf<B> {}
 
 impl<B: Backend> P2pBuf<B> {
-    /// Allocates `n ≥ 1` granules aligned to `align_g` granules from `pool`, taking the buffers'
-    /// strong count of `pool` if this is the first live buffer. `None` if no free block fits.
+    /// Allocates `n ≥ 1` granules aligned to `align_g` granules from `pool`, taking a strong
+    /// count of `pool` for each arena of which this is the first live allocation. `None` if no
+    /// free run fits.
     #[inline]
     pub(super) fn alloc(pool: &Arc<Inner<B>>, n: u64, align_g: u64) -> Option<Self> {
-        let (node, start) = pool.state.with(|t| {
-            let got = t.alloc(n, align_g);
-            if got.is_some() && t.allocations == 1 {
-                // The first live buffer: take the buffers' strong count.
-                core::mem::forget(Arc::clone(pool));
-            }
-            got
-        })?;
+        // The first live allocation of an arena: take that arena's strong count.
+        let got = pool
+            .arenas
+            .alloc(n, align_g, &|| core::mem::forget(Arc::clone(pool)))?;
         Some(P2pBuf {
             // SAFETY: `Arc::as_ptr` points into the `Arc`'s allocation: not null. (The pointer
             // comes from the `Arc`, not from `&Inner`, so that it may be given back to `Arc`
             // functions.)
             pool: unsafe { NonNull::new_unchecked(Arc::as_ptr(pool).cast_mut()) },
-            slot: node as u64 | (start as u64) << 32,
-            granules: n,
+            slot: got.node as u64 | (got.start as u64) << 32,
+            granules: n | (got.arena as u64) << 32 | (got.spans as u64) << SPANS_BIT,
             _owns: PhantomData,
         })
     }
@@ -116,7 +118,7 @@ impl<B: Backend> P2pBuf<B> {
     /// Length in bytes (the request rounded up to the granularity).
     #[inline]
     pub fn len(&self) -> usize {
-        (self.granules as usize) << self.inner().shift
+        (self.granules as u32 as usize) << self.inner().shift
     }
 
     /// Always `false`: allocations are at least one granule.
@@ -160,24 +162,27 @@ impl<B: Backend> P2pBuf<B> {
     /// which forgets the buffer).
     #[inline]
     fn release(&mut self, quarantine: bool) {
-        let node = self.slot as u32;
-        let (released, last) = self.inner().state.with(|t| {
-            let released = if quarantine {
-                t.quarantine(node)
-            } else {
-                t.free(node)
-            };
-            (released, released && t.allocations == 0)
-        });
+        let got = Got {
+            // CAST: the fields as `alloc` packed them
+            arena: (self.granules >> 32) as u32 & 0xff,
+            node: self.slot as u32,
+            start: (self.slot >> 32) as u32,
+            spans: self.granules >> SPANS_BIT != 0,
+        };
+        let (released, last) = self
+            .inner()
+            .arenas
+            .release(got, self.granules as u32, quarantine);
         // Every buffer owns exactly one allocated node until it is released.
         debug_assert!(released, "P2pBuf released a node that was not allocated");
-        if last {
-            // This release made the pool's count of live allocations 0, so the buffers' strong
-            // count (taken when the count became 1) is this thread's to give back; until then
-            // the `Inner` is alive. (If another thread meanwhile made the count 1 again, it took
-            // a strong count of its own.)
+        for _ in 0..last {
+            // This release made `last` arenas' counts of live allocations 0, so their strong
+            // counts (taken when each count became 1) are this thread's to give back; until the
+            // last of them the `Inner` is alive. (If another thread meanwhile made a count 1
+            // again, it took a strong count of its own.)
             // SAFETY: `pool` is `Arc::as_ptr` of that `Arc` (the pointer `Arc::into_raw` returns)
-            // and we own one strong count, as above; nothing of `Inner` is used after this.
+            // and we own `last` strong counts, as above; after the last one nothing of `Inner`
+            // is used (`self.pool` is a copy of the pointer, read from the buffer).
             unsafe { Arc::decrement_strong_count(self.pool.as_ptr().cast_const()) }
         }
         // Otherwise another buffer is live and keeps the `Inner` alive past the release of the

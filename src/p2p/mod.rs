@@ -62,6 +62,7 @@
 
 // `config`: how a pool covers its backend. `tlsf`: the allocator proper, in granules. `pool`: the
 // shared state and the handle that allocates. `buf`: the buffers and their shared count of the pool.
+mod arena;
 mod buf;
 mod config;
 mod lease;
