@@ -128,7 +128,11 @@ impl Arenas {
     #[inline]
     pub(super) fn alloc(&self, n: u64, align_g: u64, first: &impl Fn()) -> Option<Got> {
         let count = self.arenas.len();
-        let home = if count == 1 { 0 } else { thread_index() % count };
+        let home = if count == 1 {
+            0
+        } else {
+            thread_index() % count
+        };
         let mut k = home;
         loop {
             let got = self.arenas[k].0.with(|a| {

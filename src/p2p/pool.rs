@@ -3,9 +3,9 @@
 
 use core::fmt;
 
+use super::arena::Arenas;
 use super::buf::P2pBuf;
 use super::config::{P2pConfig, MIN_GRANULARITY};
-use super::arena::Arenas;
 use super::tlsf::MAX_GRANULES;
 use crate::backend::Backend;
 use crate::copy::WidthPolicy;
