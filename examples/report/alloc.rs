@@ -13,6 +13,18 @@
 //!   ratio is the median of the per-round ratios);
 //! - `largest@50%`: the largest allocation still possible with the region 50% full, in bytes
 //!   (median over samples taken as the fill reaches 50% during the churn);
+//! - `scale@25%`: the same churn run by one thread, then by two threads at once, each thread
+//!   its own buffers (two churns of the same pool, each holding 25% of the region: 50% in all;
+//!   in a one-thread round the other churn's buffers stay allocated). Both threads start
+//!   together and stop together (a flag the measuring thread raises after a fixed wall-clock
+//!   window), and the rate is all their pairs over the wall-clock time. A round counts only
+//!   if every thread in it ran for at least 90% of it (its CPU time over the window): a
+//!   thread descheduled by other work on the machine would make two threads look like one
+//!   after the other; such rounds are run again, up to 20 times as many as asked for
+//!   (`scale-spread`: `rounds dropped`; NaN figures if no round counted: the machine was busy). One- and
+//!   two-thread rounds alternate; the ratio is the median of the per-round ratios (min and max
+//!   in the `scale-spread` rows). For the pool as built (one arena per CPU) and, for
+//!   comparison, with one arena (one lock for both threads);
 //! - `target`: the section's goals, `value` = the measured ratio, `unit` = MET or MISS.
 
 use crate::{median, Opts, Row};
@@ -20,7 +32,10 @@ use crate::{median, Opts, Row};
 #[path = "alloc_workload.rs"]
 pub mod workload;
 
-use workload::{p2p_pool, Alloc, BTreeFit, Bitmap, Churn, Stopwatch, REGION};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use workload::{p2p_pool, p2p_pool_arenas, Alloc, BTreeFit, Bitmap, Churn, Stopwatch, REGION};
 
 const SECTION: &str = "alloc";
 const REFERENCE: &str = "bitmap-first-fit (ref)";
@@ -143,9 +158,42 @@ pub fn run(opts: Opts) -> Vec<Row> {
     }
     let speed = ratio[0];
     let frag = largest[0] / largest[ref_i];
+    let (scale_rounds, window) = if opts.quick { (7, 0.01) } else { (15, 0.03) };
+    let mut scaling = 0.0;
+    for (name, arenas) in [("p2p-tlsf", 0), ("p2p-tlsf 1 arena", 1)] {
+        let s = scale(arenas, scale_rounds, window);
+        if arenas == 0 {
+            scaling = s.ratio;
+        }
+        for (case, variant, value, unit, ratio) in [
+            ("scale@25%", "1 thread", s.one, "pairs/s", Some(1.0)),
+            ("scale@25%", "2 threads", s.two, "pairs/s", Some(s.ratio)),
+            ("scale-spread", "min 2t/1t", s.min, "x", None),
+            ("scale-spread", "max 2t/1t", s.max, "x", None),
+            (
+                "scale-spread",
+                "rounds dropped",
+                s.dropped as f64,
+                "rounds",
+                None,
+            ),
+        ] {
+            rows.push(Row {
+                section: SECTION,
+                case: case.into(),
+                bytes: REGION as u64,
+                misalign: "-".into(),
+                variant: format!("{name} {variant}"),
+                value,
+                unit,
+                ratio,
+            });
+        }
+    }
     for (what, ratio, goal) in [
         ("p2p pairs/s >= 10x bitmap", speed, 10.0),
         ("p2p largest@50% >= bitmap", frag, 1.0),
+        ("2 threads >= 1.7x 1 thread", scaling, 1.7),
     ] {
         rows.push(Row {
             section: SECTION,
@@ -159,4 +207,111 @@ pub fn run(opts: Opts) -> Vec<Row> {
         });
     }
     rows
+}
+
+/// Scaling figures: median rates of one and of two threads, and the median, least and greatest
+/// per-round ratio of the two.
+struct Scale {
+    one: f64,
+    two: f64,
+    ratio: f64,
+    min: f64,
+    max: f64,
+    /// Rounds run again because a thread did not run for most of them.
+    dropped: usize,
+}
+
+/// Pairs per timing between looks at the stop flag.
+const CHUNK: u64 = 256;
+
+/// Two worker threads, each churning its own 25% of one pool (with `arenas` arenas): `rounds`
+/// rounds of one thread (worker 0) and of both, each `window` seconds of wall-clock time.
+fn scale(arenas: usize, rounds: usize, window: f64) -> Scale {
+    let pool = p2p_pool_arenas(arenas);
+    // `start` and `stop` hold the number of the round the workers may start and must stop
+    let (start, stop) = (AtomicU64::new(0), AtomicU64::new(0));
+    // per thread and round: pairs, and the share of the window the thread ran
+    let (done_tx, done_rx) = mpsc::channel::<(u64, f64)>();
+    let mut dropped = 0;
+    let mut ones = Vec::new();
+    let mut twos = Vec::new();
+    let mut ratios = Vec::new();
+    std::thread::scope(|s| {
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        let cmds: Vec<mpsc::Sender<u64>> = (0..2u64)
+            .map(|w| {
+                let (tx, rx) = mpsc::channel::<u64>();
+                let (pool, start, stop) = (pool.clone(), &start, &stop);
+                let (done, ready) = (done_tx.clone(), ready_tx.clone());
+                s.spawn(move || {
+                    let mut c = Churn::with_fill(pool, 7 + w, REGION / 4, workload::BAND / 2);
+                    c.pairs(20_000);
+                    ready.send(()).unwrap();
+                    for round in rx {
+                        while start.load(Ordering::Acquire) < round {
+                            std::hint::spin_loop();
+                        }
+                        let (cpu, wall) = (Stopwatch::start(), std::time::Instant::now());
+                        let mut pairs = 0u64;
+                        while stop.load(Ordering::Relaxed) < round {
+                            c.pairs(CHUNK);
+                            pairs += CHUNK;
+                        }
+                        let ran = cpu.secs() / wall.elapsed().as_secs_f64();
+                        done.send((pairs, ran)).unwrap();
+                    }
+                });
+                tx
+            })
+            .collect();
+        for _ in 0..2 {
+            ready_rx.recv().unwrap();
+        }
+        let mut round = 0;
+        // pairs per second of wall-clock time of `threads` threads, or `None` if one of them
+        // ran for less than 90% of the window
+        let mut run = |threads: usize| -> Option<f64> {
+            round += 1;
+            for cmd in &cmds[..threads] {
+                cmd.send(round).unwrap();
+            }
+            let t = std::time::Instant::now();
+            start.store(round, Ordering::Release);
+            std::thread::sleep(std::time::Duration::from_secs_f64(window));
+            stop.store(round, Ordering::Relaxed);
+            let got: Vec<(u64, f64)> = (0..threads).map(|_| done_rx.recv().unwrap()).collect();
+            let secs = t.elapsed().as_secs_f64();
+            let pairs: u64 = got.iter().map(|g| g.0).sum();
+            got.iter()
+                .all(|g| g.1 >= 0.9)
+                .then_some(pairs as f64 / secs)
+        };
+        let _ = run(2); // warm-up
+        let mut tries = 0;
+        while ones.len() < rounds && tries < 20 * rounds {
+            tries += 1;
+            match (run(1), run(2)) {
+                (Some(one), Some(two)) => {
+                    ones.push(one);
+                    twos.push(two);
+                    ratios.push(two / one);
+                }
+                _ => dropped += 1,
+            }
+        }
+        if ones.is_empty() {
+            (ones, twos, ratios) = (vec![f64::NAN], vec![f64::NAN], vec![f64::NAN]);
+        }
+        drop(cmds);
+    });
+    let min = ratios.iter().copied().reduce(f64::min).unwrap_or(f64::NAN);
+    let max = ratios.iter().copied().reduce(f64::max).unwrap_or(f64::NAN);
+    Scale {
+        one: median(&mut ones),
+        two: median(&mut twos),
+        ratio: median(&mut ratios),
+        min,
+        max,
+        dropped,
+    }
 }
