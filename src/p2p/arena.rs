@@ -262,17 +262,26 @@ impl Arenas {
         })
     }
 
+    /// Releases a block with pieces in several arenas, with exactly those arenas locked, in
+    /// order. (Only those: the first of them is unlocked last, and until then its count of live
+    /// allocations, which only its lock's holder changes, or the strong count this release
+    /// took from it keeps the pool alive. A lock on an arena outside the block would have no
+    /// such guarantee behind it.)
     #[cold]
     #[inline(never)]
     fn release_across(&self, got: Got, n: u32, quarantine: bool) -> (bool, u32) {
-        let mut out = (true, 0);
+        let first = got.arena as usize;
         let end = got.start as u64 + n as u64;
-        self.with_all(&mut |all| {
-            for (k, a) in all.iter_mut().enumerate().skip(got.arena as usize) {
-                if self.base(k) as u64 >= end {
-                    break;
-                }
-                let cont = k != got.arena as usize;
+        let Some(last) = (first..self.arenas.len())
+            .take_while(|&k| (self.base(k) as u64) < end)
+            .last()
+        else {
+            return (false, 0);
+        };
+        let mut out = (true, 0);
+        self.with_range(first, last, &mut |held| {
+            for (i, a) in held.iter_mut().enumerate() {
+                let cont = i != 0;
                 let node = if cont { a.tlsf.head().0 } else { got.node };
                 let done = if quarantine {
                     a.tlsf.quarantine(node)
@@ -329,6 +338,11 @@ impl Arenas {
 
     /// Runs `f` with every arena locked, in order.
     fn with_all(&self, f: &mut dyn FnMut(&mut [&mut Arena])) {
+        self.with_range(0, self.arenas.len() - 1, f)
+    }
+
+    /// Runs `f` with arenas `first..=last` locked, in order.
+    fn with_range(&self, first: usize, last: usize, f: &mut dyn FnMut(&mut [&mut Arena])) {
         fn go(locks: &[Padded], held: &mut Vec<&mut Arena>, f: &mut dyn FnMut(&mut [&mut Arena])) {
             match locks.split_first() {
                 None => f(held),
@@ -339,7 +353,8 @@ impl Arenas {
                 }),
             }
         }
-        go(&self.arenas, &mut Vec::with_capacity(self.arenas.len()), f)
+        let locks = &self.arenas[first..=last];
+        go(locks, &mut Vec::with_capacity(locks.len()), f)
     }
 }
 

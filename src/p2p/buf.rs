@@ -1,12 +1,14 @@
 //! [`P2pBuf`]: an owned piece of a pool, and the protocol by which the live buffers of a pool
-//! share one strong count of the pool's `Arc`.
+//! share strong counts of the pool's `Arc`: one per arena with live allocations.
 //!
-//! The allocation that makes the allocator's count of live allocations 1 takes a strong count
-//! (without an `Arc` to show for it); the drop that makes the count 0 gives it back. Both decide
-//! under the allocator's lock, so the decisions are totally ordered: at any time the count is
-//! held exactly when there are live buffers, and the buffer whose drop gives it back is the last
-//! one (another thread that then allocates sees a count of 1 again and takes a count of its
-//! own). `tests/loom.rs` checks this under every interleaving of two threads.
+//! The allocation that makes an arena's count of live allocations 1 takes a strong count
+//! (without an `Arc` to show for it); the release that makes it 0 gives it back. Both decide
+//! under that arena's lock, so the decisions about one arena are totally ordered: at any time an
+//! arena's count is held exactly when it has live allocations, and the release that gives back
+//! the last count of all is the last release of the pool's buffers (another thread that then
+//! allocates sees a count of 1 again and takes a count of its own). A buffer across arena
+//! boundaries is a live allocation of each arena it has a piece in (see `arena.rs`).
+//! `tests/loom.rs` checks this under every interleaving of two threads (with one arena).
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -27,17 +29,20 @@ const SPANS_BIT: u32 = 63;
 /// [`P2pBuf::bus_addr`]. The buffer keeps its pool (and so the mapping) alive.
 ///
 /// # Invariant
-/// From its allocation to its drop, the buffer's node (`slot`'s low half) is allocated in its
-/// pool's allocator, with `granules` granules from `slot`'s high half; so the pool's count of live
-/// allocations is at least 1, the buffers' one strong count of the pool's `Arc` is held, and
-/// `pool` points to a live `Inner`.
+/// From its allocation to its drop, the buffer's node (`slot`'s low half) is allocated in the
+/// arena of its pool that `granules` names (with its pieces in the arenas above, if it crosses
+/// arena boundaries), with `granules`'s low half of granules from `slot`'s high half; so that
+/// arena's count of live allocations is at least 1, its strong count of the pool's `Arc` is held,
+/// and `pool` points to a live `Inner`.
 pub struct P2pBuf<B: Backend> {
-    /// The pool's shared state: [`Arc::as_ptr`] of the pool's `Arc`. The live buffers of a pool
-    /// hold **one** strong count of that `Arc` between them, taken by the allocation that makes
-    /// the allocator's count of live allocations 1 and given back by the drop that makes it 0
-    /// (both decided under the lock), so a buffer costs no reference counting of its own.
+    /// The pool's shared state: [`Arc::as_ptr`] of the pool's `Arc`. The live buffers of an
+    /// arena hold **one** strong count of that `Arc` between them, taken by the allocation that
+    /// makes the arena's count of live allocations 1 and given back by the release that makes it
+    /// 0 (both decided under the arena's lock), so a buffer costs no reference counting of its
+    /// own.
     pool: NonNull<Inner<B>>,
-    /// The allocator's node for this buffer (low 32 bits) and its first granule (high 32 bits).
+    /// The allocator's node for this buffer (low 32 bits; in its first arena) and its first
+    /// granule in the region (high 32 bits).
     /// The byte figures are computed from these, `granules` and the pool's constants, so a
     /// buffer is three words, cheap to move. (Whole words: a buffer is often built and then
     /// moved through the stack at once, and a word-sized load of two separately stored halves
