@@ -123,6 +123,7 @@ impl<B: Backend> P2pBuf<B> {
     /// Length in bytes (the request rounded up to the granularity).
     #[inline]
     pub fn len(&self) -> usize {
+        // CAST: the low half of `granules` is the length
         (self.granules as u32 as usize) << self.inner().shift
     }
 
@@ -174,10 +175,9 @@ impl<B: Backend> P2pBuf<B> {
             start: (self.slot >> 32) as u32,
             spans: self.granules >> SPANS_BIT != 0,
         };
-        let (released, last) = self
-            .inner()
-            .arenas
-            .release(got, self.granules as u32, quarantine);
+        // CAST: the low half of `granules` is the length
+        let n = self.granules as u32;
+        let (released, last) = self.inner().arenas.release(got, n, quarantine);
         // Every buffer owns exactly one allocated node until it is released.
         debug_assert!(released, "P2pBuf released a node that was not allocated");
         for _ in 0..last {
