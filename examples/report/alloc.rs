@@ -17,10 +17,11 @@
 //!   its own buffers (two churns of the same pool, each holding 25% of the region: 50% in all;
 //!   in a one-thread round the other churn's buffers stay allocated). Both threads start
 //!   together and stop together (a flag the measuring thread raises after a fixed wall-clock
-//!   window), and the rate is all their pairs over the wall-clock time. A round counts only
-//!   if every thread in it ran for at least 90% of it (its CPU time over the window): a
+//!   window), and the rate is all their pairs over the window. A round counts only if every
+//!   thread in it ran for at least 90% of the window (its CPU time over the window), so that
+//!   the threads ran at the same time for at least 80% of it: a
 //!   thread descheduled by other work on the machine would make two threads look like one
-//!   after the other; such rounds are run again, up to 20 times as many as asked for
+//!   after the other; such rounds are run again, up to 50 times as many as asked for
 //!   (`scale-spread`: `rounds dropped`; NaN figures if no round counted: the machine was busy). One- and
 //!   two-thread rounds alternate; the ratio is the median of the per-round ratios (min and max
 //!   in the `scale-spread` rows). For the pool as built (one arena per CPU) and, for
@@ -158,7 +159,7 @@ pub fn run(opts: Opts) -> Vec<Row> {
     }
     let speed = ratio[0];
     let frag = largest[0] / largest[ref_i];
-    let (scale_rounds, window) = if opts.quick { (7, 0.01) } else { (15, 0.03) };
+    let (scale_rounds, window) = if opts.quick { (7, 0.004) } else { (15, 0.01) };
     let mut scaling = 0.0;
     for (name, arenas) in [("p2p-tlsf", 0), ("p2p-tlsf 1 arena", 1)] {
         let s = scale(arenas, scale_rounds, window);
@@ -230,7 +231,7 @@ fn scale(arenas: usize, rounds: usize, window: f64) -> Scale {
     let pool = p2p_pool_arenas(arenas);
     // `start` and `stop` hold the number of the round the workers may start and must stop
     let (start, stop) = (AtomicU64::new(0), AtomicU64::new(0));
-    // per thread and round: pairs, and the share of the window the thread ran
+    // per thread and round: pairs, and seconds of CPU time
     let (done_tx, done_rx) = mpsc::channel::<(u64, f64)>();
     let mut dropped = 0;
     let mut ones = Vec::new();
@@ -251,14 +252,13 @@ fn scale(arenas: usize, rounds: usize, window: f64) -> Scale {
                         while start.load(Ordering::Acquire) < round {
                             std::hint::spin_loop();
                         }
-                        let (cpu, wall) = (Stopwatch::start(), std::time::Instant::now());
+                        let cpu = Stopwatch::start();
                         let mut pairs = 0u64;
                         while stop.load(Ordering::Relaxed) < round {
                             c.pairs(CHUNK);
                             pairs += CHUNK;
                         }
-                        let ran = cpu.secs() / wall.elapsed().as_secs_f64();
-                        done.send((pairs, ran)).unwrap();
+                        done.send((pairs, cpu.secs())).unwrap();
                     }
                 });
                 tx
@@ -279,16 +279,15 @@ fn scale(arenas: usize, rounds: usize, window: f64) -> Scale {
             start.store(round, Ordering::Release);
             std::thread::sleep(std::time::Duration::from_secs_f64(window));
             stop.store(round, Ordering::Relaxed);
-            let got: Vec<(u64, f64)> = (0..threads).map(|_| done_rx.recv().unwrap()).collect();
             let secs = t.elapsed().as_secs_f64();
-            let pairs: u64 = got.iter().map(|g| g.0).sum();
+            let got: Vec<(u64, f64)> = (0..threads).map(|_| done_rx.recv().unwrap()).collect();
             got.iter()
-                .all(|g| g.1 >= 0.9)
-                .then_some(pairs as f64 / secs)
+                .all(|g| g.1 >= 0.9 * secs)
+                .then(|| got.iter().map(|g| g.0).sum::<u64>() as f64 / secs)
         };
         let _ = run(2); // warm-up
         let mut tries = 0;
-        while ones.len() < rounds && tries < 20 * rounds {
+        while ones.len() < rounds && tries < 50 * rounds {
             tries += 1;
             match (run(1), run(2)) {
                 (Some(one), Some(two)) => {
