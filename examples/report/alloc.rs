@@ -8,7 +8,8 @@
 //! a change in the machine's speed (another job on a sibling CPU, frequency) then touches both
 //! sides of a ratio alike.
 //!
-//! Rows (ratios relative to the genalloc-style bitmap first-fit of the same run):
+//! Rows (ratios relative to the genalloc-style bitmap first-fit of the same run; `p2p-tlsf` is
+//! the pool as built, with one arena per CPU, and `p2p-tlsf 1 arena` the same with one lock):
 //! - `churn@50%`: alloc+free pairs per second in the steady state (median over rounds; the
 //!   ratio is the median of the per-round ratios);
 //! - `largest@50%`: the largest allocation still possible with the region 50% full, in bytes
@@ -69,33 +70,38 @@ fn largest<A: Alloc>(c: &mut Churn<A>, samples: usize) -> Vec<f64> {
 }
 
 /// One seed: every allocator churns in turn for `rounds` rounds of `secs`. Returns, per
-/// allocator, the per-round rates, and the largest-free samples.
+/// allocator (the pool as built, the pool with one arena, then `r` and `t`), the per-round
+/// rates, and the largest-free samples.
 fn seed_run<P: Alloc, R: Alloc, T: Alloc>(
-    (p, r, t): (P, R, T),
+    (p, p1, r, t): (P, P, R, T),
     seed: u64,
     rounds: usize,
     secs: f64,
     samples: usize,
-) -> [(Vec<f64>, Vec<f64>); 3] {
-    let (mut p, mut r, mut t) = (
+) -> [(Vec<f64>, Vec<f64>); 4] {
+    let (mut p, mut p1, mut r, mut t) = (
         Churn::new(p, seed),
+        Churn::new(p1, seed),
         Churn::new(r, seed),
         Churn::new(t, seed),
     );
     // reach the steady state
     p.pairs(20_000);
+    p1.pairs(20_000);
     r.pairs(20_000);
     t.pairs(20_000);
-    let mut chunks = [1_000u64; 3];
-    let mut rates: [Vec<f64>; 3] = Default::default();
+    let mut chunks = [1_000u64; 4];
+    let mut rates: [Vec<f64>; 4] = Default::default();
     for _ in 0..rounds {
         rates[0].push(round(&mut p, &mut chunks[0], secs));
-        rates[1].push(round(&mut r, &mut chunks[1], secs));
-        rates[2].push(round(&mut t, &mut chunks[2], secs));
+        rates[1].push(round(&mut p1, &mut chunks[1], secs));
+        rates[2].push(round(&mut r, &mut chunks[2], secs));
+        rates[3].push(round(&mut t, &mut chunks[3], secs));
     }
-    let [a, b, c] = rates;
+    let [a, a1, b, c] = rates;
     [
         (a, largest(&mut p, samples)),
+        (a1, largest(&mut p1, samples)),
         (b, largest(&mut r, samples)),
         (c, largest(&mut t, samples)),
     ]
@@ -107,21 +113,27 @@ pub fn run(opts: Opts) -> Vec<Row> {
     } else {
         (5, 10, 0.03, 16)
     };
-    let variants = ["p2p-tlsf", REFERENCE, "btree-best-fit"];
-    let mut rates: [Vec<f64>; 3] = Default::default();
-    let mut ratios: [Vec<f64>; 3] = Default::default();
-    let mut largests: [Vec<f64>; 3] = Default::default();
+    let variants = ["p2p-tlsf", "p2p-tlsf 1 arena", REFERENCE, "btree-best-fit"];
+    let ref_i = variants.iter().position(|v| *v == REFERENCE).unwrap();
+    let mut rates: [Vec<f64>; 4] = Default::default();
+    let mut ratios: [Vec<f64>; 4] = Default::default();
+    let mut largests: [Vec<f64>; 4] = Default::default();
     for seed in 1..=seeds {
         let runs = seed_run(
-            (p2p_pool(), Bitmap::new(), BTreeFit::new()),
+            (
+                p2p_pool(),
+                p2p_pool_arenas(1),
+                Bitmap::new(),
+                BTreeFit::new(),
+            ),
             seed,
             rounds,
             secs,
             samples,
         );
-        for i in 0..3 {
+        for i in 0..4 {
             // paired: the ratio within each round
-            for (x, r) in runs[i].0.iter().zip(&runs[1].0) {
+            for (x, r) in runs[i].0.iter().zip(&runs[ref_i].0) {
                 ratios[i].push(x / r);
             }
             rates[i].extend(&runs[i].0);
@@ -131,7 +143,6 @@ pub fn run(opts: Opts) -> Vec<Row> {
     let rate: Vec<f64> = rates.iter_mut().map(|v| median(v)).collect();
     let ratio: Vec<f64> = ratios.iter_mut().map(|v| median(v)).collect();
     let largest: Vec<f64> = largests.iter_mut().map(|v| median(v)).collect();
-    let ref_i = variants.iter().position(|v| *v == REFERENCE).unwrap();
     let mut rows = Vec::new();
     for (i, v) in variants.iter().enumerate() {
         rows.push(Row {
