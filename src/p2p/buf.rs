@@ -58,7 +58,7 @@ pub struct P2pBuf<B: Backend> {
 // SAFETY: a buffer gives access to its pool's `Inner` exactly as an `Arc<Inner<B>>` would: shared
 // references from any thread, and the last drop (from any thread) may drop the `Inner`. An
 // `Arc<Inner<B>>` is `Send` and `Sync` when `Inner<B>` is `Send + Sync`, which holds when `B` is
-// (the allocator state is behind a `SpinLock`, which is `Sync`; the other fields are plain data).
+// (the allocator state is behind `SpinLock`s, which are `Sync`; the other fields are plain data).
 unsafe impl<B: Backend + Send + Sync> Send for P2pBuf<B> {}
 // SAFETY: as for `Send` above; `&P2pBuf` only reads the buffer's own fields and shares `Inner`.
 unsafe impl<B: Backend + Send + Sync> Sync for P2pBuf<B> {}

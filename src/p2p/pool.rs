@@ -1,5 +1,5 @@
-//! [`P2pPool`]: the shared state of a pool (the backend, the region's geometry, the allocator
-//! behind the crate's spin lock) and the handle that allocates from it.
+//! [`P2pPool`]: the shared state of a pool (the backend, the region's geometry, the arenas of
+//! the allocator, each behind the crate's spin lock) and the handle that allocates from it.
 
 use core::fmt;
 
@@ -39,8 +39,8 @@ pub struct P2pStats {
 ///
 /// # Invariant
 /// `offset + len <= backend.size()`, `len` is a whole number of granules (`1 << shift` bytes),
-/// and `state` manages `len >> shift` granules: every live allocation of `state` lies inside
-/// `offset..offset + len` of the backend.
+/// and `arenas` manage `len >> shift` granules between them: every live allocation of `arenas`
+/// lies inside `offset..offset + len` of the backend.
 pub(super) struct Inner<B> {
     pub(super) backend: B,
     /// Offset of the managed region in the backend.
