@@ -248,14 +248,41 @@ mod tests {
         assert_eq!(Arc::strong_count(&pool.inner), 1);
     }
 
+    #[test]
+    fn each_arena_with_buffers_holds_one_count() {
+        use crate::backend::MockIo;
+        use crate::p2p::P2pConfig;
+        let config = P2pConfig::new(0).arenas(2);
+        let pool = P2pPool::with_config(MockIo::new(8 * 4096), config).unwrap();
+        let weak = Arc::downgrade(&pool.inner);
+        // fills arena 0 (granules 0..4), then one in arena 1, then one across both
+        let a = pool.alloc(4 * 4096, 1).unwrap();
+        assert_eq!(Arc::strong_count(&pool.inner), 2);
+        let b = pool.alloc(4096, 1).unwrap();
+        assert_eq!(Arc::strong_count(&pool.inner), 3);
+        drop(a);
+        assert_eq!(Arc::strong_count(&pool.inner), 2);
+        let c = pool.alloc(6 * 4096, 1).unwrap();
+        assert_eq!((c.offset(), c.len()), (0, 6 * 4096));
+        assert_eq!(Arc::strong_count(&pool.inner), 3);
+        drop(b);
+        assert_eq!(Arc::strong_count(&pool.inner), 3, "c is in both arenas");
+        drop(pool);
+        assert!(weak.upgrade().is_some());
+        drop(c); // gives back both counts, the last one frees the pool
+        assert!(weak.upgrade().is_none());
+    }
+
     #[cfg(feature = "std")]
     #[test]
     fn last_buffer_across_threads_frees_the_pool() {
         use crate::backend::MockIo;
         // Buffers dropped on several threads at once, the pool handle gone: whichever drop is
         // last frees the pool, and the count goes 0 → 1 → 0 many times on the way.
-        for round in 0..20 {
-            let pool = P2pPool::new(MockIo::new(256 * 4096), 0).unwrap();
+        for round in 0..40 {
+            // one arena, then two (threads get homes in both)
+            let config = crate::p2p::P2pConfig::new(0).arenas(1 + round / 20);
+            let pool = P2pPool::with_config(MockIo::new(256 * 4096), config).unwrap();
             let weak = Arc::downgrade(&pool.inner);
             let handles: Vec<_> = (0..4)
                 .map(|t| {
