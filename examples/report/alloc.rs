@@ -25,8 +25,10 @@
 //!   after the other; such rounds are run again, up to 50 times as many as asked for
 //!   (`scale-spread`: `rounds dropped`; NaN figures if no round counted: the machine was busy). One- and
 //!   two-thread rounds alternate; the ratio is the median of the per-round ratios (min and max
-//!   in the `scale-spread` rows). For the pool as built (one arena per CPU) and, for
-//!   comparison, with one arena (one lock for both threads);
+//!   in the `scale-spread` rows). For the pool as built (one arena per CPU), for comparison with
+//!   one arena (one lock for both threads), and as a control with a pool for each thread (the
+//!   same code sharing nothing: what the machine allows at the time, e.g. when the two vCPUs
+//!   share a core);
 //! - `target`: the section's goals, `value` = the measured ratio, `unit` = MET or MISS.
 
 use crate::{median, Opts, Row};
@@ -172,9 +174,13 @@ pub fn run(opts: Opts) -> Vec<Row> {
     let frag = largest[0] / largest[ref_i];
     let (scale_rounds, window) = if opts.quick { (7, 0.004) } else { (15, 0.01) };
     let mut scaling = 0.0;
-    for (name, arenas) in [("p2p-tlsf", 0), ("p2p-tlsf 1 arena", 1)] {
+    for (name, arenas) in [
+        ("p2p-tlsf", Some(0)),
+        ("p2p-tlsf 1 arena", Some(1)),
+        ("control: a pool each", None),
+    ] {
         let s = scale(arenas, scale_rounds, window);
-        if arenas == 0 {
+        if arenas == Some(0) {
             scaling = s.ratio;
         }
         for (case, variant, value, unit, ratio) in [
@@ -236,10 +242,11 @@ struct Scale {
 /// Pairs per timing between looks at the stop flag.
 const CHUNK: u64 = 256;
 
-/// Two worker threads, each churning its own 25% of one pool (with `arenas` arenas): `rounds`
-/// rounds of one thread (worker 0) and of both, each `window` seconds of wall-clock time.
-fn scale(arenas: usize, rounds: usize, window: f64) -> Scale {
-    let pool = p2p_pool_arenas(arenas);
+/// Two worker threads, each churning its own 25% of one pool (with `arenas` arenas; `None`: of a
+/// pool of its own, the control, which shares nothing and so shows what the machine allows):
+/// `rounds` rounds of one thread (worker 0) and of both, each `window` seconds of wall-clock time.
+fn scale(arenas: Option<usize>, rounds: usize, window: f64) -> Scale {
+    let pool = p2p_pool_arenas(arenas.unwrap_or(1));
     // `start` and `stop` hold the number of the round the workers may start and must stop
     let (start, stop) = (AtomicU64::new(0), AtomicU64::new(0));
     // per thread and round: pairs, and seconds of CPU time
@@ -253,7 +260,11 @@ fn scale(arenas: usize, rounds: usize, window: f64) -> Scale {
         let cmds: Vec<mpsc::Sender<u64>> = (0..2u64)
             .map(|w| {
                 let (tx, rx) = mpsc::channel::<u64>();
-                let (pool, start, stop) = (pool.clone(), &start, &stop);
+                let pool = match arenas {
+                    Some(_) => pool.clone(),
+                    None => p2p_pool_arenas(1),
+                };
+                let (start, stop) = (&start, &stop);
                 let (done, ready) = (done_tx.clone(), ready_tx.clone());
                 s.spawn(move || {
                     let mut c = Churn::with_fill(pool, 7 + w, REGION / 4, workload::BAND / 2);
