@@ -5,11 +5,17 @@
 //! in `examples/report/alloc_workload.rs`, shared with the report's `alloc` section, which also
 //! measures fragmentation (largest allocation possible at 50% fill).
 //!
+//! `alloc/churn@25%x2`: two threads at once on one pool, each churning its own buffers at 25%
+//! fill (50% in all); the time is the wall-clock time of both, so the figure is the pairs per
+//! second of the two together (compare with `alloc/churn@25%`, one such churn alone). It needs
+//! two idle CPUs to mean anything.
+//!
 //! ```text
 //! cargo bench --bench alloc [-- --quick]
 //! ```
 
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -18,7 +24,7 @@ mod ram;
 #[path = "../examples/report/alloc_workload.rs"]
 mod workload;
 
-use workload::{p2p_pool, Alloc, BTreeFit, Bitmap, Churn};
+use workload::{p2p_pool, Alloc, BTreeFit, Bitmap, Churn, BAND, REGION};
 
 fn churn<A: Alloc>(c: &mut Criterion, name: &str, alloc: A) {
     let mut ch = Churn::new(alloc, 1);
@@ -29,7 +35,44 @@ fn churn<A: Alloc>(c: &mut Criterion, name: &str, alloc: A) {
     g.finish();
 }
 
+/// One churn at 25% fill, then two on one pool from two threads at once.
+fn churn2(c: &mut Criterion) {
+    let pool = p2p_pool();
+    let mut chs: Vec<_> = (0..2)
+        .map(|w| Churn::with_fill(pool.clone(), 7 + w, REGION / 4, BAND / 2))
+        .collect();
+    let mut g = c.benchmark_group("alloc/churn@25%");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("p2p-tlsf 1 thread", |b| b.iter(|| chs[0].pairs(1)));
+    g.finish();
+    let mut g = c.benchmark_group("alloc/churn@25%x2");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("p2p-tlsf 2 threads", |b| {
+        b.iter_custom(|iters| {
+            let per = iters.div_ceil(2);
+            let t = Instant::now();
+            std::thread::scope(|s| {
+                // The threads take their first buffer in turn, so that their home arenas
+                // (handed out in turn) differ, and are the same in every sample.
+                let (tx, rx) = mpsc::channel();
+                for ch in chs.iter_mut() {
+                    let tx = tx.clone();
+                    s.spawn(move || {
+                        ch.pairs(1);
+                        tx.send(()).unwrap();
+                        ch.pairs(per - 1);
+                    });
+                    rx.recv().unwrap();
+                }
+            });
+            t.elapsed()
+        })
+    });
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
+    churn2(c);
     churn(c, "p2p-tlsf", p2p_pool());
     churn(c, "bitmap-first-fit (ref)", Bitmap::new());
     churn(c, "btree-best-fit", BTreeFit::new());

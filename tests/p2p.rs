@@ -243,14 +243,15 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn model(ops in proptest::collection::vec(op(), 1..200), gran_log2 in 6u32..14, bus_pages in 0u64..64) {
+    fn model(ops in proptest::collection::vec(op(), 1..200), gran_log2 in 6u32..14, bus_pages in 0u64..64, arenas in 0usize..6) {
         let gran = 1usize << gran_log2;
         let total = 256 * 1024;
         let bus = 0x4000_0000 + bus_pages * gran as u64;
         let p = P2pPool::with_config(
             MockIo::new(total),
-            P2pConfig::new(bus).granularity(gran),
+            P2pConfig::new(bus).granularity(gran).arenas(arenas),
         ).unwrap();
+        prop_assert!(p.arenas() >= 1 && p.arenas() <= arenas.max(1).min(total / gran));
         let mut bufs: Vec<P2pBuf<MockIo>> = Vec::new();
         let mut model: BTreeMap<usize, usize> = BTreeMap::new();
         for op in ops {
@@ -296,19 +297,212 @@ proptest! {
             prop_assert_eq!(s.free, total - used);
             prop_assert_eq!(s.allocations, model.len());
             prop_assert!(s.largest_free <= s.free);
-            // largest free block = the model's largest gap
+            // largest free block = the model's largest gap; free blocks = its gaps, whatever the
+            // arenas
             let mut cursor = 0;
             let mut largest = 0;
+            let mut gaps = 0;
             for (&o, &l) in &model {
                 largest = largest.max(o - cursor);
+                gaps += (o > cursor) as usize;
                 cursor = o + l;
             }
             largest = largest.max(total - cursor);
+            gaps += (total > cursor) as usize;
             prop_assert_eq!(s.largest_free, largest);
+            prop_assert_eq!(s.free_blocks, gaps);
         }
         drop(bufs);
         let s = p.stats();
         prop_assert_eq!((s.free, s.largest_free, s.allocations, s.free_blocks), (total, total, 0, 1));
         let _ = p.backend().size();
+    }
+}
+
+fn arena_pool(granules: usize, arenas: usize) -> P2pPool<MockIo> {
+    P2pPool::with_config(
+        MockIo::new(granules * G),
+        P2pConfig::new(0x8000_0000).arenas(arenas),
+    )
+    .unwrap()
+}
+
+#[test]
+fn arenas_serve_runs_across_their_boundaries() {
+    let p = arena_pool(64, 4);
+    assert_eq!(p.arenas(), 4);
+    // the whole region, across all four arenas
+    let whole = p.alloc(64 * G, G).unwrap();
+    assert_eq!((whole.offset(), whole.len()), (0, 64 * G));
+    let s = p.stats();
+    assert_eq!(
+        (s.free, s.largest_free, s.allocations, s.free_blocks),
+        (0, 0, 1, 0)
+    );
+    drop(whole);
+    let s = p.stats();
+    assert_eq!(
+        (s.free, s.largest_free, s.allocations, s.free_blocks),
+        (64 * G, 64 * G, 0, 1)
+    );
+    // one buffer per arena (a thread fills its home first, then spills)
+    let mut quarters: Vec<_> = (0..4).map(|_| p.alloc(16 * G, G).unwrap()).collect();
+    quarters.sort_by_key(|b| b.offset());
+    let offs: Vec<_> = quarters.iter().map(|b| b.offset()).collect();
+    assert_eq!(offs, [0, 16 * G, 32 * G, 48 * G]);
+    assert!(matches!(
+        p.alloc(G, 1),
+        Err(Error::Exhausted { free: 0, .. })
+    ));
+    // free the middle two: 32 granules in one run across a boundary
+    let b2 = quarters.remove(2);
+    let b1 = quarters.remove(1);
+    drop((b1, b2));
+    let s = p.stats();
+    assert_eq!((s.free, s.largest_free, s.free_blocks), (32 * G, 32 * G, 1));
+    assert!(
+        p.alloc(32 * G, 32 * G).is_err(),
+        "16 granules into the region: not 32-aligned"
+    );
+    let mid = p.alloc(32 * G, 16 * G).unwrap();
+    assert_eq!(mid.offset(), 16 * G);
+    assert_eq!(p.stats().allocations, 3);
+    // quarantined across boundaries: stays allocated, counted once
+    let lent = mid.lend();
+    drop(lent);
+    let s = p.stats();
+    assert_eq!((s.quarantined, s.allocations, s.free), (32 * G, 2, 0));
+    drop(quarters);
+    let s = p.stats();
+    assert_eq!(
+        (s.free, s.largest_free, s.allocations, s.free_blocks),
+        (32 * G, 16 * G, 0, 2)
+    );
+}
+
+#[test]
+fn a_lent_run_across_arenas_comes_back_whole() {
+    let p = arena_pool(48, 3);
+    let a = p.alloc(40 * G, G).unwrap().lend();
+    assert_eq!(p.stats().allocations, 1);
+    // SAFETY: no device was given the address.
+    let a = unsafe { a.complete() };
+    assert_eq!(a.len(), 40 * G);
+    drop(a);
+    let s = p.stats();
+    assert_eq!(
+        (s.free, s.largest_free, s.allocations, s.free_blocks),
+        (48 * G, 48 * G, 0, 1)
+    );
+}
+
+/// Live ranges of all threads: an overlap (a block handed out twice) fails at once.
+type Ranges = std::sync::Mutex<BTreeMap<usize, usize>>;
+
+fn claim(m: &Ranges, b: &P2pBuf<MockIo>) {
+    let mut m = m.lock().unwrap();
+    let (a, l) = (b.offset(), b.len());
+    if let Some((&o, &ol)) = m.range(..=a).next_back() {
+        assert!(o + ol <= a, "overlap {o:#x}+{ol:#x} / {a:#x}");
+    }
+    if let Some((&o, _)) = m.range(a..).next() {
+        assert!(a + l <= o, "overlap {a:#x}+{l:#x} / {o:#x}");
+    }
+    m.insert(a, l);
+}
+
+/// 2-4 threads churn over 1, 2 or 4 arenas, each its own buffers, each buffer tagged in device
+/// memory with its owner: no block is handed out twice (overlap, tag overwritten) or lost (stats
+/// after the threads join), and at each barrier, with every thread holding its buffers, each size
+/// is refused exactly when no gap of the live ranges holds it.
+#[test]
+fn threads_in_arenas_lose_and_duplicate_nothing() {
+    use std::sync::Barrier;
+    const GRANULES: usize = 256;
+    for threads in 2..=4u64 {
+        for arenas in [1, 2, 4] {
+            let p = arena_pool(GRANULES, arenas);
+            let ranges = Arc::new(Ranges::default());
+            let barrier = Arc::new(Barrier::new(threads as usize + 1));
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (p, ranges, barrier) = (p.clone(), ranges.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let mut live: Vec<(P2pBuf<MockIo>, u64)> = Vec::new();
+                        let mut x = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(t + 1) | 1;
+                        let mut allocs = 0u64;
+                        for round in 0..4 {
+                            for _ in 0..1500 {
+                                x ^= x << 13;
+                                x ^= x >> 7;
+                                x ^= x << 17;
+                                if x % 2 == 0 && !live.is_empty() {
+                                    let (b, tag) = live.swap_remove((x >> 8) as usize % live.len());
+                                    assert_eq!(b.io().try_read::<u64>(0).unwrap(), tag);
+                                    ranges.lock().unwrap().remove(&b.offset());
+                                    drop(b);
+                                } else if let Ok(b) = p.alloc(((x >> 20) as usize % 24 + 1) * G, G)
+                                {
+                                    claim(&ranges, &b);
+                                    let tag = t << 56 | allocs;
+                                    b.io().try_write(0, &tag).unwrap();
+                                    live.push((b, tag));
+                                    allocs += 1;
+                                }
+                            }
+                            for (b, tag) in &live {
+                                assert_eq!(
+                                    b.io().try_read::<u64>(0).unwrap(),
+                                    *tag,
+                                    "round {round}"
+                                );
+                            }
+                            barrier.wait(); // main checks the pool
+                            barrier.wait();
+                        }
+                        for (b, _) in &live {
+                            ranges.lock().unwrap().remove(&b.offset());
+                        }
+                        allocs
+                    })
+                })
+                .collect();
+            for _ in 0..4 {
+                barrier.wait();
+                let live = ranges.lock().unwrap().clone();
+                let used: usize = live.values().sum();
+                let s = p.stats();
+                assert_eq!((s.free, s.allocations), (GRANULES * G - used, live.len()));
+                for n in 1..=GRANULES {
+                    let fits = model_fits(&live, GRANULES * G, 0x8000_0000, n * G, G);
+                    match p.alloc(n * G, G) {
+                        Ok(_b) => assert!(fits, "{n} granules allocated with no room"),
+                        Err(e) => {
+                            assert!(
+                                !fits,
+                                "{n} granules refused: {e:?} ({threads} threads, {arenas} arenas)"
+                            );
+                            break;
+                        }
+                    }
+                }
+                assert_eq!(p.stats().free, GRANULES * G - used, "a block was lost");
+                barrier.wait();
+            }
+            let allocs: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+            assert!(allocs > 1000, "{allocs}");
+            let s = p.stats();
+            assert_eq!(
+                (
+                    s.free,
+                    s.largest_free,
+                    s.allocations,
+                    s.free_blocks,
+                    s.quarantined
+                ),
+                (GRANULES * G, GRANULES * G, 0, 1, 0),
+                "{threads} threads, {arenas} arenas"
+            );
+        }
     }
 }

@@ -105,13 +105,18 @@ fn region_ptr() -> *mut u8 {
     }) as *mut u8
 }
 
-/// A `P2pPool` over the region.
+/// A `P2pPool` over the region (as many arenas as the pool picks: one per CPU).
 pub fn p2p_pool() -> P2pPool<Mmio> {
+    p2p_pool_arenas(0)
+}
+
+/// A `P2pPool` over the region with `arenas` arenas (0: the pool's choice).
+pub fn p2p_pool_arenas(arenas: usize) -> P2pPool<Mmio> {
     // SAFETY: the region is a live, never-freed, 16-byte aligned heap allocation of REGION bytes
     // that nothing references; it is RAM, so uncached is a true enough description for a pool
     // that never accesses it.
     let mmio = unsafe { Mmio::new(region_ptr(), REGION, Caching::Uncached) }.expect("mmio");
-    P2pPool::with_config(mmio, P2pConfig::new(BUS).granularity(GRAN)).expect("pool")
+    P2pPool::with_config(mmio, P2pConfig::new(BUS).granularity(GRAN).arenas(arenas)).expect("pool")
 }
 
 impl Alloc for P2pPool<Mmio> {
@@ -331,10 +336,10 @@ impl Draws {
 }
 
 /// Half the region: the fill the churn holds.
-const HALF: usize = REGION / 2;
+pub const HALF: usize = REGION / 2;
 /// How far the churn lets the fill wander from [`HALF`] before correcting it (8 MiB, 3% of the
 /// region: eight of the largest requests).
-const BAND: usize = 8 << 20;
+pub const BAND: usize = 8 << 20;
 
 /// A steady-state churn at ~50% fill.
 ///
@@ -349,6 +354,9 @@ pub struct Churn<A: Alloc> {
     live: Vec<A::Handle>,
     rng: Draws,
     tally: Tally,
+    /// The fill held, and how far it may wander.
+    half: usize,
+    band: usize,
     pub allocs: u64,
     pub frees: u64,
     pub failures: u64,
@@ -391,7 +399,15 @@ fn free_one<A: Alloc>(a: &mut A, live: &mut Vec<A::Handle>, rng: &mut Draws, t: 
 impl<A: Alloc> Churn<A> {
     /// Fills `alloc` to 50% with the workload's sizes.
     pub fn new(alloc: A, seed: u64) -> Self {
+        Self::with_fill(alloc, seed, HALF, BAND)
+    }
+
+    /// Fills `alloc` to `fill` bytes more with the workload's sizes, to hold that fill
+    /// within ±`band` (a churn of its own buffers: several can share an allocator).
+    pub fn with_fill(alloc: A, seed: u64, fill: usize, band: usize) -> Self {
         let mut c = Churn {
+            half: fill,
+            band,
             alloc,
             live: Vec::with_capacity(REGION / GRAN / 64),
             rng: Draws::new(seed),
@@ -417,11 +433,12 @@ impl<A: Alloc> Churn<A> {
             ..
         } = self;
         let mut t = self.tally;
+        let (hi, lo) = (self.half + self.band, self.half.saturating_sub(self.band));
         let goal = t.allocs.min(t.frees) + pairs;
         while t.allocs.min(t.frees) < goal {
-            if t.used > HALF + BAND {
+            if t.used > hi {
                 free_one(a, live, rng, &mut t);
-            } else if t.used < HALF - BAND {
+            } else if t.used < lo {
                 alloc_one(a, live, rng, &mut t);
             }
             let Some(h) = a.alloc(rng.size()) else {
@@ -449,14 +466,15 @@ impl<A: Alloc> Churn<A> {
         (self.allocs, self.frees, self.failures) = (t.allocs, t.frees, t.failures);
     }
 
-    /// Frees random live buffers while the fill is above 50%, then allocates until it has just
-    /// reached 50% (after an allocation).
+    /// Frees random live buffers while the fill is above its target (50%, or the `fill` of
+    /// [`with_fill`](Self::with_fill)), then allocates until it has just reached it (after an
+    /// allocation).
     pub fn fill_to_half(&mut self) {
         let mut t = self.tally;
-        while t.used > HALF {
+        while t.used > self.half {
             free_one(&mut self.alloc, &mut self.live, &mut self.rng, &mut t);
         }
-        while t.used < HALF {
+        while t.used < self.half {
             alloc_one(&mut self.alloc, &mut self.live, &mut self.rng, &mut t);
         }
         self.set(t);

@@ -18,6 +18,7 @@ pub struct P2pConfig {
     pub(super) granularity: usize,
     pub(super) policy: WidthPolicy,
     pub(super) strategy: Strategy,
+    pub(super) arenas: usize,
 }
 
 impl P2pConfig {
@@ -31,6 +32,7 @@ impl P2pConfig {
             granularity: DEFAULT_GRANULARITY,
             policy: WidthPolicy::MEMORY_LIKE,
             strategy: Strategy::Conservative,
+            arenas: 0,
         }
     }
     /// Manage only `range` of the backend; `bus_addr` is then the bus address of `range.start`.
@@ -46,6 +48,16 @@ impl P2pConfig {
     /// Width policy of the handles [`P2pBuf::io`](super::P2pBuf::io) returns.
     pub fn policy(mut self, policy: WidthPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+    /// Number of arenas: parts of the region with an allocator and a lock each, so that
+    /// threads with different home arenas allocate without contending (see the
+    /// [module docs](super)). 0, the default, means one per CPU the process may run on
+    /// (one without `std`), as long as each has at least 4096 granules; at most 64, and at
+    /// most one per granule. With any number, an allocation fails only if no run of free
+    /// granules can hold it.
+    pub fn arenas(mut self, arenas: usize) -> Self {
+        self.arenas = arenas;
         self
     }
     /// Ordering strategy of the handles [`P2pBuf::io`](super::P2pBuf::io) returns.

@@ -33,14 +33,24 @@
 //! - **Ownership.** The pool is a cheap handle on shared state (`Arc`): it owns the backend `B`
 //!   (the mapping), and every [`P2pBuf`] keeps that state alive, so a buffer cannot outlive its
 //!   mapping. The live buffers of a pool hold one reference count between them (taken by the
-//!   first, given back by the last, under the allocator's lock), so an allocation costs no
-//!   reference counting of its own. A [`P2pBuf`] is not `Clone` and is freed only by its own drop, so a double free
+//!   first, given back by the last, under the allocator's lock; one such count per arena that
+//!   has live buffers), so an allocation costs no reference counting of its own. A [`P2pBuf`] is not `Clone` and is freed only by its own drop, so a double free
 //!   cannot be written: there is no API that frees by offset or handle.
-//! - **Threads.** `P2pPool<B>` and `P2pBuf<B>` are `Send + Sync` when `B` is; the allocator
-//!   state is behind the crate's spin lock, the one [`IoSpinLock`](crate::publish::IoSpinLock)
-//!   is built on (a compare-exchange to take, a release store to give back; with `std`, a
-//!   waiter yields its CPU after a short spin). The lock and the buffers' shared count are
-//!   model-checked with loom (`tests/loom.rs`).
+//! - **Threads.** `P2pPool<B>` and `P2pBuf<B>` are `Send + Sync` when `B` is. The region is cut
+//!   into **arenas** (by default one per CPU, each at least 4096 granules; see
+//!   [`P2pConfig::arenas`]), each a TLSF behind a spin lock of its own on a cache line of its
+//!   own: the crate's spin lock, the one [`IoSpinLock`](crate::publish::IoSpinLock) is built on
+//!   (a compare-exchange to take, a release store to give back; with `std`, a waiter yields its
+//!   CPU after a short spin). Threads get home arenas in turn as they first allocate, and
+//!   allocate from their home, filling it before they spill into the next, so threads on
+//!   different CPUs share no lock and no allocator state, and one thread alone keeps the other
+//!   arenas free in one piece. A free goes to the arena its buffer is in. Nothing is cached
+//!   outside the allocators, so a freed block coalesces at once. When no arena alone can hold
+//!   a request, every arena is locked and free space that runs across arena boundaries serves
+//!   it: an allocation fails only if no run of free granules of the region holds it, and the
+//!   statistics (every arena locked) are those of one allocator over the region, exact
+//!   whenever no other thread is inside an allocation or a free. The lock and the buffers'
+//!   counts of the pool are model-checked with loom (`tests/loom.rs`).
 //!
 //! # Example
 //! ```
@@ -60,8 +70,10 @@
 //! # Ok::<(), iomem::Error>(())
 //! ```
 
-// `config`: how a pool covers its backend. `tlsf`: the allocator proper, in granules. `pool`: the
-// shared state and the handle that allocates. `buf`: the buffers and their shared count of the pool.
+// `config`: how a pool covers its backend. `tlsf`: the allocator proper, in granules. `arena`: the
+// region cut into parts with a TLSF and a lock each. `pool`: the shared state and the handle that
+// allocates. `buf`: the buffers and their shared counts of the pool.
+mod arena;
 mod buf;
 mod config;
 mod lease;

@@ -1,17 +1,17 @@
-//! [`P2pPool`]: the shared state of a pool (the backend, the region's geometry, the allocator
-//! behind the crate's spin lock) and the handle that allocates from it.
+//! [`P2pPool`]: the shared state of a pool (the backend, the region's geometry, the arenas of
+//! the allocator, each behind the crate's spin lock) and the handle that allocates from it.
 
 use core::fmt;
 
+use super::arena::Arenas;
 use super::buf::P2pBuf;
 use super::config::{P2pConfig, MIN_GRANULARITY};
-use super::tlsf::{Tlsf, MAX_GRANULES};
+use super::tlsf::MAX_GRANULES;
 use crate::backend::Backend;
 use crate::copy::WidthPolicy;
 use crate::error::{Error, Result};
 use crate::iomem::IoMem;
 use crate::order::Strategy;
-use crate::sync::spin::SpinLock;
 use crate::sync::Arc;
 
 /// A snapshot of a pool's use.
@@ -39,8 +39,8 @@ pub struct P2pStats {
 ///
 /// # Invariant
 /// `offset + len <= backend.size()`, `len` is a whole number of granules (`1 << shift` bytes),
-/// and `state` manages `len >> shift` granules: every live allocation of `state` lies inside
-/// `offset..offset + len` of the backend.
+/// and `arenas` manage `len >> shift` granules between them: every live allocation of `arenas`
+/// lies inside `offset..offset + len` of the backend.
 pub(super) struct Inner<B> {
     pub(super) backend: B,
     /// Offset of the managed region in the backend.
@@ -50,9 +50,9 @@ pub(super) struct Inner<B> {
     pub(super) shift: u32,
     policy: WidthPolicy,
     strategy: Strategy,
-    /// The allocator. Its count of live allocations also decides who holds the buffers' share
-    /// of the `Arc` (see [`P2pBuf`]).
-    pub(super) state: SpinLock<Tlsf>,
+    /// The allocator: one TLSF per arena. Their counts of live allocations also decide who
+    /// holds the buffers' shares of the `Arc` (see [`P2pBuf`]).
+    pub(super) arenas: Arenas,
 }
 
 /// A sub-allocator over a region of device memory. See the [module docs](super).
@@ -140,7 +140,8 @@ impl<B: Backend> P2pPool<B> {
                 len,
             })?;
         let shift = g.trailing_zeros();
-        let tlsf = Tlsf::new(granules as u32, config.bus_addr >> shift);
+        // CAST: granules ≤ MAX_GRANULES = 2^31
+        let arenas = Arenas::new(granules as u32, config.bus_addr >> shift, config.arenas);
         Ok(P2pPool {
             inner: Arc::new(Inner {
                 backend,
@@ -150,7 +151,7 @@ impl<B: Backend> P2pPool<B> {
                 shift,
                 policy: config.policy,
                 strategy: config.strategy,
-                state: SpinLock::new(tlsf),
+                arenas,
             }),
         })
     }
@@ -196,18 +197,26 @@ impl<B: Backend> P2pPool<B> {
         }
     }
 
-    /// A snapshot of the pool's use.
+    /// A snapshot of the pool's use, taken with every arena locked: exact whenever no other
+    /// thread is inside an allocation or a free of this pool, and the same as with one arena
+    /// (free blocks that meet at an arena boundary count as one block).
     pub fn stats(&self) -> P2pStats {
         let shift = self.inner.shift;
-        self.inner.state.with(|t| P2pStats {
+        let t = self.inner.arenas.totals();
+        P2pStats {
             total: (t.total as usize) << shift,
             free: (t.free as usize) << shift,
-            largest_free: (t.largest_free() as usize) << shift,
+            largest_free: (t.largest as usize) << shift,
             allocations: t.allocations as usize,
             quarantined: (t.quarantined as usize) << shift,
             free_blocks: t.free_blocks as usize,
             granularity: 1 << shift,
-        })
+        }
+    }
+
+    /// Number of arenas (see [`P2pConfig::arenas`]).
+    pub fn arenas(&self) -> usize {
+        self.inner.arenas.count()
     }
 
     /// The backend (the mapping) the pool allocates from.

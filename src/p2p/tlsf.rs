@@ -133,6 +133,9 @@ impl Tlsf {
             free_blocks: 0,
         };
         let n = t.new_node(0, total);
+        // the edge's neighbours are the first and the last block
+        t.nodes[EDGE as usize].next_phys = n;
+        t.nodes[EDGE as usize].prev_phys = n;
         t.insert_free(n);
         t
     }
@@ -293,7 +296,15 @@ impl Tlsf {
         // The allocation takes the top of the block: the rest of the block stays where it is
         // (often in the same size class, so no list operation at all).
         let at = self.place(found, n, align_g)?;
-        let n = n as u32;
+        // CAST: `n ≤ free`, a `u32`
+        Some((self.carve(found, at, n as u32), at))
+    }
+
+    /// Allocates granules `at..at + n` of free block `found` (which holds them): the rest of the
+    /// block stays where it is (often in the same size class, so no list operation at all), any
+    /// part above the allocation becomes a free block of its own. Returns the allocation's node.
+    #[inline(always)]
+    fn carve(&mut self, found: u32, at: u32, n: u32) -> u32 {
         let Node { start, size, .. } = self.nodes[found as usize];
         let front = at - start;
         let after = start + size - (at + n);
@@ -317,7 +328,40 @@ impl Tlsf {
         }
         self.free -= n;
         self.allocations += 1;
-        Some((a, at))
+        a
+    }
+
+    /// Allocates exactly granules `at..at + n` (`n ≥ 1`), which must lie in the free block at
+    /// the region's start or its end. Returns the node, or `None` (nothing changed) if they do
+    /// not.
+    pub(super) fn alloc_at(&mut self, at: u32, n: u32) -> Option<u32> {
+        let end = at.checked_add(n)?;
+        let edge = self.nodes[EDGE as usize];
+        [edge.next_phys, edge.prev_phys].into_iter().find_map(|i| {
+            let b = self.nodes[i as usize];
+            (n > 0 && b.is_free() && at >= b.start && end as u64 <= b.start as u64 + b.size as u64)
+                .then(|| self.carve(i, at, n))
+        })
+    }
+
+    /// The first block of the region: its node, and its size if it is free (else 0).
+    pub(super) fn head(&self) -> (u32, u32) {
+        self.edge_block(self.nodes[EDGE as usize].next_phys)
+    }
+
+    /// The last block of the region: its node, and its size if it is free (else 0).
+    pub(super) fn tail(&self) -> (u32, u32) {
+        self.edge_block(self.nodes[EDGE as usize].prev_phys)
+    }
+
+    fn edge_block(&self, i: u32) -> (u32, u32) {
+        let b = &self.nodes[i as usize];
+        (i, if b.is_free() { b.size } else { 0 })
+    }
+
+    /// Bus address of the region in granules.
+    pub(super) fn base_g(&self) -> u64 {
+        self.base_g
     }
 
     /// The smallest of the first [`EXACT_PROBES`] blocks of class `c` that holds `n` granules
@@ -451,123 +495,5 @@ impl Tlsf {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    impl Tlsf {
-        fn alloc_node(&mut self, n: u64, align_g: u64) -> Option<u32> {
-            self.alloc(n, align_g).map(|(i, start)| {
-                assert_eq!(self.start(i), start);
-                i
-            })
-        }
-    }
-
-    #[test]
-    fn classes_round_as_documented() {
-        // the branch-free class equals the two-level definition
-        let two_level = |n: u64| {
-            if n < SL as u64 {
-                n as usize
-            } else {
-                let f = 63 - n.leading_zeros();
-                let sl = (n >> (f - SL_BITS)) as usize - SL;
-                (f - SL_BITS + 1) as usize * SL + sl
-            }
-        };
-        let samples = (1..5000u64)
-            .chain((4..32).flat_map(|b| [(1u64 << b) - 1, 1 << b, (1 << b) + 1, 3 << (b - 1)]))
-            .chain([u32::MAX as u64]);
-        for n in samples {
-            let c = class_of(n as u32);
-            assert_eq!(c, two_level(n), "n={n}");
-            assert!(c < CLASSES);
-            let cu = class_at_least(n);
-            assert!(cu >= c);
-            // every size in the round-up class is ≥ n, and the class below has smaller sizes
-            let lo = if cu < SL {
-                cu as u64
-            } else {
-                let e = (cu / SL) as u32 + SL_BITS - 1;
-                (1u64 << e) + (((cu % SL) as u64) << (e - SL_BITS))
-            };
-            assert!(lo >= n, "n={n} class {cu} starts at {lo}");
-            if lo < 1 << 32 {
-                assert_eq!(class_of(lo as u32), cu);
-            }
-            assert!(cu == c || cu == c + 1, "n={n}");
-        }
-        assert_eq!(class_of(MAX_GRANULES as u32) / SL, FL - 1);
-        assert_eq!(class_at_least(MAX_GRANULES), class_of(MAX_GRANULES as u32));
-        assert!(class_at_least(u32::MAX as u64 + 1) >= CLASSES);
-    }
-
-    #[test]
-    fn a_close_block_of_the_request_class_is_preferred() {
-        // classes: 100..=103 is one, 104..=107 the next; free blocks of 103 and 200 granules
-        let mut t = Tlsf::new(305, 0);
-        let _a = t.alloc_node(1, 1).unwrap();
-        let b = t.alloc_node(200, 1).unwrap();
-        let _c = t.alloc_node(1, 1).unwrap();
-        let d = t.alloc_node(103, 1).unwrap();
-        assert_eq!((t.start(b), t.start(d)), (104, 0));
-        assert!(t.free(d));
-        assert!(t.free(b));
-        assert_eq!(class_of(103), class_of(101));
-        assert!(class_at_least(101) > class_of(103));
-        // 101 granules: the 103-granule block of its own class, not a cut from the 200
-        let x = t.alloc_node(101, 1).unwrap();
-        assert_eq!(t.start(x), 2);
-        assert!(t.free(x));
-        // 104 granules fit no block of their class: the 200-granule block
-        let y = t.alloc_node(104, 1).unwrap();
-        assert_eq!(t.start(y), 200);
-        // of two fitting blocks of the class, the smaller (the exact fit)
-        let mut t = Tlsf::new(1000, 0);
-        let nodes: Vec<u32> = [1, 102, 1, 103, 1]
-            .iter()
-            .map(|&n| t.alloc_node(n, 1).unwrap())
-            .collect();
-        let exact = t.start(nodes[1]);
-        assert!(t.free(nodes[1]));
-        assert!(t.free(nodes[3])); // first on the list
-        let z = t.alloc_node(102, 1).unwrap();
-        assert_eq!(t.start(z), exact);
-    }
-
-    #[test]
-    fn split_and_coalesce() {
-        // allocations take the top of the free block they come from
-        let mut t = Tlsf::new(100, 0);
-        let a = t.alloc_node(10, 1).unwrap();
-        let b = t.alloc_node(20, 1).unwrap();
-        let c = t.alloc_node(30, 1).unwrap();
-        assert_eq!((t.start(a), t.start(b), t.start(c)), (90, 70, 40));
-        assert_eq!((t.free, t.free_blocks), (40, 1));
-        assert!(t.free(b)); // neither neighbour free
-        assert!(!t.free(b));
-        assert_eq!((t.largest_free(), t.free_blocks), (40, 2));
-        assert!(t.free(a)); // merges into b's block (prev free)
-        assert_eq!((t.largest_free(), t.free_blocks), (40, 2));
-        assert!(t.free(c)); // both neighbours free
-        assert_eq!((t.free, t.largest_free(), t.free_blocks), (100, 100, 1));
-        // next grows down over a freed block
-        let x = t.alloc_node(50, 1).unwrap();
-        let y = t.alloc_node(50, 1).unwrap();
-        assert_eq!((t.start(x), t.start(y)), (50, 0));
-        assert!(t.free(x));
-        assert!(t.free(y));
-        assert_eq!((t.free, t.largest_free(), t.free_blocks), (100, 100, 1));
-        // aligned: base 3 granules, align 8 → highest start with (3 + start) % 8 == 0 below 60
-        let mut t = Tlsf::new(64, 3);
-        let x = t.alloc_node(4, 8).unwrap();
-        assert_eq!(t.start(x), 53);
-        assert_eq!(t.free_blocks, 2); // below it, and the 7-granule slack above it
-        assert!(t.free(x));
-        assert_eq!((t.free_blocks, t.largest_free()), (1, 64));
-        // an alignment that only the region's first granule meets
-        let mut t = Tlsf::new(64, 0);
-        assert_eq!(t.alloc_node(1, 1 << 40).map(|i| t.start(i)), Some(0));
-        assert!(t.alloc_node(1, 1 << 40).is_none());
-    }
-}
+#[path = "tlsf_tests.rs"]
+mod tests;
