@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Model checking with loom (tests/loom.rs): the crate's spin lock (src/sync/spin.rs, behind
-# IoSpinLock and the p2p allocator) and the strong count of a pool that its live buffers share
+# IoSpinLock and the p2p allocator) and the strong counts (one per arena) of a pool that its live buffers share
 # (src/p2p/buf.rs), under every interleaving of two threads with at most LOOM_MAX_PREEMPTIONS
 # preemptions (default 3).
 #

@@ -4,9 +4,10 @@
 //! - the spin lock (`src/sync/spin.rs`), through [`IoSpinLock`] and through the allocator of a
 //!   [`P2pPool`], which share it: mutual exclusion, and the release/acquire hand-over that makes
 //!   one critical section's writes visible to the next;
-//! - the one strong count of a pool that its live buffers share (`src/p2p/buf.rs`): taken by the
-//!   allocation that makes the pool's count of live allocations 1, given back by the drop that
-//!   makes it 0, so the pool lives while a handle or a buffer does and the last one frees it.
+//! - the strong counts of a pool that its live buffers share (`src/p2p/buf.rs`,
+//!   `src/p2p/arena.rs`): one per arena, taken by the allocation that makes the arena's count of
+//!   live allocations 1, given back by the drop that makes it 0 (a buffer across arenas holds
+//!   one of each), so the pool lives while a handle or a buffer does and the last one frees it.
 //!
 //! With `--cfg loom` the crate's atomics, cell and `Arc` are loom's (`src/sync/mod.rs`), so loom
 //! sees the lock's flag, the allocator state behind it and the pool's reference count. Without
@@ -296,6 +297,69 @@ fn a_buffer_moved_to_another_thread_keeps_the_pool() {
         drop(pool);
         drop(mine);
         assert_eq!(other.join().unwrap(), 2 * G);
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arenas: one strong count per arena with live allocations
+// ---------------------------------------------------------------------------------------------
+
+/// A pool of four granules in two arenas (granules 0-1 and 2-3) over a mapping whose drop is
+/// counted.
+fn counted_arenas() -> (P2pPool<Counted>, Arc<AtomicUsize>) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let backend = Counted {
+        io: MockIo::new(4 * G),
+        drops: drops.clone(),
+    };
+    let config = iomem::p2p::P2pConfig::new(0).arenas(2);
+    (P2pPool::with_config(backend, config).unwrap(), drops)
+}
+
+/// Two threads fill one arena each (whichever thread comes second spills into the other arena),
+/// each drops its pool handle before its buffer: each arena takes and gives back a count of its
+/// own, and whichever release is last frees the pool, once.
+#[test]
+fn each_arena_takes_and_gives_back_its_count() {
+    model(|| {
+        let (pool, drops) = counted_arenas();
+        assert_eq!(pool.arenas(), 2);
+        let other = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let buf = pool.alloc(2 * G, 1).unwrap();
+                drop(pool);
+                drop(buf);
+            })
+        };
+        let buf = pool.alloc(2 * G, 1).unwrap();
+        drop(pool);
+        drop(buf);
+        other.join().unwrap();
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+    });
+}
+
+/// A buffer across both arenas (three granules) and a one-granule one on the other thread, or
+/// the other way round if the small one comes first and takes the top of arena 0: the buffer
+/// across arenas holds a count of each, and a release that empties both arenas gives both back.
+#[test]
+fn a_buffer_across_arenas_holds_both_counts() {
+    model(|| {
+        let (pool, drops) = counted_arenas();
+        let other = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let small = pool.alloc(G, 1).ok();
+                drop(pool);
+                drop(small);
+            })
+        };
+        let big = pool.alloc(3 * G, 1).ok();
+        drop(pool);
+        drop(big);
+        other.join().unwrap();
         assert_eq!(drops.load(Ordering::Relaxed), 1);
     });
 }

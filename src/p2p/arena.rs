@@ -133,32 +133,54 @@ impl Arenas {
         } else {
             thread_index() % count
         };
-        let mut k = home;
-        loop {
-            let got = self.arenas[k].0.with(|a| {
-                let got = a.tlsf.alloc(n, align_g);
-                if got.is_some() && a.tlsf.allocations == 1 {
-                    first();
-                }
-                got
-            });
-            if let Some((node, start)) = got {
-                return Some(Got {
-                    // CAST: k < MAX_ARENAS
-                    arena: k as u32,
-                    node,
-                    start: self.base(k) + start,
-                    spans: false,
-                });
+        let carve = |a: &mut Arena| {
+            let got = a.tlsf.alloc(n, align_g);
+            if got.is_some() && a.tlsf.allocations == 1 {
+                first();
             }
-            k = if k + 1 == count { 0 } else { k + 1 };
-            if k == home {
+            got
+        };
+        // The home arena first, without waiting when there are others: if another thread
+        // holds it, this thread moves its home to the next arena (two threads handed one home
+        // part this way) and tries the arenas from there, the old home last.
+        let mut start = home;
+        if count > 1 {
+            match self.arenas[home].0.try_with(carve) {
+                Some(Some((node, at))) => return Some(self.got(home, node, at)),
+                Some(None) => start = (home + 1) % count,
+                None => {
+                    start = (home + 1) % count;
+                    set_thread_index(start);
+                }
+            }
+        }
+        // Every arena in turn from `start`, waiting for its lock (the home again last: another
+        // thread may have freed into it meanwhile).
+        let mut k = start;
+        loop {
+            if let Some((node, at)) = self.arenas[k].0.with(carve) {
+                return Some(self.got(k, node, at));
+            }
+            k = (k + 1) % count;
+            if k == start {
                 return if count == 1 {
                     None
                 } else {
                     self.alloc_across(n, align_g, first)
                 };
             }
+        }
+    }
+
+    /// The block `node` at granule `at` of arena `k`.
+    #[inline(always)]
+    fn got(&self, k: usize, node: u32, at: u32) -> Got {
+        Got {
+            // CAST: k < MAX_ARENAS
+            arena: k as u32,
+            node,
+            start: self.base(k) + at,
+            spans: false,
         }
     }
 
@@ -370,18 +392,34 @@ fn cpus() -> usize {
     }
 }
 
-/// A small number fixed for each thread, handed out in turn as threads first allocate; 0
-/// without `std` and under loom. Only a hint: any value is correct, distinct ones are faster.
+/// Moves the calling thread's [`thread_index`] to `v` (a hint, as the index is).
+#[inline(always)]
+fn set_thread_index(v: usize) {
+    #[cfg(all(feature = "std", not(loom)))]
+    {
+        let _ = INDEX.try_with(|i| i.set(v & (usize::MAX >> 1)));
+    }
+    #[cfg(any(not(feature = "std"), loom))]
+    {
+        let _ = v;
+    }
+}
+
+#[cfg(all(feature = "std", not(loom)))]
+std::thread_local! {
+    /// The calling thread's index, `usize::MAX` until its first allocation.
+    static INDEX: core::cell::Cell<usize> = const { core::cell::Cell::new(usize::MAX) };
+}
+
+/// A small number for each thread, handed out in turn as threads first allocate (and moved
+/// when a thread finds its home arena held by another); 0 without `std` and under loom. Only a
+/// hint: any value is correct, distinct ones are faster.
 #[inline(always)]
 fn thread_index() -> usize {
     #[cfg(all(feature = "std", not(loom)))]
     {
-        use core::cell::Cell;
         use core::sync::atomic::{AtomicUsize, Ordering};
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        std::thread_local! {
-            static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
-        }
         INDEX
             .try_with(|i| {
                 let mut v = i.get();

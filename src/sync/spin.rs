@@ -192,10 +192,32 @@ impl<T> SpinLock<T> {
         }
     }
 
+    /// Runs `f` with exclusive access to the value if the lock is free now (`None` if another
+    /// thread holds it: nothing waits). Released as by [`with`](Self::with).
+    #[inline(always)]
+    pub(crate) fn try_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        if self.raw.is_locked() || !self.raw.try_lock() {
+            return None;
+        }
+        // SAFETY: this thread took the lock just now; `run_locked` releases it exactly once.
+        Some(unsafe { self.run_locked(f) })
+    }
+
     /// Runs `f` with exclusive access to the value. The lock is released when `f` returns or
     /// unwinds.
     #[inline(always)]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        self.raw.lock();
+        // SAFETY: this thread took the lock just now; `run_locked` releases it exactly once.
+        unsafe { self.run_locked(f) }
+    }
+
+    /// Runs `f` on the value, then releases the lock (also when `f` unwinds).
+    ///
+    /// # Safety
+    /// The calling thread holds the lock, taken just before this call and not released since.
+    #[inline(always)]
+    unsafe fn run_locked<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         /// Holding `0`: gives it back on drop, also when `f` unwinds.
         ///
         /// # Invariant
@@ -209,11 +231,11 @@ impl<T> SpinLock<T> {
                 unsafe { self.0.unlock() }
             }
         }
-        self.raw.lock();
         let _unlock = Unlock(&self.raw);
         self.value.with_mut(|value| {
-            // This thread holds `raw` until `_unlock` drops after `with_mut` returns, so by the
-            // invariant no other access to the value exists or happens meanwhile.
+            // This thread holds `raw` (the caller's contract) until `_unlock` drops after
+            // `with_mut` returns, so by the invariant no other access to the value exists or
+            // happens meanwhile.
             // SAFETY: as just said, and the previous holder's accesses happen before this one:
             // the reference is unique for its lifetime, which ends with `f`.
             f(unsafe { &mut *value })
