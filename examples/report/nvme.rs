@@ -27,6 +27,10 @@
 //!   fresh lease per command, so the difference from `QueuePair` is the cost of lending memory
 //!   to each command (a lease's reference count up and down, the `Lent` carried to the
 //!   completion).
+//! - `QueuePair prepared`: the same Read prepared once against the namespace and the
+//!   registered buffer (`QueuePair::prepare`: block count, maximum transfer, data pointer rules)
+//!   and pushed with `QueuePair::push_prepared` (starting LBA and buffer offset checked per
+//!   command, cid and PRPs patched into the template), then `ring` and `poll` as above.
 //!
 //! Rows: `ns` per command (best of rounds of 1024 commands: one pass over both rings, so every
 //! round wraps them and flips the phase), and doorbell `writes` per command (SQ + CQ). The
@@ -34,7 +38,8 @@
 //! once more with BAR0 a `MockIo` (the null BAR with a trace), and the 32-bit writes it recorded
 //! at the two doorbell offsets are counted (the timed run uses the plain `Mmio`). The reference
 //! counts its own writes in a separately compiled counting instance (`RawQueue<true>`). `target` rows:
-//! `QueuePair` ≤ 1.25× the reference in each mode, and the SQ/CQ doorbell counts per command.
+//! `QueuePair` and `QueuePair prepared` ≤ 1.25× the reference in each mode, and the SQ/CQ
+//! doorbell counts per command (of the registered and prepared variants together).
 
 use std::hint::black_box;
 use std::ptr;
@@ -46,7 +51,7 @@ use iomem::dma::{DmaProvider, DmaRegion, RamDma};
 use iomem::nvme::cmd::nvm::{self, Namespace};
 use iomem::nvme::cmd::Request;
 use iomem::nvme::cq::CompletionQueue;
-use iomem::nvme::ctrl::QueuePair;
+use iomem::nvme::ctrl::{DataOp, Prepared, QueuePair};
 use iomem::nvme::prp::{no_list, BufId, PageSize, PrpBuilder};
 use iomem::nvme::regs::{offsets, Cap};
 use iomem::nvme::sq::{HostSqRing, SubmissionQueue};
@@ -59,6 +64,7 @@ const SECTION: &str = "nvme";
 const REFERENCE: &str = "raw queue (ref)";
 const LIBRARY: &str = "QueuePair";
 const LEND: &str = "QueuePair (lend per command)";
+const PREPARED: &str = "QueuePair prepared";
 /// Entries of each queue.
 const ENTRIES: usize = 1024;
 /// Commands per timed round: one pass over both rings.
@@ -146,6 +152,8 @@ struct Lib<D: Backend> {
     data: DmaRegion<Mmio>,
     /// `data`, registered with `qp` (the `QueuePair` variant).
     reg: BufId,
+    /// A Read of 8 blocks into `reg`, checked once (the `QueuePair prepared` variant).
+    read: Prepared,
     ns: Namespace,
     prp: PrpBuilder,
     dev: NullDevice,
@@ -169,12 +177,21 @@ impl<D: Backend + Copy> Lib<D> {
         let mut qp = QueuePair::new(sq, cq, bar, Duration::from_secs(30));
         let free = (0..qp.free_slots() as u16).rev().collect();
         let data = dma.alloc(XFER).expect("data buffer");
+        let reg = qp.register(&data);
+        let ns = Namespace::from_parts(1, BLOCK, 1 << 20, Some(128 * 1024)).expect("namespace");
+        let prp = PrpBuilder::new(PageSize::MIN, None);
+        // CAST: 8 blocks.
+        let nlb = (XFER / BLOCK) as u32;
+        let read = qp
+            .prepare(DataOp::Read, &ns, nlb, reg, &prp)
+            .expect("a valid Read");
         Lib {
-            reg: qp.register(&data),
+            reg,
+            read,
             qp,
             data,
-            ns: Namespace::from_parts(1, BLOCK, 1 << 20, Some(128 * 1024)).expect("namespace"),
-            prp: PrpBuilder::new(PageSize::MIN, None),
+            ns,
+            prp,
             dev: NullDevice::new(),
             free,
         }
@@ -199,6 +216,34 @@ impl<D: Backend + Copy> Lib<D> {
     #[inline(never)]
     fn round_lend(&mut self, batch: usize) -> (usize, usize) {
         self.round::<true>(batch)
+    }
+
+    /// [`round`](Self::round) with the prepared Read: each command is `push_prepared` of a
+    /// starting LBA and offset 0 of the registered buffer (not inlined, as above).
+    #[inline(never)]
+    fn round_prepared(&mut self, batch: usize) -> (usize, usize) {
+        let (mut reaped, mut wrong) = (0, 0);
+        let mut cids = [0u16; BATCH];
+        for _ in 0..ROUND / batch {
+            for (k, cid) in cids.iter_mut().enumerate().take(batch) {
+                // CAST: k < 32: 8 blocks apart.
+                let slba = k as u64 * 8;
+                *cid = self
+                    .qp
+                    .push_prepared(&self.read, slba, 0)
+                    .expect("a free slot");
+            }
+            self.qp.ring().expect("rung");
+            let mut k = 0;
+            reaped += self
+                .qp
+                .poll(batch, |d| {
+                    wrong += usize::from(d.cid != cids[k] || !d.status.is_success());
+                    k += 1;
+                })
+                .expect("polled");
+        }
+        (reaped, wrong)
     }
 
     /// One round of commands, `batch` per doorbell: (completions reaped, wrong completions).
@@ -449,29 +494,29 @@ fn target(rows: &mut Vec<Row>, what: String, value: f64, met: bool) {
 /// [`time_mode`] one command per doorbell (not inlined: a profiler, run with
 /// `--separate-callers=1`, splits the rounds' figures by mode).
 #[inline(never)]
-fn time_per_command(rounds: usize, lib: &mut Lib<&Mmio>, raw: &mut RawQueue<false>) -> [f64; 3] {
+fn time_per_command(rounds: usize, lib: &mut Lib<&Mmio>, raw: &mut RawQueue<false>) -> [f64; 4] {
     time_mode(rounds, 1, lib, raw)
 }
 
 /// [`time_mode`] `BATCH` commands per doorbell (not inlined, as above).
 #[inline(never)]
-fn time_batched(rounds: usize, lib: &mut Lib<&Mmio>, raw: &mut RawQueue<false>) -> [f64; 3] {
+fn time_batched(rounds: usize, lib: &mut Lib<&Mmio>, raw: &mut RawQueue<false>) -> [f64; 4] {
     time_mode(rounds, BATCH, lib, raw)
 }
 
-/// Best ns per command of each variant (reference, registered, lend) over `rounds` rounds, the
-/// variants in turn, starting with another one each round.
+/// Best ns per command of each variant (reference, registered, lend, prepared) over `rounds`
+/// rounds, the variants in turn, starting with another one each round.
 #[inline(always)]
 fn time_mode(
     rounds: usize,
     batch: usize,
     lib: &mut Lib<&Mmio>,
     raw: &mut RawQueue<false>,
-) -> [f64; 3] {
-    let mut best = [f64::INFINITY; 3];
+) -> [f64; 4] {
+    let mut best = [f64::INFINITY; 4];
     let ns = |t: Instant| t.elapsed().as_secs_f64() * 1e9 / ROUND as f64;
     for r in 0..rounds {
-        for v in (0..3).map(|k| (r + k) % 3) {
+        for v in (0..4).map(|k| (r + k) % 4) {
             let (what, t, got) = match v {
                 0 => {
                     raw.post();
@@ -483,10 +528,15 @@ fn time_mode(
                     let t = Instant::now();
                     (LIBRARY, t, lib.round_registered(batch))
                 }
-                _ => {
+                2 => {
                     lib.post(batch);
                     let t = Instant::now();
                     (LEND, t, lib.round_lend(batch))
+                }
+                _ => {
+                    lib.post(batch);
+                    let t = Instant::now();
+                    (PREPARED, t, lib.round_prepared(batch))
                 }
             };
             best[v] = best[v].min(ns(t));
@@ -525,7 +575,7 @@ pub fn run(opts: Opts) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut targets = Vec::new();
     for (case, batch) in [("per-command", 1), ("batched 32", BATCH)] {
-        let [t_raw, t_lib, t_lend] = if batch == 1 {
+        let [t_raw, t_lib, t_lend, t_prep] = if batch == 1 {
             time_per_command(rounds, &mut lib, &mut raw)
         } else {
             time_batched(rounds, &mut lib, &mut raw)
@@ -533,8 +583,11 @@ pub fn run(opts: Opts) -> Vec<Row> {
         rows.push(row(case, REFERENCE, t_raw, "ns", Some(1.0)));
         rows.push(row(case, LIBRARY, t_lib, "ns", Some(t_lib / t_raw)));
         rows.push(row(case, LEND, t_lend, "ns", Some(t_lend / t_raw)));
+        rows.push(row(case, PREPARED, t_prep, "ns", Some(t_prep / t_raw)));
         // The doorbell counts: two untimed rounds of each counting instance.
+        // Two rounds of the reference; two of the library's registered and prepared variants.
         let per = |n: u64| n as f64 / (2 * ROUND) as f64;
+        let per_lib = |n: u64| n as f64 / (4 * ROUND) as f64;
         raw_count.writes = (0, 0);
         counting.clear_events();
         for _ in 0..2 {
@@ -542,6 +595,8 @@ pub fn run(opts: Opts) -> Vec<Row> {
             check(REFERENCE, raw_count.round(batch));
             lib_count.post(batch);
             check(LIBRARY, lib_count.round_registered(batch));
+            lib_count.post(batch);
+            check(PREPARED, lib_count.round_prepared(batch));
         }
         let raw_w = per(raw_count.writes.0 + raw_count.writes.1);
         let writes = counting.writes();
@@ -552,7 +607,7 @@ pub fn run(opts: Opts) -> Vec<Row> {
                 .count()
         };
         // CAST: counts of a few thousand.
-        let (lib_sq, lib_cq) = (per(at(SQ_DB) as u64), per(at(CQ_DB) as u64));
+        let (lib_sq, lib_cq) = (per_lib(at(SQ_DB) as u64), per_lib(at(CQ_DB) as u64));
         rows.push(row(
             case,
             "raw queue SQ+CQ doorbells",
@@ -571,6 +626,12 @@ pub fn run(opts: Opts) -> Vec<Row> {
         let ratio = t_lib / t_raw;
         targets.push((
             format!("QueuePair <= {GOAL}x ref ({case})"),
+            ratio,
+            ratio <= GOAL,
+        ));
+        let ratio = t_prep / t_raw;
+        targets.push((
+            format!("QueuePair prepared <= {GOAL}x ref ({case})"),
             ratio,
             ratio <= GOAL,
         ));

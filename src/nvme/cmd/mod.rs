@@ -145,6 +145,19 @@ impl Command {
         c
     }
 
+    /// This command with the fields a prepared data command varies set: the command
+    /// identifier, PRP1 and PRP2, and the starting LBA (CDW10–11). Every other dword is kept.
+    /// The caller vouches for the addresses as for the command's own (the invariant).
+    #[inline(always)]
+    pub(crate) fn with_data_fields(&self, cid: u16, prp1: u64, prp2: u64, slba: u64) -> Self {
+        let mut dw = self.dw;
+        dw[0] = (dw[0] & 0xffff) | u32::from(cid) << 16;
+        set_u64(&mut dw, 6, prp1);
+        set_u64(&mut dw, 8, prp2);
+        set_u64(&mut dw, 10, slba);
+        Command { dw }
+    }
+
     /// CDW0 bits 7:0: the opcode.
     pub const fn opcode(&self) -> u8 {
         // CAST: the low byte of CDW0 is the opcode.

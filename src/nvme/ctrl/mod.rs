@@ -40,6 +40,7 @@
 //! ```
 
 mod health;
+mod prepared;
 mod qpair;
 
 use alloc::sync::Arc;
@@ -59,6 +60,7 @@ use crate::nvme::sq::{HostSqRing, SqRing, SubmissionQueue};
 use crate::nvme::{invalid, Error, Result};
 
 use health::Health;
+pub use prepared::{DataOp, Prepared};
 pub use qpair::{Done, QueuePair};
 
 /// How a [`Controller`] runs.
