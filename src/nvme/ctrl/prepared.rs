@@ -228,9 +228,11 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     #[cold]
     #[inline(never)]
     fn push_checked(&mut self, p: &Prepared, slba: u64, off: usize) -> Result<u16> {
-        let end = off.checked_add(p.xfer).ok_or(Error::Core(crate::Error::InvalidArgument(
-            "the buffer range of a prepared command overflows",
-        )))?;
+        let end = off
+            .checked_add(p.xfer)
+            .ok_or(Error::Core(crate::Error::InvalidArgument(
+                "the buffer range of a prepared command overflows",
+            )))?;
         let data = p.prp.borrow(self.registered(p.buf)?, off..end, None)?;
         let cmd = match p.op {
             DataOp::Read => nvm::read(&p.ns, slba, p.nlb, data)?,

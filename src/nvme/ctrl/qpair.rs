@@ -113,10 +113,9 @@ impl Run {
         let len = lease.len();
         match lease.range(0..len) {
             // CAST: usize is at most 64 bits wide. 2^27: the largest memory page.
-            Ok(a) if len > 0 && a.get().checked_add(len as u64 + (1 << 27)).is_some() => Run {
-                base: a.get(),
-                len,
-            },
+            Ok(a) if len > 0 && a.get().checked_add(len as u64 + (1 << 27)).is_some() => {
+                Run { base: a.get(), len }
+            }
             _ => Run::NONE,
         }
     }
