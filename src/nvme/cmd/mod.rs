@@ -145,16 +145,26 @@ impl Command {
         c
     }
 
-    /// This command with the fields a prepared data command varies set: the command
-    /// identifier, PRP1 and PRP2, and the starting LBA (CDW10–11). Every other dword is kept.
-    /// The caller vouches for the addresses as for the command's own (the invariant).
+    /// A data command with no flags: `opcode` for namespace `nsid` with command identifier
+    /// `cid`, PRP1 and PRP2, starting LBA `slba` (CDW10–11) and CDW12 `cdw12` (the 0's based
+    /// block count); every other dword 0. What a prepared command patches per push; the caller
+    /// vouches for the addresses as for any command's (the invariant).
     #[inline(always)]
-    pub(crate) fn with_data_fields(&self, cid: u16, prp1: u64, prp2: u64, slba: u64) -> Self {
-        let mut dw = self.dw;
-        dw[0] = (dw[0] & 0xffff) | u32::from(cid) << 16;
+    pub(crate) fn data(
+        opcode: u8,
+        nsid: u32,
+        cid: u16,
+        [prp1, prp2]: [u64; 2],
+        slba: u64,
+        cdw12: u32,
+    ) -> Self {
+        let mut dw = [0u32; 16];
+        dw[0] = u32::from(opcode) | u32::from(cid) << 16;
+        dw[1] = nsid;
         set_u64(&mut dw, 6, prp1);
         set_u64(&mut dw, 8, prp2);
         set_u64(&mut dw, 10, slba);
+        dw[12] = cdw12;
         Command { dw }
     }
 

@@ -87,9 +87,9 @@ impl DataOp {
 /// is pushed to, so the data pointer is always into the buffer registered there now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Prepared {
-    /// Opcode, NSID and CDW12 set; the cid, PRPs and SLBA are patched per push.
-    template: Command,
     op: DataOp,
+    /// CDW12: the 0's based block count (the cid, PRPs and SLBA are set per push).
+    cdw12: u32,
     ns: Namespace,
     prp: PrpBuilder,
     buf: BufId,
@@ -152,8 +152,8 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             Some(_) => u64::MAX,
         };
         Ok(Prepared {
-            template: Command::build(op.opcode(), ns.nsid(), None, [0, 0, c12, 0, 0, 0]),
             op,
+            cdw12: c12,
             ns: *ns,
             prp: *prp,
             buf,
@@ -211,7 +211,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         };
         // The addresses are inside the buffer registered under `p.buf` (in range of its one
         // run: `second` < `end` ≤ its end), which the pair's lease keeps allocated.
-        let cmd = p.template.with_data_fields(cid, prp1, prp2, slba);
+        let cmd = Command::data(p.op.opcode(), p.ns.nsid(), cid, [prp1, prp2], slba, p.cdw12);
         // On an error the cid stays free.
         self.sq.push(&cmd)?;
         self.free.pop();
