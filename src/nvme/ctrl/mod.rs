@@ -42,6 +42,7 @@
 mod health;
 mod prepared;
 mod qpair;
+mod slot;
 
 use alloc::sync::Arc;
 use alloc::vec;

@@ -45,7 +45,7 @@
 //! [`nvm::read`]: crate::nvme::cmd::nvm::read
 //! [`nvm::write`]: crate::nvme::cmd::nvm::write
 
-use super::qpair::{Slot, DEVICE};
+use super::slot::{Slot, DEVICE};
 use super::QueuePair;
 use crate::backend::Backend;
 use crate::nvme::cmd::nvm::{self, Namespace};

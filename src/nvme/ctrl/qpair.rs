@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use std::time::{Duration, Instant};
 
 use super::health::{self, Health};
+use super::slot::{retire, Run, Slot, DEVICE, LENDS, TIMED_OUT};
 use crate::backend::Backend;
 use crate::dma::{DmaRegion, Lease};
 use crate::iomem::IoMem;
@@ -48,75 +49,6 @@ impl Done {
                 opcode: self.opcode,
                 status: self.status,
             })
-        }
-    }
-}
-
-/// The slot of one command identifier: whether a command holds it, when a check first saw
-/// that command, and whether it lends memory (kept in the pair's `lent` table under its cid).
-/// Plain data, written whole by a push (two stores), so a cid's slot is indexed directly.
-#[derive(Clone, Copy)]
-pub(super) struct Slot {
-    /// When a check first saw the command: nanoseconds since the pair's epoch, plus one; 0
-    /// until a check sees it.
-    seen: u64,
-    opcode: u8,
-    /// [`LIVE`], [`LENDS`], [`DEVICE`], [`TIMED_OUT`].
-    flags: u8,
-}
-
-/// A command holds the cid.
-pub(super) const LIVE: u8 = 1;
-/// `lent[cid]` holds what the command lends (else it is empty).
-const LENDS: u8 = 2;
-/// What it lends includes device memory ([`Lent::holds_device_memory`]), or the pair was told
-/// its data may be in device memory ([`QueuePair::set_device_data`]).
-pub(super) const DEVICE: u8 = 4;
-/// A check reported it timed out.
-const TIMED_OUT: u8 = 8;
-
-impl Slot {
-    const FREE: Slot = Slot {
-        seen: 0,
-        opcode: 0,
-        flags: 0,
-    };
-
-    /// The slot of a command just pushed.
-    #[inline(always)]
-    pub(super) fn pushed(opcode: u8, flags: u8) -> Slot {
-        Slot {
-            seen: 0,
-            opcode,
-            flags: flags | LIVE,
-        }
-    }
-
-    fn live(&self) -> bool {
-        self.flags & LIVE != 0
-    }
-}
-
-/// Where a registered buffer is for the controller: its device address and length when it is
-/// one run of device addresses (with room past its end for a page's rounding), else length 0
-/// (then prepared commands into it take the checked path).
-#[derive(Clone, Copy)]
-pub(super) struct Run {
-    pub(super) base: u64,
-    pub(super) len: usize,
-}
-
-impl Run {
-    const NONE: Run = Run { base: 0, len: 0 };
-
-    fn of<B: Backend + Send + Sync + 'static>(lease: &Lease<B>) -> Run {
-        let len = lease.len();
-        match lease.range(0..len) {
-            // CAST: usize is at most 64 bits wide. 2^27: the largest memory page.
-            Ok(a) if len > 0 && a.get().checked_add(len as u64 + (1 << 27)).is_some() => {
-                Run { base: a.get(), len }
-            }
-            _ => Run::NONE,
         }
     }
 }
@@ -428,14 +360,24 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             f(d);
             n += 1;
         }
-        while n < max {
-            match self.reap_one() {
-                Ok(Some(d)) => {
-                    self.free.push(d.cid);
-                    f(d);
-                    n += 1;
-                }
-                Ok(None) => break,
+        if n < max {
+            let QueuePair {
+                cq,
+                sq,
+                slots,
+                lent,
+                free,
+                device_reaped,
+                ..
+            } = self;
+            let reaped = cq.drain(max - n, |c| {
+                let d = retire(c, sq, slots, lent, device_reaped)?;
+                free.push(d.cid);
+                f(d);
+                Ok(())
+            });
+            match reaped {
+                Ok(k) => n += k,
                 Err(e) => {
                     self.cq.ring_head();
                     return Err(e);
@@ -561,37 +503,14 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         let Some(c) = self.cq.pop()? else {
             return Ok(None);
         };
-        let qid = self.sq.qid();
-        if c.sq_id != qid {
-            return Err(Error::UnknownCid {
-                qid: c.sq_id,
-                cid: c.cid,
-            });
-        }
-        let i = usize::from(c.cid);
-        let Some(s) = self.slots.get_mut(i).filter(|s| s.live()) else {
-            return Err(Error::UnknownCid { qid, cid: c.cid });
-        };
-        // Free again (the push that reuses it writes the whole slot).
-        let (opcode, flags) = (s.opcode, s.flags);
-        s.flags = 0;
-        // Applied when the ring looks full (an out-of-range head, a controller bug, is
-        // dropped then); the command completed either way.
-        self.sq.note_head(c.sq_head);
-        if flags & LENDS != 0 {
-            let lent = core::mem::take(&mut self.lent[i]);
-            // SAFETY: the controller posted this command's completion, so it is done with the
-            // memory the command was lent (NVMe: a completion means the data transfer ended).
-            unsafe { lent.complete() };
-        }
-        self.device_reaped |= flags & DEVICE != 0;
-        Ok(Some(Done {
-            qid,
-            cid: c.cid,
-            opcode,
-            result: c.result,
-            status: c.status,
-        }))
+        retire(
+            c,
+            &mut self.sq,
+            &mut self.slots,
+            &mut self.lent,
+            &mut self.device_reaped,
+        )
+        .map(Some)
     }
 
     /// Orders the completions' loads before the loads of the data they announce. Data in host
