@@ -292,7 +292,8 @@ pub type HostSubmissionQueue<B, D> = SubmissionQueue<HostSqRing<B>, D>;
 ///
 /// One slot always stays empty (a full ring differs from an empty one), so a ring of `entries`
 /// slots holds `entries - 1` outstanding commands. The controller reports how far it has read
-/// in each completion (SQ Head Pointer); pass it to [`CmbSubmissionQueue::update_head`].
+/// in each completion (SQ Head Pointer); pass it to [`CmbSubmissionQueue::update_head`], or to
+/// [`note_head`](SubmissionQueue::note_head) to have it applied when the ring looks full.
 ///
 /// The queue holds its BAR0 handle `D`: a borrow (`&B`) or shared ownership (`Arc<B>`, so a
 /// queue pair moves to another thread with no lifetime attached).

@@ -1,49 +1,6 @@
 //! Prepared data commands: a Read or Write checked once against its namespace, the maximum
 //! transfer and the data-pointer rules, then pushed many times with only the starting LBA, the
 //! offset into a registered buffer and the command identifier varying.
-//!
-//! [`QueuePair::prepare`] checks the template — the block count against the namespace, the
-//! transfer length against the maximum transfer, a data pointer into the registered buffer —
-//! and [`QueuePair::push_prepared`] then checks only what varies: the range against the
-//! namespace's end (one comparison), the buffer range against the registration (two), and the
-//! page rule for PRP2 (a transfer spanning more than two pages would need a PRP list). Any
-//! command that fails those takes the builder path ([`PrpBuilder::borrow`] +
-//! [`nvm::read`]/[`nvm::write`] + [`QueuePair::push`]), so it gets the same typed error as a
-//! command built by hand, before anything is submitted.
-//!
-//! ```
-//! use std::time::Duration;
-//! use iomem::backend::MockIo;
-//! use iomem::dma::MockDma;
-//! use iomem::nvme::cmd::nvm::Namespace;
-//! use iomem::nvme::cq::CompletionQueue;
-//! use iomem::nvme::ctrl::{DataOp, QueuePair};
-//! use iomem::nvme::prp::{PageSize, PrpBuilder};
-//! use iomem::nvme::regs::{offsets, Cap};
-//! use iomem::nvme::sq::{HostSqRing, SubmissionQueue};
-//!
-//! let bar = MockIo::new(0x2000);
-//! bar.poke(offsets::CAP, &0x20_0a01_0fffu64.to_le_bytes());
-//! let cap = Cap::decode(0x20_0a01_0fff)?;
-//! let dma = MockDma::new(1 << 20);
-//! let sq = SubmissionQueue::new(HostSqRing::new(dma.alloc(16 * 64)?)?, 16, &bar, cap, 1)?;
-//! let cq = CompletionQueue::new(dma.alloc(16 * 16)?, 16, &bar, cap, 1)?;
-//! let mut qp = QueuePair::new(sq, cq, &bar, Duration::from_secs(1));
-//! let buf = dma.alloc(4 * 4096)?;
-//! let id = qp.register(&buf);
-//! let ns = Namespace::from_parts(1, 512, 1 << 20, None)?;
-//! let read = qp.prepare(DataOp::Read, &ns, 8, id, &PrpBuilder::new(PageSize::MIN, None))?;
-//! let cid = qp.push_prepared(&read, 64, 4096)?; // 8 blocks from LBA 64 into bytes 4096..8192
-//! assert!(qp.push_prepared(&read, (1 << 20) - 4, 0).is_err()); // past the namespace's end
-//! assert!(qp.push_prepared(&read, 0, 4 * 4096 - 512).is_err()); // past the buffer's end
-//! qp.ring()?;
-//! # let _ = cid;
-//! # Ok::<(), iomem::nvme::Error>(())
-//! ```
-//!
-//! [`PrpBuilder::borrow`]: crate::nvme::prp::PrpBuilder::borrow
-//! [`nvm::read`]: crate::nvme::cmd::nvm::read
-//! [`nvm::write`]: crate::nvme::cmd::nvm::write
 
 use super::slot::{Slot, DEVICE};
 use super::QueuePair;
@@ -81,10 +38,56 @@ impl DataOp {
 
 /// A Read or Write of a fixed number of blocks into (or from) a buffer registered with a queue
 /// pair, checked once ([`QueuePair::prepare`]) and pushed with a starting LBA and a buffer
-/// offset ([`QueuePair::push_prepared`]). See the [module docs](self).
+/// offset ([`QueuePair::push_prepared`]).
+///
+/// [`QueuePair::prepare`] checks the template — the block count against the namespace, the
+/// transfer length against the maximum transfer, a data pointer into the registered buffer —
+/// and [`QueuePair::push_prepared`] then checks only what varies: the range against the
+/// namespace's end (one comparison), the buffer range against the registration (two), and the
+/// page rule for PRP2 (a transfer spanning more than two pages would need a PRP list). Any
+/// command that fails those takes the builder path ([`PrpBuilder::borrow`] +
+/// [`nvm::read`]/[`nvm::write`] + [`QueuePair::push`]), so it gets the same typed error as a
+/// command built by hand, before anything is submitted.
+///
+/// ```
+/// use std::time::Duration;
+/// use iomem::backend::MockIo;
+/// use iomem::dma::MockDma;
+/// use iomem::nvme::cmd::nvm::Namespace;
+/// use iomem::nvme::cq::CompletionQueue;
+/// use iomem::nvme::ctrl::{DataOp, QueuePair};
+/// use iomem::nvme::prp::{PageSize, PrpBuilder};
+/// use iomem::nvme::regs::{offsets, Cap};
+/// use iomem::nvme::sq::{HostSqRing, SubmissionQueue};
+///
+/// let bar = MockIo::new(0x2000);
+/// bar.poke(offsets::CAP, &0x20_0a01_0fffu64.to_le_bytes());
+/// let cap = Cap::decode(0x20_0a01_0fff)?;
+/// let dma = MockDma::new(1 << 20);
+/// let sq = SubmissionQueue::new(HostSqRing::new(dma.alloc(16 * 64)?)?, 16, &bar, cap, 1)?;
+/// let cq = CompletionQueue::new(dma.alloc(16 * 16)?, 16, &bar, cap, 1)?;
+/// let mut qp = QueuePair::new(sq, cq, &bar, Duration::from_secs(1));
+/// let buf = dma.alloc(4 * 4096)?;
+/// let id = qp.register(&buf);
+/// let ns = Namespace::from_parts(1, 512, 1 << 20, None)?;
+/// let read = qp.prepare(DataOp::Read, &ns, 8, id, &PrpBuilder::new(PageSize::MIN, None))?;
+/// let cid = qp.push_prepared(&read, 64, 4096)?; // 8 blocks from LBA 64 into bytes 4096..8192
+/// assert!(qp.push_prepared(&read, (1 << 20) - 4, 0).is_err()); // past the namespace's end
+/// assert!(qp.push_prepared(&read, 0, 4 * 4096 - 512).is_err()); // past the buffer's end
+/// qp.ring()?;
+/// # let _ = cid;
+/// # Ok::<(), iomem::nvme::Error>(())
+/// ```
+///
+/// [`PrpBuilder::borrow`]: crate::nvme::prp::PrpBuilder::borrow
+/// [`nvm::read`]: crate::nvme::cmd::nvm::read
+/// [`nvm::write`]: crate::nvme::cmd::nvm::write
 ///
 /// It names the registered buffer by its [`BufId`]: each push resolves the id in the pair it
-/// is pushed to, so the data pointer is always into the buffer registered there now.
+/// is pushed to, so the data pointer is always into the buffer registered there now. The
+/// checks above are the fast path for a buffer that is one run of device addresses and a
+/// builder without a CMB rule; into a scattered buffer, or under a CMB rule, every push takes
+/// the builder path (same commands, same errors, the builders' cost).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Prepared {
     op: DataOp,

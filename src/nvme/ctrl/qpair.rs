@@ -78,6 +78,11 @@ fn dma_rmb_orders_device_loads(arch: Arch) -> bool {
 /// [`Lent`](crate::nvme::cmd::Lent) completes), and writes the completion queue's head
 /// doorbell once per batch.
 ///
+/// For repeated data commands, [`Self::prepare`] checks a Read or Write once against its
+/// namespace, the maximum transfer and the data-pointer rules, and [`Self::push_prepared`]
+/// pushes it with only the starting LBA, the offset into a registered buffer and the cid
+/// varying (see [`Prepared`](super::Prepared)).
+///
 /// A queue pair owns everything it uses (its rings, a handle on BAR0 `D`, a share of the
 /// controller's health), so it is `Send` when those are and moves to the thread that uses it;
 /// its submit path takes no lock.
