@@ -365,7 +365,21 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             f(d);
             n += 1;
         }
-        if n < max {
+        if n + 1 == max {
+            // One completion wanted (a poll per command): no batch set up.
+            match self.reap_one() {
+                Ok(Some(d)) => {
+                    self.free.push(d.cid);
+                    f(d);
+                    n += 1;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.cq.ring_head();
+                    return Err(e);
+                }
+            }
+        } else if n < max {
             let QueuePair {
                 cq,
                 sq,
