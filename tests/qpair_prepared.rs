@@ -268,3 +268,31 @@ fn a_vanished_device_is_found_by_polling_alone() {
         Err(Error::DeviceGone { .. })
     ));
 }
+
+#[test]
+fn under_a_cmb_rule_pushes_take_the_builder_path() {
+    let dma = MockDma::new(8 << 20);
+    let (model, mut ctrl, _info, _pool) = up_cmb(&dma, CmbScheme::Cmbmsc);
+    let prp = ctrl.prp();
+    assert!(prp.cmb_rule().is_some());
+    let ns = ctrl.identify_namespace(1).unwrap();
+    let mut qp = ctrl
+        .create_io_pair(QueueMem::host(&dma, 16).unwrap())
+        .unwrap();
+    let (buf, data) = buffer(&dma, 2 * 4096, 9);
+    let id = qp.register(&buf);
+    let write = qp.prepare(DataOp::Write, &ns, 8, id, &prp).unwrap();
+    for (slba, off) in [(0u64, 0usize), (40, 2048)] {
+        let slot = qp.sq().tail();
+        let cid = qp.push_prepared(&write, slba, off).unwrap();
+        let want = built(&qp, &prp, &ns, DataOp::Write, id, (slba, 8, off), cid).unwrap();
+        assert_eq!(sq_entry(&dma, &qp, slot), want.to_bytes());
+        qp.ring().unwrap();
+        qp.wait(cid).unwrap();
+        assert!(model.read_lbas(slba, 8) == data[off..off + 4096]);
+    }
+    let e = qp.push_prepared(&write, 0, 4097).unwrap_err();
+    let want = built(&qp, &prp, &ns, DataOp::Write, id, (0, 8, 4097), 0).unwrap_err();
+    assert_eq!(format!("{e:?}"), format!("{want:?}"));
+    assert_eq!(qp.in_flight(), 0);
+}
