@@ -19,22 +19,23 @@
 //!   `dma_rmb` and `writel`'s barrier are on x86_64 (elsewhere the same fence: the reference is
 //!   an x86 figure). No checks.
 //! - `QueuePair`: the data buffer registered with the queue pair once (`QueuePair::register`,
-//!   one lease for the pair's life, as SPDK registers its memory and io_uring its fixed
-//!   buffers), each command's data pointer from it (`PrpBuilder::borrow` of
-//!   `QueuePair::registered`: range checked, no reference count) + `nvm::read` +
-//!   `QueuePair::{push, ring, poll}` — the library variant the targets are about.
+//!   as SPDK registers its memory and io_uring its fixed buffers), each command's data pointer
+//!   from it (`PrpBuilder::borrow` of `QueuePair::registered`: range checked, no reference
+//!   count) + `nvm::read` + `QueuePair::{push, ring, poll}`.
 //! - `QueuePair (lend per command)`, for information: the same with `PrpBuilder::lend` of a
-//!   fresh lease per command, so the difference from `QueuePair` is the cost of lending memory
-//!   to each command (a lease's reference count up and down, the `Lent` carried to the
+//!   fresh lease per command (a reference count up and down, the `Lent` carried to the
 //!   completion).
+//! - `QueuePair prepared`: the same Read checked once (`QueuePair::prepare`: block count,
+//!   maximum transfer, data pointer rules) and pushed with `QueuePair::push_prepared` (LBA
+//!   range and buffer range checked, cid and PRPs set per command), then `ring` and `poll`.
 //!
 //! Rows: `ns` per command (best of rounds of 1024 commands: one pass over both rings, so every
 //! round wraps them and flips the phase), and doorbell `writes` per command (SQ + CQ). The
-//! library's doorbell writes are measured, not asserted: the same generic round runs (untimed)
-//! once more with BAR0 a `MockIo` (the null BAR with a trace), and the 32-bit writes it recorded
-//! at the two doorbell offsets are counted (the timed run uses the plain `Mmio`). The reference
-//! counts its own writes in a separately compiled counting instance (`RawQueue<true>`). `target` rows:
-//! `QueuePair` ≤ 1.25× the reference in each mode, and the SQ/CQ doorbell counts per command.
+//! library's doorbell writes are measured, not asserted: the registered and prepared rounds run
+//! (untimed) once more with BAR0 a `MockIo` (the null BAR with a trace), and the 32-bit writes
+//! it recorded at the two doorbell offsets are counted. The reference counts its own writes in a
+//! separately compiled counting instance (`RawQueue<true>`). `target` rows: `QueuePair` and
+//! `QueuePair prepared` ≤ 1.25× the reference in each mode, and the doorbells per command.
 
 use std::hint::black_box;
 use std::ptr;
@@ -44,9 +45,8 @@ use std::time::{Duration, Instant};
 use iomem::backend::MockIo;
 use iomem::dma::{DmaProvider, DmaRegion, RamDma};
 use iomem::nvme::cmd::nvm::{self, Namespace};
-use iomem::nvme::cmd::Request;
 use iomem::nvme::cq::CompletionQueue;
-use iomem::nvme::ctrl::QueuePair;
+use iomem::nvme::ctrl::{DataOp, Prepared, QueuePair};
 use iomem::nvme::prp::{no_list, BufId, PageSize, PrpBuilder};
 use iomem::nvme::regs::{offsets, Cap};
 use iomem::nvme::sq::{HostSqRing, SubmissionQueue};
@@ -59,6 +59,7 @@ const SECTION: &str = "nvme";
 const REFERENCE: &str = "raw queue (ref)";
 const LIBRARY: &str = "QueuePair";
 const LEND: &str = "QueuePair (lend per command)";
+const PREPARED: &str = "QueuePair prepared";
 /// Entries of each queue.
 const ENTRIES: usize = 1024;
 /// Commands per timed round: one pass over both rings.
@@ -146,6 +147,8 @@ struct Lib<D: Backend> {
     data: DmaRegion<Mmio>,
     /// `data`, registered with `qp` (the `QueuePair` variant).
     reg: BufId,
+    /// A Read of 8 blocks into `reg`, checked once (the `QueuePair prepared` variant).
+    read: Prepared,
     ns: Namespace,
     prp: PrpBuilder,
     dev: NullDevice,
@@ -158,23 +161,22 @@ impl<D: Backend + Copy> Lib<D> {
         let ring = HostSqRing::new(dma.alloc(ENTRIES * 64).expect("SQ ring")).expect("contiguous");
         // CAST: 1024 entries fit both queue sizes.
         let sq = SubmissionQueue::new(ring, ENTRIES as u32, bar, cap, QID).expect("SQ");
-        let cq = CompletionQueue::new(
-            dma.alloc(ENTRIES * 16).expect("CQ ring"),
-            ENTRIES as u16,
-            bar,
-            cap,
-            QID,
-        )
-        .expect("CQ");
+        let cq_ring = dma.alloc(ENTRIES * 16).expect("CQ ring");
+        let cq = CompletionQueue::new(cq_ring, ENTRIES as u16, bar, cap, QID).expect("CQ");
         let mut qp = QueuePair::new(sq, cq, bar, Duration::from_secs(30));
         let free = (0..qp.free_slots() as u16).rev().collect();
         let data = dma.alloc(XFER).expect("data buffer");
+        let reg = qp.register(&data);
+        let ns = Namespace::from_parts(1, BLOCK, 1 << 20, Some(128 * 1024)).expect("namespace");
+        let prp = PrpBuilder::new(PageSize::MIN, None);
+        let read = qp.prepare(DataOp::Read, &ns, 8, reg, &prp).expect("a Read");
         Lib {
-            reg: qp.register(&data),
+            reg,
+            read,
             qp,
             data,
-            ns: Namespace::from_parts(1, BLOCK, 1 << 20, Some(128 * 1024)).expect("namespace"),
-            prp: PrpBuilder::new(PageSize::MIN, None),
+            ns,
+            prp,
             dev: NullDevice::new(),
             free,
         }
@@ -188,30 +190,56 @@ impl<D: Backend + Copy> Lib<D> {
             .post(&cids, |off, v| mem.try_write(off, &v).expect("in the ring"));
     }
 
-    /// One round of commands, `batch` per doorbell: (completions reaped, wrong completions).
-    /// `LEND`: each command lends a fresh lease (`PrpBuilder::lend`); else its data pointer is
-    /// into the buffer registered with the queue pair (nothing lent per command).
+    /// [`round`](Self::round) with data pointers into the registered buffer (`borrow` of
+    /// `registered`, `nvm::read`, `push`). Not inlined, as the other variants: a profiler
+    /// splits its figures by variant.
     #[inline(never)]
-    fn round<const LEND: bool>(&mut self, batch: usize) -> (usize, usize) {
+    fn round_registered(&mut self, batch: usize) -> (usize, usize) {
+        self.round(batch, |lib, slba| {
+            let read = lib
+                .qp
+                .registered(lib.reg)
+                .and_then(|l| lib.prp.borrow(l, 0..XFER, None))
+                .and_then(|d| nvm::read(&lib.ns, slba, 8, d))
+                .expect("a valid Read");
+            lib.qp.push(read).expect("a free slot")
+        })
+    }
+
+    /// [`round`](Self::round) lending a fresh lease per command (`PrpBuilder::lend`).
+    #[inline(never)]
+    fn round_lend(&mut self, batch: usize) -> (usize, usize) {
+        self.round(batch, |lib, slba| {
+            let req = lib
+                .prp
+                .lend(lib.data.lease(), 0..XFER, no_list)
+                .and_then(|p| p.into_request(|d| nvm::read(&lib.ns, slba, 8, d)))
+                .expect("a valid Read");
+            lib.qp.push(req).expect("a free slot")
+        })
+    }
+
+    /// [`round`](Self::round) with the prepared Read: `push_prepared` of a starting LBA and
+    /// offset 0 of the registered buffer.
+    #[inline(never)]
+    fn round_prepared(&mut self, batch: usize) -> (usize, usize) {
+        self.round(batch, |lib, slba| {
+            lib.qp
+                .push_prepared(&lib.read, slba, 0)
+                .expect("a free slot")
+        })
+    }
+
+    /// One round of commands, `batch` per doorbell, each pushed by `push` (its starting LBA
+    /// given; it returns the cid): (completions reaped, wrong completions).
+    #[inline(always)]
+    fn round(&mut self, batch: usize, push: impl Fn(&mut Self, u64) -> u16) -> (usize, usize) {
         let (mut reaped, mut wrong) = (0, 0);
         let mut cids = [0u16; BATCH];
         for _ in 0..ROUND / batch {
             for (k, cid) in cids.iter_mut().enumerate().take(batch) {
                 // CAST: k < 32: 8 blocks apart.
-                let slba = k as u64 * 8;
-                let req = if LEND {
-                    self.prp
-                        .lend(self.data.lease(), 0..XFER, no_list)
-                        .and_then(|p| p.into_request(|d| nvm::read(&self.ns, slba, 8, d)))
-                } else {
-                    self.qp
-                        .registered(self.reg)
-                        .and_then(|l| self.prp.borrow(l, 0..XFER, None))
-                        .and_then(|d| nvm::read(&self.ns, slba, 8, d))
-                        .map(Request::from)
-                }
-                .expect("a valid Read");
-                *cid = self.qp.push(req).expect("a free slot");
+                *cid = push(self, k as u64 * 8);
             }
             self.qp.ring().expect("rung");
             let mut k = 0;
@@ -426,43 +454,42 @@ fn row(case: &str, variant: &str, value: f64, unit: &'static str, ratio: Option<
     }
 }
 
-fn target(rows: &mut Vec<Row>, what: String, value: f64, met: bool) {
-    rows.push(Row {
-        unit: if met { "MET" } else { "MISS" },
-        ..row("target", &what, value, "", None)
-    });
+/// The timed reference (not counting).
+type Raw = RawQueue<false>;
+
+/// [`time_mode`] one command per doorbell (not inlined: a profiler, run with
+/// `--separate-callers=1`, splits the rounds' figures by mode).
+#[inline(never)]
+fn time_per_command(rounds: usize, lib: &mut Lib<&Mmio>, raw: &mut Raw) -> [f64; 4] {
+    time_mode(rounds, 1, lib, raw)
 }
 
-/// Best ns per command of each variant (reference, registered, lend) over `rounds` rounds, the
-/// variants in turn, starting with another one each round. (Not inlined: a profiler can
-/// split its figures by mode.)
+/// [`time_mode`] `BATCH` commands per doorbell (not inlined, as above).
 #[inline(never)]
-fn time_mode(
-    rounds: usize,
-    batch: usize,
-    lib: &mut Lib<&Mmio>,
-    raw: &mut RawQueue<false>,
-) -> [f64; 3] {
-    let mut best = [f64::INFINITY; 3];
+fn time_batched(rounds: usize, lib: &mut Lib<&Mmio>, raw: &mut Raw) -> [f64; 4] {
+    time_mode(rounds, BATCH, lib, raw)
+}
+
+/// Best ns per command of each variant (reference, registered, lend, prepared) over `rounds`
+/// rounds, the variants in turn, starting with another one each round.
+#[inline(always)]
+fn time_mode(rounds: usize, batch: usize, lib: &mut Lib<&Mmio>, raw: &mut Raw) -> [f64; 4] {
+    let mut best = [f64::INFINITY; 4];
     let ns = |t: Instant| t.elapsed().as_secs_f64() * 1e9 / ROUND as f64;
     for r in 0..rounds {
-        for v in (0..3).map(|k| (r + k) % 3) {
-            let (what, t, got) = match v {
-                0 => {
-                    raw.post();
-                    let t = Instant::now();
-                    (REFERENCE, t, raw.round(batch))
-                }
-                1 => {
-                    lib.post(batch);
-                    let t = Instant::now();
-                    (LIBRARY, t, lib.round::<false>(batch))
-                }
-                _ => {
-                    lib.post(batch);
-                    let t = Instant::now();
-                    (LEND, t, lib.round::<true>(batch))
-                }
+        for v in (0..4).map(|k| (r + k) % 4) {
+            // Untimed: the completions the round will reap.
+            if v == 0 {
+                raw.post();
+            } else {
+                lib.post(batch);
+            }
+            let t = Instant::now();
+            let (what, got) = match v {
+                0 => (REFERENCE, raw.round(batch)),
+                1 => (LIBRARY, lib.round_registered(batch)),
+                2 => (LEND, lib.round_lend(batch)),
+                _ => (PREPARED, lib.round_prepared(batch)),
             };
             best[v] = best[v].min(ns(t));
             check(what, got);
@@ -483,13 +510,14 @@ pub fn run(opts: Opts) -> Vec<Row> {
     counting.poke(offsets::CAP, &CAP.to_le_bytes());
     counting.poke(offsets::VS, &0x0001_0400u32.to_le_bytes());
     counting.poke(offsets::CSTS, &1u32.to_le_bytes());
-    let raw_bufs = [0, 1].map(|_| {
+    let bufs = || {
         (
             Buf::new(ENTRIES * 64),
             Buf::new(ENTRIES * 16),
             Buf::new(BAR_LEN),
         )
-    });
+    };
+    let raw_bufs = [bufs(), bufs()];
     // SAFETY: each buffer triple is as `RawQueue::new` requires and outlives its queue.
     let mut raw = unsafe { RawQueue::<false>::new(&raw_bufs[0].0, &raw_bufs[0].1, &raw_bufs[0].2) };
     // SAFETY: as above.
@@ -500,19 +528,28 @@ pub fn run(opts: Opts) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut targets = Vec::new();
     for (case, batch) in [("per-command", 1), ("batched 32", BATCH)] {
-        let [t_raw, t_lib, t_lend] = time_mode(rounds, batch, &mut lib, &mut raw);
+        let [t_raw, t_lib, t_lend, t_prep] = if batch == 1 {
+            time_per_command(rounds, &mut lib, &mut raw)
+        } else {
+            time_batched(rounds, &mut lib, &mut raw)
+        };
         rows.push(row(case, REFERENCE, t_raw, "ns", Some(1.0)));
         rows.push(row(case, LIBRARY, t_lib, "ns", Some(t_lib / t_raw)));
         rows.push(row(case, LEND, t_lend, "ns", Some(t_lend / t_raw)));
-        // The doorbell counts: two untimed rounds of each counting instance.
+        rows.push(row(case, PREPARED, t_prep, "ns", Some(t_prep / t_raw)));
+        // The doorbell counts: two untimed rounds of the reference, two of the library's
+        // registered and prepared variants each.
         let per = |n: u64| n as f64 / (2 * ROUND) as f64;
+        let per_lib = |n: u64| n as f64 / (4 * ROUND) as f64;
         raw_count.writes = (0, 0);
         counting.clear_events();
         for _ in 0..2 {
             raw_count.post();
             check(REFERENCE, raw_count.round(batch));
             lib_count.post(batch);
-            check(LIBRARY, lib_count.round::<false>(batch));
+            check(LIBRARY, lib_count.round_registered(batch));
+            lib_count.post(batch);
+            check(PREPARED, lib_count.round_prepared(batch));
         }
         let raw_w = per(raw_count.writes.0 + raw_count.writes.1);
         let writes = counting.writes();
@@ -523,7 +560,8 @@ pub fn run(opts: Opts) -> Vec<Row> {
                 .count()
         };
         // CAST: counts of a few thousand.
-        let (lib_sq, lib_cq) = (per(at(SQ_DB) as u64), per(at(CQ_DB) as u64));
+        let (lib_sq, lib_cq) = (per_lib(at(SQ_DB) as u64), per_lib(at(CQ_DB) as u64));
+        let lib_w = lib_sq + lib_cq;
         rows.push(row(
             case,
             "raw queue SQ+CQ doorbells",
@@ -531,27 +569,31 @@ pub fn run(opts: Opts) -> Vec<Row> {
             "writes",
             Some(1.0),
         ));
+        let ratio = Some(lib_w / raw_w);
         rows.push(row(
             case,
             "QueuePair SQ+CQ doorbells",
-            lib_sq + lib_cq,
+            lib_w,
             "writes",
-            Some((lib_sq + lib_cq) / raw_w),
+            ratio,
         ));
         let want = 1.0 / batch as f64;
-        let ratio = t_lib / t_raw;
-        targets.push((
-            format!("QueuePair <= {GOAL}x ref ({case})"),
-            ratio,
-            ratio <= GOAL,
-        ));
+        for (what, t) in [(LIBRARY, t_lib), (PREPARED, t_prep)] {
+            let ratio = t / t_raw;
+            let what = format!("{what} <= {GOAL}x ref ({case})");
+            targets.push((what, ratio, ratio <= GOAL));
+        }
         for (q, got) in [("SQ", lib_sq), ("CQ", lib_cq)] {
             let what = format!("{q} doorbells/cmd = 1/{batch} ({case})");
             targets.push((what, got, (got - want).abs() < 1e-9));
         }
     }
     for (what, value, met) in targets {
-        target(&mut rows, what, value, met);
+        let unit = if met { "MET" } else { "MISS" };
+        rows.push(Row {
+            unit,
+            ..row("target", &what, value, "", None)
+        });
     }
     rows
 }

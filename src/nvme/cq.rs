@@ -156,14 +156,65 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
             .ring
             .mem()
             .cast::<[u32; 4]>(usize::from(self.head) * CQ_ENTRY_SIZE)?;
+        Ok(Self::decode(&e, self.phase))
+    }
+
+    /// Consumes up to `max` posted entries in order, handing each to `f` (consumed before `f`
+    /// sees it); stops at the first entry not posted yet, or at `f`'s first error. Returns how
+    /// many were consumed. The slots go back to the controller at the next
+    /// [`ring_head`](Self::ring_head). One handle on the ring for the whole batch: what a
+    /// queue pair's poll reaps with.
+    #[inline(always)]
+    pub(crate) fn drain(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(Completion) -> Result<()>,
+    ) -> Result<usize> {
+        let mem = self.ring.mem();
+        // The cursor in locals, stored back once (also before an error from `f`).
+        let (mut head, mut phase, mut n) = (self.head, self.phase, 0);
+        let mut res = Ok(());
+        while n < max {
+            let e = match mem.cast::<[u32; 4]>(usize::from(head) * CQ_ENTRY_SIZE) {
+                Ok(e) => e,
+                Err(e) => {
+                    res = Err(e.into());
+                    break;
+                }
+            };
+            let Some(c) = Self::decode(&e, phase) else {
+                break;
+            };
+            head += 1;
+            if head == self.entries {
+                head = 0;
+                phase = !phase;
+            }
+            n += 1;
+            if let Err(e) = f(c) {
+                res = Err(e);
+                break;
+            }
+        }
+        self.head = head;
+        self.phase = phase;
+        // CAST: at most `entries` entries are consumed between two head doorbells.
+        self.pending += n as u16;
+        res.map(|()| n)
+    }
+
+    /// The completion in entry `e` if its phase tag is `phase`: the tag first, then — after
+    /// `dma_rmb` — the rest of the entry.
+    #[inline(always)]
+    fn decode(e: &crate::dma::DmaMem<'_, [u32; 4], B>, phase: bool) -> Option<Completion> {
         let dw3 = e.read32::<12>();
-        if (dw3 >> 16) & 1 != u32::from(self.phase) {
-            return Ok(None);
+        if (dw3 >> 16) & 1 != u32::from(phase) {
+            return None;
         }
         e.dma_rmb();
         let dw0 = e.read32::<0>();
         let dw2 = e.read32::<8>();
-        Ok(Some(Completion {
+        Some(Completion {
             result: dw0,
             // CAST: Dword 2 holds SQ head in 15:0 and SQ id in 31:16.
             sq_head: dw2 as u16,
@@ -171,7 +222,18 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
             // CAST: Dword 3 holds the command id in 15:0.
             cid: dw3 as u16,
             status: Status::from_dw3(dw3),
-        }))
+        })
+    }
+
+    /// Moves the head past one consumed entry (flipping the phase at the ring's end).
+    #[inline(always)]
+    fn advance(&mut self) {
+        self.head += 1;
+        if self.head == self.entries {
+            self.head = 0;
+            self.phase = !self.phase;
+        }
+        self.pending += 1;
     }
 
     /// Consumes the entry at the head if the controller has posted it. The slot goes back to
@@ -180,12 +242,7 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
     pub fn pop(&mut self) -> Result<Option<Completion>> {
         let c = self.peek()?;
         if c.is_some() {
-            self.head += 1;
-            if self.head == self.entries {
-                self.head = 0;
-                self.phase = !self.phase;
-            }
-            self.pending += 1;
+            self.advance();
         }
         Ok(c)
     }

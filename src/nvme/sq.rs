@@ -292,7 +292,8 @@ pub type HostSubmissionQueue<B, D> = SubmissionQueue<HostSqRing<B>, D>;
 ///
 /// One slot always stays empty (a full ring differs from an empty one), so a ring of `entries`
 /// slots holds `entries - 1` outstanding commands. The controller reports how far it has read
-/// in each completion (SQ Head Pointer); pass it to [`CmbSubmissionQueue::update_head`].
+/// in each completion (SQ Head Pointer); pass it to [`CmbSubmissionQueue::update_head`], or to
+/// [`note_head`](SubmissionQueue::note_head) to have it applied when the ring looks full.
 ///
 /// The queue holds its BAR0 handle `D`: a borrow (`&B`) or shared ownership (`Arc<B>`, so a
 /// queue pair moves to another thread with no lifetime attached).
@@ -314,6 +315,9 @@ pub struct SubmissionQueue<R: SqRing, D: Backend> {
     tail: u32,
     head: u32,
     rung: u32,
+    /// The latest SQ head a completion reported ([`note_head`](Self::note_head)), applied
+    /// (checked, as [`update_head`](Self::update_head)) when the ring looks full.
+    noted: Option<u16>,
 }
 
 impl<R: SqRing, D: Backend> core::fmt::Debug for SubmissionQueue<R, D> {
@@ -362,6 +366,7 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
             tail: 0,
             head: 0,
             rung: 0,
+            noted: None,
         })
     }
 
@@ -392,7 +397,7 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
     #[inline]
     pub fn push(&mut self, cmd: &Command) -> Result<u16> {
         let next = self.wrap(self.tail + 1);
-        if next == self.head {
+        if next == self.head && !self.catch_up(next) {
             return Err(self.full());
         }
         let slot = self.tail;
@@ -402,6 +407,18 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
         self.tail = next;
         // CAST: `slot` < `entries` ≤ 65536, so it is at most 65535.
         Ok(slot as u16)
+    }
+
+    /// Applies the head [`note_head`](Self::note_head) kept, if any; whether slot `next` is
+    /// then free. (A head out of range is dropped: a controller bug, the ring stays as full as
+    /// it was.)
+    #[cold]
+    #[inline(never)]
+    fn catch_up(&mut self, next: u32) -> bool {
+        if let Some(h) = self.noted.take() {
+            let _ = self.update_head(h);
+        }
+        next != self.head
     }
 
     #[cold]
@@ -444,6 +461,17 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
         Ok(slot)
     }
 
+    /// Keeps the controller's SQ head pointer from a completion entry for later: the next
+    /// [`push`](Self::push) that finds the ring full applies it as
+    /// [`update_head`](Self::update_head) does (and drops it if it is out of range), so a
+    /// queue pair reaping completions pays one store per completion and one check per pass
+    /// over the ring. Until then [`head`](Self::head) and [`free_slots`](Self::free_slots) are
+    /// as of the last head applied: never more free slots than there are.
+    #[inline(always)]
+    pub fn note_head(&mut self, head: u16) {
+        self.noted = Some(head);
+    }
+
     /// Records the controller's SQ head pointer from a completion entry: slots before it are
     /// free again. [`InvalidArgument`](crate::Error::InvalidArgument) if it is not a slot of this queue or lies outside
     /// the commands published so far.
@@ -460,6 +488,7 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
             return Err(invalid("SQ head pointer beyond the last published command"));
         }
         self.head = head;
+        self.noted = None;
         Ok(())
     }
 

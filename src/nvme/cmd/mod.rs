@@ -81,7 +81,17 @@ pub mod opcodes {
 /// caller of `from_dwords` vouched for it).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Command {
-    dw: [u32; 16],
+    /// The dwords in pairs, host-endian: `q[k]` holds dword `2k` in its low half and `2k + 1`
+    /// in its high half. Built and copied as whole 64-bit words, so a queue reading the pairs
+    /// back ([`wire_qwords`](Self::wire_qwords)) loads what whole stores wrote (no load spans
+    /// two narrower stores, which CPUs cannot forward from their store buffers).
+    q: [u64; 8],
+}
+
+/// The pair word of dwords `lo`, `hi`.
+#[inline(always)]
+const fn pair(lo: u32, hi: u32) -> u64 {
+    lo as u64 | (hi as u64) << 32
 }
 
 /// The little-endian wire form of a [`Command`]: what the controller fetches from its
@@ -100,7 +110,7 @@ impl core::fmt::Debug for Command {
             .field("nsid", &self.nsid())
             .field("prp1", &format_args!("{:#x}", self.prp1()))
             .field("prp2", &format_args!("{:#x}", self.prp2()))
-            .field("cdw10..16", &format_args!("{:08x?}", &self.dw[10..]))
+            .field("cdw10..16", &format_args!("{:08x?}", &self.dwords()[10..]))
             .finish()
     }
 }
@@ -116,83 +126,135 @@ impl Command {
     /// write, or both), and stays allocated and unaliased by Rust references for as long as the
     /// command is in flight (from its doorbell to its completion, or a controller reset).
     pub const unsafe fn from_dwords(dw: [u32; 16]) -> Command {
-        Command { dw }
+        let mut q = [0u64; 8];
+        let mut k = 0;
+        while k < 8 {
+            q[k] = pair(dw[2 * k], dw[2 * k + 1]);
+            k += 1;
+        }
+        Command { q }
     }
 
     /// A command of `opcode` for namespace `nsid` with the given data pointer and command
     /// dwords 10 to 15 — the builders' common path.
     #[inline]
     pub(crate) fn build(opcode: u8, nsid: u32, data: Option<&DataPtr>, cdw: [u32; 6]) -> Self {
-        let mut dw = [0u32; 16];
-        dw[0] = u32::from(opcode);
-        dw[1] = nsid;
-        if let Some(d) = data {
-            let prp2 = match d.prp2() {
-                Prp2::None => 0,
-                Prp2::Page(a) | Prp2::List(a) => a.get(),
-            };
-            set_u64(&mut dw, 6, d.prp1().get());
-            set_u64(&mut dw, 8, prp2);
+        let (prp1, prp2) = match data {
+            Some(d) => (
+                d.prp1().get(),
+                match d.prp2() {
+                    Prp2::None => 0,
+                    Prp2::Page(a) | Prp2::List(a) => a.get(),
+                },
+            ),
+            None => (0, 0),
+        };
+        Command {
+            q: [
+                pair(u32::from(opcode), nsid),
+                0,
+                0,
+                prp1,
+                prp2,
+                pair(cdw[0], cdw[1]),
+                pair(cdw[2], cdw[3]),
+                pair(cdw[4], cdw[5]),
+            ],
         }
-        dw[10..].copy_from_slice(&cdw);
-        Command { dw }
     }
 
     /// A command whose PRP1 is a queue (or other contiguous) base address and that has no PRP2.
     pub(crate) fn with_base(opcode: u8, base: DmaAddr, cdw: [u32; 6]) -> Self {
         let mut c = Command::build(opcode, 0, None, cdw);
-        set_u64(&mut c.dw, 6, base.get());
+        c.q[3] = base.get();
         c
+    }
+
+    /// A data command with no flags: `opcode` for namespace `nsid` with command identifier
+    /// `cid`, PRP1 and PRP2, starting LBA `slba` (CDW10–11) and CDW12 `cdw12` (the 0's based
+    /// block count); every other dword 0. What a prepared command patches per push; the caller
+    /// vouches for the addresses as for any command's (the invariant).
+    #[inline(always)]
+    pub(crate) fn data(
+        opcode: u8,
+        nsid: u32,
+        cid: u16,
+        [prp1, prp2]: [u64; 2],
+        slba: u64,
+        cdw12: u32,
+    ) -> Self {
+        Command {
+            q: [
+                pair(u32::from(opcode) | u32::from(cid) << 16, nsid),
+                0,
+                0,
+                prp1,
+                prp2,
+                slba,
+                pair(cdw12, 0),
+                0,
+            ],
+        }
     }
 
     /// CDW0 bits 7:0: the opcode.
     pub const fn opcode(&self) -> u8 {
         // CAST: the low byte of CDW0 is the opcode.
-        self.dw[0] as u8
+        self.q[0] as u8
     }
 
     /// CDW0 bits 31:16: the command identifier.
     pub const fn cid(&self) -> u16 {
         // CAST: the high half of CDW0 is the CID.
-        (self.dw[0] >> 16) as u16
+        (self.q[0] >> 16) as u16
     }
 
     /// Sets the command identifier (the queue layer's job: unique among the outstanding
     /// commands of its submission queue).
     #[inline]
     pub fn set_cid(&mut self, cid: u16) {
-        self.dw[0] = (self.dw[0] & 0xffff) | u32::from(cid) << 16;
+        self.q[0] = (self.q[0] & !0xffff_0000) | u64::from(cid) << 16;
     }
 
     /// The namespace identifier (CDW1).
     pub const fn nsid(&self) -> u32 {
-        self.dw[1]
+        // CAST: the high half of the first pair is CDW1.
+        (self.q[0] >> 32) as u32
     }
 
     /// Command dword `n` (0 to 15), host-endian; `None` past 15.
     pub fn dword(&self, n: usize) -> Option<u32> {
-        self.dw.get(n).copied()
+        // CAST: the low or high half of pair `n / 2`.
+        self.q.get(n / 2).map(|&p| (p >> (32 * (n % 2))) as u32)
     }
 
     /// All sixteen dwords, host-endian.
     pub const fn dwords(&self) -> [u32; 16] {
-        self.dw
+        let mut dw = [0u32; 16];
+        let mut k = 0;
+        while k < 8 {
+            // CAST: the halves of pair `k`.
+            dw[2 * k] = self.q[k] as u32;
+            dw[2 * k + 1] = (self.q[k] >> 32) as u32;
+            k += 1;
+        }
+        dw
     }
 
     /// PRP entry 1 (CDW6–7): the first data page, or a queue's base address.
     pub const fn prp1(&self) -> u64 {
-        self.dw[6] as u64 | (self.dw[7] as u64) << 32
+        self.q[3]
     }
 
     /// PRP entry 2 (CDW8–9): the second data page, a PRP list's address, or 0.
     pub const fn prp2(&self) -> u64 {
-        self.dw[8] as u64 | (self.dw[9] as u64) << 32
+        self.q[4]
     }
 
     /// The command as the controller reads it: every dword little-endian.
     #[inline]
     pub fn to_le(&self) -> WireCommand {
-        WireCommand(self.dw.map(u32::to_le))
+        WireCommand(self.dwords().map(u32::to_le))
     }
 
     /// The wire form as eight 64-bit words: stored in order with native-endian 64-bit stores,
@@ -200,9 +262,7 @@ impl Command {
     /// little-endian). What a ring in host RAM writes, one store per word.
     #[inline]
     pub(crate) fn wire_qwords(&self) -> [u64; 8] {
-        core::array::from_fn(|k| {
-            (u64::from(self.dw[2 * k]) | u64::from(self.dw[2 * k + 1]) << 32).to_le()
-        })
+        self.q.map(u64::to_le)
     }
 
     /// The wire form as bytes.
@@ -211,13 +271,6 @@ impl Command {
         out.copy_from_slice(self.to_le().as_bytes());
         out
     }
-}
-
-#[inline]
-fn set_u64(dw: &mut [u32; 16], at: usize, v: u64) {
-    // CAST: the low and high halves of a 64-bit field.
-    dw[at] = v as u32;
-    dw[at + 1] = (v >> 32) as u32;
 }
 
 #[cfg(test)]

@@ -56,23 +56,26 @@ fn range(command: &'static str, ns: &Namespace, slba: u64, nlb: u32) -> Result<[
     Ok([slba as u32, (slba >> 32) as u32, nlb - 1])
 }
 
+/// Checks a data command's range (as [`range`]) and that `len` bytes of data are exactly
+/// `nlb` blocks, within the controller's maximum transfer; returns CDW10–12. The rules of
+/// [`read`] and [`write`], also applied once to a prepared command's template
+/// ([`QueuePair::prepare`](crate::nvme::ctrl::QueuePair::prepare)).
 #[inline]
-fn data_command(
+pub(crate) fn check_data(
     command: &'static str,
-    opcode: u8,
     ns: &Namespace,
     slba: u64,
     nlb: u32,
-    data: DataPtr,
-) -> Result<Command> {
-    let [c10, c11, c12] = range(command, ns, slba, nlb)?;
+    len: usize,
+) -> Result<[u32; 3]> {
+    let cdw = range(command, ns, slba, nlb)?;
     // CAST: usize fits u64; at most 65536 × 65536 bytes.
     let bytes = u64::from(nlb) * ns.lba_size() as u64;
-    if data.len() as u64 != bytes {
+    if len as u64 != bytes {
         return Err(Error::DataLength {
             command,
             expected: bytes,
-            got: data.len() as u64,
+            got: len as u64,
         });
     }
     if let Some(max) = ns.max_transfer() {
@@ -84,6 +87,19 @@ fn data_command(
             });
         }
     }
+    Ok(cdw)
+}
+
+#[inline]
+fn data_command(
+    command: &'static str,
+    opcode: u8,
+    ns: &Namespace,
+    slba: u64,
+    nlb: u32,
+    data: DataPtr,
+) -> Result<Command> {
+    let [c10, c11, c12] = check_data(command, ns, slba, nlb, data.len())?;
     Ok(Command::build(
         opcode,
         ns.nsid(),

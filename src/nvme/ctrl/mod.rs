@@ -40,7 +40,9 @@
 //! ```
 
 mod health;
+mod prepared;
 mod qpair;
+mod slot;
 
 use alloc::sync::Arc;
 use alloc::vec;
@@ -59,6 +61,7 @@ use crate::nvme::sq::{HostSqRing, SqRing, SubmissionQueue};
 use crate::nvme::{invalid, Error, Result};
 
 use health::Health;
+pub use prepared::{DataOp, Prepared};
 pub use qpair::{Done, QueuePair};
 
 /// How a [`Controller`] runs.

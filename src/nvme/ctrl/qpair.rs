@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use std::time::{Duration, Instant};
 
 use super::health::{self, Health};
+use super::slot::{retire, Run, Slot, DEVICE, LENDS, TIMED_OUT};
 use crate::backend::Backend;
 use crate::dma::{DmaRegion, Lease};
 use crate::iomem::IoMem;
@@ -52,18 +53,6 @@ impl Done {
     }
 }
 
-/// A command in flight: when a check first saw it, and whether it lends memory (kept in the
-/// pair's `lent` table under its cid).
-struct InFlight {
-    seen: Option<Instant>,
-    opcode: u8,
-    timed_out: bool,
-    /// `lent[cid]` holds what the command lends (else it is empty).
-    lends: bool,
-    /// What it lends includes device memory ([`Lent::holds_device_memory`]).
-    device: bool,
-}
-
 /// Whether `arch`'s `dma_rmb` — issued after every completion's phase tag — already orders that
 /// load before later loads from device memory, by the barrier table ([`instructions`]) and the
 /// ordering model ([`orders_accesses`]): yes on aarch64 (`dmb oshld`: loads of every memory
@@ -89,6 +78,11 @@ fn dma_rmb_orders_device_loads(arch: Arch) -> bool {
 /// [`Lent`](crate::nvme::cmd::Lent) completes), and writes the completion queue's head
 /// doorbell once per batch.
 ///
+/// For repeated data commands, [`Self::prepare`] checks a Read or Write once against its
+/// namespace, the maximum transfer and the data-pointer rules, and [`Self::push_prepared`]
+/// pushes it with only the starting LBA, the offset into a registered buffer and the cid
+/// varying (see [`Prepared`](super::Prepared)).
+///
 /// A queue pair owns everything it uses (its rings, a handle on BAR0 `D`, a share of the
 /// controller's health), so it is `Send` when those are and moves to the thread that uses it;
 /// its submit path takes no lock.
@@ -105,20 +99,24 @@ fn dma_rmb_orders_device_loads(arch: Arch) -> bool {
 /// `R` is where the submission ring lives (host memory or the CMB), `B` the DMA memory's
 /// backend, `D` the handle on BAR0.
 pub struct QueuePair<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> {
-    sq: SubmissionQueue<R, D>,
+    pub(super) sq: SubmissionQueue<R, D>,
     cq: CompletionQueue<B, D>,
     bar: D,
-    /// Slot `cid` holds the command with that identifier while it is in flight.
-    slots: Vec<Option<InFlight>>,
+    /// Slot `cid` describes the command with that identifier while it is in flight.
+    pub(super) slots: Vec<Slot>,
     /// `lent[cid]`: what command `cid` lends the device, while it is in flight (empty
     /// otherwise, and for commands that lend nothing).
     lent: Vec<Lent<B>>,
-    free: Vec<u16>,
+    pub(super) free: Vec<u16>,
     ready: VecDeque<Done>,
     /// Buffers registered for the pair's life ([`register`](Self::register)).
     fixed: Vec<Option<Lease<B>>>,
-    health: Arc<Health>,
+    /// `runs[i]`: where registered buffer `i` is ([`Run::NONE`] when none is registered).
+    pub(super) runs: Vec<Run>,
+    pub(super) health: Arc<Health>,
     timeout: Duration,
+    /// The origin of the slots' `seen` stamps.
+    epoch: Instant,
     polls: u32,
     /// Whether data a completion announces may be in device memory and `dma_rmb` does not
     /// order its loads ([`dma_rmb_orders_device_loads`]): then `rmb` follows such completions.
@@ -128,7 +126,7 @@ pub struct QueuePair<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> 
     /// Every command may announce data in device memory ([`set_device_data`]).
     ///
     /// [`set_device_data`]: QueuePair::set_device_data
-    device_data: bool,
+    pub(super) device_data: bool,
 }
 
 impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> core::fmt::Debug
@@ -174,13 +172,15 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             sq,
             cq,
             bar,
-            slots: (0..n).map(|_| None).collect(),
+            slots: alloc::vec![Slot::FREE; usize::from(n)],
             lent: (0..n).map(|_| Lent::none()).collect(),
             free: (0..n).rev().collect(),
             ready: VecDeque::new(),
             fixed: Vec::new(),
+            runs: Vec::new(),
             health,
             timeout,
+            epoch: Instant::now(),
             polls: 0,
             rmb_for_device,
             device_reaped: false,
@@ -238,13 +238,16 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     /// [`PrpBuilder::borrow`]: crate::nvme::prp::PrpBuilder::borrow
     pub fn register(&mut self, region: &DmaRegion<B>) -> BufId {
         let lease = region.lease();
+        let run = Run::of(&lease);
         match self.fixed.iter().position(Option::is_none) {
             Some(i) => {
                 self.fixed[i] = Some(lease);
+                self.runs[i] = run;
                 BufId::new(i)
             }
             None => {
                 self.fixed.push(Some(lease));
+                self.runs.push(run);
                 BufId::new(self.fixed.len() - 1)
             }
         }
@@ -265,10 +268,13 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     /// pointers into it are covered by that lease until the caller completes it (when no
     /// device will use the memory any more) or drops it (quarantine).
     pub fn unregister(&mut self, id: BufId) -> Result<Lease<B>> {
-        self.fixed
+        let lease = self
+            .fixed
             .get_mut(id.index())
             .and_then(Option::take)
-            .ok_or_else(unregistered)
+            .ok_or_else(unregistered)?;
+        self.runs[id.index()] = Run::NONE;
+        Ok(lease)
     }
 
     /// The submission queue.
@@ -302,6 +308,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         let i = usize::from(cid);
         let lends = !lent.is_empty();
         let device = self.device_data || lent.holds_device_memory();
+        let flags = if lends { LENDS } else { 0 } | if device { DEVICE } else { 0 };
         if lends {
             // A free cid's entry is empty (`reap_one` takes it), so there is nothing to drop;
             // were it not, forgetting it would leak the memory, never free it under the device.
@@ -312,18 +319,12 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             // Nothing lent: no holder to keep or drop.
             core::mem::forget(lent);
         }
-        self.slots[i] = Some(InFlight {
-            seen: None,
-            opcode: cmd.opcode(),
-            timed_out: false,
-            lends,
-            device,
-        });
+        self.slots[i] = Slot::pushed(cmd.opcode(), flags);
         Ok(cid)
     }
 
     #[cold]
-    fn full(&self) -> Error {
+    pub(super) fn full(&self) -> Error {
         Error::QueueFull {
             qid: self.sq.qid(),
             entries: self.sq.entries(),
@@ -331,9 +332,11 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     }
 
     /// Publishes every command pushed since the last ring: one barrier and one doorbell write.
-    /// Returns how many it published.
+    /// Returns how many it published. [`Error::DeviceGone`]/[`Error::Fatal`] once a check
+    /// found the controller dead (nothing is published then).
     #[inline]
     pub fn ring(&mut self) -> Result<u32> {
+        self.health.get()?;
         self.sq.ring()
     }
 
@@ -362,14 +365,38 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             f(d);
             n += 1;
         }
-        while n < max {
+        if n + 1 == max {
+            // One completion wanted (a poll per command): no batch set up.
             match self.reap_one() {
                 Ok(Some(d)) => {
                     self.free.push(d.cid);
                     f(d);
                     n += 1;
                 }
-                Ok(None) => break,
+                Ok(None) => {}
+                Err(e) => {
+                    self.cq.ring_head();
+                    return Err(e);
+                }
+            }
+        } else if n < max {
+            let QueuePair {
+                cq,
+                sq,
+                slots,
+                lent,
+                free,
+                device_reaped,
+                ..
+            } = self;
+            let reaped = cq.drain(max - n, |c| {
+                let d = retire(c, sq, slots, lent, device_reaped)?;
+                free.push(d.cid);
+                f(d);
+                Ok(())
+            });
+            match reaped {
+                Ok(k) => n += k,
                 Err(e) => {
                     self.cq.ring_head();
                     return Err(e);
@@ -421,7 +448,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
                     spins += 1;
                     if spins % 16 == 0 {
                         self.check()?;
-                        if self.slot(cid).is_none_or(|s| s.timed_out) {
+                        if self.slot(cid).is_none_or(|s| s.flags & TIMED_OUT != 0) {
                             return Err(self.timeout_error(cid));
                         }
                     }
@@ -446,24 +473,27 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         self.health.get()?;
         let regs = ControllerRegs::new(IoMem::new(&self.bar))?;
         health::check_into(&regs, &self.health)?;
-        let now = Instant::now();
+        // Nanoseconds since the epoch, plus one (0 is "not seen"): 2^64 ns is 584 years.
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let now = nanos(self.epoch.elapsed()).saturating_add(1);
+        let timeout = nanos(self.timeout);
         let mut expired = None;
         // Stops once every command in flight has been seen.
         let mut left = self.in_flight();
-        for (cid, slot) in self.slots.iter_mut().enumerate() {
+        for (cid, s) in self.slots.iter_mut().enumerate() {
             if left == 0 {
                 break;
             }
-            let Some(s) = slot else { continue };
+            if !s.live() {
+                continue;
+            }
             left -= 1;
-            match s.seen {
-                None => s.seen = Some(now),
-                Some(t) if !s.timed_out && now.duration_since(t) >= self.timeout => {
-                    s.timed_out = true;
-                    // CAST: slot indices are cids, below 65536.
-                    expired.get_or_insert(cid as u16);
-                }
-                Some(_) => {}
+            if s.seen == 0 {
+                s.seen = now;
+            } else if s.flags & TIMED_OUT == 0 && now - s.seen >= timeout {
+                s.flags |= TIMED_OUT;
+                // CAST: slot indices are cids, below 65536.
+                expired.get_or_insert(cid as u16);
             }
         }
         match expired {
@@ -480,8 +510,8 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         }
     }
 
-    fn slot(&self, cid: u16) -> Option<&InFlight> {
-        self.slots.get(usize::from(cid)).and_then(Option::as_ref)
+    fn slot(&self, cid: u16) -> Option<&Slot> {
+        self.slots.get(usize::from(cid)).filter(|s| s.live())
     }
 
     /// One completion from the queue, its command retired. Its cid stays taken until the
@@ -492,33 +522,14 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         let Some(c) = self.cq.pop()? else {
             return Ok(None);
         };
-        let qid = self.sq.qid();
-        if c.sq_id != qid {
-            return Err(Error::UnknownCid {
-                qid: c.sq_id,
-                cid: c.cid,
-            });
-        }
-        let i = usize::from(c.cid);
-        let Some(s) = self.slots.get_mut(i).and_then(Option::take) else {
-            return Err(Error::UnknownCid { qid, cid: c.cid });
-        };
-        // An out-of-range head is a controller bug; the command still completed.
-        let _ = self.sq.update_head(c.sq_head);
-        if s.lends {
-            let lent = core::mem::take(&mut self.lent[i]);
-            // SAFETY: the controller posted this command's completion, so it is done with the
-            // memory the command was lent (NVMe: a completion means the data transfer ended).
-            unsafe { lent.complete() };
-        }
-        self.device_reaped |= s.device;
-        Ok(Some(Done {
-            qid,
-            cid: c.cid,
-            opcode: s.opcode,
-            result: c.result,
-            status: c.status,
-        }))
+        retire(
+            c,
+            &mut self.sq,
+            &mut self.slots,
+            &mut self.lent,
+            &mut self.device_reaped,
+        )
+        .map(Some)
     }
 
     /// Orders the completions' loads before the loads of the data they announce. Data in host
