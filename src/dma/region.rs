@@ -151,7 +151,9 @@ impl Quarantine {
 /// The shared state of a region: its memory, the addresses, the provider's quarantine.
 ///
 /// # Invariant
-/// `offset..offset + len` of `backend` is coherent host memory ([`Caching::Cacheable`]) that
+/// `len > 0` and `offset + len <= backend.size()` (checked by
+/// [`DmaRegion::from_parts_hooked`]); `offset..offset + len` of `backend` is coherent host
+/// memory ([`Caching::Cacheable`]) that
 /// this value owns (through `backend` and `_owner`, dropped after it), valid for volatile access
 /// for as long as this value lives, and byte `o` of it is reached by a device at
 /// `map.addr(o)`. A device is given those addresses only through a [`Lease`], which holds this
@@ -296,6 +298,17 @@ impl<B: Backend> DmaRegion<B> {
             IoMem::from_checked_parts(&i.backend, i.offset, i.len, i.policy, Strategy::Relaxed)
         };
         DmaMem::new(io)
+    }
+
+    /// The backend the region lives in and the region's absolute offset in it: byte `o` of the
+    /// region is byte `offset + o` of the backend. For a ring that checks its bounds and
+    /// alignment against these once and then accesses the backend directly
+    /// ([`Backend::read`]/[`Backend::write`]): by the invariant of `Inner`,
+    /// `offset + self.len() <= backend.size()`, and the memory stays valid while `self` lives.
+    #[inline(always)]
+    pub(crate) fn raw_parts(&self) -> (&B, usize) {
+        let i = &*self.inner;
+        (&i.backend, i.offset)
     }
 
     /// Whether `range` of the region is one run of device addresses (what a queue created with

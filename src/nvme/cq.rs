@@ -36,7 +36,7 @@ use crate::iomem::IoMem;
 use crate::nvme::regs::{Cap, CQ_ENTRY_SIZE};
 use crate::nvme::sq::write_doorbell;
 use crate::nvme::{invalid, ring_bytes, Result, Status};
-use crate::order::{Op, Strategy};
+use crate::order::{Barrier, Op, Strategy};
 
 /// One completion-queue entry, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +60,17 @@ pub struct Completion {
 ///
 /// # Invariant
 /// `doorbell + 4 <= bar.size()`, `doorbell` is 4-aligned and `bar.base_align() >= 4` (checked
-/// by the constructor, which makes the doorbell's `IoMem<u32>` once).
+/// by the constructor, which makes the doorbell's `IoMem<u32>` once). `base` is the ring's
+/// absolute offset in its backend ([`DmaRegion::raw_parts`]), 4-aligned, with the backend's
+/// `base_align() >= 4`; `entries × 16 <= ring.len()` (all checked by the constructor) and
+/// `head < entries` (kept by every move of the head). So, with the region's own invariant
+/// (`base + ring.len()` inside the backend), the four dwords at `base + head × 16` are aligned,
+/// in-bounds targets of `Backend::read::<u32>`.
 pub struct CompletionQueue<B: Backend + Send + Sync + 'static, D: Backend> {
     ring: DmaRegion<B>,
     lease: Lease<B>,
     addr: DmaAddr,
+    base: usize,
     bar: D,
     doorbell: usize,
     qid: u16,
@@ -93,6 +99,8 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
     /// head doorbell at `cap`'s offset for `qid` in BAR0 (`bar`). Creating it on the controller
     /// (Create I/O Completion Queue with PRP1 = [`dma_addr`](Self::dma_addr), or ACQ) is the
     /// caller's job.
+    ///
+    /// [`Misaligned`](crate::Error::Misaligned) if the ring's memory is not 4-aligned.
     pub fn new(ring: DmaRegion<B>, entries: u16, bar: D, cap: Cap, qid: u16) -> Result<Self> {
         let need = ring_bytes(
             "completion queue entries must be from 2 to CAP.MQES + 1",
@@ -101,6 +109,14 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
             ring.len(),
             cap,
         )?;
+        let (backend, base) = ring.raw_parts();
+        if base % 4 != 0 || backend.base_align() < 4 {
+            return Err(crate::Error::Misaligned {
+                offset: base,
+                align: 4,
+            }
+            .into());
+        }
         let lease = ring.lease();
         let addr = lease.range(0..need)?;
         let doorbell = cap.cq_head_doorbell(qid)?;
@@ -110,6 +126,7 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
             ring,
             lease,
             addr,
+            base,
             doorbell,
             qid,
             entries,
@@ -151,38 +168,36 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
     /// tag first, then — after `dma_rmb` — the rest of the entry.
     #[inline]
     pub fn peek(&self) -> Result<Option<Completion>> {
-        // One checked handle on the 16-byte entry; its dwords are read through it.
-        let e = self
-            .ring
-            .mem()
-            .cast::<[u32; 4]>(usize::from(self.head) * CQ_ENTRY_SIZE)?;
-        Ok(Self::decode(&e, self.phase))
+        let (backend, _) = self.ring.raw_parts();
+        // SAFETY: the entry at the head: `head < entries`, so by the invariant its dwords are
+        // aligned and in bounds.
+        Ok(unsafe { Self::decode(backend, self.entry(self.head), self.phase) })
+    }
+
+    /// The absolute offset of entry `slot` in the ring's backend.
+    #[inline(always)]
+    fn entry(&self, slot: u16) -> usize {
+        self.base + usize::from(slot) * CQ_ENTRY_SIZE
     }
 
     /// Consumes up to `max` posted entries in order, handing each to `f` (consumed before `f`
     /// sees it); stops at the first entry not posted yet, or at `f`'s first error. Returns how
     /// many were consumed. The slots go back to the controller at the next
-    /// [`ring_head`](Self::ring_head). One handle on the ring for the whole batch: what a
-    /// queue pair's poll reaps with.
+    /// [`ring_head`](Self::ring_head). What a queue pair's poll reaps with.
     #[inline(always)]
     pub(crate) fn drain(
         &mut self,
         max: usize,
         mut f: impl FnMut(Completion) -> Result<()>,
     ) -> Result<usize> {
-        let mem = self.ring.mem();
+        let (backend, _) = self.ring.raw_parts();
         // The cursor in locals, stored back once (also before an error from `f`).
         let (mut head, mut phase, mut n) = (self.head, self.phase, 0);
         let mut res = Ok(());
         while n < max {
-            let e = match mem.cast::<[u32; 4]>(usize::from(head) * CQ_ENTRY_SIZE) {
-                Ok(e) => e,
-                Err(e) => {
-                    res = Err(e.into());
-                    break;
-                }
-            };
-            let Some(c) = Self::decode(&e, phase) else {
+            // SAFETY: `head < entries` (it wraps at `entries` below), so by the invariant the
+            // entry's dwords are aligned and in bounds.
+            let Some(c) = (unsafe { Self::decode(backend, self.entry(head), phase) }) else {
                 break;
             };
             head += 1;
@@ -203,17 +218,22 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
         res.map(|()| n)
     }
 
-    /// The completion in entry `e` if its phase tag is `phase`: the tag first, then — after
-    /// `dma_rmb` — the rest of the entry.
+    /// The completion in the entry at byte `abs` of `backend` if its phase tag is `phase`: the
+    /// tag first, then — after `dma_rmb` — the rest of the entry. Plain 32-bit reads (coherent
+    /// RAM: no MMIO barriers). The backend is a parameter, so its base is read once per entry.
+    ///
+    /// # Safety
+    /// `abs % 4 == 0`, `abs + 16 <= backend.size()` and `backend.base_align() >= 4`.
     #[inline(always)]
-    fn decode(e: &crate::dma::DmaMem<'_, [u32; 4], B>, phase: bool) -> Option<Completion> {
-        let dw3 = e.read32::<12>();
+    unsafe fn decode(backend: &B, abs: usize, phase: bool) -> Option<Completion> {
+        // SAFETY: Dword 3 of the caller's aligned, in-bounds entry.
+        let dw3 = unsafe { backend.read::<u32>(abs + 12) };
         if (dw3 >> 16) & 1 != u32::from(phase) {
             return None;
         }
-        e.dma_rmb();
-        let dw0 = e.read32::<0>();
-        let dw2 = e.read32::<8>();
+        backend.barrier(Barrier::DmaRmb);
+        // SAFETY: Dwords 0 and 2 of the same entry.
+        let (dw0, dw2) = unsafe { (backend.read::<u32>(abs), backend.read::<u32>(abs + 8)) };
         Some(Completion {
             result: dw0,
             // CAST: Dword 2 holds SQ head in 15:0 and SQ id in 31:16.

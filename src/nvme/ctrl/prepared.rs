@@ -209,15 +209,17 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         } else {
             return self.push_checked(p, slba, off);
         };
-        let Some(&cid) = self.free.last() else {
+        let Some(cid) = self.free.pop() else {
             return Err(self.full());
         };
         // The addresses are inside the buffer registered under `p.buf` (in range of its one
         // run: `second` < `end` ≤ its end), which the pair's lease keeps allocated.
         let cmd = Command::data(p.op.opcode(), p.ns.nsid(), cid, [prp1, prp2], slba, p.cdw12);
-        // On an error the cid stays free.
-        self.sq.push(&cmd)?;
-        self.free.pop();
+        if let Err(e) = self.sq.push(&cmd) {
+            // The cid goes back where it was: free, and next again.
+            self.free.push(cid);
+            return Err(e);
+        }
         let device = if self.device_data { DEVICE } else { 0 };
         if let Some(s) = self.slots.get_mut(usize::from(cid)) {
             *s = Slot::pushed(p.op.opcode(), device);

@@ -298,13 +298,15 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     pub fn push(&mut self, request: impl Into<Request<B>>) -> Result<u16> {
         self.health.get()?;
         let (mut cmd, lent) = request.into().into_parts();
-        let Some(&cid) = self.free.last() else {
+        let Some(cid) = self.free.pop() else {
             return Err(self.full());
         };
         cmd.set_cid(cid);
-        // On an error the cid stays free and the request is dropped.
-        self.sq.push(&cmd)?;
-        self.free.pop();
+        if let Err(e) = self.sq.push(&cmd) {
+            // The cid goes back where it was (free, and next again); the request is dropped.
+            self.free.push(cid);
+            return Err(e);
+        }
         let i = usize::from(cid);
         let lends = !lent.is_empty();
         let device = self.device_data || lent.holds_device_memory();
