@@ -61,7 +61,7 @@ pub struct Completion {
 /// # Invariant
 /// `doorbell + 4 <= bar.size()`, `doorbell` is 4-aligned and `bar.base_align() >= 4` (checked
 /// by the constructor, which makes the doorbell's `IoMem<u32>` once). `base` is the ring's
-/// absolute offset in its backend ([`DmaRegion::raw_parts`]), 4-aligned, with the backend's
+/// absolute offset in its backend (`DmaRegion::raw_parts`), 4-aligned, with the backend's
 /// `base_align() >= 4`; `entries × 16 <= ring.len()` (all checked by the constructor) and
 /// `head < entries` (kept by every move of the head). So, with the region's own invariant
 /// (`base + ring.len()` inside the backend), the four dwords at `base + head × 16` are aligned,
@@ -308,5 +308,52 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
     /// The ring's memory, for a model or test to post entries through (the CPU side).
     pub fn ring(&self) -> &DmaRegion<B> {
         &self.ring
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::MockIo;
+    use crate::nvme::regs::offsets;
+    use crate::nvme::sq::host::tests::region_at;
+
+    fn bar() -> MockIo {
+        let bar = MockIo::new(0x2000);
+        bar.poke(offsets::CAP, &0x20_0a01_0fffu64.to_le_bytes());
+        bar
+    }
+
+    fn cap() -> Cap {
+        Cap::decode(0x20_0a01_0fff).expect("CAP")
+    }
+
+    #[test]
+    fn a_ring_not_4_aligned_is_refused_once() {
+        let (_, region) = region_at(2, 256);
+        let bar = bar();
+        assert!(matches!(
+            CompletionQueue::new(region, 16, &bar, cap(), 1),
+            Err(crate::nvme::Error::Core(crate::Error::Misaligned {
+                offset: 2,
+                align: 4
+            }))
+        ));
+    }
+
+    #[test]
+    fn entries_are_read_at_the_rings_offset() {
+        let (io, region) = region_at(4, 16 * 4);
+        let bar = bar();
+        let mut cq = CompletionQueue::new(region, 4, &bar, cap(), 1).expect("4-aligned");
+        // Entry 1 (after entry 0): cid 9, phase 1, SQ head 2 of SQ 1.
+        io.poke(4 + 12, &(0x1_0003u32).to_le_bytes());
+        io.poke(4 + 16 + 8, &(0x1_0002u32).to_le_bytes());
+        io.poke(4 + 16 + 12, &(0x1_0009u32).to_le_bytes());
+        assert_eq!(cq.pop().expect("read").map(|c| c.cid), Some(3));
+        let c = cq.pop().expect("read").expect("posted");
+        assert_eq!((c.cid, c.sq_head, c.sq_id), (9, 2, 1));
+        assert!(cq.pop().expect("read").is_none());
+        assert_eq!(cq.ring_head(), 2);
     }
 }

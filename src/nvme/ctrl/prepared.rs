@@ -91,6 +91,8 @@ impl DataOp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Prepared {
     op: DataOp,
+    /// `op`'s opcode, once.
+    opcode: u8,
     /// CDW12: the 0's based block count (the cid, PRPs and SLBA are set per push).
     cdw12: u32,
     ns: Namespace,
@@ -156,6 +158,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         };
         Ok(Prepared {
             op,
+            opcode: op.opcode(),
             cdw12: c12,
             ns: *ns,
             prp: *prp,
@@ -214,7 +217,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         };
         // The addresses are inside the buffer registered under `p.buf` (in range of its one
         // run: `second` < `end` ≤ its end), which the pair's lease keeps allocated.
-        let cmd = Command::data(p.op.opcode(), p.ns.nsid(), cid, [prp1, prp2], slba, p.cdw12);
+        let cmd = Command::data(p.opcode, p.ns.nsid(), cid, [prp1, prp2], slba, p.cdw12);
         if let Err(e) = self.sq.push(&cmd) {
             // The cid goes back where it was: free, and next again.
             self.free.push(cid);
@@ -222,7 +225,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         }
         let device = if self.device_data { DEVICE } else { 0 };
         if let Some(s) = self.slots.get_mut(usize::from(cid)) {
-            *s = Slot::pushed(p.op.opcode(), device);
+            *s = Slot::pushed(p.opcode, device);
         }
         Ok(cid)
     }
