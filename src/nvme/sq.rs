@@ -198,6 +198,9 @@ fn doorbell_barrier<R: SqRing, D: Backend>(
     strategy.doorbell_barrier(bar.arch(), wc)
 }
 
+/// `SubmissionQueue::noted` when no SQ head is kept (every kept head is below 65536).
+const NO_HEAD: u32 = u32::MAX;
+
 /// A submission queue whose ring is in the CMB: the ring is a [`P2pBuf`].
 pub type CmbSubmissionQueue<B, D> = SubmissionQueue<P2pBuf<B>, D>;
 
@@ -234,7 +237,8 @@ pub struct SubmissionQueue<R: SqRing, D: Backend> {
     rung: u32,
     /// The latest SQ head a completion reported ([`note_head`](Self::note_head)), applied
     /// (checked, as [`update_head`](Self::update_head)) when the ring looks full.
-    noted: Option<u16>,
+    /// [`NO_HEAD`] when none is kept (one word, so noting a head is one store).
+    noted: u32,
 }
 
 impl<R: SqRing, D: Backend> core::fmt::Debug for SubmissionQueue<R, D> {
@@ -283,7 +287,7 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
             tail: 0,
             head: 0,
             rung: 0,
-            noted: None,
+            noted: NO_HEAD,
         })
     }
 
@@ -332,7 +336,9 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
     #[cold]
     #[inline(never)]
     fn catch_up(&mut self, next: u32) -> bool {
-        if let Some(h) = self.noted.take() {
+        let noted = core::mem::replace(&mut self.noted, NO_HEAD);
+        // CAST: a kept head came from a `u16` (`note_head`).
+        if let Some(h) = (noted != NO_HEAD).then_some(noted as u16) {
             let _ = self.update_head(h);
         }
         next != self.head
@@ -386,7 +392,7 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
     /// as of the last head applied: never more free slots than there are.
     #[inline(always)]
     pub fn note_head(&mut self, head: u16) {
-        self.noted = Some(head);
+        self.noted = u32::from(head);
     }
 
     /// Records the controller's SQ head pointer from a completion entry: slots before it are
@@ -405,7 +411,7 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
             return Err(invalid("SQ head pointer beyond the last published command"));
         }
         self.head = head;
-        self.noted = None;
+        self.noted = NO_HEAD;
         Ok(())
     }
 
