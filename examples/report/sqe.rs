@@ -25,7 +25,7 @@ use crate::{Opts, Row};
 const SECTION: &str = "sqe";
 const REFERENCE: &str = "memcpy 64 B";
 /// The same copy with the length a constant: inlined to two or four vector moves.
-const INLINED: &str = "memcpy 64 B (constant length, inlined)";
+const INLINED: &str = "memcpy 64 B (constant length: inlined)";
 const SLOTS: usize = 64;
 const GOAL: f64 = 0.8;
 
