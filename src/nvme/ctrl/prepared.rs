@@ -2,7 +2,6 @@
 //! transfer and the data-pointer rules, then pushed many times with only the starting LBA, the
 //! offset into a registered buffer and the command identifier varying.
 
-use super::slot::{Slot, DEVICE};
 use super::QueuePair;
 use crate::backend::Backend;
 use crate::nvme::cmd::nvm::{self, Namespace};
@@ -212,20 +211,15 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         } else {
             return self.push_checked(p, slba, off);
         };
-        let Some(cid) = self.free.pop() else {
-            return Err(self.full());
-        };
+        let cid = self.take_cid()?;
         // The addresses are inside the buffer registered under `p.buf` (in range of its one
         // run: `second` < `end` ≤ its end), which the pair's lease keeps allocated.
         let cmd = Command::data(p.opcode, p.ns.nsid(), cid, [prp1, prp2], slba, p.cdw12);
-        if let Err(e) = self.sq.push(&cmd) {
-            // The cid goes back where it was: free, and next again.
-            self.free.push(cid);
-            return Err(e);
-        }
-        let device = if self.device_data { DEVICE } else { 0 };
+        // On error nothing was taken.
+        self.sq.push(&cmd)?;
+        self.taken += 1;
         if let Some(s) = self.slots.get_mut(usize::from(cid)) {
-            *s = Slot::pushed(p.opcode, device);
+            s.push(p.opcode, self.push_flags);
         }
         Ok(cid)
     }
