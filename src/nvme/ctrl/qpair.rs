@@ -333,7 +333,8 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         let i = usize::from(cid);
         let lends = !lent.is_empty();
         let device = lent.holds_device_memory();
-        let flags = self.push_flags | if lends { LENDS } else { 0 } | if device { DEVICE } else { 0 };
+        let flags =
+            self.push_flags | if lends { LENDS } else { 0 } | if device { DEVICE } else { 0 };
         if lends {
             // A free cid's entry is empty (`reap_one` takes it), so there is nothing to drop;
             // were it not, forgetting it would leak the memory, never free it under the device.

@@ -8,9 +8,9 @@ use super::qpair::{Done, QueuePair, CHECK_EVERY, SCANS_PER_TIMEOUT};
 use super::slot::{self, retire, Slot, TAKEN, TIMED_OUT};
 use crate::backend::Backend;
 use crate::iomem::IoMem;
+use crate::nvme::cmd::Request;
 use crate::nvme::regs::ControllerRegs;
 use crate::nvme::sq::SqRing;
-use crate::nvme::cmd::Request;
 use crate::nvme::{Error, Result};
 use crate::order::Barrier;
 
@@ -99,7 +99,9 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             self.polls.wrapping_add(1)
         } else {
             // The next multiple of CHECK_EVERY.
-            (self.polls / CHECK_EVERY).wrapping_add(1).wrapping_mul(CHECK_EVERY)
+            (self.polls / CHECK_EVERY)
+                .wrapping_add(1)
+                .wrapping_mul(CHECK_EVERY)
         };
         checked.map(|()| n)
     }
@@ -246,5 +248,4 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             self.bar.barrier(Barrier::Rmb);
         }
     }
-
 }
