@@ -93,6 +93,21 @@ pub trait SqRing {
     fn write_command(&self, off: usize, cmd: &Command, strategy: Strategy) -> crate::Result<()> {
         self.write_entry(off, cmd.to_le().as_bytes(), strategy)
     }
+    /// [`write_command`](Self::write_command) at a slot the caller checked against the ring
+    /// (a queue's slots are, once, by its constructor): a ring may skip its own check. The
+    /// default checks anyway.
+    ///
+    /// # Safety
+    /// `off % 64 == 0` and `off + 64 <= self.len()`.
+    #[inline]
+    unsafe fn write_command_in_ring(
+        &self,
+        off: usize,
+        cmd: &Command,
+        strategy: Strategy,
+    ) -> crate::Result<()> {
+        self.write_command(off, cmd, strategy)
+    }
     /// Gives the ring's memory back to its owner.
     ///
     /// # Safety
@@ -220,7 +235,9 @@ pub type HostSubmissionQueue<B, D> = SubmissionQueue<HostSqRing<B>, D>;
 ///
 /// # Invariant
 /// `doorbell + 4 <= bar.size()`, `doorbell` is 4-aligned and `bar.base_align() >= 4` (checked
-/// by the constructor, which makes the doorbell's `IoMem<u32>` once).
+/// by the constructor, which makes the doorbell's `IoMem<u32>` once); `entries × 64 <=
+/// ring.len()` (checked by the constructor) and `tail < entries` (kept by every move of the
+/// tail), so the entry at the tail is inside the ring.
 pub struct SubmissionQueue<R: SqRing, D: Backend> {
     /// Taken once: by [`retire`](Self::retire) or by the drop (which abandons it).
     ring: ManuallyDrop<R>,
@@ -324,7 +341,9 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
         let slot = self.tail;
         // CAST: `slot` < `entries` ≤ 65536 (the constructor's check).
         let off = slot as usize * SQ_ENTRY_SIZE;
-        self.ring.write_command(off, cmd, self.strategy)?;
+        // SAFETY: `slot < entries` and `entries × 64 <= ring.len()` (the invariant), so the
+        // 64-aligned entry at `off` is inside the ring.
+        unsafe { self.ring.write_command_in_ring(off, cmd, self.strategy)? };
         self.tail = next;
         // CAST: `slot` < `entries` ≤ 65536, so it is at most 65535.
         Ok(slot as u16)

@@ -211,15 +211,12 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         } else {
             return self.push_checked(p, slba, off);
         };
-        let cid = self.take_cid()?;
+        let cid = self.take_cid(p.opcode, self.push_flags)?;
         // The addresses are inside the buffer registered under `p.buf` (in range of its one
         // run: `second` < `end` ≤ its end), which the pair's lease keeps allocated.
         let cmd = Command::data(p.opcode, p.ns.nsid(), cid, [prp1, prp2], slba, p.cdw12);
-        // On error nothing was taken.
-        self.sq.push(&cmd)?;
-        self.taken += 1;
-        if let Some(s) = self.slots.get_mut(usize::from(cid)) {
-            s.push(p.opcode, self.push_flags);
+        if let Err(e) = self.sq.push(&cmd) {
+            return Err(self.untake(cid, e));
         }
         Ok(cid)
     }

@@ -142,11 +142,13 @@ pub struct QueuePair<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> 
     /// The poll count at which a poll takes the slow path: the check every [`CHECK_EVERY`]
     /// polls, kept completions to hand out, a dead controller (then every poll).
     pub(super) slow_at: u32,
-    /// Whether data a completion announces may be in device memory and `dma_rmb` does not
-    /// order its loads ([`dma_rmb_orders_device_loads`]): then `rmb` follows such completions.
-    pub(super) rmb_for_device: bool,
-    /// A completion reaped since the last `rmb` announced device memory.
-    pub(super) device_reaped: bool,
+    /// [`DEVICE`] when `dma_rmb` does not order loads from device memory
+    /// ([`dma_rmb_orders_device_loads`]): then `rmb` follows completions whose data may be
+    /// there; else 0.
+    pub(super) rmb_for: u8,
+    /// The flags of the completions reaped since the last `rmb`, or-ed (one `or` per
+    /// completion; [`DEVICE`] among them calls for the `rmb`).
+    pub(super) reaped_flags: u8,
 }
 
 impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> core::fmt::Debug
@@ -187,7 +189,11 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         let limit = sq.entries().min(u32::from(cq.entries())) - 1;
         // CAST: queue sizes are at most 65536.
         let entries = sq.entries() as usize;
-        let rmb_for_device = !dma_rmb_orders_device_loads(bar.arch());
+        let rmb_for = if dma_rmb_orders_device_loads(bar.arch()) {
+            0
+        } else {
+            DEVICE
+        };
         QueuePair {
             sq,
             cq,
@@ -206,8 +212,8 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             next_scan: 0,
             polls: 0,
             slow_at: CHECK_EVERY,
-            rmb_for_device,
-            device_reaped: false,
+            rmb_for,
+            reaped_flags: 0,
         }
     }
 
@@ -325,16 +331,17 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             return Err(self.dead(e));
         }
         let (mut cmd, lent) = request.into().into_parts();
-        let cid = self.take_cid()?;
-        cmd.set_cid(cid);
-        // On error nothing was taken; the request is dropped.
-        self.sq.push(&cmd)?;
-        self.taken += 1;
-        let i = usize::from(cid);
         let lends = !lent.is_empty();
         let device = lent.holds_device_memory();
         let flags =
             self.push_flags | if lends { LENDS } else { 0 } | if device { DEVICE } else { 0 };
+        let cid = self.take_cid(cmd.opcode(), flags)?;
+        cmd.set_cid(cid);
+        if let Err(e) = self.sq.push(&cmd) {
+            // The request is dropped.
+            return Err(self.untake(cid, e));
+        }
+        let i = usize::from(cid);
         if lends {
             // A free cid's entry is empty (`reap_one` takes it), so there is nothing to drop;
             // were it not, forgetting it would leak the memory, never free it under the device.
@@ -345,38 +352,52 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             // Nothing lent: no holder to keep or drop.
             core::mem::forget(lent);
         }
-        if let Some(s) = self.slots.get_mut(i) {
-            s.push(cmd.opcode(), flags);
-        }
         Ok(cid)
     }
 
-    /// The cid the next push takes (not marked yet): the slot index the submission queue writes
-    /// next when that cid is free — commands completing in order keep it so — else any free
-    /// cid. [`Error::QueueFull`] when `limit` cids are taken.
+    /// Takes the cid for the next push and records the command (`opcode`, `flags` with
+    /// [`LIVE`]) in its slot: the slot index the submission queue writes next when that cid is
+    /// free — commands completing in order keep it so — else any free cid. One slot access on
+    /// the way. [`Error::QueueFull`] when `limit` cids are taken.
     #[inline(always)]
-    pub(super) fn take_cid(&self) -> Result<u16> {
+    pub(super) fn take_cid(&mut self, opcode: u8, flags: u8) -> Result<u16> {
         if self.taken >= self.limit {
             return Err(self.full());
         }
         // CAST: the tail is a slot index, below `entries` ≤ 65536.
         let t = self.sq.tail() as u16;
-        match self.slots.get(usize::from(t)) {
-            Some(s) if s.free() => Ok(t),
-            _ => self.other_cid(),
+        match self.slots.get_mut(usize::from(t)) {
+            Some(s) if s.free() => {
+                s.push(opcode, flags);
+                self.taken += 1;
+                Ok(t)
+            }
+            _ => self.take_other(opcode, flags),
         }
     }
 
-    /// A free cid other than the tail's: the tail's is still taken by a command completing out
-    /// of order (or a kept completion).
+    /// [`take_cid`](Self::take_cid) when the tail's cid is still taken (by a command completing
+    /// out of order, or a kept completion): the first free cid.
     #[cold]
     #[inline(never)]
-    fn other_cid(&self) -> Result<u16> {
-        match self.slots.iter().position(Slot::free) {
-            // CAST: slot indices are below 65536.
-            Some(i) => Ok(i as u16),
+    fn take_other(&mut self, opcode: u8, flags: u8) -> Result<u16> {
+        match self.slots.iter_mut().enumerate().find(|(_, s)| s.free()) {
+            Some((i, s)) => {
+                s.push(opcode, flags);
+                self.taken += 1;
+                // CAST: slot indices are below 65536.
+                Ok(i as u16)
+            }
             None => Err(self.full()),
         }
+    }
+
+    /// Gives back the cid [`take_cid`](Self::take_cid) took for a push that failed with `e`.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn untake(&mut self, cid: u16, e: Error) -> Error {
+        self.release(cid);
+        e
     }
 
     /// Hands out the cid of a completion handed out (kept or not): free again.

@@ -49,11 +49,11 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
                 slots,
                 lent,
                 taken,
-                device_reaped,
+                reaped_flags,
                 ..
             } = self;
             let reaped = cq.drain(max - n, |c| {
-                let d = retire(c, sq, slots, lent, device_reaped)?;
+                let d = retire(c, sq, slots, lent, reaped_flags)?;
                 *taken -= 1;
                 f(d);
                 Ok(())
@@ -229,7 +229,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             &mut self.sq,
             &mut self.slots,
             &mut self.lent,
-            &mut self.device_reaped,
+            &mut self.reaped_flags,
         )
         .map(Some)
     }
@@ -243,7 +243,8 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     /// ([`set_device_data`](Self::set_device_data)).
     #[inline]
     fn cq_barrier(&mut self) {
-        if self.rmb_for_device && core::mem::take(&mut self.device_reaped) {
+        if self.reaped_flags & self.rmb_for != 0 {
+            self.reaped_flags = 0;
             // Through BAR0's backend, as `IoMem::barrier` does, without building a handle.
             self.bar.barrier(Barrier::Rmb);
         }

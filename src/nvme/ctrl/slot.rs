@@ -118,16 +118,16 @@ impl Run {
 }
 
 /// Retires the command completion `c` names: its slot freed (a caller that keeps the
-/// completion marks the cid [`TAKEN`] until it hands it out), the SQ head noted, what it lent handed back, whether its data may
-/// be in device memory recorded. [`Error::UnknownCid`] for a completion of another queue or of
-/// no outstanding command.
+/// completion marks the cid [`TAKEN`] until it hands it out), the SQ head noted, what it lent
+/// handed back, its flags or-ed into `reaped_flags` (whether its data may be in device memory).
+/// [`Error::UnknownCid`] for a completion of another queue or of no command in flight.
 #[inline(always)]
 pub(super) fn retire<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend>(
     c: Completion,
     sq: &mut SubmissionQueue<R, D>,
     slots: &mut [Slot],
     lent: &mut [Lent<B>],
-    device_reaped: &mut bool,
+    reaped_flags: &mut u8,
 ) -> Result<Done> {
     let qid = sq.qid();
     if c.sq_id != qid {
@@ -154,7 +154,7 @@ pub(super) fn retire<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend>(
             unsafe { l.complete() };
         }
     }
-    *device_reaped |= flags & DEVICE != 0;
+    *reaped_flags |= flags;
     Ok(Done {
         qid,
         cid: c.cid,
