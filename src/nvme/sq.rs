@@ -334,7 +334,11 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
     /// `entries - 1` commands are outstanding.
     #[inline]
     pub fn push(&mut self, cmd: &Command) -> Result<u16> {
-        let next = self.wrap(self.tail + 1);
+        let next = if self.tail + 1 == self.entries {
+            0
+        } else {
+            self.tail + 1
+        };
         if next == self.head && !self.catch_up(next) {
             return Err(self.full());
         }
