@@ -24,11 +24,17 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     #[inline]
     pub fn poll(&mut self, max: usize, mut f: impl FnMut(Done)) -> Result<usize> {
         self.polls = self.polls.wrapping_add(1);
-        let mut n = 0;
         if self.polls == self.slow_at {
-            n = self.poll_slow(max, &mut f)?;
+            return self.poll_slow(max, &mut f);
         }
-        if n + 1 == max {
+        self.reap(max, &mut f)
+    }
+
+    /// The poll proper: up to `max` completions from the queue to `f`, then the head doorbell.
+    #[inline(always)]
+    fn reap<F: FnMut(Done)>(&mut self, max: usize, f: &mut F) -> Result<usize> {
+        let mut n = 0;
+        if max == 1 {
             // One completion wanted (a poll per command): no batch set up.
             match self.reap_one() {
                 Ok(Some(d)) => {
@@ -42,7 +48,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
                     return Err(e);
                 }
             }
-        } else if n < max {
+        } else if max > 0 {
             let QueuePair {
                 cq,
                 sq,
@@ -52,7 +58,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
                 reaped_flags,
                 ..
             } = self;
-            let reaped = cq.drain(max - n, |c| {
+            let reaped = cq.drain(max, |c| {
                 let d = retire(c, sq, slots, lent, reaped_flags)?;
                 *taken -= 1;
                 f(d);
@@ -75,7 +81,8 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
 
     /// The poll's slow path, taken at `slow_at`: every [`CHECK_EVERY`]th poll the check (the
     /// controller's health, the deadlines), every poll once the controller is dead (its
-    /// verdict), and the completions a `wait` kept, handed out first (up to `max`).
+    /// verdict), and the completions a `wait` kept, handed out first (up to `max`); then the
+    /// poll proper for the rest.
     #[cold]
     #[inline(never)]
     fn poll_slow<F: FnMut(Done)>(&mut self, max: usize, f: &mut F) -> Result<usize> {
@@ -103,7 +110,8 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
                 .wrapping_add(1)
                 .wrapping_mul(CHECK_EVERY)
         };
-        checked.map(|()| n)
+        checked?;
+        Ok(n + self.reap(max - n, f)?)
     }
 
     /// Polls until command `cid` completes and returns it (with [`Done::ok`] applied); other

@@ -147,12 +147,7 @@ pub(super) fn retire<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend>(
     // then); the command completed either way.
     sq.note_head(c.sq_head);
     if flags & LENDS != 0 {
-        if let Some(l) = lent.get_mut(i) {
-            let l = core::mem::take(l);
-            // SAFETY: the controller posted this command's completion, so it is done with the
-            // memory the command was lent (NVMe: a completion means the data transfer ended).
-            unsafe { l.complete() };
-        }
+        give_back(lent, i);
     }
     *reaped_flags |= flags;
     Ok(Done {
@@ -162,4 +157,16 @@ pub(super) fn retire<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend>(
         result: c.result,
         status: c.status,
     })
+}
+
+/// Hands back what command `i` lent, on its completion (out of line: registered buffers and
+/// prepared commands lend nothing).
+#[inline(never)]
+fn give_back<B: Backend + Send + Sync + 'static>(lent: &mut [Lent<B>], i: usize) {
+    if let Some(l) = lent.get_mut(i) {
+        let l = core::mem::take(l);
+        // SAFETY: the controller posted this command's completion, so it is done with the
+        // memory the command was lent (NVMe: a completion means the data transfer ended).
+        unsafe { l.complete() };
+    }
 }
