@@ -247,6 +247,10 @@ pub struct SubmissionQueue<R: SqRing, D: Backend> {
     /// The barrier before the doorbell write, from the strategy and both mappings' caching
     /// (fixed for the queue's life), computed when the strategy is set.
     db_barrier: Option<Barrier>,
+    /// `db_barrier` is `writel`'s ([`Barrier::IoBeforeWrite`]), the usual one: the ring issues
+    /// it as a constant, so the backend's code for it is inlined (a compiler fence on x86_64)
+    /// rather than dispatched on the barrier's value.
+    db_usual: bool,
     qid: u16,
     entries: u32,
     tail: u32,
@@ -294,6 +298,7 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
         let strategy = ring.strategy();
         let db_barrier = doorbell_barrier(&ring, &bar, strategy);
         Ok(SubmissionQueue {
+            db_usual: db_barrier == Some(Barrier::IoBeforeWrite),
             bar,
             doorbell,
             ring: ManuallyDrop::new(ring),
@@ -324,6 +329,7 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
     pub fn with_strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
         self.db_barrier = doorbell_barrier(&*self.ring, &self.bar, strategy);
+        self.db_usual = self.db_barrier == Some(Barrier::IoBeforeWrite);
         self
     }
 
@@ -395,7 +401,19 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
         let n = self.wrap(self.tail + self.entries - self.rung);
         // SAFETY: the doorbell is a 4-aligned register inside BAR0 whose base is at least
         // 4-aligned (the invariant).
-        unsafe { write_doorbell(&self.bar, self.doorbell, self.tail, self.db_barrier, None) };
+        unsafe {
+            if self.db_usual {
+                write_doorbell(
+                    &self.bar,
+                    self.doorbell,
+                    self.tail,
+                    Some(Barrier::IoBeforeWrite),
+                    None,
+                )
+            } else {
+                write_doorbell(&self.bar, self.doorbell, self.tail, self.db_barrier, None)
+            }
+        };
         self.rung = self.tail;
         Ok(n)
     }
