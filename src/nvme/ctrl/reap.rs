@@ -19,8 +19,10 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     /// head doorbell once for all of them. Returns how many it reaped.
     ///
     /// Each reaped command's memory goes back to its owner. Every 256th call checks the
-    /// controller and the deadlines (see the [type docs](QueuePair)). [`Error::UnknownCid`] for a
-    /// completion naming no outstanding command (the entry is consumed).
+    /// controller, and the deadlines at most eight times per command timeout (see the
+    /// [type docs](QueuePair)); once the controller was found dead, every call fails at once.
+    /// [`Error::UnknownCid`] for a completion naming no command in flight (the entry is
+    /// consumed).
     #[inline]
     pub fn poll(&mut self, max: usize, mut f: impl FnMut(Done)) -> Result<usize> {
         self.polls = self.polls.wrapping_add(1);
