@@ -137,11 +137,14 @@ pub struct QueuePair<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> 
     pub(super) epoch: Instant,
     /// When (since `epoch`, in ns) a poll's check scans the deadlines next.
     pub(super) next_scan: u64,
-    /// Polls so far (wrapping).
-    pub(super) polls: u32,
-    /// The poll count at which a poll takes the slow path: the check every [`CHECK_EVERY`]
-    /// polls, kept completions to hand out, a dead controller (then every poll).
-    pub(super) slow_at: u32,
+    /// Polls left before one takes the slow path (one decrement and test per poll): the check
+    /// every [`CHECK_EVERY`] polls, kept completions to hand out, a dead controller (then every
+    /// poll).
+    pub(super) countdown: u32,
+    /// What `countdown` was last set to.
+    pub(super) armed: u32,
+    /// Polls left before the check, as of when `countdown` was last set.
+    pub(super) to_check: u32,
     /// [`DEVICE`] when `dma_rmb` does not order loads from device memory
     /// ([`dma_rmb_orders_device_loads`]): then `rmb` follows completions whose data may be
     /// there; else 0.
@@ -210,8 +213,9 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             timeout,
             epoch: Instant::now(),
             next_scan: 0,
-            polls: 0,
-            slow_at: CHECK_EVERY,
+            countdown: CHECK_EVERY,
+            armed: CHECK_EVERY,
+            to_check: CHECK_EVERY,
             rmb_for,
             reaped_flags: 0,
         }
@@ -413,8 +417,17 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     #[cold]
     #[inline(never)]
     fn dead(&mut self, e: Error) -> Error {
-        self.slow_at = self.polls.wrapping_add(1);
+        self.slow_next_poll();
         e
+    }
+
+    /// Makes the next poll take the slow path (the polls counted toward the check so far are
+    /// kept).
+    pub(super) fn slow_next_poll(&mut self) {
+        let polled = self.armed - self.countdown;
+        self.to_check = self.to_check.saturating_sub(polled);
+        self.armed = 1;
+        self.countdown = 1;
     }
 
     #[cold]

@@ -25,8 +25,8 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     /// consumed).
     #[inline]
     pub fn poll(&mut self, max: usize, mut f: impl FnMut(Done)) -> Result<usize> {
-        self.polls = self.polls.wrapping_add(1);
-        if self.polls == self.slow_at {
+        self.countdown -= 1;
+        if self.countdown == 0 {
             return self.poll_slow(max, &mut f);
         }
         self.reap(max, &mut f)
@@ -81,14 +81,18 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         Ok(n)
     }
 
-    /// The poll's slow path, taken at `slow_at`: every [`CHECK_EVERY`]th poll the check (the
+    /// The poll's slow path, taken when `countdown` runs out: every [`CHECK_EVERY`]th poll the check (the
     /// controller's health, the deadlines), every poll once the controller is dead (its
     /// verdict), and the completions a `wait` kept, handed out first (up to `max`); then the
     /// poll proper for the rest.
     #[cold]
     #[inline(never)]
     fn poll_slow<F: FnMut(Done)>(&mut self, max: usize, f: &mut F) -> Result<usize> {
-        let checked = if self.polls % CHECK_EVERY == 0 || self.health.get().is_err() {
+        self.to_check = self.to_check.saturating_sub(self.armed);
+        // Counted: a `slow_next_poll` from the check adds nothing.
+        self.armed = 0;
+        let checked = if self.to_check == 0 || self.health.get().is_err() {
+            self.to_check = CHECK_EVERY;
             self.check_with(false)
         } else {
             Ok(())
@@ -104,14 +108,12 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
                 n += 1;
             }
         }
-        self.slow_at = if self.health.get().is_err() || !self.ready.is_empty() {
-            self.polls.wrapping_add(1)
+        self.armed = if self.health.get().is_err() || !self.ready.is_empty() {
+            1
         } else {
-            // The next multiple of CHECK_EVERY.
-            (self.polls / CHECK_EVERY)
-                .wrapping_add(1)
-                .wrapping_mul(CHECK_EVERY)
+            self.to_check
         };
+        self.countdown = self.armed;
         checked?;
         Ok(n + self.reap(max - n, f)?)
     }
@@ -152,7 +154,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
                         s.flags = TAKEN;
                     }
                     self.ready.push_back(d);
-                    self.slow_at = self.polls.wrapping_add(1);
+                    self.slow_next_poll();
                 }
                 None => {
                     spins += 1;
@@ -190,7 +192,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         let r = self.check_now(scan);
         if r.is_err() && self.health.get().is_err() {
             // Dead: every poll from now on fails at once.
-            self.slow_at = self.polls.wrapping_add(1);
+            self.slow_next_poll();
         }
         r
     }
