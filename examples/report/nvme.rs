@@ -114,17 +114,13 @@ impl NullDevice {
     }
 }
 
-/// The cids a queue pair will assign to the next `n` commands pushed and completed `batch` at a
-/// time in order (its free list is LIFO), with its free list mirrored in `free`.
-fn predict(free: &mut Vec<u16>, n: usize, batch: usize) -> Vec<u16> {
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n / batch {
-        let start = out.len();
-        for _ in 0..batch {
-            out.push(free.pop().expect("a free cid"));
-        }
-        free.extend_from_slice(&out[start..]);
-    }
+/// The cids a queue pair will assign to the next `n` commands, completed in order: the
+/// submission queue slots they are written to (a pair's cid is its slot when that cid is free),
+/// from slot `next` on, which moves past them.
+fn predict(next: &mut usize, n: usize) -> Vec<u16> {
+    // CAST: slots are below 1024.
+    let out = (0..n).map(|j| ((*next + j) % ENTRIES) as u16).collect();
+    *next = (*next + n) % ENTRIES;
     out
 }
 
@@ -152,7 +148,8 @@ struct Lib<D: Backend> {
     ns: Namespace,
     prp: PrpBuilder,
     dev: NullDevice,
-    free: Vec<u16>,
+    /// The submission queue slot the next command is written to (its cid).
+    next: usize,
 }
 
 impl<D: Backend + Copy> Lib<D> {
@@ -164,7 +161,6 @@ impl<D: Backend + Copy> Lib<D> {
         let cq_ring = dma.alloc(ENTRIES * 16).expect("CQ ring");
         let cq = CompletionQueue::new(cq_ring, ENTRIES as u16, bar, cap, QID).expect("CQ");
         let mut qp = QueuePair::new(sq, cq, bar, Duration::from_secs(30));
-        let free = (0..qp.free_slots() as u16).rev().collect();
         let data = dma.alloc(XFER).expect("data buffer");
         let reg = qp.register(&data);
         let ns = Namespace::from_parts(1, BLOCK, 1 << 20, Some(128 * 1024)).expect("namespace");
@@ -178,13 +174,13 @@ impl<D: Backend + Copy> Lib<D> {
             ns,
             prp,
             dev: NullDevice::new(),
-            free,
+            next: 0,
         }
     }
 
     /// Pre-posts the completions of the next round (untimed device work).
-    fn post(&mut self, batch: usize) {
-        let cids = predict(&mut self.free, ROUND, batch);
+    fn post(&mut self) {
+        let cids = predict(&mut self.next, ROUND);
         let mem = self.qp.cq().ring().mem();
         self.dev
             .post(&cids, |off, v| mem.try_write(off, &v).expect("in the ring"));
@@ -482,7 +478,7 @@ fn time_mode(rounds: usize, batch: usize, lib: &mut Lib<&Mmio>, raw: &mut Raw) -
             if v == 0 {
                 raw.post();
             } else {
-                lib.post(batch);
+                lib.post();
             }
             let t = Instant::now();
             let (what, got) = match v {
@@ -546,9 +542,9 @@ pub fn run(opts: Opts) -> Vec<Row> {
         for _ in 0..2 {
             raw_count.post();
             check(REFERENCE, raw_count.round(batch));
-            lib_count.post(batch);
+            lib_count.post();
             check(LIBRARY, lib_count.round_registered(batch));
-            lib_count.post(batch);
+            lib_count.post();
             check(PREPARED, lib_count.round_prepared(batch));
         }
         let raw_w = per(raw_count.writes.0 + raw_count.writes.1);

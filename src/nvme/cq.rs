@@ -38,6 +38,9 @@ use crate::nvme::sq::write_doorbell;
 use crate::nvme::{invalid, ring_bytes, Result, Status};
 use crate::order::{Barrier, Op, Strategy};
 
+/// The phase tag in Dword 3 of a completion-queue entry.
+const PHASE: u32 = 1 << 16;
+
 /// One completion-queue entry, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Completion {
@@ -76,7 +79,8 @@ pub struct CompletionQueue<B: Backend + Send + Sync + 'static, D: Backend> {
     qid: u16,
     entries: u16,
     head: u16,
-    phase: bool,
+    /// The phase tag a new entry has, in place: Dword 3's bit 16 ([`PHASE`]) or 0.
+    phase: u32,
     /// Entries consumed since the head doorbell was last written.
     pending: u16,
 }
@@ -87,7 +91,7 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> core::fmt::Debug for Comple
             .field("qid", &self.qid)
             .field("entries", &self.entries)
             .field("head", &self.head)
-            .field("phase", &self.phase)
+            .field("phase", &(self.phase != 0))
             .field("addr", &self.addr)
             .finish()
     }
@@ -131,7 +135,7 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
             qid,
             entries,
             head: 0,
-            phase: true,
+            phase: PHASE,
             pending: 0,
         })
     }
@@ -203,7 +207,7 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
             head += 1;
             if head == self.entries {
                 head = 0;
-                phase = !phase;
+                phase ^= PHASE;
             }
             n += 1;
             if let Err(e) = f(c) {
@@ -218,17 +222,18 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
         res.map(|()| n)
     }
 
-    /// The completion in the entry at byte `abs` of `backend` if its phase tag is `phase`: the
-    /// tag first, then — after `dma_rmb` — the rest of the entry. Plain 32-bit reads (coherent
-    /// RAM: no MMIO barriers). The backend is a parameter, so its base is read once per entry.
+    /// The completion in the entry at byte `abs` of `backend` if its phase tag is `phase`
+    /// ([`PHASE`] or 0, compared in place): the tag first, then — after `dma_rmb` — the rest of
+    /// the entry. Plain 32-bit reads (coherent RAM: no MMIO barriers). The backend is a
+    /// parameter, so its base is read once per entry.
     ///
     /// # Safety
     /// `abs % 4 == 0`, `abs + 16 <= backend.size()` and `backend.base_align() >= 4`.
     #[inline(always)]
-    unsafe fn decode(backend: &B, abs: usize, phase: bool) -> Option<Completion> {
+    unsafe fn decode(backend: &B, abs: usize, phase: u32) -> Option<Completion> {
         // SAFETY: Dword 3 of the caller's aligned, in-bounds entry.
         let dw3 = unsafe { backend.read::<u32>(abs + 12) };
-        if (dw3 >> 16) & 1 != u32::from(phase) {
+        if dw3 & PHASE != phase {
             return None;
         }
         backend.barrier(Barrier::DmaRmb);
@@ -251,7 +256,7 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
         self.head += 1;
         if self.head == self.entries {
             self.head = 0;
-            self.phase = !self.phase;
+            self.phase ^= PHASE;
         }
         self.pending += 1;
     }

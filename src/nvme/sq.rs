@@ -93,6 +93,21 @@ pub trait SqRing {
     fn write_command(&self, off: usize, cmd: &Command, strategy: Strategy) -> crate::Result<()> {
         self.write_entry(off, cmd.to_le().as_bytes(), strategy)
     }
+    /// [`write_command`](Self::write_command) at a slot the caller checked against the ring
+    /// (a queue's slots are, once, by its constructor): a ring may skip its own check. The
+    /// default checks anyway.
+    ///
+    /// # Safety
+    /// `off % 64 == 0` and `off + 64 <= self.len()`.
+    #[inline]
+    unsafe fn write_command_in_ring(
+        &self,
+        off: usize,
+        cmd: &Command,
+        strategy: Strategy,
+    ) -> crate::Result<()> {
+        self.write_command(off, cmd, strategy)
+    }
     /// Gives the ring's memory back to its owner.
     ///
     /// # Safety
@@ -220,7 +235,9 @@ pub type HostSubmissionQueue<B, D> = SubmissionQueue<HostSqRing<B>, D>;
 ///
 /// # Invariant
 /// `doorbell + 4 <= bar.size()`, `doorbell` is 4-aligned and `bar.base_align() >= 4` (checked
-/// by the constructor, which makes the doorbell's `IoMem<u32>` once).
+/// by the constructor, which makes the doorbell's `IoMem<u32>` once); `entries × 64 <=
+/// ring.len()` (checked by the constructor) and `tail < entries` (kept by every move of the
+/// tail), so the entry at the tail is inside the ring.
 pub struct SubmissionQueue<R: SqRing, D: Backend> {
     /// Taken once: by [`retire`](Self::retire) or by the drop (which abandons it).
     ring: ManuallyDrop<R>,
@@ -230,6 +247,10 @@ pub struct SubmissionQueue<R: SqRing, D: Backend> {
     /// The barrier before the doorbell write, from the strategy and both mappings' caching
     /// (fixed for the queue's life), computed when the strategy is set.
     db_barrier: Option<Barrier>,
+    /// `db_barrier` is `writel`'s ([`Barrier::IoBeforeWrite`]), the usual one: the ring issues
+    /// it as a constant, so the backend's code for it is inlined (a compiler fence on x86_64)
+    /// rather than dispatched on the barrier's value.
+    db_usual: bool,
     qid: u16,
     entries: u32,
     tail: u32,
@@ -277,6 +298,7 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
         let strategy = ring.strategy();
         let db_barrier = doorbell_barrier(&ring, &bar, strategy);
         Ok(SubmissionQueue {
+            db_usual: db_barrier == Some(Barrier::IoBeforeWrite),
             bar,
             doorbell,
             ring: ManuallyDrop::new(ring),
@@ -307,6 +329,7 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
     pub fn with_strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
         self.db_barrier = doorbell_barrier(&*self.ring, &self.bar, strategy);
+        self.db_usual = self.db_barrier == Some(Barrier::IoBeforeWrite);
         self
     }
 
@@ -317,14 +340,20 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
     /// `entries - 1` commands are outstanding.
     #[inline]
     pub fn push(&mut self, cmd: &Command) -> Result<u16> {
-        let next = self.wrap(self.tail + 1);
+        let next = if self.tail + 1 == self.entries {
+            0
+        } else {
+            self.tail + 1
+        };
         if next == self.head && !self.catch_up(next) {
             return Err(self.full());
         }
         let slot = self.tail;
         // CAST: `slot` < `entries` ≤ 65536 (the constructor's check).
         let off = slot as usize * SQ_ENTRY_SIZE;
-        self.ring.write_command(off, cmd, self.strategy)?;
+        // SAFETY: `slot < entries` and `entries × 64 <= ring.len()` (the invariant), so the
+        // 64-aligned entry at `off` is inside the ring.
+        unsafe { self.ring.write_command_in_ring(off, cmd, self.strategy)? };
         self.tail = next;
         // CAST: `slot` < `entries` ≤ 65536, so it is at most 65535.
         Ok(slot as u16)
@@ -372,7 +401,19 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
         let n = self.wrap(self.tail + self.entries - self.rung);
         // SAFETY: the doorbell is a 4-aligned register inside BAR0 whose base is at least
         // 4-aligned (the invariant).
-        unsafe { write_doorbell(&self.bar, self.doorbell, self.tail, self.db_barrier, None) };
+        unsafe {
+            if self.db_usual {
+                write_doorbell(
+                    &self.bar,
+                    self.doorbell,
+                    self.tail,
+                    Some(Barrier::IoBeforeWrite),
+                    None,
+                )
+            } else {
+                write_doorbell(&self.bar, self.doorbell, self.tail, self.db_barrier, None)
+            }
+        };
         self.rung = self.tail;
         Ok(n)
     }

@@ -42,6 +42,7 @@
 mod health;
 mod prepared;
 mod qpair;
+mod reap;
 mod slot;
 
 use alloc::sync::Arc;

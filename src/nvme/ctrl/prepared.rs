@@ -2,7 +2,6 @@
 //! transfer and the data-pointer rules, then pushed many times with only the starting LBA, the
 //! offset into a registered buffer and the command identifier varying.
 
-use super::slot::{Slot, DEVICE};
 use super::QueuePair;
 use crate::backend::Backend;
 use crate::nvme::cmd::nvm::{self, Namespace};
@@ -103,7 +102,11 @@ pub struct Prepared {
     xfer: usize,
     /// The last starting LBA inside the namespace.
     max_slba: u64,
-    /// The page size minus one; `u64::MAX` when pushes take the checked path (a CMB rule).
+    /// `xfer` when pushes may take the fast path; `usize::MAX` when every push takes the
+    /// checked path (a CMB rule, or more than two pages: a PRP list), so the buffer check sends
+    /// them there.
+    fast_xfer: usize,
+    /// The page size minus one.
     page_mask: u64,
 }
 
@@ -151,11 +154,13 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         let [_, _, c12] = nvm::check_data(op.name(), ns, 0, nlb, xfer)?;
         let lease = self.registered(buf)?;
         prp.borrow(lease, 0..xfer, None)?;
-        let page_mask = match prp.cmb_rule() {
-            // CAST: usize is at most 64 bits wide.
-            None => prp.page_size().bytes() as u64 - 1,
-            Some(_) => u64::MAX,
+        let page = prp.page_size().bytes();
+        let fast_xfer = match prp.cmb_rule() {
+            None if xfer <= 2 * page => xfer,
+            _ => usize::MAX,
         };
+        // CAST: usize is at most 64 bits wide.
+        let page_mask = page as u64 - 1;
         Ok(Prepared {
             op,
             opcode: op.opcode(),
@@ -167,6 +172,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             xfer,
             // `check_data` checked `nlb <= lba_count`.
             max_slba: ns.lba_count() - u64::from(nlb),
+            fast_xfer,
             page_mask,
         })
     }
@@ -191,16 +197,17 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             None => return self.push_checked(p, slba, off),
         };
         // The range and the buffer (`run.len` is 0 when the buffer is not one run, or none is
-        // registered); `max_slba` and `xfer` were checked against the namespace once.
-        if slba > p.max_slba || off > run.len || run.len - off < p.xfer {
+        // registered; `fast_xfer` is `usize::MAX` for the checked path); `max_slba` and `xfer`
+        // were checked against the namespace once.
+        if slba > p.max_slba || off > run.len || run.len - off < p.fast_xfer {
             return self.push_checked(p, slba, off);
         }
         // CAST: usize is at most 64 bits wide. No overflow: the run has 2^27 bytes to spare.
         let prp1 = run.base + off as u64;
         let end = prp1 + p.xfer as u64;
-        // 0 for the checked path's mask (all ones).
-        let second = (prp1 | p.page_mask).wrapping_add(1);
-        if prp1 & 3 != 0 || second == 0 {
+        // The run has 2^27 bytes to spare past its end: no overflow.
+        let second = (prp1 | p.page_mask) + 1;
+        if prp1 & 3 != 0 {
             return self.push_checked(p, slba, off);
         }
         // PRP2: none, or the second and last page (a longer transfer needs a PRP list: the
@@ -212,20 +219,12 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         } else {
             return self.push_checked(p, slba, off);
         };
-        let Some(cid) = self.free.pop() else {
-            return Err(self.full());
-        };
+        let cid = self.take_cid(p.opcode, self.push_flags)?;
         // The addresses are inside the buffer registered under `p.buf` (in range of its one
         // run: `second` < `end` ≤ its end), which the pair's lease keeps allocated.
         let cmd = Command::data(p.opcode, p.ns.nsid(), cid, [prp1, prp2], slba, p.cdw12);
         if let Err(e) = self.sq.push(&cmd) {
-            // The cid goes back where it was: free, and next again.
-            self.free.push(cid);
-            return Err(e);
-        }
-        let device = if self.device_data { DEVICE } else { 0 };
-        if let Some(s) = self.slots.get_mut(usize::from(cid)) {
-            *s = Slot::pushed(p.opcode, device);
+            return Err(self.untake(cid, e));
         }
         Ok(cid)
     }

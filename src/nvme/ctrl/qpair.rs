@@ -5,21 +5,22 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use std::time::{Duration, Instant};
 
-use super::health::{self, Health};
-use super::slot::{retire, Run, Slot, DEVICE, LENDS, TIMED_OUT};
+use super::health::Health;
+use super::slot::{Run, Slot, DEVICE, LENDS, LIVE};
 use crate::backend::Backend;
 use crate::dma::{DmaRegion, Lease};
-use crate::iomem::IoMem;
 use crate::nvme::cmd::{Lent, Request};
 use crate::nvme::cq::CompletionQueue;
 use crate::nvme::prp::BufId;
-use crate::nvme::regs::ControllerRegs;
 use crate::nvme::sq::{SqRing, SubmissionQueue};
 use crate::nvme::{Error, Result, Status};
 use crate::order::{instructions, orders_accesses, AccessKind, Arch, Barrier};
 
-/// Polls between two health and deadline checks.
-const CHECK_EVERY: u32 = 256;
+/// Polls between two health checks.
+pub(super) const CHECK_EVERY: u32 = 256;
+
+/// A poll's check scans the deadlines at most this often per command timeout.
+pub(super) const SCANS_PER_TIMEOUT: u64 = 8;
 
 /// One completed command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,43 +91,67 @@ fn dma_rmb_orders_device_loads(arch: Arch) -> bool {
 /// # Deadlines and vanished devices
 /// Every 256th poll, and every time [`wait`](Self::wait) spins, the queue pair reads CSTS:
 /// a vanished device (all-ones, or zeros as QEMU gives) ends the poll with
-/// [`Error::DeviceGone`] at once, a fatal one with [`Error::Fatal`]. The same check stamps each
+/// [`Error::DeviceGone`] at once, a fatal one with [`Error::Fatal`]; once a check, a push or a
+/// ring found the controller dead, every poll fails at once. The same check stamps each
 /// command in flight the first time it sees it, and reports [`Error::Timeout`] (cid, opcode) for
 /// one stamped longer ago than the queue pair's command timeout — so no clock is read on the
-/// submit path, and a command times out between one and one-plus-a-check-interval timeouts
-/// after it was pushed. A timed-out command keeps its memory until the controller is reset.
+/// submit path. A poll's check scans the commands at most eight times per timeout (a `wait`'s
+/// and [`check`](Self::check) every time), so a command times out between one and
+/// one-and-a-quarter timeouts (plus a check interval) after it was pushed. A timed-out command
+/// keeps its memory until the controller is reset.
+///
+/// # Command identifiers
+/// A command's cid is the submission queue slot it is written to, when that cid is free (a
+/// command completing in order frees it long before the ring comes round), else another free
+/// cid: completions may come in any order, and a cid is never given to two commands in flight
+/// (nor while a completion `wait` kept for it is not handed out yet).
 ///
 /// `R` is where the submission ring lives (host memory or the CMB), `B` the DMA memory's
 /// backend, `D` the handle on BAR0.
 pub struct QueuePair<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> {
     pub(super) sq: SubmissionQueue<R, D>,
-    cq: CompletionQueue<B, D>,
-    bar: D,
-    /// Slot `cid` describes the command with that identifier while it is in flight.
+    pub(super) cq: CompletionQueue<B, D>,
+    pub(super) bar: D,
+    /// Slot `cid` describes the command with that identifier while it is in flight; one per
+    /// submission queue slot (a cid is the slot a push wrote, unless that cid was still taken).
     pub(super) slots: Vec<Slot>,
     /// `lent[cid]`: what command `cid` lends the device, while it is in flight (empty
     /// otherwise, and for commands that lend nothing).
-    lent: Vec<Lent<B>>,
-    pub(super) free: Vec<u16>,
-    ready: VecDeque<Done>,
+    pub(super) lent: Vec<Lent<B>>,
+    /// Cids taken: commands in flight and kept completions.
+    pub(super) taken: u32,
+    /// The most cids taken at once: `entries - 1` of the smaller queue (the CQ holds every
+    /// completion).
+    pub(super) limit: u32,
+    /// The flags a push records: [`LIVE`], and [`DEVICE`] under
+    /// [`set_device_data`](Self::set_device_data).
+    pub(super) push_flags: u8,
+    pub(super) ready: VecDeque<Done>,
     /// Buffers registered for the pair's life ([`register`](Self::register)).
     fixed: Vec<Option<Lease<B>>>,
     /// `runs[i]`: where registered buffer `i` is ([`Run::NONE`] when none is registered).
     pub(super) runs: Vec<Run>,
     pub(super) health: Arc<Health>,
-    timeout: Duration,
+    pub(super) timeout: Duration,
     /// The origin of the slots' `seen` stamps.
-    epoch: Instant,
-    polls: u32,
-    /// Whether data a completion announces may be in device memory and `dma_rmb` does not
-    /// order its loads ([`dma_rmb_orders_device_loads`]): then `rmb` follows such completions.
-    rmb_for_device: bool,
-    /// A completion reaped since the last `rmb` announced device memory.
-    device_reaped: bool,
-    /// Every command may announce data in device memory ([`set_device_data`]).
-    ///
-    /// [`set_device_data`]: QueuePair::set_device_data
-    pub(super) device_data: bool,
+    pub(super) epoch: Instant,
+    /// When (since `epoch`, in ns) a poll's check scans the deadlines next.
+    pub(super) next_scan: u64,
+    /// Polls left before one takes the slow path (one decrement and test per poll): the check
+    /// every [`CHECK_EVERY`] polls, kept completions to hand out, a dead controller (then every
+    /// poll).
+    pub(super) countdown: u32,
+    /// What `countdown` was last set to.
+    pub(super) armed: u32,
+    /// Polls left before the check, as of when `countdown` was last set.
+    pub(super) to_check: u32,
+    /// [`DEVICE`] when `dma_rmb` does not order loads from device memory
+    /// ([`dma_rmb_orders_device_loads`]): then `rmb` follows completions whose data may be
+    /// there; else 0.
+    pub(super) rmb_for: u8,
+    /// The flags of the completions reaped since the last `rmb`, or-ed (one `or` per
+    /// completion; [`DEVICE`] among them calls for the `rmb`).
+    pub(super) reaped_flags: u8,
 }
 
 impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> core::fmt::Debug
@@ -164,27 +189,35 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         timeout: Duration,
     ) -> Self {
         // At most entries - 1 commands are outstanding, and no more than the CQ can hold.
-        let n = sq.entries().min(u32::from(cq.entries())) - 1;
-        // CAST: `n` < 65536 (queue sizes are at most 65536).
-        let n = n as u16;
-        let rmb_for_device = !dma_rmb_orders_device_loads(bar.arch());
+        let limit = sq.entries().min(u32::from(cq.entries())) - 1;
+        // CAST: queue sizes are at most 65536.
+        let entries = sq.entries() as usize;
+        let rmb_for = if dma_rmb_orders_device_loads(bar.arch()) {
+            0
+        } else {
+            DEVICE
+        };
         QueuePair {
             sq,
             cq,
             bar,
-            slots: alloc::vec![Slot::FREE; usize::from(n)],
-            lent: (0..n).map(|_| Lent::none()).collect(),
-            free: (0..n).rev().collect(),
+            slots: alloc::vec![Slot::FREE; entries],
+            lent: (0..entries).map(|_| Lent::none()).collect(),
+            taken: 0,
+            limit,
+            push_flags: LIVE,
             ready: VecDeque::new(),
             fixed: Vec::new(),
             runs: Vec::new(),
             health,
             timeout,
             epoch: Instant::now(),
-            polls: 0,
-            rmb_for_device,
-            device_reaped: false,
-            device_data: false,
+            next_scan: 0,
+            countdown: CHECK_EVERY,
+            armed: CHECK_EVERY,
+            to_check: CHECK_EVERY,
+            rmb_for,
+            reaped_flags: 0,
         }
     }
 
@@ -195,12 +228,14 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
 
     /// Commands pushed and not yet completed (timed-out ones included).
     pub fn in_flight(&self) -> usize {
-        self.slots.len() - self.free.len()
+        // CAST: at most 65535.
+        self.taken as usize
     }
 
     /// Commands that can be pushed now.
     pub fn free_slots(&self) -> usize {
-        self.free.len()
+        // CAST: at most 65535.
+        (self.limit - self.taken) as usize
     }
 
     /// How long a command may be in flight before a poll reports [`Error::Timeout`].
@@ -223,7 +258,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     ///
     /// [`PrpBuilder::borrow_p2p`]: crate::nvme::prp::PrpBuilder::borrow_p2p
     pub fn set_device_data(&mut self, device_data: bool) {
-        self.device_data = device_data;
+        self.push_flags = LIVE | if device_data { DEVICE } else { 0 };
     }
 
     /// Registers `region` with the pair for its life: the pair takes one lease on it, so data
@@ -296,21 +331,21 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     /// the request is dropped: its memory is quarantined, never freed under the device.
     #[inline(always)]
     pub fn push(&mut self, request: impl Into<Request<B>>) -> Result<u16> {
-        self.health.get()?;
+        if let Err(e) = self.health.get() {
+            return Err(self.dead(e));
+        }
         let (mut cmd, lent) = request.into().into_parts();
-        let Some(cid) = self.free.pop() else {
-            return Err(self.full());
-        };
+        let lends = !lent.is_empty();
+        let device = lent.holds_device_memory();
+        let flags =
+            self.push_flags | if lends { LENDS } else { 0 } | if device { DEVICE } else { 0 };
+        let cid = self.take_cid(cmd.opcode(), flags)?;
         cmd.set_cid(cid);
         if let Err(e) = self.sq.push(&cmd) {
-            // The cid goes back where it was (free, and next again); the request is dropped.
-            self.free.push(cid);
-            return Err(e);
+            // The request is dropped.
+            return Err(self.untake(cid, e));
         }
         let i = usize::from(cid);
-        let lends = !lent.is_empty();
-        let device = self.device_data || lent.holds_device_memory();
-        let flags = if lends { LENDS } else { 0 } | if device { DEVICE } else { 0 };
         if lends {
             // A free cid's entry is empty (`reap_one` takes it), so there is nothing to drop;
             // were it not, forgetting it would leak the memory, never free it under the device.
@@ -321,8 +356,78 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             // Nothing lent: no holder to keep or drop.
             core::mem::forget(lent);
         }
-        self.slots[i] = Slot::pushed(cmd.opcode(), flags);
         Ok(cid)
+    }
+
+    /// Takes the cid for the next push and records the command (`opcode`, `flags` with
+    /// [`LIVE`]) in its slot: the slot index the submission queue writes next when that cid is
+    /// free — commands completing in order keep it so — else any free cid. One slot access on
+    /// the way. [`Error::QueueFull`] when `limit` cids are taken.
+    #[inline(always)]
+    pub(super) fn take_cid(&mut self, opcode: u8, flags: u8) -> Result<u16> {
+        if self.taken >= self.limit {
+            return Err(self.full());
+        }
+        // CAST: the tail is a slot index, below `entries` ≤ 65536.
+        let t = self.sq.tail() as u16;
+        match self.slots.get_mut(usize::from(t)) {
+            Some(s) if s.free() => {
+                s.push(opcode, flags);
+                self.taken += 1;
+                Ok(t)
+            }
+            _ => self.take_other(opcode, flags),
+        }
+    }
+
+    /// [`take_cid`](Self::take_cid) when the tail's cid is still taken (by a command completing
+    /// out of order, or a kept completion): the first free cid.
+    #[cold]
+    #[inline(never)]
+    fn take_other(&mut self, opcode: u8, flags: u8) -> Result<u16> {
+        match self.slots.iter_mut().enumerate().find(|(_, s)| s.free()) {
+            Some((i, s)) => {
+                s.push(opcode, flags);
+                self.taken += 1;
+                // CAST: slot indices are below 65536.
+                Ok(i as u16)
+            }
+            None => Err(self.full()),
+        }
+    }
+
+    /// Gives back the cid [`take_cid`](Self::take_cid) took for a push that failed with `e`.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn untake(&mut self, cid: u16, e: Error) -> Error {
+        self.release(cid);
+        e
+    }
+
+    /// Hands out the cid of a completion handed out (kept or not): free again.
+    #[inline(always)]
+    pub(super) fn release(&mut self, cid: u16) {
+        if let Some(s) = self.slots.get_mut(usize::from(cid)) {
+            s.flags = 0;
+        }
+        self.taken -= 1;
+    }
+
+    /// `e`, the verdict on a dead controller, after making every later poll fail at once.
+    #[cold]
+    #[inline(never)]
+    fn dead(&mut self, e: Error) -> Error {
+        self.slow_next_poll();
+        e
+    }
+
+    /// Makes the next poll take the slow path (the polls counted toward the check so far are
+    /// kept).
+    pub(super) fn slow_next_poll(&mut self) {
+        let polled = self.armed - self.countdown;
+        self.to_check = self.to_check.saturating_sub(polled);
+        self.armed = 1;
+        self.countdown = 1;
     }
 
     #[cold]
@@ -338,7 +443,9 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     /// found the controller dead (nothing is published then).
     #[inline]
     pub fn ring(&mut self) -> Result<u32> {
-        self.health.get()?;
+        if let Err(e) = self.health.get() {
+            return Err(self.dead(e));
+        }
         self.sq.ring()
     }
 
@@ -347,206 +454,6 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         let cid = self.push(request)?;
         self.ring()?;
         Ok(cid)
-    }
-
-    /// Reaps up to `max` completions, calling `f` on each, and writes the completion queue's
-    /// head doorbell once for all of them. Returns how many it reaped.
-    ///
-    /// Each reaped command's memory goes back to its owner. Every 256th call checks the
-    /// controller and the deadlines (see the [type docs](QueuePair)). [`Error::UnknownCid`] for a
-    /// completion naming no outstanding command (the entry is consumed).
-    #[inline]
-    pub fn poll(&mut self, max: usize, mut f: impl FnMut(Done)) -> Result<usize> {
-        self.health.get()?;
-        let mut n = 0;
-        while n < max && !self.ready.is_empty() {
-            let Some(d) = self.ready.pop_front() else {
-                break;
-            };
-            self.free.push(d.cid);
-            f(d);
-            n += 1;
-        }
-        if n + 1 == max {
-            // One completion wanted (a poll per command): no batch set up.
-            match self.reap_one() {
-                Ok(Some(d)) => {
-                    self.free.push(d.cid);
-                    f(d);
-                    n += 1;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.cq.ring_head();
-                    return Err(e);
-                }
-            }
-        } else if n < max {
-            let QueuePair {
-                cq,
-                sq,
-                slots,
-                lent,
-                free,
-                device_reaped,
-                ..
-            } = self;
-            let reaped = cq.drain(max - n, |c| {
-                let d = retire(c, sq, slots, lent, device_reaped)?;
-                free.push(d.cid);
-                f(d);
-                Ok(())
-            });
-            match reaped {
-                Ok(k) => n += k,
-                Err(e) => {
-                    self.cq.ring_head();
-                    return Err(e);
-                }
-            }
-        }
-        if self.cq.ring_head() > 0 {
-            // What the completions announce (data in RAM or in the CMB) is read after them.
-            self.cq_barrier();
-        }
-        self.polls = self.polls.wrapping_add(1);
-        if self.polls % CHECK_EVERY == 0 {
-            self.check()?;
-        }
-        Ok(n)
-    }
-
-    /// Polls until command `cid` completes and returns it (with [`Done::ok`] applied); other
-    /// completions seen meanwhile are kept for the next [`poll`](Self::poll) or `wait` (their
-    /// cids stay taken until then). Checks the
-    /// controller and the deadlines while it waits: ends with [`Error::Timeout`] after the
-    /// command timeout, or [`Error::DeviceGone`] as soon as the device is seen gone.
-    pub fn wait(&mut self, cid: u16) -> Result<Done> {
-        // Reaped by an earlier wait for another command, and kept.
-        if let Some(i) = self.ready.iter().position(|d| d.cid == cid) {
-            if let Some(d) = self.ready.remove(i) {
-                self.free.push(cid);
-                return d.ok();
-            }
-        }
-        if self.slot(cid).is_none() {
-            return Err(Error::UnknownCid {
-                qid: self.sq.qid(),
-                cid,
-            });
-        }
-        let mut spins = 0u32;
-        loop {
-            let reaped = self.reap_one();
-            self.cq.ring_head();
-            match reaped? {
-                Some(d) if d.cid == cid => {
-                    self.free.push(cid);
-                    self.cq_barrier();
-                    return d.ok();
-                }
-                Some(d) => self.ready.push_back(d),
-                None => {
-                    spins += 1;
-                    if spins % 16 == 0 {
-                        self.check()?;
-                        if self.slot(cid).is_none_or(|s| s.flags & TIMED_OUT != 0) {
-                            return Err(self.timeout_error(cid));
-                        }
-                    }
-                    if spins > 64 {
-                        std::thread::sleep(Duration::from_micros(20));
-                    }
-                }
-            }
-        }
-    }
-
-    /// [`submit`](Self::submit) then [`wait`](Self::wait).
-    pub fn execute(&mut self, request: impl Into<Request<B>>) -> Result<Done> {
-        let cid = self.submit(request)?;
-        self.wait(cid)
-    }
-
-    /// Checks the controller (CSTS) and the deadlines now: [`Error::DeviceGone`],
-    /// [`Error::Fatal`] or [`Error::NotReady`] for a controller that is gone or broken, then
-    /// [`Error::Timeout`] for the first command past its deadline (reported once).
-    pub fn check(&mut self) -> Result<()> {
-        self.health.get()?;
-        let regs = ControllerRegs::new(IoMem::new(&self.bar))?;
-        health::check_into(&regs, &self.health)?;
-        // Nanoseconds since the epoch, plus one (0 is "not seen"): 2^64 ns is 584 years.
-        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let now = nanos(self.epoch.elapsed()).saturating_add(1);
-        let timeout = nanos(self.timeout);
-        let mut expired = None;
-        // Stops once every command in flight has been seen.
-        let mut left = self.in_flight();
-        for (cid, s) in self.slots.iter_mut().enumerate() {
-            if left == 0 {
-                break;
-            }
-            if !s.live() {
-                continue;
-            }
-            left -= 1;
-            if s.seen == 0 {
-                s.seen = now;
-            } else if s.flags & TIMED_OUT == 0 && now - s.seen >= timeout {
-                s.flags |= TIMED_OUT;
-                // CAST: slot indices are cids, below 65536.
-                expired.get_or_insert(cid as u16);
-            }
-        }
-        match expired {
-            Some(cid) => Err(self.timeout_error(cid)),
-            None => Ok(()),
-        }
-    }
-
-    fn timeout_error(&self, cid: u16) -> Error {
-        Error::Timeout {
-            qid: self.sq.qid(),
-            cid,
-            opcode: self.slot(cid).map_or(0, |s| s.opcode),
-        }
-    }
-
-    fn slot(&self, cid: u16) -> Option<&Slot> {
-        self.slots.get(usize::from(cid)).filter(|s| s.live())
-    }
-
-    /// One completion from the queue, its command retired. Its cid stays taken until the
-    /// completion is handed out (so a kept completion is never confused with a later command
-    /// under the same cid).
-    #[inline(always)]
-    fn reap_one(&mut self) -> Result<Option<Done>> {
-        let Some(c) = self.cq.pop()? else {
-            return Ok(None);
-        };
-        retire(
-            c,
-            &mut self.sq,
-            &mut self.slots,
-            &mut self.lent,
-            &mut self.device_reaped,
-        )
-        .map(Some)
-    }
-
-    /// Orders the completions' loads before the loads of the data they announce. Data in host
-    /// RAM is ordered by the `dma_rmb` already issued after each phase tag, on every
-    /// architecture ([`orders_ram_loads`](crate::order::orders_ram_loads)). Data in device memory
-    /// (a CMB) needs `rmb` where `dma_rmb` does not order device loads
-    /// ([`dma_rmb_orders_device_loads`]), and only after a batch with a completion that may
-    /// announce it: a command that lent device memory, or any command of a pair told so
-    /// ([`set_device_data`](Self::set_device_data)).
-    #[inline]
-    fn cq_barrier(&mut self) {
-        if self.rmb_for_device && core::mem::take(&mut self.device_reaped) {
-            // Through BAR0's backend, as `IoMem::barrier` does, without building a handle.
-            self.bar.barrier(Barrier::Rmb);
-        }
     }
 
     /// Ends the pair after its queues were deleted on the controller: every command still in

@@ -10,20 +10,21 @@ use crate::nvme::{Error, Result};
 
 use super::Done;
 
-/// The slot of one command identifier: whether a command holds it, when a check first saw
-/// that command, and whether it lends memory (kept in the pair's `lent` table under its cid).
-/// Plain data, written whole by a push (two stores), so a cid's slot is indexed directly.
+/// The slot of one command identifier. A pair's cids are its submission queue's slot indices:
+/// a push takes the cid of the slot it writes when that cid is free (one flag test), so slot
+/// `cid` of the pair describes the command with that identifier while it is in flight.
+/// Plain data: a push writes its opcode and flags (`seen` is only read under [`SEEN`]).
 #[derive(Clone, Copy)]
 pub(super) struct Slot {
-    /// When a check first saw the command: nanoseconds since the pair's epoch, plus one; 0
-    /// until a check sees it.
+    /// When a check first saw the command (under [`SEEN`]): nanoseconds since the pair's epoch.
     pub(super) seen: u64,
     pub(super) opcode: u8,
-    /// [`LIVE`], [`LENDS`], [`DEVICE`], [`TIMED_OUT`].
+    /// [`LIVE`], [`TAKEN`], [`LENDS`], [`DEVICE`], [`SEEN`], [`TIMED_OUT`]; 0 when the cid is
+    /// free.
     pub(super) flags: u8,
 }
 
-/// A command holds the cid.
+/// A command holds the cid and is in flight.
 pub(super) const LIVE: u8 = 1;
 /// `lent[cid]` holds what the command lends (else it is empty).
 pub(super) const LENDS: u8 = 2;
@@ -32,6 +33,12 @@ pub(super) const LENDS: u8 = 2;
 pub(super) const DEVICE: u8 = 4;
 /// A check reported it timed out.
 pub(super) const TIMED_OUT: u8 = 8;
+/// A check stamped `seen`.
+pub(super) const SEEN: u8 = 16;
+/// The command completed and its completion is kept (by a `wait` for another cid) until it is
+/// handed out: the cid is not free yet, so a kept completion is never confused with a later
+/// command under the same cid.
+pub(super) const TAKEN: u8 = 32;
 
 impl Slot {
     pub(super) const FREE: Slot = Slot {
@@ -40,19 +47,50 @@ impl Slot {
         flags: 0,
     };
 
-    /// The slot of a command just pushed.
+    /// Records a command just pushed (`flags` includes [`LIVE`]): two byte stores.
     #[inline(always)]
-    pub(super) fn pushed(opcode: u8, flags: u8) -> Slot {
-        Slot {
-            seen: 0,
-            opcode,
-            flags: flags | LIVE,
-        }
+    pub(super) fn push(&mut self, opcode: u8, flags: u8) {
+        self.opcode = opcode;
+        self.flags = flags;
     }
 
     pub(super) fn live(&self) -> bool {
         self.flags & LIVE != 0
     }
+
+    /// Whether no command, in flight or with a kept completion, holds the cid.
+    #[inline(always)]
+    pub(super) fn free(&self) -> bool {
+        self.flags == 0
+    }
+}
+
+/// Stamps the commands in flight a scan sees for the first time (`now`, in ns since the pair's
+/// epoch) and marks those stamped `timeout` or longer ago [`TIMED_OUT`]; the first of them
+/// newly marked, if any. Stops once `taken` cids taken were seen.
+pub(super) fn scan(slots: &mut [Slot], mut taken: usize, now: u64, timeout: u64) -> Option<u16> {
+    let mut expired = None;
+    for (cid, s) in slots.iter_mut().enumerate() {
+        if taken == 0 {
+            break;
+        }
+        if s.free() {
+            continue;
+        }
+        taken -= 1;
+        if !s.live() {
+            continue;
+        }
+        if s.flags & SEEN == 0 {
+            s.seen = now;
+            s.flags |= SEEN;
+        } else if s.flags & TIMED_OUT == 0 && now - s.seen >= timeout {
+            s.flags |= TIMED_OUT;
+            // CAST: slot indices are cids, below 65536.
+            expired.get_or_insert(cid as u16);
+        }
+    }
+    expired
 }
 
 /// Where a registered buffer is for the controller: its device address and length when it is
@@ -79,17 +117,17 @@ impl Run {
     }
 }
 
-/// Retires the command completion `c` names: its slot freed (its cid stays taken until the
-/// completion is handed out), the SQ head noted, what it lent handed back, whether its data may
-/// be in device memory recorded. [`Error::UnknownCid`] for a completion of another queue or of
-/// no outstanding command.
+/// Retires the command completion `c` names: its slot freed (a caller that keeps the
+/// completion marks the cid [`TAKEN`] until it hands it out), the SQ head noted, what it lent
+/// handed back, its flags or-ed into `reaped_flags` (whether its data may be in device memory).
+/// [`Error::UnknownCid`] for a completion of another queue or of no command in flight.
 #[inline(always)]
 pub(super) fn retire<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend>(
     c: Completion,
     sq: &mut SubmissionQueue<R, D>,
     slots: &mut [Slot],
     lent: &mut [Lent<B>],
-    device_reaped: &mut bool,
+    reaped_flags: &mut u8,
 ) -> Result<Done> {
     let qid = sq.qid();
     if c.sq_id != qid {
@@ -102,21 +140,16 @@ pub(super) fn retire<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend>(
     let Some(s) = slots.get_mut(i).filter(|s| s.live()) else {
         return Err(Error::UnknownCid { qid, cid: c.cid });
     };
-    // Free again (the push that reuses it writes the whole slot).
+    // Free again (the push that reuses it writes the opcode and flags).
     let (opcode, flags) = (s.opcode, s.flags);
     s.flags = 0;
     // Applied when the ring looks full (an out-of-range head, a controller bug, is dropped
     // then); the command completed either way.
     sq.note_head(c.sq_head);
     if flags & LENDS != 0 {
-        if let Some(l) = lent.get_mut(i) {
-            let l = core::mem::take(l);
-            // SAFETY: the controller posted this command's completion, so it is done with the
-            // memory the command was lent (NVMe: a completion means the data transfer ended).
-            unsafe { l.complete() };
-        }
+        give_back(lent, i);
     }
-    *device_reaped |= flags & DEVICE != 0;
+    *reaped_flags |= flags;
     Ok(Done {
         qid,
         cid: c.cid,
@@ -124,4 +157,16 @@ pub(super) fn retire<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend>(
         result: c.result,
         status: c.status,
     })
+}
+
+/// Hands back what command `i` lent, on its completion (out of line: registered buffers and
+/// prepared commands lend nothing).
+#[inline(never)]
+fn give_back<B: Backend + Send + Sync + 'static>(lent: &mut [Lent<B>], i: usize) {
+    if let Some(l) = lent.get_mut(i) {
+        let l = core::mem::take(l);
+        // SAFETY: the controller posted this command's completion, so it is done with the
+        // memory the command was lent (NVMe: a completion means the data transfer ended).
+        unsafe { l.complete() };
+    }
 }

@@ -119,6 +119,20 @@ impl<B: Backend + Send + Sync + 'static> SqRing for HostSqRing<B> {
         unsafe { write_qwords(backend, self.base + off, &cmd.wire_qwords()) };
         Ok(())
     }
+    #[inline(always)]
+    unsafe fn write_command_in_ring(
+        &self,
+        off: usize,
+        cmd: &Command,
+        _strategy: Strategy,
+    ) -> crate::Result<()> {
+        let (backend, _) = self.region.raw_parts();
+        // SAFETY: `off % 64 == 0` and `off + 64 <= len` (the caller's contract), so with the
+        // invariant (`base` 8-aligned, `base + len` inside the backend, base alignment ≥ 8)
+        // each of the eight words at `base + off` is an aligned, in-bounds `u64`.
+        unsafe { write_qwords(backend, self.base + off, &cmd.wire_qwords()) };
+        Ok(())
+    }
     unsafe fn retire(self) {
         // SAFETY: the caller guarantees the controller no longer reads the ring.
         unsafe { self.lease.complete() };
