@@ -45,6 +45,26 @@ fn row(variant: &str, value: f64, unit: &'static str, ratio: Option<f64>) -> Row
 /// One way of writing an entry: writes `iters` entries into successive slots.
 type Push<'a> = Box<dyn FnMut(usize) + 'a>;
 
+/// Plain 64-byte copies into successive slots of the ring at `base` (RAM): the length hidden from
+/// the compiler (`RUNTIME`: a call of the C library's `memcpy`) or a constant (inlined moves).
+fn memcpy_push<'a, const RUNTIME: bool>(base: *mut u8, cmds: &'a [[u8; 64]; SLOTS]) -> Push<'a> {
+    Box::new(move |n| {
+        for i in 0..n {
+            let s = i % SLOTS;
+            let len = if RUNTIME { black_box(64) } else { 64 };
+            // SAFETY: slot `s` is inside the ring at `base` (RAM the caller owns, `SLOTS * 64`
+            // bytes); the command is 64 bytes and `len` is 64.
+            unsafe {
+                ptr::copy_nonoverlapping(
+                    black_box(cmds[s].as_ptr()),
+                    black_box(base.add(s * 64)),
+                    len,
+                )
+            };
+        }
+    })
+}
+
 pub fn run(opts: Opts) -> Vec<Row> {
     let (rounds, iters) = if opts.quick {
         (15, 20_000)
@@ -67,38 +87,8 @@ pub fn run(opts: Opts) -> Vec<Row> {
     }
     let cmds = &cmds;
     let mut variants: Vec<(String, Push<'_>)> = vec![
-        (
-            REFERENCE.into(),
-            Box::new(move |n| {
-                for i in 0..n {
-                    let s = i % SLOTS;
-                    // SAFETY: slot `s` is inside the ring (RAM we own); the command is 64 bytes.
-                    unsafe {
-                        ptr::copy_nonoverlapping(
-                            black_box(cmds[s].as_ptr()),
-                            black_box(base.add(s * 64)),
-                            black_box(64),
-                        )
-                    };
-                }
-            }),
-        ),
-        (
-            INLINED.into(),
-            Box::new(move |n| {
-                for i in 0..n {
-                    let s = i % SLOTS;
-                    // SAFETY: as above.
-                    unsafe {
-                        ptr::copy_nonoverlapping(
-                            black_box(cmds[s].as_ptr()),
-                            black_box(base.add(s * 64)),
-                            64,
-                        )
-                    };
-                }
-            }),
-        ),
+        (REFERENCE.into(), memcpy_push::<true>(base, cmds)),
+        (INLINED.into(), memcpy_push::<false>(base, cmds)),
     ];
     if has_movdir64b() {
         variants.push((

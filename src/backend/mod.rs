@@ -345,38 +345,55 @@ unsafe fn word_of_lanes<W: Copy, const N: usize>(lanes: [u128; 4]) -> W {
     unsafe { core::mem::transmute_copy(&l) }
 }
 
-#[cfg(target_arch = "x86_64")]
-impl sealed::Sealed for W256 {}
-// SAFETY: `W256` is a 32-byte, 32-aligned plain-data vector type valid for every bit pattern.
-// The crate's real backend accesses it only inside AVX-enabled functions, where a volatile
-// access of it is one 32-byte `vmovdqa`; callers of `Backend::read`/`write` with `W256` must
-// ensure `has_w256()`.
-#[cfg(target_arch = "x86_64")]
-unsafe impl Word for W256 {
-    const WIDTH: usize = 32;
-    #[inline(always)]
-    fn to_u128(self) -> u128 {
-        self.to_lanes()[0]
-    }
-    #[inline(always)]
-    fn from_u128(v: u128) -> Self {
-        Self::from_lanes([v, 0, 0, 0])
-    }
-    #[inline(always)]
-    fn to_lanes(self) -> [u128; 4] {
-        lanes_of::<W256, 2>(self)
-    }
-    #[inline(always)]
-    fn from_lanes(lanes: [u128; 4]) -> Self {
-        // SAFETY: `W256` is 32 bytes of plain data valid for every bit pattern.
-        unsafe { word_of_lanes::<W256, 2>(lanes) }
-    }
-    #[inline(always)]
-    fn splat(byte: u8) -> Self {
-        // SAFETY: as in `from_lanes`.
-        unsafe { core::mem::transmute::<[u8; 32], W256>([byte; 32]) }
-    }
+/// `Word` for a vector word of 16-byte lanes (type, width, lanes), moved as one access only in
+/// code compiled for its target feature (the real backend's helpers), where its `has_*`
+/// function is true.
+macro_rules! impl_vector_word {
+    ($(#[$cfg:meta])* $t:ident, $width:literal, $lanes:literal) => {
+        $(#[$cfg])*
+        impl sealed::Sealed for $t {}
+        $(#[$cfg])*
+        // SAFETY: the type is a plain-data vector as wide as `WIDTH` and aligned to it, valid
+        // for every bit pattern (asserted next to its definition). The crate's real backend
+        // accesses it only inside functions compiled for its target feature (AVX for `W256`,
+        // AVX-512F for `W512`), where a volatile access of it is one instruction of that width;
+        // callers of `Backend::read`/`write` with it must ensure its `has_*` function is true.
+        unsafe impl Word for $t {
+            const WIDTH: usize = $width;
+            #[inline(always)]
+            fn to_u128(self) -> u128 {
+                self.to_lanes()[0]
+            }
+            #[inline(always)]
+            fn from_u128(v: u128) -> Self {
+                Self::from_lanes([v, 0, 0, 0])
+            }
+            #[inline(always)]
+            fn to_lanes(self) -> [u128; 4] {
+                lanes_of::<$t, $lanes>(self)
+            }
+            #[inline(always)]
+            fn from_lanes(lanes: [u128; 4]) -> Self {
+                // SAFETY: the type is as many 16-byte lanes of plain data as `lanes_of` takes,
+                // valid for every bit pattern.
+                unsafe { word_of_lanes::<$t, $lanes>(lanes) }
+            }
+            #[inline(always)]
+            fn splat(byte: u8) -> Self {
+                // SAFETY: as in `from_lanes`.
+                unsafe { core::mem::transmute::<[u8; $width], $t>([byte; $width]) }
+            }
+        }
+    };
 }
+
+// Accessed only in AVX code, where `has_w256` is true.
+impl_vector_word!(
+    #[cfg(target_arch = "x86_64")]
+    W256,
+    32,
+    2
+);
 
 #[cfg(target_arch = "x86_64")]
 impl core::fmt::Debug for W256 {
@@ -430,38 +447,13 @@ static_assertions::assert_eq_size!(W512, [u8; 64]);
 #[cfg(all(target_arch = "x86_64", iomem_avx512))]
 static_assertions::const_assert_eq!(core::mem::align_of::<W512>(), 64);
 
-#[cfg(all(target_arch = "x86_64", iomem_avx512))]
-impl sealed::Sealed for W512 {}
-// SAFETY: `W512` is a 64-byte, 64-aligned plain-data vector type valid for every bit pattern.
-// The crate's real backend accesses it only inside AVX-512F-enabled functions, where a volatile
-// access of it is one 64-byte `vmovdqa64`; callers of `Backend::read`/`write` with `W512` must
-// ensure `has_w512()`.
-#[cfg(all(target_arch = "x86_64", iomem_avx512))]
-unsafe impl Word for W512 {
-    const WIDTH: usize = 64;
-    #[inline(always)]
-    fn to_u128(self) -> u128 {
-        self.to_lanes()[0]
-    }
-    #[inline(always)]
-    fn from_u128(v: u128) -> Self {
-        Self::from_lanes([v, 0, 0, 0])
-    }
-    #[inline(always)]
-    fn to_lanes(self) -> [u128; 4] {
-        lanes_of::<W512, 4>(self)
-    }
-    #[inline(always)]
-    fn from_lanes(lanes: [u128; 4]) -> Self {
-        // SAFETY: `W512` is 64 bytes of plain data valid for every bit pattern.
-        unsafe { word_of_lanes::<W512, 4>(lanes) }
-    }
-    #[inline(always)]
-    fn splat(byte: u8) -> Self {
-        // SAFETY: as in `from_lanes`.
-        unsafe { core::mem::transmute::<[u8; 64], W512>([byte; 64]) }
-    }
-}
+// Accessed only in AVX-512F code, where `has_w512` is true.
+impl_vector_word!(
+    #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+    W512,
+    64,
+    4
+);
 
 #[cfg(all(target_arch = "x86_64", iomem_avx512))]
 impl core::fmt::Debug for W512 {
