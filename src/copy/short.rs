@@ -44,8 +44,10 @@ use super::Transfer;
 /// against `M` is a constant.
 ///
 /// # Safety
-/// The range is in bounds of `b`; `M::WIDTH <= INLINE_WIDTH` and `M::WIDTH <= b.base_align()`;
-/// the memory side is valid for `len` bytes.
+/// The range is in bounds of `b`; `M::WIDTH <= b.base_align()`; the CPU has `M` (for the vector
+/// words, [`has_w256`](crate::backend::has_w256) / [`has_w512`](crate::backend::has_w512) is
+/// true; wider than [`INLINE_WIDTH`] only from [`walk_w256`] / [`walk_w512`]); the memory side
+/// is valid for `len` bytes.
 #[inline(always)]
 #[allow(unused_assignments)] // the last tail step advances `at` past its final use
 unsafe fn walk<B: Backend + ?Sized, M: Word, O: Direction>(b: &B, off: usize, len: usize, op: O) {
