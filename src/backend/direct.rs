@@ -51,6 +51,23 @@ fn detect() -> bool {
     ecx & (1 << 28) != 0
 }
 
+/// The 64 bytes of `src` at `off` of `b` as eight naturally aligned `u64` writes, in order:
+/// what a backend without direct stores makes of [`write_direct64`](super::Backend::write_direct64)
+/// (never anything wider).
+///
+/// # Safety
+/// `off % 64 == 0`, `off + 64 <= b.size()` and `b.base_align() >= 64`.
+#[inline(always)]
+pub(super) unsafe fn as_u64s<B: super::Backend + ?Sized>(b: &B, off: usize, src: &[u8; 64]) {
+    for (k, q) in src.chunks_exact(8).enumerate() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(q);
+        // SAFETY: the caller puts all 64 bytes in bounds at a 64-aligned offset of a base aligned
+        // to ≥ 64, so each 8-byte piece is aligned and in bounds.
+        unsafe { b.write::<u64>(off + 8 * k, u64::from_le_bytes(w)) };
+    }
+}
+
 /// One `MOVDIR64B` of the 64 bytes at `src` to `dst`.
 ///
 /// # Safety

@@ -178,11 +178,9 @@ unsafe impl Backend for Mmio {
         }
         // Unreachable here (`has_direct64` is false off x86_64): eight u64 stores, never wider.
         #[cfg(not(target_arch = "x86_64"))]
-        for (k, q) in src.chunks_exact(8).enumerate() {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(q);
-            // SAFETY: each 8-byte piece of the caller's aligned, in-bounds 64 bytes.
-            unsafe { self.write::<u64>(off + 8 * k, u64::from_le_bytes(b)) };
+        // SAFETY: the caller's aligned, in-bounds 64 bytes.
+        unsafe {
+            super::direct::as_u64s(self, off, src)
         }
     }
 }

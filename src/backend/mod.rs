@@ -199,13 +199,8 @@ pub unsafe trait Backend {
     /// [`has_direct64`](Backend::has_direct64) is true.
     #[inline(always)]
     unsafe fn write_direct64(&self, off: usize, src: &[u8; 64]) {
-        for (k, q) in src.chunks_exact(8).enumerate() {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(q);
-            // SAFETY: the caller's contract puts all 64 bytes in bounds, 64-aligned, so each
-            // 8-byte piece is aligned and in bounds (base alignment ≥ 64 ≥ 8).
-            unsafe { self.write::<u64>(off + 8 * k, u64::from_le_bytes(b)) };
-        }
+        // SAFETY: the caller's contract (all 64 bytes in bounds, 64-aligned, base ≥ 64).
+        unsafe { direct::as_u64s(self, off, src) }
     }
 }
 

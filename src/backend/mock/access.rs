@@ -113,13 +113,8 @@ unsafe impl Backend for MockIo {
     /// eight `u64` stores are recorded).
     unsafe fn write_direct64(&self, off: usize, src: &[u8; 64]) {
         if !self.direct64 {
-            for (k, q) in src.chunks_exact(8).enumerate() {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(q);
-                // SAFETY: each 8-byte piece of the caller's aligned, in-bounds 64 bytes.
-                unsafe { self.write::<u64>(off + 8 * k, u64::from_le_bytes(b)) };
-            }
-            return;
+            // SAFETY: the caller's aligned, in-bounds 64 bytes.
+            return unsafe { crate::backend::direct::as_u64s(self, off, src) };
         }
         let lane = |k: usize| {
             let mut b = [0u8; 16];
