@@ -56,16 +56,26 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
                 sq,
                 slots,
                 lent,
-                taken,
-                reaped_flags,
                 ..
             } = self;
+            let qid = sq.qid();
+            // Or-ed flags, cids handed back and the last SQ head, in locals: stored once.
+            let (mut flags, mut freed, mut head) = (0u8, 0u32, None);
             let reaped = cq.drain(max, |c| {
-                let d = retire(c, sq, slots, lent, reaped_flags)?;
-                *taken -= 1;
+                let (d, fl) = retire(c, qid, slots, lent)?;
+                flags |= fl;
+                freed += 1;
+                head = Some(c.sq_head);
                 f(d);
                 Ok(())
             });
+            self.taken -= freed;
+            self.reaped_flags |= flags;
+            if let Some(h) = head {
+                // Applied when the ring looks full (an out-of-range head, a controller bug, is
+                // dropped then); the commands completed either way.
+                self.sq.note_head(h);
+            }
             match reaped {
                 Ok(k) => n += k,
                 Err(e) => {
@@ -236,14 +246,10 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         let Some(c) = self.cq.pop()? else {
             return Ok(None);
         };
-        retire(
-            c,
-            &mut self.sq,
-            &mut self.slots,
-            &mut self.lent,
-            &mut self.reaped_flags,
-        )
-        .map(Some)
+        let (d, flags) = retire(c, self.sq.qid(), &mut self.slots, &mut self.lent)?;
+        self.sq.note_head(c.sq_head);
+        self.reaped_flags |= flags;
+        Ok(Some(d))
     }
 
     /// Orders the completions' loads before the loads of the data they announce. Data in host

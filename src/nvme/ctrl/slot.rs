@@ -5,7 +5,6 @@ use crate::backend::Backend;
 use crate::dma::Lease;
 use crate::nvme::cmd::Lent;
 use crate::nvme::cq::Completion;
-use crate::nvme::sq::{SqRing, SubmissionQueue};
 use crate::nvme::{Error, Result};
 
 use super::Done;
@@ -118,18 +117,18 @@ impl Run {
 }
 
 /// Retires the command completion `c` names: its slot freed (a caller that keeps the
-/// completion marks the cid [`TAKEN`] until it hands it out), the SQ head noted, what it lent
-/// handed back, its flags or-ed into `reaped_flags` (whether its data may be in device memory).
-/// [`Error::UnknownCid`] for a completion of another queue or of no command in flight.
+/// completion marks the cid [`TAKEN`] until it hands it out) and what it lent handed back;
+/// returns the completion and the command's flags (for the caller to or into the pair's
+/// `reaped_flags`: whether its data may be in device memory). The caller notes the SQ head
+/// and counts the cid handed back. [`Error::UnknownCid`] for a completion of another queue
+/// than `qid` or of no command in flight.
 #[inline(always)]
-pub(super) fn retire<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend>(
+pub(super) fn retire<B: Backend + Send + Sync + 'static>(
     c: Completion,
-    sq: &mut SubmissionQueue<R, D>,
+    qid: u16,
     slots: &mut [Slot],
     lent: &mut [Lent<B>],
-    reaped_flags: &mut u8,
-) -> Result<Done> {
-    let qid = sq.qid();
+) -> Result<(Done, u8)> {
     if c.sq_id != qid {
         return Err(Error::UnknownCid {
             qid: c.sq_id,
@@ -143,20 +142,17 @@ pub(super) fn retire<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend>(
     // Free again (the push that reuses it writes the opcode and flags).
     let (opcode, flags) = (s.opcode, s.flags);
     s.flags = 0;
-    // Applied when the ring looks full (an out-of-range head, a controller bug, is dropped
-    // then); the command completed either way.
-    sq.note_head(c.sq_head);
     if flags & LENDS != 0 {
         give_back(lent, i);
     }
-    *reaped_flags |= flags;
-    Ok(Done {
+    let done = Done {
         qid,
         cid: c.cid,
         opcode,
         result: c.result,
         status: c.status,
-    })
+    };
+    Ok((done, flags))
 }
 
 /// Hands back what command `i` lent, on its completion (out of line: registered buffers and
