@@ -32,6 +32,8 @@ use crate::sync::spin::SpinLock;
 use alloc::sync::Arc;
 
 /// How a region's bytes map to device addresses.
+// The providers that make regions, and the queue pairs that use these, need `std`.
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum AddrMap {
     /// Byte `o` of the region is at `base + o`.
@@ -205,6 +207,7 @@ impl<B: Backend + Send + Sync + 'static> DmaRegion<B> {
     /// `offset..offset + len` of `backend` is coherent host memory that stays valid and is used
     /// by nothing else until `owner` is dropped, and byte `o` of it is what a device reaches at
     /// `map.addr(o)`.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) unsafe fn from_parts(
         backend: B,
         offset: usize,
@@ -222,6 +225,7 @@ impl<B: Backend + Send + Sync + 'static> DmaRegion<B> {
     ///
     /// # Safety
     /// As for [`from_parts`](Self::from_parts).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) unsafe fn from_parts_hooked(
         backend: B,
         offset: usize,

@@ -188,6 +188,7 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
     /// sees it); stops at the first entry not posted yet, or at `f`'s first error. Returns how
     /// many were consumed. The slots go back to the controller at the next
     /// [`ring_head`](Self::ring_head). What a queue pair's poll reaps with.
+    #[cfg(feature = "std")]
     #[inline(always)]
     pub(crate) fn drain(
         &mut self,

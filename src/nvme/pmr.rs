@@ -80,8 +80,10 @@ use core::fmt;
 
 use crate::backend::Backend;
 use crate::nvme::cmb::BarTable;
+#[cfg(feature = "std")]
+use crate::nvme::regs::Pmrctl;
 use crate::nvme::regs::{
-    Cc, ControllerRegs, PmrHealth, Pmrcap, Pmrctl, Pmrebs, Pmrmsc, Pmrsts, MIN_PAGE_SIZE,
+    Cc, ControllerRegs, PmrHealth, Pmrcap, Pmrebs, Pmrmsc, Pmrsts, MIN_PAGE_SIZE,
 };
 use crate::nvme::{invalid, Error, Result};
 use crate::order::Barrier;

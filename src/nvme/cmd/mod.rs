@@ -174,6 +174,7 @@ impl Command {
     /// `cid`, PRP1 and PRP2, starting LBA `slba` (CDW10–11) and CDW12 `cdw12` (the 0's based
     /// block count); every other dword 0. What a prepared command patches per push; the caller
     /// vouches for the addresses as for any command's (the invariant).
+    #[cfg(feature = "std")]
     #[inline(always)]
     pub(crate) fn data(
         opcode: u8,

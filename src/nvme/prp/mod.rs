@@ -190,11 +190,13 @@ impl DataPtr {
 pub struct BufId(usize);
 
 impl BufId {
+    #[cfg(feature = "std")]
     /// The id of registration slot `index`.
     pub(crate) fn new(index: usize) -> Self {
         BufId(index)
     }
 
+    #[cfg(feature = "std")]
     /// The registration slot.
     pub(crate) fn index(self) -> usize {
         self.0
