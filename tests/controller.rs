@@ -197,13 +197,7 @@ fn vanish_ends_promptly(v: Vanish) {
         qp.submit(io_req(ctrl.prp(), &dma, &ns, false, 0, &dst2, 0..4096)),
         Err(Error::DeviceGone { .. })
     ));
-    let mut polled = Ok(0);
-    for _ in 0..300 {
-        polled = qp.poll(8, |_| {});
-        if polled.is_err() {
-            break;
-        }
-    }
+    let polled = poll_until_error(&mut qp);
     assert!(
         matches!(polled, Err(Error::DeviceGone { .. })),
         "{polled:?}"

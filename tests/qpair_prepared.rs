@@ -250,14 +250,7 @@ fn a_vanished_device_is_found_by_polling_alone() {
     qp.push_prepared(&read, 0, 0).unwrap();
     qp.ring().unwrap();
     let t = Instant::now();
-    let mut polled = Ok(0);
-    // The check runs every 256th poll.
-    for _ in 0..300 {
-        polled = qp.poll(8, |_| {});
-        if polled.is_err() {
-            break;
-        }
-    }
+    let polled = poll_until_error(&mut qp);
     assert!(
         matches!(polled, Err(Error::DeviceGone { .. })),
         "{polled:?}"

@@ -213,6 +213,21 @@ pub fn poll_until<R: iomem::nvme::sq::SqRing>(
     Ok(done)
 }
 
+/// Polls `qp` (8 completions at a time) until a poll fails, at most 300 times — more than the
+/// 256 polls between two of the pair's health checks — and returns the last poll's result.
+pub fn poll_until_error<R: iomem::nvme::sq::SqRing>(
+    qp: &mut QueuePair<R, Io, Io>,
+) -> iomem::nvme::Result<usize> {
+    let mut polled = Ok(0);
+    for _ in 0..300 {
+        polled = qp.poll(8, |_| {});
+        if polled.is_err() {
+            break;
+        }
+    }
+    polled
+}
+
 /// Runs `f` and returns its result with the time it took.
 pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let t = Instant::now();
