@@ -77,9 +77,11 @@ mmio_read_w256       x86_64  ld16   0
 memset_io_16         x86_64  st16   1+
 memcpy_toio_16       x86_64  st16   1+
 memcpy_fromio_16     x86_64  ld16   1+
+typed_write_16       x86_64  st16   1+
 memset_io_32         x86_64  st32   1+
 memcpy_toio_32       x86_64  st32   1+
 memcpy_fromio_32     x86_64  ld32   1+
+typed_write_32       x86_64  st32   1+
 mmio_write_w512      x86_64-host st64   1
 mmio_write_w512      x86_64-host stany  1
 mmio_read_w512       x86_64-host ld64   1
@@ -88,6 +90,7 @@ write_direct64       x86_64  movdir 1
 memset_io_64         x86_64-host st64   1+
 memcpy_toio_64       x86_64-host st64   1+
 memcpy_fromio_64     x86_64-host ld64   1+
+typed_write_64       x86_64-host st64   1+
 selftest_split_w128  x86_64  st16   1      xfail
 selftest_split_w128  x86_64  stany  1      xfail
 mmio_write_w128      aarch64 st16   1
@@ -96,6 +99,7 @@ mmio_read_w128       aarch64 ld16   1
 memset_io_16         aarch64 st16   1+
 memcpy_toio_16       aarch64 st16   1+
 memcpy_fromio_16     aarch64 ld16   1+
+typed_write_16       aarch64 st16   1+
 selftest_split_w128  aarch64 st16   1      xfail
 selftest_split_w128  aarch64 stany  1      xfail
 '

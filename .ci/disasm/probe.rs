@@ -10,7 +10,8 @@
 //! 16-byte probes on x86_64 and aarch64 ([`W128`]); 32-byte probes on x86_64 ([`W256`], run only
 //! where [`has_w256`] is true); 64-byte probes on x86_64 built by rustc 1.89 or newer (`W512`,
 //! run only where `has_w512` is true); the 64-byte direct store (`IoMem::write_direct64`:
-//! `movdir64b` where the CPU has it). `disasm_selftest_split_w128` is the wrong shape on purpose (two
+//! `movdir64b` where the CPU has it); the typed writes of 16-, 32- and 64-byte values (the word
+//! path). `disasm_selftest_split_w128` is the wrong shape on purpose (two
 //! 8-byte stores): the check must reject it.
 
 use std::hint::black_box;
@@ -134,6 +135,27 @@ pub fn disasm_memcpy_fromio_32(m: &Mmio, dst: &mut [u8; 32]) -> bool {
     handle32(m).and_then(|io| memcpy_fromio(dst, &io)).is_ok()
 }
 
+/// The typed write of a 16-byte value into bytes 16..32 of `m` (one access: the word path).
+#[no_mangle]
+#[inline(never)]
+pub fn disasm_typed_write_16(m: &Mmio, v: &[u8; 16]) -> bool {
+    handle16(m)
+        .and_then(|io| io.cast::<[u8; 16]>(0))
+        .map(|c| c.write(v))
+        .is_ok()
+}
+
+/// The typed write of a 32-byte value into bytes 32..64 of `m`.
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+#[inline(never)]
+pub fn disasm_typed_write_32(m: &Mmio, v: &[u8; 32]) -> bool {
+    handle32(m)
+        .and_then(|io| io.cast::<[u8; 32]>(0))
+        .map(|c| c.write(v))
+        .is_ok()
+}
+
 /// The wrong shape on purpose, for the check's self-test: a 16-byte store at `m + off` made as
 /// two 8-byte volatile stores. `.ci/disasm.sh` must reject it.
 ///
@@ -215,6 +237,17 @@ pub fn disasm_memcpy_toio_64(m: &Mmio, src: &[u8; 64]) -> bool {
     handle64(m).and_then(|io| memcpy_toio(&io, src)).is_ok()
 }
 
+/// The typed write of a 64-byte value (a submission queue entry) into bytes 64..128 of `m`.
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+#[no_mangle]
+#[inline(never)]
+pub fn disasm_typed_write_64(m: &Mmio, v: &[u8; 64]) -> bool {
+    handle64(m)
+        .and_then(|io| io.cast::<[u8; 64]>(0))
+        .map(|c| c.write(v))
+        .is_ok()
+}
+
 /// `memcpy_fromio` of bytes 64..128 of `m` into `dst`.
 #[cfg(all(target_arch = "x86_64", iomem_avx512))]
 #[no_mangle]
@@ -246,7 +279,10 @@ fn main() {
     let mut dst = [0u8; 16];
     assert!(disasm_memcpy_fromio_16(m, black_box(&mut dst)));
     assert_eq!(dst, src, "memcpy_fromio 16");
-    checks += 3;
+    let v: [u8; 16] = core::array::from_fn(|i| 0x20 ^ i as u8);
+    assert!(disasm_typed_write_16(m, black_box(&v)));
+    assert_eq!(read(16, 16), v, "typed write 16");
+    checks += 4;
 
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     {
@@ -283,7 +319,10 @@ fn main() {
         let mut dst = [0u8; 32];
         assert!(disasm_memcpy_fromio_32(m, black_box(&mut dst)));
         assert_eq!(dst, src, "memcpy_fromio 32");
-        checks += 5;
+        let v: [u8; 32] = core::array::from_fn(|i| 0x60 ^ i as u8);
+        assert!(disasm_typed_write_32(m, black_box(&v)));
+        assert_eq!(read(32, 32), v, "typed write 32");
+        checks += 6;
     } else {
         println!("disasm_probe: no AVX: the 32-byte probes are not run");
     }
@@ -312,7 +351,10 @@ fn main() {
         let mut dst = [0u8; 64];
         assert!(disasm_memcpy_fromio_64(m, black_box(&mut dst)));
         assert_eq!(dst, src, "memcpy_fromio 64");
-        checks += 5;
+        let v: [u8; 64] = core::array::from_fn(|i| 0xa0 ^ i as u8);
+        assert!(disasm_typed_write_64(m, black_box(&v)));
+        assert_eq!(read(64, 64), v, "typed write 64");
+        checks += 6;
     } else {
         println!("disasm_probe: no AVX-512F: the 64-byte probes are not run");
     }

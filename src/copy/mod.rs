@@ -48,7 +48,7 @@ mod short;
 pub(crate) use exec::{execute, Transfer};
 pub use kernel::{plan_bulk, Bulk};
 pub use plan::{plan, Plan, Step};
-pub(crate) use short::execute_short;
+pub(crate) use short::{execute_short, execute_word};
 
 /// The widest single access a copy may make.
 ///
@@ -155,6 +155,14 @@ impl WidthPolicy {
         }
     }
 
+    /// The widest access of a policy that [`clamped`](Self::clamped) made (a handle's): its
+    /// cap, which already holds the CPU's widest for a memory-like policy — what
+    /// [`max_width`](Self::max_width) gives, without asking the CPU.
+    #[inline(always)]
+    pub(crate) fn clamped_width(self) -> usize {
+        self.max as usize
+    }
+
     /// Whether one access of `width` bytes (1, 2, 4 or 8) is within the policy, without asking
     /// the CPU what it has (every memory-like width is at least 8 bytes).
     #[inline(always)]
@@ -174,11 +182,18 @@ impl WidthPolicy {
 
     /// This policy limited to accesses no wider than `align` (a mapping's base alignment, ≥ 1):
     /// unchanged if it fits; a memory-like or Linux policy keeps its class with a smaller cap;
-    /// a fixed one becomes the largest power of two ≤ `align`, at most 8 bytes.
+    /// a fixed one becomes the largest power of two ≤ `align`, at most 8 bytes. A memory-like
+    /// policy's cap is also brought down to the CPU's widest access, so a handle's policy
+    /// (every handle's is clamped) holds its width without asking the CPU again.
     #[inline]
     pub fn clamped(self, align: usize) -> WidthPolicy {
-        if self.max_width() <= align {
-            return self;
+        // CAST: the widest access is at most 64 bytes.
+        let resolved = WidthPolicy {
+            max: self.max_width() as u8,
+            kind: self.kind,
+        };
+        if resolved.max_width() <= align {
+            return resolved;
         }
         let pow2 = |n: usize| 1usize << (usize::BITS - 1 - n.max(1).leading_zeros());
         let cap = match self.kind {

@@ -206,3 +206,63 @@ pub(crate) unsafe fn execute_short<B: Backend + ?Sized>(
         }
     }
 }
+
+/// One 32-byte access, in code compiled for AVX (one `vmovdqa ymm`).
+///
+/// # Safety
+/// As for [`Direction::one`] with `W256`, and the CPU has AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline(never)]
+unsafe fn one_w256<B: Backend + ?Sized, O: Direction>(b: &B, off: usize, op: O) {
+    // SAFETY: forwarded contract.
+    unsafe { op.one::<B, W256>(b, off, 0) }
+}
+
+/// One 64-byte access, in code compiled for AVX-512F (one `vmovdqa64 zmm`).
+///
+/// # Safety
+/// As for [`Direction::one`] with `W512`, and the CPU has AVX-512F.
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
+#[target_feature(enable = "avx512f")]
+#[inline(never)]
+unsafe fn one_w512<B: Backend + ?Sized, O: Direction>(b: &B, off: usize, op: O) {
+    // SAFETY: forwarded contract.
+    unsafe { op.one::<B, W512>(b, off, 0) }
+}
+
+/// A short copy to the device that is one whole word: `len` of 16, 32 or 64 bytes from `src`
+/// at `off % len == 0` (a 64-byte command, a 16-byte register block) — the one access [`walk`]
+/// makes for it, with no walk: a 16-byte word inline, a 32- or 64-byte one in one call into
+/// code compiled for it.
+///
+/// # Safety
+/// As for [`walk_max`] with `max = len`: the range is in bounds, `off` is `len`-aligned, the
+/// CPU has the `len`-byte word and the backend's base alignment holds it; `src` is valid for
+/// `len` bytes.
+#[inline(always)]
+pub(crate) unsafe fn execute_word<B: Backend + ?Sized>(
+    b: &B,
+    off: usize,
+    len: usize,
+    src: *const u8,
+) {
+    let op = ToIoOp(src);
+    // SAFETY: forwarded contract: each arm's word is `len` wide.
+    unsafe {
+        #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+        if len == 64 {
+            return one_w512(b, off, op);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if len == 32 {
+            return one_w256(b, off, op);
+        }
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        if len == 16 {
+            return op.one::<B, W128>(b, off, 0);
+        }
+        // A word this build has no access for (never asked for): the walk.
+        walk_max(b, off, len, len, op)
+    }
+}

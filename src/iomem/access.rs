@@ -149,6 +149,40 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
         true
     }
 
+    /// Writes `len` = 16, 32 or 64 bytes from `src` at `abs` (`len`-aligned) as one access,
+    /// under a memory-like policy whose width covers it, with `writel`'s barriers around it;
+    /// `false`, with nothing done, when the value is not such a word (or the strategy puts
+    /// barriers between accesses). What [`try_run_short_at`](Self::try_run_short_at) would do
+    /// for it, with no walk and no question to the CPU (the handle's policy holds its width).
+    ///
+    /// # Safety
+    /// `[abs, abs + len)` is inside the backend's region and `src` is valid for `len` bytes.
+    #[inline(always)]
+    pub(crate) unsafe fn try_write_word_at(&self, abs: usize, len: usize, src: *const u8) -> bool {
+        if !matches!(len, 16 | 32 | 64)
+            || abs % len != 0
+            || !self.policy.is_memory_like()
+            || len > self.policy.clamped_width()
+        {
+            return false;
+        }
+        let pl = self.placement(Op::Write, Ordered::Yes);
+        if pl.each.is_some() {
+            return false;
+        }
+        if let Some(b) = pl.before {
+            self.backend.barrier(b);
+        }
+        // SAFETY: the caller's contract puts the range in bounds and `src` valid; `abs` is
+        // `len`-aligned and `len` is within the policy's width, which is the CPU's at most and
+        // within the backend's base alignment (the handle's invariant: a clamped policy).
+        unsafe { copy::execute_word(self.backend, abs, len, src) };
+        if let Some(b) = pl.after {
+            self.backend.barrier(b);
+        }
+        true
+    }
+
     /// Checks a single access of `width` at `off`: in range and naturally aligned — relative to
     /// the mapping, and in the address space, which needs `width <= backend.base_align()`.
     #[inline(always)]
@@ -284,6 +318,47 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
             }
             return;
         }
+        // A whole aligned 16-, 32- or 64-byte word that the memory-like width covers (a 64-byte
+        // command): its one access, with no walk.
+        // SAFETY: the range was checked by the caller; `bytes` is valid for its whole length.
+        if unsafe { self.try_write_word_at(abs, size, bytes.as_ptr()) } {
+            return;
+        }
+        IoMem::write_bytes_rest(self.backend, self.policy, self.strategy, abs, bytes);
+    }
+}
+
+impl<B: Backend> IoMem<'_, [u8], B> {
+    /// [`write_bytes_at`](IoMem::write_bytes_at) for a value that is neither a register nor
+    /// one wide word: a short memory-like copy, else a plan, through a handle on the whole of
+    /// `backend` with the caller's `policy` and `strategy` (a policy a handle on `backend` has,
+    /// so within its base alignment). Out of line and given scalars, so the word paths in
+    /// front of it need neither a frame nor a handle in memory.
+    #[inline(never)]
+    fn write_bytes_rest(
+        backend: &B,
+        policy: copy::WidthPolicy,
+        strategy: crate::order::Strategy,
+        abs: usize,
+        bytes: &[u8],
+    ) {
+        // The type's invariant: the whole backend, and the policy of a handle on it (clamped
+        // to it).
+        let io = IoMem::<[u8], B> {
+            backend,
+            offset: 0,
+            len: backend.size(),
+            policy,
+            strategy,
+            _t: core::marker::PhantomData,
+        };
+        io.write_bytes_walked(abs, bytes);
+    }
+
+    /// The body of [`write_bytes_rest`](Self::write_bytes_rest).
+    #[inline(always)]
+    fn write_bytes_walked(&self, abs: usize, bytes: &[u8]) {
+        let size = bytes.len();
         // One access (a `writel`-like write) when the value is a whole aligned word of the policy.
         let single = |max: usize| size.is_power_of_two() && abs % size == 0 && size <= max;
         // SAFETY: the range was checked by the caller; `bytes` is valid for its whole length.
@@ -303,7 +378,8 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
         } else {
             Op::CopyTo
         };
-        // SAFETY: the range was checked by the caller; `bytes` is valid for its whole length.
+        // SAFETY: the range was checked by the caller of `write_bytes_at`; `bytes` is valid for
+        // its whole length.
         unsafe { self.run_plan(op, &plan, Transfer::ToIo(bytes.as_ptr()), None) };
     }
 }

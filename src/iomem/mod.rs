@@ -36,7 +36,9 @@ pub use bulk::{memcpy_fromio, memcpy_toio, memset_io};
 /// # Invariant
 /// `offset + len <= backend.size()`; for a sized `T`, `len == size_of::<T>()`,
 /// `align_of::<T>() <= backend.base_align()` and `offset % align_of::<T>() == 0` (so the `T` sits
-/// at an address aligned to `align_of::<T>()`); and `policy.max_width() <= backend.base_align()`.
+/// at an address aligned to `align_of::<T>()`); and `policy` was clamped to the backend
+/// ([`WidthPolicy::clamped`] of its base alignment), so `policy.max_width() <=
+/// backend.base_align()` and the policy's cap is its width (`clamped_width() == max_width()`).
 pub struct IoMem<'a, T: ?Sized, B: Backend = Mmio> {
     backend: &'a B,
     offset: usize,
@@ -85,8 +87,8 @@ impl<'a, B: Backend> IoMem<'a, [u8], B> {
     /// often ([`DmaRegion::mem`](crate::dma::DmaRegion::mem)).
     ///
     /// # Safety
-    /// `offset + len <= backend.size()` and `policy.max_width() <= backend.base_align()` (the
-    /// type's invariant, which every access relies on).
+    /// `offset + len <= backend.size()` and `policy` was clamped to the backend's base alignment
+    /// ([`WidthPolicy::clamped`]: the type's invariant, which every access relies on).
     #[inline(always)]
     #[cfg(feature = "alloc")]
     pub(crate) unsafe fn from_checked_parts(
@@ -98,6 +100,7 @@ impl<'a, B: Backend> IoMem<'a, [u8], B> {
     ) -> Self {
         debug_assert!(offset.checked_add(len).is_some_and(|e| e <= backend.size()));
         debug_assert!(policy.max_width() <= backend.base_align());
+        debug_assert_eq!(policy.clamped_width(), policy.max_width());
         IoMem {
             backend,
             offset,
