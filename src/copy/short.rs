@@ -231,38 +231,48 @@ unsafe fn one_w512<B: Backend + ?Sized, O: Direction>(b: &B, off: usize, op: O) 
     unsafe { op.one::<B, W512>(b, off, 0) }
 }
 
-/// A short copy to the device that is one whole word: `len` of 16, 32 or 64 bytes from `src`
-/// at `off % len == 0` (a 64-byte command, a 16-byte register block) — the one access [`walk`]
-/// makes for it, with no walk: a 16-byte word inline, a 32- or 64-byte one in one call into
-/// code compiled for it.
+/// A short copy that is one whole word: `len` of 16, 32 or 64 bytes at `off % len == 0` (a
+/// 64-byte command, a 16-byte register block), in direction `transfer` — the one access
+/// [`walk`] makes for it, with no walk: a 16-byte word inline, a 32- or 64-byte one in one call
+/// into code compiled for it.
 ///
 /// # Safety
 /// As for [`walk_max`] with `max = len`: the range is in bounds, `off` is `len`-aligned, the
-/// CPU has the `len`-byte word and the backend's base alignment holds it; `src` is valid for
-/// `len` bytes.
+/// CPU has the `len`-byte word and the backend's base alignment holds it; the memory side is
+/// valid for `len` bytes.
 #[inline(always)]
 pub(crate) unsafe fn execute_word<B: Backend + ?Sized>(
     b: &B,
     off: usize,
     len: usize,
-    src: *const u8,
+    transfer: Transfer,
 ) {
-    let op = ToIoOp(src);
-    // SAFETY: forwarded contract: each arm's word is `len` wide.
+    #[inline(always)]
+    unsafe fn one<B: Backend + ?Sized, O: Direction>(b: &B, off: usize, len: usize, op: O) {
+        // SAFETY: forwarded contract: each arm's word is `len` wide.
+        unsafe {
+            #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+            if len == 64 {
+                return one_w512(b, off, op);
+            }
+            #[cfg(target_arch = "x86_64")]
+            if len == 32 {
+                return one_w256(b, off, op);
+            }
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+            if len == 16 {
+                return op.one::<B, W128>(b, off, 0);
+            }
+            // A word this build has no access for (never asked for): the walk.
+            walk_max(b, off, len, len, op)
+        }
+    }
+    // SAFETY: forwarded contract.
     unsafe {
-        #[cfg(all(target_arch = "x86_64", iomem_avx512))]
-        if len == 64 {
-            return one_w512(b, off, op);
+        match transfer {
+            Transfer::ToIo(src) => one(b, off, len, ToIoOp(src)),
+            Transfer::FromIo(dst) => one(b, off, len, FromIoOp(dst)),
+            Transfer::Fill(byte) => one(b, off, len, FillOp(byte)),
         }
-        #[cfg(target_arch = "x86_64")]
-        if len == 32 {
-            return one_w256(b, off, op);
-        }
-        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-        if len == 16 {
-            return op.one::<B, W128>(b, off, 0);
-        }
-        // A word this build has no access for (never asked for): the walk.
-        walk_max(b, off, len, len, op)
     }
 }

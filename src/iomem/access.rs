@@ -110,8 +110,12 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
     /// As for [`run_plan`](Self::run_plan), for this handle's whole range.
     #[inline(always)]
     pub(crate) unsafe fn try_run_short(&self, op: Op, transfer: Transfer) -> bool {
+        // A whole aligned 16-, 32- or 64-byte word (a command) first: its one access, no walk.
         // SAFETY: forwarded contract.
-        unsafe { self.try_run_short_at(self.offset, self.len, |_| op, transfer) }
+        unsafe {
+            self.try_word_at(self.offset, self.len, op, transfer)
+                || self.try_run_short_at(self.offset, self.len, |_| op, transfer)
+        }
     }
 
     /// [`try_run_short`](Self::try_run_short) for `[abs, abs + len)`, with the operation (for
@@ -131,7 +135,7 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
         if !self.policy.is_memory_like() || len > crate::copy::SHORT_COPY {
             return false;
         }
-        let max = self.policy.max_width();
+        let max = self.policy.clamped_width();
         let pl = self.placement(op(max), Ordered::Yes);
         if pl.each.is_some() {
             return false;
@@ -149,16 +153,23 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
         true
     }
 
-    /// Writes `len` = 16, 32 or 64 bytes from `src` at `abs` (`len`-aligned) as one access,
-    /// under a memory-like policy whose width covers it, with `writel`'s barriers around it;
-    /// `false`, with nothing done, when the value is not such a word (or the strategy puts
-    /// barriers between accesses). What [`try_run_short_at`](Self::try_run_short_at) would do
-    /// for it, with no walk and no question to the CPU (the handle's policy holds its width).
+    /// Moves `len` = 16, 32 or 64 bytes at `abs` (`len`-aligned) in direction `transfer` as
+    /// one access, under a memory-like policy whose width covers it, with the strategy's
+    /// barriers for `op` around it (a typed write's, or a copy's); `false`, with nothing done,
+    /// when the range is not such a word (or the strategy puts barriers between accesses).
+    /// What [`try_run_short_at`](Self::try_run_short_at) does for it, with no walk and no
+    /// question to the CPU (the handle's policy holds its width).
     ///
     /// # Safety
-    /// `[abs, abs + len)` is inside the backend's region and `src` is valid for `len` bytes.
+    /// As for [`try_run_short_at`](Self::try_run_short_at).
     #[inline(always)]
-    pub(crate) unsafe fn try_write_word_at(&self, abs: usize, len: usize, src: *const u8) -> bool {
+    pub(crate) unsafe fn try_word_at(
+        &self,
+        abs: usize,
+        len: usize,
+        op: Op,
+        transfer: Transfer,
+    ) -> bool {
         if !matches!(len, 16 | 32 | 64)
             || abs % len != 0
             || !self.policy.is_memory_like()
@@ -166,17 +177,18 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
         {
             return false;
         }
-        let pl = self.placement(Op::Write, Ordered::Yes);
+        let pl = self.placement(op, Ordered::Yes);
         if pl.each.is_some() {
             return false;
         }
         if let Some(b) = pl.before {
             self.backend.barrier(b);
         }
-        // SAFETY: the caller's contract puts the range in bounds and `src` valid; `abs` is
-        // `len`-aligned and `len` is within the policy's width, which is the CPU's at most and
-        // within the backend's base alignment (the handle's invariant: a clamped policy).
-        unsafe { copy::execute_word(self.backend, abs, len, src) };
+        // SAFETY: the caller's contract puts the range in bounds and the memory side valid;
+        // `abs` is `len`-aligned and `len` is within the policy's width, which is the CPU's at
+        // most and within the backend's base alignment (the handle's invariant: a clamped
+        // policy).
+        unsafe { copy::execute_word(self.backend, abs, len, transfer) };
         if let Some(b) = pl.after {
             self.backend.barrier(b);
         }
@@ -321,7 +333,8 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
         // A whole aligned 16-, 32- or 64-byte word that the memory-like width covers (a 64-byte
         // command): its one access, with no walk.
         // SAFETY: the range was checked by the caller; `bytes` is valid for its whole length.
-        if unsafe { self.try_write_word_at(abs, size, bytes.as_ptr()) } {
+        let transfer = Transfer::ToIo(bytes.as_ptr());
+        if unsafe { self.try_word_at(abs, size, Op::Write, transfer) } {
             return;
         }
         IoMem::write_bytes_rest(self.backend, self.policy, self.strategy, abs, bytes);
