@@ -332,8 +332,8 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
         }
         // A whole aligned 16-, 32- or 64-byte word that the memory-like width covers (a 64-byte
         // command): its one access, with no walk.
-        // SAFETY: the range was checked by the caller; `bytes` is valid for its whole length.
         let transfer = Transfer::ToIo(bytes.as_ptr());
+        // SAFETY: the range was checked by the caller; `bytes` is valid for its whole length.
         if unsafe { self.try_word_at(abs, size, Op::Write, transfer) } {
             return;
         }
