@@ -28,12 +28,15 @@
 //! accesses is one `vmovdqa ymm` (`vmovdqa64 zmm`); a 4- or 8-byte body runs in a function of
 //! its own, so its eight values in flight stay in registers. Memory-like copies of at most
 //! [`SHORT_COPY`] bytes (commands, small descriptors) walk the greedy plan in one pass without
-//! building a [`Plan`], with one call into vector code at most. On RAM (the `report` example's
-//! `copy` section) the memory-like policy keeps up with a plain `memcpy` at 4 KiB and 1 MiB and
-//! reaches about three quarters of it at 64 KiB, where the C library's `memcpy` is `rep movsb`,
-//! which writes whole cache lines without reading them first — no sequence of store
-//! instructions does that; `U32`/`U64` run as fast as a bare loop of their width. Unlike
-//! `rep movsb`, the copies do not slow down when `dst - src` is 1..63 (mod 4096).
+//! building a [`Plan`], with one call into vector code at most; one that is a single aligned
+//! 16-, 32- or 64-byte word (a 64-byte command, typed or copied) is that one access, with the
+//! width read from the handle's policy (resolved when the handle was made) rather than asked
+//! of the CPU. On RAM (the `report` example's `copy` section) the memory-like policy keeps up
+//! with a plain `memcpy` at 4 KiB and 1 MiB; at 64 KiB it does on Zen 4 and reaches about three
+//! quarters of it on Zen 5, whose C library `memcpy` is `rep movsb` there, which writes whole
+//! cache lines without reading them first — no sequence of store instructions does that;
+//! `U32`/`U64` run as fast as a bare loop of their width. Unlike `rep movsb`, the copies do not
+//! slow down when `dst - src` is 1..63 (mod 4096).
 
 use core::fmt;
 
