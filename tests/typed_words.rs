@@ -2,21 +2,21 @@
 //! entry) written through a memory-like handle: at every offset and under every width the
 //! policy can be capped at, the write makes exactly the accesses of the greedy plan for that
 //! range and lands the bytes; a whole aligned word the width covers is one access of its width
-//! (the word path, which skips the walk).
+//! (the word path, which skips the walk). The fixed-width policies, greedy too, likewise.
 
 use iomem::backend::MockIo;
 use iomem::copy::plan;
 use iomem::{IoMem, WidthPolicy};
 use zerocopy::{Immutable, IntoBytes};
 
-/// Writes `value` at every offset of `0..80` through a memory-like handle capped at `cap` and
-/// checks each write's accesses against the plan and its bytes against `value`.
-fn check<const N: usize>(cap: usize)
+/// Writes `value` at every offset of `0..80` through a handle with `policy` and checks each
+/// write's accesses against the plan and its bytes against `value`.
+fn check<const N: usize>(policy: WidthPolicy)
 where
     [u8; N]: IntoBytes + Immutable,
 {
     let mock = MockIo::new(256);
-    let io = IoMem::new(&mock).with_policy(WidthPolicy::MEMORY_LIKE.clamped(cap));
+    let io = IoMem::new(&mock).with_policy(policy);
     let max = io.policy().max_width();
     let value: [u8; N] = core::array::from_fn(|i| (i * 13 + N) as u8);
     for off in 0..80 {
@@ -40,9 +40,29 @@ where
 #[test]
 fn typed_words_make_the_planned_accesses_at_every_offset_and_width() {
     for cap in [8, 16, 32, 64] {
-        check::<16>(cap);
-        check::<32>(cap);
-        check::<64>(cap);
+        let policy = WidthPolicy::MEMORY_LIKE.clamped(cap);
+        check::<16>(policy);
+        check::<32>(policy);
+        check::<64>(policy);
+    }
+}
+
+/// The fixed widths take the same short path (their plans are greedy too).
+#[test]
+fn fixed_width_typed_values_make_the_planned_accesses() {
+    for policy in [
+        WidthPolicy::U8,
+        WidthPolicy::U16,
+        WidthPolicy::U32,
+        WidthPolicy::U64,
+    ] {
+        check::<16>(policy);
+        check::<64>(policy);
+    }
+    // 16-byte accesses where the CPU has them (x86_64, aarch64).
+    if let Ok(sixteen) = WidthPolicy::new(16) {
+        check::<16>(sixteen);
+        check::<64>(sixteen);
     }
 }
 

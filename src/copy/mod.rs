@@ -26,8 +26,8 @@
 //! its device-side stores (no per-access branch). Planning uses masks and shifts only. A
 //! 32-byte (64-byte) body runs in a function compiled for AVX (AVX-512F), so each of its device
 //! accesses is one `vmovdqa ymm` (`vmovdqa64 zmm`); a 4- or 8-byte body runs in a function of
-//! its own, so its eight values in flight stay in registers. Memory-like copies of at most
-//! [`SHORT_COPY`] bytes (commands, small descriptors) walk the greedy plan in one pass without
+//! its own, so its eight values in flight stay in registers. Memory-like and fixed-width copies
+//! of at most [`SHORT_COPY`] bytes (commands, small descriptors) walk the greedy plan in one pass without
 //! building a [`Plan`], with one call into vector code at most; one that is a single aligned
 //! 16-, 32- or 64-byte word (a 64-byte command, typed or copied) is that one access, with the
 //! width read from the handle's policy (resolved when the handle was made) rather than asked
@@ -76,8 +76,8 @@ pub struct WidthPolicy {
     kind: Kind,
 }
 
-/// The longest memory-like copy that runs on the short path (a few NVMe commands): planned and
-/// executed in one pass, with no [`Plan`] built.
+/// The longest copy that runs on the short path (a few NVMe commands) under a memory-like or
+/// fixed-width policy: planned and executed in one pass, with no [`Plan`] built.
 pub const SHORT_COPY: usize = 256;
 
 /// The three classes of [`WidthPolicy`].

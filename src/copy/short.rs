@@ -1,5 +1,6 @@
-//! Short memory-like copies (at most [`SHORT_COPY`](super::SHORT_COPY) bytes: a few NVMe
-//! commands), planned and executed in one pass.
+//! Short copies under a greedy policy (memory-like or a fixed width; at most
+//! [`SHORT_COPY`](super::SHORT_COPY) bytes: a few NVMe commands), planned and executed in one
+//! pass.
 //!
 //! A short copy's cost is its fixed overhead, not its bytes: building a [`Plan`](super::Plan)
 //! and matching on it cost more than the handful of accesses. Here the greedy plan is walked

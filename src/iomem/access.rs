@@ -101,10 +101,11 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
         }
     }
 
-    /// Runs a short memory-like copy of this handle's whole range inline if it qualifies —
-    /// memory-like policy, at most [`SHORT_COPY`](crate::copy::SHORT_COPY) bytes, no barrier
-    /// between accesses — and says whether it did (else the caller plans it). The accesses are
-    /// those of the plan.
+    /// Runs a short copy of this handle's whole range inline if it qualifies — a greedy policy
+    /// (memory-like or a fixed width: not [`WidthPolicy::LINUX`](crate::WidthPolicy::LINUX),
+    /// whose plans follow the kernel's), at most [`SHORT_COPY`](crate::copy::SHORT_COPY)
+    /// bytes, no barrier between accesses — and says whether it did (else the caller plans
+    /// it). The accesses are those of the plan.
     ///
     /// # Safety
     /// As for [`run_plan`](Self::run_plan), for this handle's whole range.
@@ -132,7 +133,9 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
         op: impl Fn(usize) -> Op,
         transfer: Transfer,
     ) -> bool {
-        if !self.policy.is_memory_like() || len > crate::copy::SHORT_COPY {
+        // The greedy policies (memory-like and fixed widths) plan exactly the walk; Linux's
+        // kernel-shaped plans are not greedy.
+        if self.policy.is_linux() || len > crate::copy::SHORT_COPY {
             return false;
         }
         let max = self.policy.clamped_width();
@@ -154,8 +157,9 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
     }
 
     /// Moves `len` = 16, 32 or 64 bytes at `abs` (`len`-aligned) in direction `transfer` as
-    /// one access, under a memory-like policy whose width covers it, with the strategy's
-    /// barriers for `op` around it (a typed write's, or a copy's); `false`, with nothing done,
+    /// one access, under a greedy policy (memory-like or fixed) whose width covers it, with the
+    /// strategy's barriers for `op` around it (a typed write's, or a copy's); `false`, with
+    /// nothing done,
     /// when the range is not such a word (or the strategy puts barriers between accesses).
     /// What [`try_run_short_at`](Self::try_run_short_at) does for it, with no walk and no
     /// question to the CPU (the handle's policy holds its width).
@@ -172,7 +176,7 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
     ) -> bool {
         if !matches!(len, 16 | 32 | 64)
             || abs % len != 0
-            || !self.policy.is_memory_like()
+            || self.policy.is_linux()
             || len > self.policy.clamped_width()
         {
             return false;
