@@ -263,7 +263,8 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
     /// Writes `value` as a `U` at byte `offset`, with accesses as the width policy allows.
     pub fn try_write<U: IntoBytes + Immutable>(&self, offset: usize, value: &U) -> Result<()> {
         let abs = self.check(offset, core::mem::size_of::<U>())?;
-        self.write_bytes_at(abs, value.as_bytes());
+        // SAFETY: `check` put `[abs, abs + size_of::<U>())` in bounds of the backend.
+        unsafe { self.write_bytes_at(abs, value.as_bytes()) };
         Ok(())
     }
 
@@ -311,9 +312,12 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
         unsafe { out.assume_init() }
     }
 
-    /// Writes `bytes` at absolute offset `abs` as a typed value (range already checked).
+    /// Writes `bytes` at absolute offset `abs` as a typed value.
+    ///
+    /// # Safety
+    /// `[abs, abs + bytes.len())` is inside the backend's region.
     #[inline(always)]
-    pub(crate) fn write_bytes_at(&self, abs: usize, bytes: &[u8]) {
+    pub(crate) unsafe fn write_bytes_at(&self, abs: usize, bytes: &[u8]) {
         let size = bytes.len();
         if size <= 8 && size.is_power_of_two() && abs % size == 0 && self.policy.allows_word(size) {
             let mut w = [0u8; 8];
@@ -334,25 +338,30 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
             }
             return;
         }
-        // A whole aligned 16-, 32- or 64-byte word that the memory-like width covers (a 64-byte
+        // A whole aligned 16-, 32- or 64-byte word that the policy's width covers (a 64-byte
         // command): its one access, with no walk.
         let transfer = Transfer::ToIo(bytes.as_ptr());
         // SAFETY: the range was checked by the caller; `bytes` is valid for its whole length.
         if unsafe { self.try_word_at(abs, size, Op::Write, transfer) } {
             return;
         }
-        IoMem::write_bytes_rest(self.backend, self.policy, self.strategy, abs, bytes);
+        // SAFETY: the caller's contract; the policy is this handle's, clamped to the backend.
+        unsafe { IoMem::write_bytes_rest(self.backend, self.policy, self.strategy, abs, bytes) };
     }
 }
 
 impl<B: Backend> IoMem<'_, [u8], B> {
     /// [`write_bytes_at`](IoMem::write_bytes_at) for a value that is neither a register nor
-    /// one wide word: a short memory-like copy, else a plan, through a handle on the whole of
+    /// one wide word: a short copy, else a plan, through a handle on the whole of
     /// `backend` with the caller's `policy` and `strategy` (a policy a handle on `backend` has,
     /// so within its base alignment). Out of line and given scalars, so the word paths in
     /// front of it need neither a frame nor a handle in memory.
+    ///
+    /// # Safety
+    /// `[abs, abs + bytes.len())` is inside `backend`'s region, and `policy` was clamped to
+    /// `backend` (a handle's policy on it).
     #[inline(never)]
-    fn write_bytes_rest(
+    unsafe fn write_bytes_rest(
         backend: &B,
         policy: copy::WidthPolicy,
         strategy: crate::order::Strategy,
@@ -369,12 +378,16 @@ impl<B: Backend> IoMem<'_, [u8], B> {
             strategy,
             _t: core::marker::PhantomData,
         };
-        io.write_bytes_walked(abs, bytes);
+        // SAFETY: forwarded contract.
+        unsafe { io.write_bytes_walked(abs, bytes) };
     }
 
     /// The body of [`write_bytes_rest`](Self::write_bytes_rest).
+    ///
+    /// # Safety
+    /// `[abs, abs + bytes.len())` is inside the backend's region.
     #[inline(always)]
-    fn write_bytes_walked(&self, abs: usize, bytes: &[u8]) {
+    unsafe fn write_bytes_walked(&self, abs: usize, bytes: &[u8]) {
         let size = bytes.len();
         // One access (a `writel`-like write) when the value is a whole aligned word of the policy.
         let single = |max: usize| size.is_power_of_two() && abs % size == 0 && size <= max;
@@ -426,7 +439,8 @@ impl<'a, T: FromBytes, B: Backend> IoMem<'a, T, B> {
     where
         T: IntoBytes + Immutable,
     {
-        self.write_bytes_at(self.offset, value.as_bytes())
+        // SAFETY: by the type invariant the handle's range (size_of::<T>() bytes) is in bounds.
+        unsafe { self.write_bytes_at(self.offset, value.as_bytes()) }
     }
 }
 
