@@ -139,17 +139,26 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
             return false;
         }
         let max = self.policy.clamped_width();
-        let pl = self.placement(op(max), Ordered::Yes);
+        self.barriered(op(max), || {
+            // SAFETY: the caller's contract puts the range in bounds and the memory side
+            // valid; the policy was clamped to the backend and the CPU (the handle's invariant).
+            unsafe { copy::execute_short(self.backend, abs, len, max, transfer) }
+        })
+    }
+
+    /// Runs `accesses` with the strategy's barriers for `op` before and after them, unless the
+    /// strategy puts barriers between accesses: then `false`, with nothing done (the caller
+    /// plans the copy instead). The short paths' one way of ordering their accesses.
+    #[inline(always)]
+    fn barriered(&self, op: Op, accesses: impl FnOnce()) -> bool {
+        let pl = self.placement(op, Ordered::Yes);
         if pl.each.is_some() {
             return false;
         }
         if let Some(b) = pl.before {
             self.backend.barrier(b);
         }
-        // SAFETY: the caller's contract puts the range in bounds and the memory side valid;
-        // the policy is clamped to the backend's base alignment (the handle's invariant), and
-        // a memory-like width is one the CPU has.
-        unsafe { copy::execute_short(self.backend, abs, len, max, transfer) };
+        accesses();
         if let Some(b) = pl.after {
             self.backend.barrier(b);
         }
@@ -181,22 +190,11 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
         {
             return false;
         }
-        let pl = self.placement(op, Ordered::Yes);
-        if pl.each.is_some() {
-            return false;
-        }
-        if let Some(b) = pl.before {
-            self.backend.barrier(b);
-        }
-        // SAFETY: the caller's contract puts the range in bounds and the memory side valid;
-        // `abs` is `len`-aligned and `len` is within the policy's width, which is the CPU's at
-        // most and within the backend's base alignment (the handle's invariant: a clamped
-        // policy).
-        unsafe { copy::execute_word(self.backend, abs, len, transfer) };
-        if let Some(b) = pl.after {
-            self.backend.barrier(b);
-        }
-        true
+        self.barriered(op, || {
+            // SAFETY: the caller's contract (range, memory side); `abs` is `len`-aligned, `len`
+            // within the policy's width, clamped to the backend and the CPU (the invariant).
+            unsafe { copy::execute_word(self.backend, abs, len, transfer) }
+        })
     }
 
     /// Checks a single access of `width` at `off`: in range and naturally aligned — relative to
