@@ -344,3 +344,84 @@ fn mock_trace_direction_is_recorded() {
     let dirs: Vec<Dir> = mock.accesses().iter().map(|a| a.dir).collect();
     assert_eq!(dirs, [Dir::Write, Dir::Read]);
 }
+
+/// Long copies whose device range and memory side are aligned to the policy's width take the
+/// one-pass walk rather than a built plan (above [`SHORT_COPY`](iomem::copy::SHORT_COPY), where
+/// random offsets almost never land): their traces must still be the plan's, write for write and
+/// read for read, with the strategy's barriers, on every architecture; a misaligned memory side
+/// (the planned path) beside it.
+#[test]
+fn long_aligned_copies_make_the_planned_accesses() {
+    let arches = [
+        Arch::PowerPc64,
+        Arch::Aarch64,
+        Arch::Riscv64,
+        Arch::X86_64,
+        Arch::Other,
+    ];
+    let strategies = [Strategy::Conservative, Strategy::Relaxed, Strategy::Batched];
+    let mut walked = 0;
+    for policy in POLICIES {
+        let w = policy.max_width();
+        for len in [iomem::copy::SHORT_COPY + w, 1024, 4096 + 64] {
+            for off in [0, 64, 4096] {
+                for mis in [0, 8] {
+                    for (arch, strategy) in arches.iter().flat_map(|a| strategies.map(|s| (*a, s)))
+                    {
+                        let mock = mock_with_background(policy).with_arch(arch);
+                        let io = IoMem::new(&mock)
+                            .with_policy(policy)
+                            .with_strategy(strategy);
+                        let window = io.subslice(off..off + len).unwrap();
+                        let n = plan(off, len, policy).unwrap().len();
+                        let src = data(len, len as u8 ^ off as u8);
+                        let (src_buf, s) = misaligned(&src, mis);
+                        walked += usize::from(mis % w == 0 && len % w == 0);
+
+                        mock.clear_events();
+                        memcpy_toio(&window, &src_buf.as_bytes()[s..s + len]).unwrap();
+                        let what = format!(
+                            "{policy:?} len {len} off {off} mis {mis} {arch:?} {strategy:?}"
+                        );
+                        assert_eq!(
+                            shape(&mock.writes()),
+                            expected_writes(off, &src, policy),
+                            "{what}"
+                        );
+                        assert_eq!(mock.writes().len(), mock.accesses().len(), "{what}");
+                        assert_eq!(
+                            mock.barriers().len(),
+                            barrier_count(strategy.placement(arch, Op::CopyTo), n),
+                            "{what}"
+                        );
+
+                        mock.clear_events();
+                        let (mut dst_buf, d) = misaligned(&vec![0; len], mis);
+                        memcpy_fromio(&mut dst_buf.as_mut_bytes()[d..d + len], &window).unwrap();
+                        assert_eq!(&dst_buf.as_bytes()[d..d + len], &src[..], "{what}");
+                        assert_eq!(
+                            shape(&mock.reads()),
+                            expected_writes(off, &src, policy),
+                            "{what}"
+                        );
+                        assert_eq!(
+                            mock.barriers().len(),
+                            barrier_count(strategy.placement(arch, Op::CopyFrom), n),
+                            "{what}"
+                        );
+
+                        mock.clear_events();
+                        memset_io(&window, 0xa5).unwrap();
+                        assert_eq!(
+                            shape(&mock.writes()),
+                            expected_writes(off, &vec![0xa5; len], policy),
+                            "{what}"
+                        );
+                        mock.assert_no_violations();
+                    }
+                }
+            }
+        }
+    }
+    assert!(walked > 0, "no case had the walk's alignment");
+}

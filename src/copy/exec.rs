@@ -21,6 +21,18 @@ pub(crate) enum Transfer {
     Fill(u8),
 }
 
+impl Transfer {
+    /// Whether the memory side starts `align`-aligned (a fill has none: always).
+    #[inline(always)]
+    pub(crate) fn memory_aligned(self, align: usize) -> bool {
+        match self {
+            Transfer::ToIo(src) => src as usize % align == 0,
+            Transfer::FromIo(dst) => dst as usize % align == 0,
+            Transfer::Fill(_) => true,
+        }
+    }
+}
+
 /// One direction of a copy, monomorphised so the executor's loops hold no per-access branch.
 ///
 /// The device side is always one [`Backend`] access of the planned width; the memory side uses

@@ -27,8 +27,9 @@
 //! 32-byte (64-byte) body runs in a function compiled for AVX (AVX-512F), so each of its device
 //! accesses is one `vmovdqa ymm` (`vmovdqa64 zmm`); a 4- or 8-byte body runs in a function of
 //! its own, so its eight values in flight stay in registers. Memory-like and fixed-width copies
-//! of at most [`SHORT_COPY`] bytes (commands, small descriptors) walk the greedy plan in one pass without
-//! building a [`Plan`], with one call into vector code at most; one that is a single aligned
+//! of at most [`SHORT_COPY`] bytes (commands, small descriptors), and longer ones that are whole
+//! vector words aligned on both sides, walk the greedy plan in one pass without building a
+//! [`Plan`], with one call into vector code at most; one that is a single aligned
 //! 16-, 32- or 64-byte word (a 64-byte command, typed or copied) is that one access, with the
 //! width read from the handle's policy (resolved when the handle was made) rather than asked
 //! of the CPU. On RAM (the `report` example's `copy` section) the memory-like policy keeps up
@@ -77,7 +78,9 @@ pub struct WidthPolicy {
 }
 
 /// The longest copy that runs on the short path (a few NVMe commands) under a memory-like or
-/// fixed-width policy: planned and executed in one pass, with no [`Plan`] built.
+/// fixed-width policy: planned and executed in one pass, with no [`Plan`] built. A longer copy
+/// takes it too where the walk is its body alone: the policy's width is a vector one (over 8
+/// bytes), and the device range and the memory side are aligned to it, in whole words.
 pub const SHORT_COPY: usize = 256;
 
 /// The three classes of [`WidthPolicy`].
