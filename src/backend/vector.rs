@@ -329,6 +329,21 @@ pub fn has_w512() -> bool {
 pub struct W512(core::arch::x86_64::__m512i);
 
 #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+impl W512 {
+    /// The register.
+    #[inline(always)]
+    pub(crate) fn into_m512(self) -> core::arch::x86_64::__m512i {
+        self.0
+    }
+
+    /// The word of a register.
+    #[inline(always)]
+    pub(crate) fn from_m512(v: core::arch::x86_64::__m512i) -> Self {
+        W512(v)
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", iomem_avx512))]
 static_assertions::assert_eq_size!(W512, [u8; 64]);
 #[cfg(all(target_arch = "x86_64", iomem_avx512))]
 static_assertions::const_assert_eq!(core::mem::align_of::<W512>(), 64);

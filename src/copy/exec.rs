@@ -52,6 +52,19 @@ pub(super) trait Direction: Copy {
     /// Every access is aligned and in bounds as for [`Direction::one`]; the memory side is valid for
     /// `count * W::WIDTH` bytes from `pos`.
     unsafe fn body<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, count: usize, pos: usize);
+
+    /// [`body`](Self::body) with `W512`, in code compiled for AVX-512F; a copy whose memory
+    /// side is not 64-aligned moves aligned memory lines where the CPU can merge them
+    /// ([`merge`](super::merge)).
+    ///
+    /// # Safety
+    /// As for [`body`](Self::body) with `W512`.
+    #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+    #[inline(always)]
+    unsafe fn body_w512<B: Backend + ?Sized>(self, b: &B, off: usize, count: usize, pos: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { self.body::<B, W512>(b, off, count, pos) }
+    }
 }
 
 /// Device ← memory.
@@ -111,6 +124,22 @@ impl Direction for ToIoOp {
             d += w;
         }
     }
+
+    #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+    #[inline(always)]
+    unsafe fn body_w512<B: Backend + ?Sized>(self, b: &B, off: usize, count: usize, pos: usize) {
+        let src = self.0.wrapping_add(pos);
+        // SAFETY: forwarded contract; the merged body is taken with the two lines, the
+        // misaligned source it needs and VBMI detected; the CPU has AVX-512F, as a 64-byte body
+        // is only planned where it does.
+        unsafe {
+            if count >= 2 && src.addr() % 64 != 0 && super::merge::has_vbmi() {
+                super::merge::to_io(b, off, count, src)
+            } else {
+                self.body::<B, W512>(b, off, count, pos)
+            }
+        }
+    }
 }
 
 impl Direction for FromIoOp {
@@ -149,6 +178,22 @@ impl Direction for FromIoOp {
                 d = d.add(w);
             }
             s += w;
+        }
+    }
+
+    #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+    #[inline(always)]
+    unsafe fn body_w512<B: Backend + ?Sized>(self, b: &B, off: usize, count: usize, pos: usize) {
+        let dst = self.0.wrapping_add(pos);
+        // SAFETY: forwarded contract; the merged body is taken with the two lines, the
+        // misaligned destination it needs and VBMI detected; the CPU has AVX-512F, as a
+        // 64-byte body is only planned where it does.
+        unsafe {
+            if count >= 2 && dst.addr() % 64 != 0 && super::merge::has_vbmi() {
+                super::merge::from_io(b, off, count, dst)
+            } else {
+                self.body::<B, W512>(b, off, count, pos)
+            }
         }
     }
 }
@@ -345,7 +390,7 @@ unsafe fn run<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O) {
             #[cfg(target_arch = "x86_64")]
             32 => op.body::<B, W256>(b, off, count, off - start),
             #[cfg(all(target_arch = "x86_64", iomem_avx512))]
-            64 => op.body::<B, W512>(b, off, count, off - start),
+            64 => op.body_w512::<B>(b, off, count, off - start),
             // As in `one_dyn`: never planned here; narrower accesses if it were.
             w => op.body::<B, u64>(b, off, count * (w / 8), off - start),
         }

@@ -1,0 +1,159 @@
+//! 64-byte bodies whose memory side is not 64-aligned: the memory side moves whole aligned
+//! cache lines, with the bytes shifted between registers (AVX-512 VBMI `vpermt2b`).
+//!
+//! A 64-byte body's device accesses are aligned by the plan; when the memory side is off by
+//! `s` bytes, a plain body makes every memory-side access straddle two cache lines, and a split
+//! store costs about twice an aligned one (a 4 KiB `memcpy_fromio` into a buffer off by 1..63:
+//! 62 ns against 45, Zen 4). As a C library `memcpy` aligns its destination, these bodies align
+//! the memory side: each aligned line is two neighbouring 64-byte values merged by one byte
+//! permutation. The device accesses are exactly the plan's, in its order: only the memory side
+//! changes shape, and it never touches a byte outside the copy (the first and last lines are
+//! unaligned, overlapping the aligned ones with the same bytes).
+
+use core::arch::x86_64::{
+    __m512i, _mm512_load_si512, _mm512_loadu_si512, _mm512_permutex2var_epi8, _mm512_store_si512,
+    _mm512_storeu_si512,
+};
+
+use crate::backend::{Backend, W512};
+
+/// Lines per unrolled step: the device accesses of a step are issued before its merges.
+const UNROLL: usize = 8;
+
+/// Whether the CPU has AVX-512 VBMI (`vpermt2b`), detected once with the `std` feature (without
+/// it, true only in a build with the feature enabled).
+#[inline]
+pub(super) fn has_vbmi() -> bool {
+    cfg_if::cfg_if! {
+        if #[cfg(feature = "std")] {
+            use core::sync::atomic::{AtomicU8, Ordering};
+            // 0: not detected yet, 1: no, 2: yes.
+            static VBMI: AtomicU8 = AtomicU8::new(0);
+            match VBMI.load(Ordering::Relaxed) {
+                0 => {
+                    let yes = std::is_x86_feature_detected!("avx512vbmi");
+                    VBMI.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+                    yes
+                }
+                v => v == 2,
+            }
+        } else {
+            cfg!(target_feature = "avx512vbmi")
+        }
+    }
+}
+
+/// The permutation that takes bytes `k..k + 64` of the 128-byte pair `(a, b)`.
+#[inline(always)]
+fn window(k: usize) -> [u8; 64] {
+    // CAST: `k < 64` (callers), so every index is below 128.
+    core::array::from_fn(|i| (k + i) as u8)
+}
+
+/// `count` 64-byte reads from the device at `off` (64-aligned), ascending, into memory at `dst`,
+/// which is not 64-aligned: one unaligned store for the first line and one for the last, aligned
+/// stores between them.
+///
+/// # Safety
+/// As for [`Direction::body`](super::exec::Direction::body) with `W512`; `count >= 2`; the CPU
+/// has AVX-512F and AVX-512 VBMI.
+#[target_feature(enable = "avx512f,avx512vbmi")]
+pub(super) unsafe fn from_io<B: Backend + ?Sized>(b: &B, off: usize, count: usize, dst: *mut u8) {
+    debug_assert!(count >= 2 && !dst.addr().is_multiple_of(64));
+    // Bytes of the first line that precede the first aligned memory line.
+    let k = 64 - dst.addr() % 64;
+    let idx = window(k);
+    // SAFETY: `idx` is 64 readable bytes.
+    let idx = unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) };
+    // The aligned memory line that line `j` of the body ends in starts at `aligned + 64 * j`;
+    // the last of them ends at `dst + 64 * count - (64 - k)`, inside the copy.
+    let aligned = dst.wrapping_add(k);
+    // A macro, not a closure: the access stays in this function, compiled for AVX-512F.
+    macro_rules! read {
+        ($j:expr) => {
+            // SAFETY: `$j < count`: a planned access of the body (the caller's contract).
+            unsafe { b.read::<W512>(off + 64 * $j) }.into_m512()
+        };
+    }
+    let mut prev = read!(0);
+    // SAFETY: the first line: 64 bytes at `dst`, inside the copy.
+    unsafe { _mm512_storeu_si512(dst.cast(), prev) };
+    let mut j = 1;
+    while j + UNROLL <= count {
+        let v: [__m512i; UNROLL] = core::array::from_fn(|q| read!(j + q));
+        for (q, v) in v.into_iter().enumerate() {
+            let line = _mm512_permutex2var_epi8(prev, idx, v);
+            // SAFETY: aligned line `j + q - 1` (64-aligned: `dst + k` is), inside the copy
+            // as above, since `j + q < count`.
+            unsafe { _mm512_store_si512(aligned.add(64 * (j + q - 1)).cast(), line) };
+            prev = v;
+        }
+        j += UNROLL;
+    }
+    while j < count {
+        let v = read!(j);
+        let line = _mm512_permutex2var_epi8(prev, idx, v);
+        // SAFETY: as in the loop above.
+        unsafe { _mm512_store_si512(aligned.add(64 * (j - 1)).cast(), line) };
+        prev = v;
+        j += 1;
+    }
+    // SAFETY: the last line: 64 bytes at `dst + 64 * (count - 1)`, inside the copy.
+    unsafe { _mm512_storeu_si512(dst.add(64 * (count - 1)).cast(), prev) };
+}
+
+/// `count` 64-byte writes to the device at `off` (64-aligned), ascending, from memory at `src`,
+/// which is not 64-aligned: the first and the last line by unaligned loads, the others merged
+/// from aligned loads, none of which reaches outside the copy.
+///
+/// # Safety
+/// As for [`Direction::body`](super::exec::Direction::body) with `W512`; `count >= 2`; the CPU
+/// has AVX-512F and AVX-512 VBMI.
+#[target_feature(enable = "avx512f,avx512vbmi")]
+pub(super) unsafe fn to_io<B: Backend + ?Sized>(b: &B, off: usize, count: usize, src: *const u8) {
+    debug_assert!(count >= 2 && !src.addr().is_multiple_of(64));
+    // Line `j` of the body is bytes `s..64` of aligned memory line `j - 1` and bytes `0..s` of
+    // line `j`, where aligned line `i` starts at `aligned + 64 * i`.
+    let s = src.addr() % 64;
+    let idx = window(s);
+    // SAFETY: `idx` is 64 readable bytes.
+    let idx = unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) };
+    let aligned = src.wrapping_add(64 - s);
+    // A macro, not a closure: the access stays in this function, compiled for AVX-512F.
+    macro_rules! write {
+        ($j:expr, $v:expr) => {
+            // SAFETY: `$j < count`: a planned access of the body (the caller's contract).
+            unsafe { b.write::<W512>(off + 64 * $j, W512::from_m512($v)) }
+        };
+    }
+    // SAFETY: the first line: 64 bytes at `src`, inside the copy.
+    let first = unsafe { _mm512_loadu_si512(src.cast()) };
+    write!(0, first);
+    // Aligned lines `0..count - 1` lie inside the copy (the last ends at
+    // `src + 64 * count - s`); line `count - 1` of the body would need the one after, which
+    // does not, so it is loaded unaligned.
+    // SAFETY: aligned line 0, inside the copy as above (`count >= 2`).
+    let mut prev = unsafe { _mm512_load_si512(aligned.cast()) };
+    let mut j = 1;
+    while j + UNROLL < count {
+        // SAFETY: aligned lines `j..j + UNROLL`, all below `count - 1`.
+        let a: [__m512i; UNROLL] = core::array::from_fn(|q| unsafe {
+            _mm512_load_si512(aligned.add(64 * (j + q)).cast())
+        });
+        for (q, a) in a.into_iter().enumerate() {
+            write!(j + q, _mm512_permutex2var_epi8(prev, idx, a));
+            prev = a;
+        }
+        j += UNROLL;
+    }
+    while j + 1 < count {
+        // SAFETY: aligned line `j < count - 1`.
+        let a = unsafe { _mm512_load_si512(aligned.add(64 * j).cast()) };
+        write!(j, _mm512_permutex2var_epi8(prev, idx, a));
+        prev = a;
+        j += 1;
+    }
+    // SAFETY: the last line: 64 bytes at `src + 64 * (count - 1)`, inside the copy.
+    let last = unsafe { _mm512_loadu_si512(src.add(64 * (count - 1)).cast()) };
+    write!(count - 1, last);
+}
