@@ -426,6 +426,14 @@ fn long_aligned_copies_make_the_planned_accesses() {
     assert!(walked > 0, "no case had the walk's alignment");
 }
 
+/// Whether every byte of `bytes` outside `copy` is still `guard`.
+fn untouched(bytes: &[u8], copy: std::ops::Range<usize>, guard: u8) -> bool {
+    bytes[..copy.start]
+        .iter()
+        .chain(&bytes[copy.end..])
+        .all(|&b| b == guard)
+}
+
 /// 64-byte bodies with a memory side off a cache line (on a CPU with AVX-512 VBMI, the merged
 /// bodies that move aligned memory lines): for bodies of 2 to 19 lines (the unrolled step and
 /// its remainders), every memory misalignment class, and a device range with and without a head
@@ -468,10 +476,7 @@ fn wide_bodies_with_a_misaligned_memory_side() {
                 let bytes = dst_buf.as_bytes();
                 assert_eq!(&bytes[d..d + len], &src[..], "{what}");
                 assert!(
-                    bytes[..d]
-                        .iter()
-                        .chain(&bytes[d + len..])
-                        .all(|&b| b == guard),
+                    untouched(bytes, d..d + len, guard),
                     "{what}: wrote outside the copy"
                 );
 
@@ -495,19 +500,13 @@ fn wide_bodies_with_a_misaligned_memory_side() {
                 let dev = ram.as_bytes();
                 assert_eq!(&dev[io_off..io_off + len], &src[..], "{what}: device side");
                 assert!(
-                    dev[..io_off]
-                        .iter()
-                        .chain(&dev[io_off + len..])
-                        .all(|&b| b == guard),
+                    untouched(dev, io_off..io_off + len, guard),
                     "{what}: device bytes outside the copy"
                 );
                 let back = back.as_bytes();
                 assert_eq!(&back[d..d + len], &src[..], "{what}: read back");
                 assert!(
-                    back[..d]
-                        .iter()
-                        .chain(&back[d + len..])
-                        .all(|&b| b == guard),
+                    untouched(back, d..d + len, guard),
                     "{what}: memory bytes outside the copy"
                 );
             }

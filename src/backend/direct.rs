@@ -16,17 +16,8 @@
 pub fn has_movdir64b() -> bool {
     cfg_if::cfg_if! {
         if #[cfg(target_arch = "x86_64")] {
-            use core::sync::atomic::{AtomicU8, Ordering};
-            // 0: not detected yet, 1: no, 2: yes.
-            static MOVDIR64B: AtomicU8 = AtomicU8::new(0);
-            match MOVDIR64B.load(Ordering::Relaxed) {
-                0 => {
-                    let yes = detect();
-                    MOVDIR64B.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-                    yes
-                }
-                v => v == 2,
-            }
+            static MOVDIR64B: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+            super::detected_once(&MOVDIR64B, detect)
         } else {
             false
         }

@@ -122,6 +122,8 @@ macro_rules! impl_word {
 impl_word!(u8, u16, u32, u64);
 
 mod vector;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use vector::detected_once;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub use vector::W128;
 #[cfg(target_arch = "x86_64")]

@@ -101,6 +101,22 @@ impl core::fmt::Debug for W128 {
     }
 }
 
+/// A CPU feature detected once: `cell` holds 0 (not yet detected), 1 (absent) or 2 (present),
+/// so every call after the first is one relaxed load (every copy plans with one).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn detected_once(cell: &core::sync::atomic::AtomicU8, detect: fn() -> bool) -> bool {
+    use core::sync::atomic::Ordering;
+    match cell.load(Ordering::Relaxed) {
+        0 => {
+            let yes = detect();
+            cell.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+        v => v == 2,
+    }
+}
+
 /// Whether this CPU has a single-instruction, 32-byte aligned load and store that the crate
 /// uses for memory-like device regions (AVX `vmovdqa ymm` on x86_64). Detected at run time with
 /// the `std` feature; without it, true only when the crate is built with AVX enabled.
@@ -108,17 +124,8 @@ impl core::fmt::Debug for W128 {
 pub fn has_w256() -> bool {
     cfg_if::cfg_if! {
         if #[cfg(all(target_arch = "x86_64", feature = "std"))] {
-            use core::sync::atomic::{AtomicU8, Ordering};
-            // 0: not detected yet, 1: no, 2: yes. Every copy plans with it: one relaxed load.
-            static AVX: AtomicU8 = AtomicU8::new(0);
-            match AVX.load(Ordering::Relaxed) {
-                0 => {
-                    let yes = std::is_x86_feature_detected!("avx");
-                    AVX.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-                    yes
-                }
-                v => v == 2,
-            }
+            static AVX: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+            detected_once(&AVX, || std::is_x86_feature_detected!("avx"))
         } else if #[cfg(target_arch = "x86_64")] {
             cfg!(target_feature = "avx")
         } else {
@@ -298,17 +305,8 @@ impl core::fmt::Debug for W256 {
 pub fn has_w512() -> bool {
     cfg_if::cfg_if! {
         if #[cfg(all(target_arch = "x86_64", iomem_avx512, feature = "std"))] {
-            use core::sync::atomic::{AtomicU8, Ordering};
-            // 0: not detected yet, 1: no, 2: yes.
-            static AVX512: AtomicU8 = AtomicU8::new(0);
-            match AVX512.load(Ordering::Relaxed) {
-                0 => {
-                    let yes = std::is_x86_feature_detected!("avx512f");
-                    AVX512.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-                    yes
-                }
-                v => v == 2,
-            }
+            static AVX512: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+            detected_once(&AVX512, || std::is_x86_feature_detected!("avx512f"))
         } else if #[cfg(all(target_arch = "x86_64", iomem_avx512))] {
             cfg!(target_feature = "avx512f")
         } else {

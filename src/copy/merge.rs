@@ -26,17 +26,8 @@ const UNROLL: usize = 8;
 pub(super) fn has_vbmi() -> bool {
     cfg_if::cfg_if! {
         if #[cfg(feature = "std")] {
-            use core::sync::atomic::{AtomicU8, Ordering};
-            // 0: not detected yet, 1: no, 2: yes.
-            static VBMI: AtomicU8 = AtomicU8::new(0);
-            match VBMI.load(Ordering::Relaxed) {
-                0 => {
-                    let yes = std::is_x86_feature_detected!("avx512vbmi");
-                    VBMI.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-                    yes
-                }
-                v => v == 2,
-            }
+            static VBMI: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+            crate::backend::detected_once(&VBMI, || std::is_x86_feature_detected!("avx512vbmi"))
         } else {
             cfg!(target_feature = "avx512vbmi")
         }
