@@ -345,11 +345,11 @@ fn mock_trace_direction_is_recorded() {
     assert_eq!(dirs, [Dir::Write, Dir::Read]);
 }
 
-/// Long copies whose device range and memory side are aligned to the policy's width take the
-/// one-pass walk rather than a built plan (above [`SHORT_COPY`](iomem::copy::SHORT_COPY), where
-/// random offsets almost never land): their traces must still be the plan's, write for write and
-/// read for read, with the strategy's barriers, on every architecture; a misaligned memory side
-/// (the planned path) beside it.
+/// Long memory-like and fixed-width copies take the one-pass walk, with no plan built; copies
+/// whose device range and memory side are aligned to the policy's width (which random offsets
+/// almost never give) are its body alone. Their traces must be the plan's, write for write
+/// and read for read, with the strategy's barriers, on every architecture; a misaligned memory
+/// side beside them.
 #[test]
 fn long_aligned_copies_make_the_planned_accesses() {
     let arches = [
@@ -363,7 +363,7 @@ fn long_aligned_copies_make_the_planned_accesses() {
     let mut walked = 0;
     for policy in POLICIES {
         let w = policy.max_width();
-        for len in [iomem::copy::SHORT_COPY + w, 1024, 4096 + 64] {
+        for len in [256 + w, 1024, 4096 + 64] {
             for off in [0, 64, 4096] {
                 for mis in [0, 8] {
                     for (arch, strategy) in arches.iter().flat_map(|a| strategies.map(|s| (*a, s)))
@@ -434,15 +434,16 @@ fn untouched(bytes: &[u8], copy: std::ops::Range<usize>, guard: u8) -> bool {
         .all(|&b| b == guard)
 }
 
-/// 64-byte bodies with a memory side off a cache line (on a CPU with AVX-512 VBMI, the merged
-/// bodies that move aligned memory lines): for bodies of 2 to 19 lines (the unrolled step and
-/// its remainders), every memory misalignment class, and a device range with and without a head
-/// and tail, the trace is the plan's, the copy is exact, and no byte of RAM outside the copy
-/// changes — through the mock and through the real backend over RAM.
+/// 64-byte bodies with a memory side off a cache line (on a CPU with AVX-512 VBMI, those of 16
+/// lines or more are the merged bodies that move aligned memory lines): for bodies of 2 to 33
+/// lines (either side of the shortest merged one, the unrolled step and its remainders), every
+/// memory misalignment class, and a device range with and without a head and tail, the trace is
+/// the plan's, the copy is exact, and no byte of RAM outside the copy changes — through the mock
+/// and through the real backend over RAM.
 #[test]
 fn wide_bodies_with_a_misaligned_memory_side() {
     let policy = WidthPolicy::MEMORY_LIKE;
-    for lines in [2usize, 3, 7, 8, 9, 10, 16, 17, 19] {
+    for lines in [2usize, 3, 7, 8, 9, 10, 15, 16, 17, 19, 24, 25, 33] {
         for io_off in [0usize, 64, 1, 8, 63] {
             for mis in [1usize, 8, 32, 63] {
                 let len = lines * 64 + if io_off % 64 == 0 { 0 } else { 64 };

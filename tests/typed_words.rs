@@ -47,7 +47,7 @@ fn typed_words_make_the_planned_accesses_at_every_offset_and_width() {
     }
 }
 
-/// The fixed widths take the same short path (their plans are greedy too).
+/// The fixed widths take the same unplanned path (their plans are greedy too).
 #[test]
 fn fixed_width_typed_values_make_the_planned_accesses() {
     for policy in [

@@ -21,18 +21,6 @@ pub(crate) enum Transfer {
     Fill(u8),
 }
 
-impl Transfer {
-    /// Whether the memory side starts `align`-aligned (a fill has none: always).
-    #[inline(always)]
-    pub(crate) fn memory_aligned(self, align: usize) -> bool {
-        match self {
-            Transfer::ToIo(src) => src as usize % align == 0,
-            Transfer::FromIo(dst) => dst as usize % align == 0,
-            Transfer::Fill(_) => true,
-        }
-    }
-}
-
 /// One direction of a copy, monomorphised so the executor's loops hold no per-access branch.
 ///
 /// The device side is always one [`Backend`] access of the planned width; the memory side uses
@@ -129,11 +117,11 @@ impl Direction for ToIoOp {
     #[inline(always)]
     unsafe fn body_w512<B: Backend + ?Sized>(self, b: &B, off: usize, count: usize, pos: usize) {
         let src = self.0.wrapping_add(pos);
-        // SAFETY: forwarded contract; the merged body is taken with the two lines, the
-        // misaligned source it needs and VBMI detected; the CPU has AVX-512F, as a 64-byte body
-        // is only planned where it does.
+        // SAFETY: forwarded contract; the merged body is taken where it applies (enough lines,
+        // a misaligned source, VBMI detected); the CPU has AVX-512F, as a 64-byte body is only
+        // planned where it does.
         unsafe {
-            if count >= 2 && src.addr() % 64 != 0 && super::merge::has_vbmi() {
+            if super::merge::applies(count, src.addr()) {
                 super::merge::to_io(b, off, count, src)
             } else {
                 self.body::<B, W512>(b, off, count, pos)
@@ -185,11 +173,11 @@ impl Direction for FromIoOp {
     #[inline(always)]
     unsafe fn body_w512<B: Backend + ?Sized>(self, b: &B, off: usize, count: usize, pos: usize) {
         let dst = self.0.wrapping_add(pos);
-        // SAFETY: forwarded contract; the merged body is taken with the two lines, the
-        // misaligned destination it needs and VBMI detected; the CPU has AVX-512F, as a
-        // 64-byte body is only planned where it does.
+        // SAFETY: forwarded contract; the merged body is taken where it applies (enough lines,
+        // a misaligned destination, VBMI detected); the CPU has AVX-512F, as a 64-byte body is
+        // only planned where it does.
         unsafe {
-            if count >= 2 && dst.addr() % 64 != 0 && super::merge::has_vbmi() {
+            if super::merge::applies(count, dst.addr()) {
                 super::merge::from_io(b, off, count, dst)
             } else {
                 self.body::<B, W512>(b, off, count, pos)
@@ -295,6 +283,34 @@ unsafe fn body_apart<B: Backend + ?Sized, W: Word, O: Direction>(
     unsafe { op.body::<B, W>(b, off, count, pos) }
 }
 
+/// The body of `count` accesses of `W` from device offset `off` and memory position `pos`, in
+/// the shape each width runs fastest: a 4- or 8-byte one in a function of its own
+/// ([`body_apart`]), a 64-byte one through [`Direction::body_w512`] (aligned memory lines where
+/// the memory side is off one), the others inline. The one body of planned and walked copies.
+///
+/// # Safety
+/// As for [`Direction::body`]; for a 32- or 64-byte `W`, the code is compiled for AVX
+/// (AVX-512F).
+#[inline(always)]
+pub(super) unsafe fn body<B: Backend + ?Sized, W: Word, O: Direction>(
+    op: O,
+    b: &B,
+    off: usize,
+    count: usize,
+    pos: usize,
+) {
+    // SAFETY: forwarded contract; `W::WIDTH` is a constant, so one arm remains, and the only
+    // 64-byte word is `W512`.
+    unsafe {
+        match W::WIDTH {
+            4 | 8 => body_apart::<B, W, O>(op, b, off, count, pos),
+            #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+            64 => op.body_w512(b, off, count, pos),
+            _ => op.body::<B, W>(b, off, count, pos),
+        }
+    }
+}
+
 /// [`run`] compiled for AVX, for plans with a 32-byte body: the backend's 32-byte accesses
 /// (inlined here) are single `vmovdqa ymm` instructions, and the memory side moves 32 bytes per
 /// instruction.
@@ -331,7 +347,7 @@ unsafe fn dispatch<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O)
     // AVX (AVX-512F), by the memory-like policy.
     unsafe {
         match plan.body_width {
-            // Widths this build makes inline (every short copy's): no call.
+            // Widths this build makes inline: no call.
             w if w <= INLINE_WIDTH => run(b, plan, op),
             #[cfg(all(target_arch = "x86_64", iomem_avx512))]
             64 if plan.body_count != 0 => run_w512(b, plan, op),
@@ -381,16 +397,16 @@ unsafe fn run<B: Backend + ?Sized, O: Direction>(b: &B, plan: &Plan, op: O) {
     // SAFETY: the body is `body_count` aligned accesses of `body_width` inside the range.
     unsafe {
         match plan.body_width {
-            1 => op.body::<B, u8>(b, off, count, off - start),
-            2 => op.body::<B, u16>(b, off, count, off - start),
-            4 => body_apart::<B, u32, O>(op, b, off, count, off - start),
-            8 => body_apart::<B, u64, O>(op, b, off, count, off - start),
+            1 => body::<B, u8, O>(op, b, off, count, off - start),
+            2 => body::<B, u16, O>(op, b, off, count, off - start),
+            4 => body::<B, u32, O>(op, b, off, count, off - start),
+            8 => body::<B, u64, O>(op, b, off, count, off - start),
             #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-            16 => op.body::<B, W128>(b, off, count, off - start),
+            16 => body::<B, W128, O>(op, b, off, count, off - start),
             #[cfg(target_arch = "x86_64")]
-            32 => op.body::<B, W256>(b, off, count, off - start),
+            32 => body::<B, W256, O>(op, b, off, count, off - start),
             #[cfg(all(target_arch = "x86_64", iomem_avx512))]
-            64 => op.body_w512::<B>(b, off, count, off - start),
+            64 => body::<B, W512, O>(op, b, off, count, off - start),
             // As in `one_dyn`: never planned here; narrower accesses if it were.
             w => op.body::<B, u64>(b, off, count * (w / 8), off - start),
         }

@@ -3,8 +3,9 @@
 //!
 //! A 64-byte body's device accesses are aligned by the plan; when the memory side is off by
 //! `s` bytes, a plain body makes every memory-side access straddle two cache lines, and a split
-//! store costs about twice an aligned one (a 4 KiB `memcpy_fromio` into a buffer off by 1..63:
-//! 62 ns against 45, Zen 4). As a C library `memcpy` aligns its destination, these bodies align
+//! store costs about twice an aligned one (4 KiB of 64-byte loads with split stores, 62 ns; with
+//! the merged aligned stores, 45; Zen 4). Short bodies keep the split stores, which cost less
+//! than the merge's setup there. As a C library `memcpy` aligns its destination, these bodies align
 //! the memory side: each aligned line is two neighbouring 64-byte values merged by one byte
 //! permutation. The device accesses are exactly the plan's, in its order: only the memory side
 //! changes shape, and it never touches a byte outside the copy (the first and last lines are
@@ -19,6 +20,16 @@ use crate::backend::{Backend, W512};
 
 /// Lines per unrolled step: the device accesses of a step are issued before its merges.
 const UNROLL: usize = 8;
+
+/// The shortest body merged: below it, the split stores cost less than the merge's setup.
+const MIN_LINES: usize = 16;
+
+/// Whether a 64-byte body of `count` lines with its memory side at `mem` is merged: long
+/// enough, the memory side off a cache line, and the CPU has VBMI.
+#[inline(always)]
+pub(super) fn applies(count: usize, mem: usize) -> bool {
+    count >= MIN_LINES && !mem.is_multiple_of(64) && has_vbmi()
+}
 
 /// Whether the CPU has AVX-512 VBMI (`vpermt2b`), detected once with the `std` feature (without
 /// it, true only in a build with the feature enabled).

@@ -29,9 +29,9 @@
 //! 32-byte (64-byte) body runs in a function compiled for AVX (AVX-512F), so each of its device
 //! accesses is one `vmovdqa ymm` (`vmovdqa64 zmm`); a 4- or 8-byte body runs in a function of
 //! its own, so its eight values in flight stay in registers. Memory-like and fixed-width copies
-//! of at most [`SHORT_COPY`] bytes (commands, small descriptors), and longer ones that are whole
-//! vector words aligned on both sides, walk the greedy plan in one pass without building a
-//! [`Plan`], with one call into vector code at most; one that is a single aligned
+//! (their plans are greedy) walk the plan in one pass without building a [`Plan`], with one
+//! call into vector code at most; a [`Plan`] is built for Linux-shaped copies and for
+//! strategies with a barrier after every access. A copy that is a single aligned
 //! 16-, 32- or 64-byte word (a 64-byte command, typed or copied) is that one access, with the
 //! width read from the handle's policy (resolved when the handle was made) rather than asked
 //! of the CPU. On RAM (the `report` example's `copy` section) the memory-like policy keeps up
@@ -54,12 +54,12 @@ pub mod kernel;
 #[clippy::msrv = "1.89"]
 mod merge;
 mod plan;
-mod short;
+mod walk;
 
 pub(crate) use exec::{execute, Transfer};
 pub use kernel::{plan_bulk, Bulk};
 pub use plan::{plan, Plan, Step};
-pub(crate) use short::{execute_short, execute_word};
+pub(crate) use walk::{execute_walk, execute_word};
 
 /// The widest single access a copy may make.
 ///
@@ -83,12 +83,6 @@ pub struct WidthPolicy {
     max: u8,
     kind: Kind,
 }
-
-/// The longest copy that runs on the short path (a few NVMe commands) under a memory-like or
-/// fixed-width policy: planned and executed in one pass, with no [`Plan`] built. A longer copy
-/// takes it too where the walk is its body alone: the policy's width is a vector one (over 8
-/// bytes), and the device range and the memory side are aligned to it, in whole words.
-pub const SHORT_COPY: usize = 256;
 
 /// The three classes of [`WidthPolicy`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -101,32 +101,32 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
         }
     }
 
-    /// Runs a short copy of this handle's whole range inline if it qualifies — a greedy policy
-    /// (memory-like or a fixed width: not [`WidthPolicy::LINUX`](crate::WidthPolicy::LINUX),
-    /// whose plans follow the kernel's), at most [`SHORT_COPY`](crate::copy::SHORT_COPY)
-    /// bytes or whole vector words aligned on both sides, no barrier between accesses — and
-    /// says whether it did (else the caller plans it). The accesses are those of the plan.
+    /// Runs a copy of this handle's whole range without a plan if it qualifies — a greedy
+    /// policy (memory-like or a fixed width: not
+    /// [`WidthPolicy::LINUX`](crate::WidthPolicy::LINUX), whose plans follow the kernel's), no
+    /// barrier between accesses — and says whether it did (else the caller plans it). The
+    /// accesses are those of the plan.
     ///
     /// # Safety
     /// As for [`run_plan`](Self::run_plan), for this handle's whole range.
     #[inline(always)]
-    pub(crate) unsafe fn try_run_short(&self, op: Op, transfer: Transfer) -> bool {
+    pub(crate) unsafe fn try_walk(&self, op: Op, transfer: Transfer) -> bool {
         // A whole aligned 16-, 32- or 64-byte word (a command) first: its one access, no walk.
         // SAFETY: forwarded contract.
         unsafe {
             self.try_word_at(self.offset, self.len, op, transfer)
-                || self.try_run_short_at(self.offset, self.len, |_| op, transfer)
+                || self.try_walk_at(self.offset, self.len, |_| op, transfer)
         }
     }
 
-    /// [`try_run_short`](Self::try_run_short) for `[abs, abs + len)`, with the operation (for
+    /// [`try_walk`](Self::try_walk) for `[abs, abs + len)`, with the operation (for
     /// its barriers) chosen by `op` from the widest access.
     ///
     /// # Safety
     /// `[abs, abs + len)` is in bounds of the backend, and the memory side of `transfer` is
     /// valid for `len` bytes.
     #[inline(always)]
-    pub(crate) unsafe fn try_run_short_at(
+    pub(crate) unsafe fn try_walk_at(
         &self,
         abs: usize,
         len: usize,
@@ -139,15 +139,6 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
             return false;
         }
         let max = self.policy.clamped_width();
-        // Longer copies take the walk only where it is a loop of vector accesses alone on both
-        // sides (a vector width; device range and memory side `max`-aligned, whole words).
-        // Otherwise the planned body: its unrolled loads-then-stores hide split memory-side
-        // accesses, and a 4- or 8-byte body keeps eight values in flight.
-        if len > crate::copy::SHORT_COPY
-            && !(max > 8 && (abs | len) & (max - 1) == 0 && transfer.memory_aligned(max))
-        {
-            return false;
-        }
         self.barriered(
             op(max),
             #[inline(always)]
@@ -155,14 +146,14 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
                 // SAFETY: the caller's contract puts the range in bounds and the memory side
                 // valid; the policy was clamped to the backend and the CPU (the handle's
                 // invariant).
-                unsafe { copy::execute_short(self.backend, abs, len, max, transfer) }
+                unsafe { copy::execute_walk(self.backend, abs, len, max, transfer) }
             },
         )
     }
 
     /// Runs `accesses` with the strategy's barriers for `op` before and after them, unless the
     /// strategy puts barriers between accesses: then `false`, with nothing done (the caller
-    /// plans the copy instead). The short paths' one way of ordering their accesses.
+    /// plans the copy instead). The unplanned paths' one way of ordering their accesses.
     ///
     /// Callers pass an `#[inline(always)] move` closure: the transfer is captured by value and
     /// stays in registers. Captured by reference, it was built on the stack byte by byte and
@@ -189,11 +180,11 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
     /// strategy's barriers for `op` around it (a typed write's, or a copy's); `false`, with
     /// nothing done,
     /// when the range is not such a word (or the strategy puts barriers between accesses).
-    /// What [`try_run_short_at`](Self::try_run_short_at) does for it, with no walk and no
+    /// What [`try_walk_at`](Self::try_walk_at) does for it, with no walk and no
     /// question to the CPU (the handle's policy holds its width).
     ///
     /// # Safety
-    /// As for [`try_run_short_at`](Self::try_run_short_at).
+    /// As for [`try_walk_at`](Self::try_walk_at).
     #[inline(always)]
     pub(crate) unsafe fn try_word_at(
         &self,
@@ -375,7 +366,7 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
 
 impl<B: Backend> IoMem<'_, [u8], B> {
     /// [`write_bytes_at`](IoMem::write_bytes_at) for a value that is neither a register nor
-    /// one wide word: a short copy, else a plan, through a handle on the whole of
+    /// one wide word: a walk, else a plan, through a handle on the whole of
     /// `backend` with the caller's `policy` and `strategy` (a policy a handle on `backend` has,
     /// so within its base alignment). Out of line and given scalars, so the word paths in
     /// front of it need neither a frame nor a handle in memory.
@@ -416,7 +407,7 @@ impl<B: Backend> IoMem<'_, [u8], B> {
         let single = |max: usize| size.is_power_of_two() && abs % size == 0 && size <= max;
         // SAFETY: the range was checked by the caller; `bytes` is valid for its whole length.
         if unsafe {
-            self.try_run_short_at(
+            self.try_walk_at(
                 abs,
                 size,
                 |max| if single(max) { Op::Write } else { Op::CopyTo },

@@ -1,7 +1,7 @@
 //! Bulk copies between RAM and device memory: `memcpy_toio`, `memcpy_fromio`, `memset_io`.
 //!
-//! Each is a small inline entry — the length check and, for a short memory-like copy, the
-//! copy itself ([`IoMem::try_run_short`]) — and an out-of-line planned path, so a short copy
+//! Each is a small inline entry — the length check and, for a memory-like or fixed-width copy,
+//! the copy itself ([`IoMem::try_walk`]) — and an out-of-line planned path, so a short copy
 //! does not pay for the planned path's stack frame.
 
 use super::IoMem;
@@ -25,7 +25,7 @@ pub fn memcpy_toio<B: Backend>(dst: &IoMem<'_, [u8], B>, src: &[u8]) -> Result<(
     }
     let transfer = Transfer::ToIo(src.as_ptr());
     // SAFETY: by the type invariant `dst`'s range is in bounds; `src` is valid for `dst.len`.
-    if unsafe { dst.try_run_short(Op::CopyTo, transfer) } {
+    if unsafe { dst.try_walk(Op::CopyTo, transfer) } {
         return Ok(());
     }
     // SAFETY: as above.
@@ -44,7 +44,7 @@ pub fn memcpy_fromio<B: Backend>(dst: &mut [u8], src: &IoMem<'_, [u8], B>) -> Re
     let ram = dst.as_mut_ptr();
     let transfer = Transfer::FromIo(ram);
     // SAFETY: by the type invariant `src`'s range is in bounds; `dst` is valid for `src.len`.
-    if unsafe { src.try_run_short(Op::CopyFrom, transfer) } {
+    if unsafe { src.try_walk(Op::CopyFrom, transfer) } {
         return Ok(());
     }
     // SAFETY: as above.
@@ -56,14 +56,14 @@ pub fn memcpy_fromio<B: Backend>(dst: &mut [u8], src: &IoMem<'_, [u8], B>) -> Re
 pub fn memset_io<B: Backend>(dst: &IoMem<'_, [u8], B>, byte: u8) -> Result<()> {
     let transfer = Transfer::Fill(byte);
     // SAFETY: by the type invariant `dst`'s range is in bounds; a fill reads no memory.
-    if unsafe { dst.try_run_short(Op::CopyTo, transfer) } {
+    if unsafe { dst.try_walk(Op::CopyTo, transfer) } {
         return Ok(());
     }
     // SAFETY: as above.
     unsafe { planned(dst, Op::CopyTo, Bulk::Set, transfer, 0) }
 }
 
-/// Plans `bulk` over all of `io` and runs it (the path of every copy that is not short).
+/// Plans `bulk` over all of `io` and runs it (the path of every copy that is not walked).
 ///
 /// # Safety
 /// The memory side of `transfer` is valid for `io.len` bytes; `ram` is its address (0 for a

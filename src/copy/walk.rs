@@ -1,12 +1,12 @@
-//! Short copies under a greedy policy (memory-like or a fixed width; at most
-//! [`SHORT_COPY`](super::SHORT_COPY) bytes: a few NVMe commands), planned and executed in one
-//! pass.
+//! Copies under a greedy policy (memory-like or a fixed width), planned and executed in one
+//! pass, with no [`Plan`](super::Plan) built.
 //!
-//! A short copy's cost is its fixed overhead, not its bytes: building a [`Plan`](super::Plan)
-//! and matching on it cost more than the handful of accesses. Here the greedy plan is walked
-//! directly — narrowing accesses up to alignment, a tight loop of `max`-wide ones, narrowing
-//! ones to the end; an aligned whole-word copy is the loop alone — inline where `max` is at
-//! most [`INLINE_WIDTH`](crate::backend::INLINE_WIDTH), else in one call into code compiled for
+//! A short copy's cost (a 64-byte command) is its fixed overhead, not its bytes: building a plan
+//! and matching on it cost more than the handful of accesses, and a long one gains nothing from
+//! it. Here the greedy plan is walked directly — narrowing accesses up to alignment, the body of
+//! `max`-wide ones (the executor's [`body`](super::exec::body), unrolled), narrowing ones to
+//! the end; an aligned whole-word copy is the body alone — inline where `max` is at most
+//! [`INLINE_WIDTH`](crate::backend::INLINE_WIDTH), else in one call into code compiled for
 //! `max` (AVX, AVX-512F). The accesses are exactly those of [`plan`](super::plan) for the same
 //! range and width (the property tests compare the traces with the greedy model).
 
@@ -36,7 +36,7 @@ type InlineWord = W128;
 type InlineWord = u64;
 static_assertions::const_assert_eq!(<InlineWord as Word>::WIDTH, INLINE_WIDTH);
 
-use super::exec::{Direction, FillOp, FromIoOp, ToIoOp};
+use super::exec::{body, Direction, FillOp, FromIoOp, ToIoOp};
 use super::Transfer;
 
 /// The greedy accesses of `[off, off + len)` with widths up to `M::WIDTH`, in direction `op`:
@@ -56,11 +56,8 @@ unsafe fn walk<B: Backend + ?Sized, M: Word, O: Direction>(b: &B, off: usize, le
     let mut at = off;
     if (off | len) % M::WIDTH == 0 {
         // Aligned start and whole words (a command, an aligned buffer): the body alone.
-        while at < end {
-            // SAFETY: `at` is `M`-aligned and `M::WIDTH` bytes remain (`len` is a multiple).
-            unsafe { op.one::<B, M>(b, at, at - off) };
-            at += M::WIDTH;
-        }
+        // SAFETY: `off` is `M`-aligned and the range is `len / M::WIDTH` whole words.
+        unsafe { body::<B, M, O>(op, b, off, len / M::WIDTH, 0) };
         return;
     }
     // Head: one access per set low bit of `at`, smallest first, while it fits.
@@ -89,11 +86,10 @@ unsafe fn walk<B: Backend + ?Sized, M: Word, O: Direction>(b: &B, off: usize, le
         #[cfg(target_arch = "x86_64")]
         head!('head, W256);
         // Body: `M`-aligned here, `M`-wide accesses while they fit.
-        while end - at >= M::WIDTH {
-            // SAFETY: `at` is `M`-aligned and `M::WIDTH` bytes remain.
-            unsafe { op.one::<B, M>(b, at, at - off) };
-            at += M::WIDTH;
-        }
+        let count = (end - at) / M::WIDTH;
+        // SAFETY: `at` is `M`-aligned and `count` whole words remain.
+        unsafe { body::<B, M, O>(op, b, at, count, at - off) };
+        at += count * M::WIDTH;
         break;
     }
     // Tail: fewer than `M::WIDTH` bytes remain and `at` is aligned to every smaller width.
@@ -117,7 +113,7 @@ unsafe fn walk<B: Backend + ?Sized, M: Word, O: Direction>(b: &B, off: usize, le
     tail!(u8);
 }
 
-/// [`walk`] with 32-byte accesses, compiled for AVX (one call per short copy).
+/// [`walk`] with 32-byte accesses, compiled for AVX (one call per copy).
 ///
 /// # Safety
 /// As for [`walk`], and the CPU has AVX.
@@ -129,7 +125,7 @@ unsafe fn walk_w256<B: Backend + ?Sized, O: Direction>(b: &B, off: usize, len: u
     unsafe { walk::<B, W256, O>(b, off, len, op) }
 }
 
-/// [`walk`] with 64-byte accesses, compiled for AVX-512F (one call per short copy).
+/// [`walk`] with 64-byte accesses, compiled for AVX-512F (one call per copy).
 ///
 /// # Safety
 /// As for [`walk`], and the CPU has AVX-512F.
@@ -185,13 +181,13 @@ unsafe fn walk_max<B: Backend + ?Sized, O: Direction>(
     }
 }
 
-/// Executes the short copy `transfer` on `[off, off + len)` with accesses up to `max`, without
+/// Executes the copy `transfer` on `[off, off + len)` with accesses up to `max`, without
 /// barriers.
 ///
 /// # Safety
 /// As for [`walk_max`].
 #[inline(always)]
-pub(crate) unsafe fn execute_short<B: Backend + ?Sized>(
+pub(crate) unsafe fn execute_walk<B: Backend + ?Sized>(
     b: &B,
     off: usize,
     len: usize,
@@ -232,7 +228,7 @@ unsafe fn one_w512<B: Backend + ?Sized, O: Direction>(b: &B, off: usize, op: O) 
     unsafe { op.one::<B, W512>(b, off, 0) }
 }
 
-/// A short copy that is one whole word: `len` of 16, 32 or 64 bytes at `off % len == 0` (a
+/// A copy that is one whole word: `len` of 16, 32 or 64 bytes at `off % len == 0` (a
 /// 64-byte command, a 16-byte register block), in direction `transfer` — the one access
 /// [`walk`] makes for it, with no walk: a 16-byte word inline, a 32- or 64-byte one in one call
 /// into code compiled for it.
