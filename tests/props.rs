@@ -514,3 +514,110 @@ fn wide_bodies_with_a_misaligned_memory_side() {
         }
     }
 }
+
+/// Short copies — the per-command cost: every policy, lengths around each access width and the
+/// 64-byte command (whole words, a word short, a byte over), device offsets with and without a
+/// head, memory sides on and off a line: `memcpy_toio`, `memcpy_fromio`, `memset_io` and a typed
+/// write make the plan's accesses (mock) and move exactly the range (the real backend over RAM,
+/// guard bytes on both sides).
+#[test]
+fn short_copies_make_the_planned_accesses() {
+    const LENS: [usize; 22] = [
+        1, 2, 3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65, 96, 128, 192, 255, 256, 257,
+    ];
+    let guard = 0x5a;
+    let mut commands = 0;
+    for policy in POLICIES {
+        let w = policy.max_width();
+        for len in LENS {
+            for io_off in [0usize, 1, 8, 16, 32, 63, 64, 128] {
+                for mis in [0usize, 1, 8, 32] {
+                    let src = data(len, (len + io_off + mis) as u8);
+                    let what = format!("{policy:?} len {len} io +{io_off} memory +{mis}");
+                    commands += usize::from(len == 64 && io_off % w == 0);
+                    let (src_buf, s) = misaligned(&src, mis);
+                    let src = &src_buf.as_bytes()[s..s + len];
+
+                    // Mock: the traces are the plan.
+                    let mock = mock_with_background(policy);
+                    let io = IoMem::new(&mock).with_policy(policy);
+                    let window = io.subslice(io_off..io_off + len).unwrap();
+                    let expected = expected_writes(io_off, src, policy);
+                    mock.clear_events();
+                    memcpy_toio(&window, src).unwrap();
+                    assert_eq!(shape(&mock.writes()), expected, "{what}: to io");
+                    assert_eq!(mock.peek(io_off, len), src, "{what}: to io");
+                    mock.clear_events();
+                    let (mut dst_buf, d) = misaligned(&vec![guard; len + 2], mis);
+                    let dst = &mut dst_buf.as_mut_bytes()[d..d + len + 2];
+                    memcpy_fromio(&mut dst[1..=len], &window).unwrap();
+                    assert_eq!(shape(&mock.reads()), expected, "{what}: from io");
+                    assert_eq!(&dst[1..=len], src, "{what}: from io");
+                    assert!(untouched(dst, 1..len + 1, guard), "{what}: from io outside");
+                    mock.clear_events();
+                    memset_io(&window, 0xa5).unwrap();
+                    assert_eq!(
+                        shape(&mock.writes()),
+                        expected_writes(io_off, &vec![0xa5; len], policy),
+                        "{what}: memset"
+                    );
+                    mock.clear_events();
+                    if write_typed(&io, io_off, src) {
+                        assert_eq!(shape(&mock.writes()), expected, "{what}: typed write");
+                        assert_eq!(mock.peek(io_off, len), src, "{what}: typed write");
+                    }
+                    mock.assert_no_violations();
+
+                    // Real backend over RAM.
+                    let mut ram: Vec<Line> = vec![Line([guard; 64]); (io_off + len) / 64 + 2];
+                    let region = ram.len() * 64;
+                    let base = ram.as_mut_ptr().cast::<u8>();
+                    let (mut back_buf, b) = misaligned(&vec![guard; len + 2], mis);
+                    let back = &mut back_buf.as_mut_bytes()[b..b + len + 2];
+                    {
+                        // SAFETY: `base` points to `region` bytes of RAM owned by `ram`
+                        // (64-aligned lines), neither read, written nor borrowed until this
+                        // block ends, where `mmio` and every handle to it die; the caching claim
+                        // is irrelevant for RAM.
+                        let mmio = unsafe { Mmio::new(base, region, Caching::Uncached) }.unwrap();
+                        let window = IoMem::new(&mmio)
+                            .with_policy(policy)
+                            .subslice(io_off..io_off + len)
+                            .unwrap();
+                        memcpy_toio(&window, src).unwrap();
+                        memcpy_fromio(&mut back[1..=len], &window).unwrap();
+                    }
+                    let dev = ram.as_bytes();
+                    assert_eq!(&dev[io_off..io_off + len], src, "{what}: device side");
+                    assert!(
+                        untouched(dev, io_off..io_off + len, guard),
+                        "{what}: device bytes outside the copy"
+                    );
+                    assert_eq!(&back[1..=len], src, "{what}: read back");
+                    assert!(untouched(back, 1..len + 1, guard), "{what}: memory outside");
+                }
+            }
+        }
+    }
+    assert!(commands > 0, "no case was a whole-word command");
+}
+
+/// Writes `src` at `off` as one typed value (`[u8; N]`) where `N` is a length with a type here;
+/// whether it did.
+fn write_typed(io: &IoMem<'_, [u8], MockIo>, off: usize, src: &[u8]) -> bool {
+    fn as_array<const N: usize>(io: &IoMem<'_, [u8], MockIo>, off: usize, src: &[u8]) -> bool {
+        let value: [u8; N] = src.try_into().unwrap();
+        io.try_write(off, &value).unwrap();
+        true
+    }
+    match src.len() {
+        16 => as_array::<16>(io, off, src),
+        32 => as_array::<32>(io, off, src),
+        48 => as_array::<48>(io, off, src),
+        64 => as_array::<64>(io, off, src),
+        65 => as_array::<65>(io, off, src),
+        128 => as_array::<128>(io, off, src),
+        256 => as_array::<256>(io, off, src),
+        _ => false,
+    }
+}

@@ -31,10 +31,10 @@
 //! its own, so its eight values in flight stay in registers. Memory-like and fixed-width copies
 //! (their plans are greedy) walk the plan in one pass without building a [`Plan`], with one
 //! call into vector code at most; a [`Plan`] is built for Linux-shaped copies and for
-//! strategies with a barrier after every access. A copy that is a single aligned
-//! 16-, 32- or 64-byte word (a 64-byte command, typed or copied) is that one access, with the
-//! width read from the handle's policy (resolved when the handle was made) rather than asked
-//! of the CPU. On RAM (the `report` example's `copy` section) the memory-like policy keeps up
+//! strategies with a barrier after every access. A copy of whole aligned words (a 64-byte
+//! command, typed or copied) is those accesses in a straight line, with the width read from the
+//! handle's policy (resolved when the handle was made) rather than asked of the CPU, and the
+//! planned path out of line, so the copy's entry needs no stack frame. On RAM (the `report` example's `copy` section) the memory-like policy keeps up
 //! with a plain `memcpy` at 4 KiB and 1 MiB; at 64 KiB it does on Zen 4 and reaches about three
 //! quarters of it on Zen 5, whose C library `memcpy` is `rep movsb` there, which writes whole
 //! cache lines without reading them first — no sequence of store instructions does that;
@@ -59,7 +59,7 @@ mod walk;
 pub(crate) use exec::{execute, Transfer};
 pub use kernel::{plan_bulk, Bulk};
 pub use plan::{plan, Plan, Step};
-pub(crate) use walk::{execute_walk, execute_word};
+pub(crate) use walk::execute_walk;
 
 /// The widest single access a copy may make.
 ///

@@ -5,10 +5,12 @@
 //! and matching on it cost more than the handful of accesses, and a long one gains nothing from
 //! it. Here the greedy plan is walked directly — narrowing accesses up to alignment, the body of
 //! `max`-wide ones (the executor's [`body`](super::exec::body), unrolled), narrowing ones to
-//! the end; an aligned whole-word copy is the body alone — inline where `max` is at most
-//! [`INLINE_WIDTH`](crate::backend::INLINE_WIDTH), else in one call into code compiled for
-//! `max` (AVX, AVX-512F). The accesses are exactly those of [`plan`](super::plan) for the same
-//! range and width (the property tests compare the traces with the greedy model).
+//! the end. A range of whole aligned words is the body alone, and a 64-byte command its words
+//! in a straight line. The caller (inlined into every copy) holds one call: into code compiled
+//! for `max` (AVX, AVX-512F), where the whole-word path is laid out first, or into the walk of
+//! the narrower widths; only the whole words of [`INLINE_WIDTH`] are inline. The accesses are
+//! exactly those of [`plan`](super::plan) for the same range and width (the property tests
+//! compare the traces with the greedy model).
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use crate::backend::W128;
@@ -39,6 +41,35 @@ static_assertions::const_assert_eq!(<InlineWord as Word>::WIDTH, INLINE_WIDTH);
 use super::exec::{body, Direction, FillOp, FromIoOp, ToIoOp};
 use super::Transfer;
 
+/// The size of an NVMe command (and of a 64-byte device descriptor): the copy whose cost is
+/// the per-command cost, moved as its words in a straight line.
+const COMMAND: usize = 64;
+
+/// Whether `[off, off + len)` is whole `M`-aligned words: its walk is the body alone.
+#[inline(always)]
+fn whole<M: Word>(off: usize, len: usize) -> bool {
+    (off | len) % M::WIDTH == 0
+}
+
+/// The walk of a range of [`whole`] words: a 64-byte command in a straight line, any other
+/// length the unrolled [`body`].
+///
+/// # Safety
+/// As for [`walk`], and the range is [`whole`] words.
+#[inline(always)]
+unsafe fn words<B: Backend + ?Sized, M: Word, O: Direction>(b: &B, off: usize, len: usize, op: O) {
+    if len == COMMAND && M::WIDTH <= COMMAND {
+        for k in 0..COMMAND / M::WIDTH {
+            let at = k * M::WIDTH;
+            // SAFETY: `off + at` is `M`-aligned and the word is inside the range.
+            unsafe { op.one::<B, M>(b, off + at, at) };
+        }
+        return;
+    }
+    // SAFETY: `off` is `M`-aligned and the range is `len / M::WIDTH` whole words.
+    unsafe { body::<B, M, O>(op, b, off, len / M::WIDTH, 0) };
+}
+
 /// The greedy accesses of `[off, off + len)` with widths up to `M::WIDTH`, in direction `op`:
 /// narrowing accesses up to `M`-alignment (ascending; if one does not fit, the tail takes
 /// over), `M`-wide ones while they fit, then narrowing ones (largest first). Every width test
@@ -54,12 +85,6 @@ use super::Transfer;
 unsafe fn walk<B: Backend + ?Sized, M: Word, O: Direction>(b: &B, off: usize, len: usize, op: O) {
     let end = off + len;
     let mut at = off;
-    if (off | len) % M::WIDTH == 0 {
-        // Aligned start and whole words (a command, an aligned buffer): the body alone.
-        // SAFETY: `off` is `M`-aligned and the range is `len / M::WIDTH` whole words.
-        unsafe { body::<B, M, O>(op, b, off, len / M::WIDTH, 0) };
-        return;
-    }
     // Head: one access per set low bit of `at`, smallest first, while it fits.
     macro_rules! head {
         ($done:lifetime, $t:ty) => {
@@ -113,29 +138,57 @@ unsafe fn walk<B: Backend + ?Sized, M: Word, O: Direction>(b: &B, off: usize, le
     tail!(u8);
 }
 
-/// [`walk`] with 32-byte accesses, compiled for AVX (one call per copy).
-///
-/// # Safety
-/// As for [`walk`], and the CPU has AVX.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-#[inline(never)]
-unsafe fn walk_w256<B: Backend + ?Sized, O: Direction>(b: &B, off: usize, len: usize, op: O) {
-    // SAFETY: forwarded contract.
-    unsafe { walk::<B, W256, O>(b, off, len, op) }
+/// Defines `$name`: [`walk`] with `$word` accesses in code compiled for `$feature` (one call
+/// per copy) — [`words`] inline (no frame, no jump for a command), any other range in a second
+/// function.
+macro_rules! vector_walk {
+    ($(#[$cfg:meta])* $name:ident, $word:ty, $feature:literal) => {
+        /// [`walk`] with the accesses of its word type, compiled for its vector feature.
+        ///
+        /// # Safety
+        /// As for [`walk`], and the CPU has the feature.
+        $(#[$cfg])*
+        #[target_feature(enable = $feature)]
+        #[inline(never)]
+        unsafe fn $name<B: Backend + ?Sized, O: Direction>(b: &B, off: usize, len: usize, op: O) {
+            /// The walk of a range that is not whole words.
+            ///
+            /// # Safety
+            /// As for the function it is in.
+            #[target_feature(enable = $feature)]
+            #[inline(never)]
+            unsafe fn rest<B: Backend + ?Sized, O: Direction>(
+                b: &B,
+                off: usize,
+                len: usize,
+                op: O,
+            ) {
+                // SAFETY: forwarded contract.
+                unsafe { walk::<B, $word, O>(b, off, len, op) }
+            }
+            // SAFETY: forwarded contract.
+            unsafe {
+                if !whole::<$word>(off, len) {
+                    return rest(b, off, len, op);
+                }
+                words::<B, $word, O>(b, off, len, op)
+            }
+        }
+    };
 }
 
-/// [`walk`] with 64-byte accesses, compiled for AVX-512F (one call per copy).
-///
-/// # Safety
-/// As for [`walk`], and the CPU has AVX-512F.
-#[cfg(all(target_arch = "x86_64", iomem_avx512))]
-#[target_feature(enable = "avx512f")]
-#[inline(never)]
-unsafe fn walk_w512<B: Backend + ?Sized, O: Direction>(b: &B, off: usize, len: usize, op: O) {
-    // SAFETY: forwarded contract.
-    unsafe { walk::<B, W512, O>(b, off, len, op) }
-}
+vector_walk!(
+    #[cfg(target_arch = "x86_64")]
+    walk_w256,
+    W256,
+    "avx"
+);
+vector_walk!(
+    #[cfg(all(target_arch = "x86_64", iomem_avx512))]
+    walk_w512,
+    W512,
+    "avx512f"
+);
 
 /// [`walk`] with the widest access `max`: inline up to [`INLINE_WIDTH`], else one call into
 /// code compiled for `max`.
@@ -162,9 +215,29 @@ unsafe fn walk_max<B: Backend + ?Sized, O: Direction>(
         if max == 32 && INLINE_WIDTH < 32 {
             return walk_w256(b, off, len, op);
         }
-        if max == INLINE_WIDTH {
-            return walk::<B, InlineWord, O>(b, off, len, op);
+        if max == INLINE_WIDTH && whole::<InlineWord>(off, len) {
+            return words::<B, InlineWord, O>(b, off, len, op);
         }
+        walk_apart(b, off, len, max, op)
+    }
+}
+
+/// [`walk`] with `max` up to [`INLINE_WIDTH`], out of line: fixed-width policies, and ranges
+/// of the inline width that are not whole words. The caller, inlined into every copy, holds
+/// only calls and the inline width's [`words`], so it needs no frame.
+///
+/// # Safety
+/// As for [`walk_max`].
+#[inline(never)]
+unsafe fn walk_apart<B: Backend + ?Sized, O: Direction>(
+    b: &B,
+    off: usize,
+    len: usize,
+    max: usize,
+    op: O,
+) {
+    // SAFETY: forwarded contract; each arm's `M` is `max` wide.
+    unsafe {
         match max {
             1 => walk::<B, u8, O>(b, off, len, op),
             2 => walk::<B, u16, O>(b, off, len, op),
@@ -200,76 +273,6 @@ pub(crate) unsafe fn execute_walk<B: Backend + ?Sized>(
             Transfer::ToIo(src) => walk_max(b, off, len, max, ToIoOp(src)),
             Transfer::FromIo(dst) => walk_max(b, off, len, max, FromIoOp(dst)),
             Transfer::Fill(byte) => walk_max(b, off, len, max, FillOp(byte)),
-        }
-    }
-}
-
-/// One 32-byte access, in code compiled for AVX (one `vmovdqa ymm`).
-///
-/// # Safety
-/// As for [`Direction::one`] with `W256`, and the CPU has AVX.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-#[inline(never)]
-unsafe fn one_w256<B: Backend + ?Sized, O: Direction>(b: &B, off: usize, op: O) {
-    // SAFETY: forwarded contract.
-    unsafe { op.one::<B, W256>(b, off, 0) }
-}
-
-/// One 64-byte access, in code compiled for AVX-512F (one `vmovdqa64 zmm`).
-///
-/// # Safety
-/// As for [`Direction::one`] with `W512`, and the CPU has AVX-512F.
-#[cfg(all(target_arch = "x86_64", iomem_avx512))]
-#[target_feature(enable = "avx512f")]
-#[inline(never)]
-unsafe fn one_w512<B: Backend + ?Sized, O: Direction>(b: &B, off: usize, op: O) {
-    // SAFETY: forwarded contract.
-    unsafe { op.one::<B, W512>(b, off, 0) }
-}
-
-/// A copy that is one whole word: `len` of 16, 32 or 64 bytes at `off % len == 0` (a
-/// 64-byte command, a 16-byte register block), in direction `transfer` — the one access
-/// [`walk`] makes for it, with no walk: a 16-byte word inline, a 32- or 64-byte one in one call
-/// into code compiled for it.
-///
-/// # Safety
-/// As for [`walk_max`] with `max = len`: the range is in bounds, `off` is `len`-aligned, the
-/// CPU has the `len`-byte word and the backend's base alignment holds it; the memory side is
-/// valid for `len` bytes.
-#[inline(always)]
-pub(crate) unsafe fn execute_word<B: Backend + ?Sized>(
-    b: &B,
-    off: usize,
-    len: usize,
-    transfer: Transfer,
-) {
-    #[inline(always)]
-    unsafe fn one<B: Backend + ?Sized, O: Direction>(b: &B, off: usize, len: usize, op: O) {
-        // SAFETY: forwarded contract: each arm's word is `len` wide.
-        unsafe {
-            #[cfg(all(target_arch = "x86_64", iomem_avx512))]
-            if len == 64 {
-                return one_w512(b, off, op);
-            }
-            #[cfg(target_arch = "x86_64")]
-            if len == 32 {
-                return one_w256(b, off, op);
-            }
-            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-            if len == 16 {
-                return op.one::<B, W128>(b, off, 0);
-            }
-            // A word this build has no access for (never asked for): the walk.
-            walk_max(b, off, len, len, op)
-        }
-    }
-    // SAFETY: forwarded contract.
-    unsafe {
-        match transfer {
-            Transfer::ToIo(src) => one(b, off, len, ToIoOp(src)),
-            Transfer::FromIo(dst) => one(b, off, len, FromIoOp(dst)),
-            Transfer::Fill(byte) => one(b, off, len, FillOp(byte)),
         }
     }
 }

@@ -111,12 +111,8 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
     /// As for [`run_plan`](Self::run_plan), for this handle's whole range.
     #[inline(always)]
     pub(crate) unsafe fn try_walk(&self, op: Op, transfer: Transfer) -> bool {
-        // A whole aligned 16-, 32- or 64-byte word (a command) first: its one access, no walk.
         // SAFETY: forwarded contract.
-        unsafe {
-            self.try_word_at(self.offset, self.len, op, transfer)
-                || self.try_walk_at(self.offset, self.len, |_| op, transfer)
-        }
+        unsafe { self.try_walk_at(self.offset, self.len, |_| op, transfer) }
     }
 
     /// [`try_walk`](Self::try_walk) for `[abs, abs + len)`, with the operation (for
@@ -173,44 +169,6 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
             self.backend.barrier(b);
         }
         true
-    }
-
-    /// Moves `len` = 16, 32 or 64 bytes at `abs` (`len`-aligned) in direction `transfer` as
-    /// one access, under a greedy policy (memory-like or fixed) whose width covers it, with the
-    /// strategy's barriers for `op` around it (a typed write's, or a copy's); `false`, with
-    /// nothing done,
-    /// when the range is not such a word (or the strategy puts barriers between accesses).
-    /// What [`try_walk_at`](Self::try_walk_at) does for it, with no walk and no
-    /// question to the CPU (the handle's policy holds its width).
-    ///
-    /// # Safety
-    /// As for [`try_walk_at`](Self::try_walk_at).
-    #[inline(always)]
-    pub(crate) unsafe fn try_word_at(
-        &self,
-        abs: usize,
-        len: usize,
-        op: Op,
-        transfer: Transfer,
-    ) -> bool {
-        if !matches!(len, 16 | 32 | 64)
-            // `len` is a power of two here: a mask, not a division.
-            || abs & (len - 1) != 0
-            || self.policy.is_linux()
-            || len > self.policy.clamped_width()
-        {
-            return false;
-        }
-        self.barriered(
-            op,
-            #[inline(always)]
-            move || {
-                // SAFETY: the caller's contract (range, memory side); `abs` is `len`-aligned,
-                // `len` within the policy's width, clamped to the backend and the CPU (the
-                // invariant).
-                unsafe { copy::execute_word(self.backend, abs, len, transfer) }
-            },
-        )
     }
 
     /// Checks a single access of `width` at `off`: in range and naturally aligned — relative to
@@ -352,30 +310,37 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
             }
             return;
         }
-        // A whole aligned 16-, 32- or 64-byte word that the policy's width covers (a 64-byte
-        // command): its one access, with no walk.
-        let transfer = Transfer::ToIo(bytes.as_ptr());
+        // Under a greedy policy, the walk (a 64-byte command: its words in a straight line);
+        // one access is a `writel`-like write.
+        let single = |max: usize| size.is_power_of_two() && abs % size == 0 && size <= max;
         // SAFETY: the range was checked by the caller; `bytes` is valid for its whole length.
-        if unsafe { self.try_word_at(abs, size, Op::Write, transfer) } {
+        if unsafe {
+            self.try_walk_at(
+                abs,
+                size,
+                |max| if single(max) { Op::Write } else { Op::CopyTo },
+                Transfer::ToIo(bytes.as_ptr()),
+            )
+        } {
             return;
         }
         // SAFETY: the caller's contract; the policy is this handle's, clamped to the backend.
-        unsafe { IoMem::write_bytes_rest(self.backend, self.policy, self.strategy, abs, bytes) };
+        unsafe { IoMem::write_bytes_planned(self.backend, self.policy, self.strategy, abs, bytes) };
     }
 }
 
 impl<B: Backend> IoMem<'_, [u8], B> {
     /// [`write_bytes_at`](IoMem::write_bytes_at) for a value that is neither a register nor
-    /// one wide word: a walk, else a plan, through a handle on the whole of
-    /// `backend` with the caller's `policy` and `strategy` (a policy a handle on `backend` has,
-    /// so within its base alignment). Out of line and given scalars, so the word paths in
-    /// front of it need neither a frame nor a handle in memory.
+    /// walked: its plan, through a handle on the whole of `backend` with the caller's `policy`
+    /// and `strategy` (a policy a handle on `backend` has, so within its base alignment). Out
+    /// of line and given scalars, so the paths in front of it need neither a frame nor a handle
+    /// in memory.
     ///
     /// # Safety
     /// `[abs, abs + bytes.len())` is inside `backend`'s region, and `policy` was clamped to
     /// `backend` (a handle's policy on it).
     #[inline(never)]
-    unsafe fn write_bytes_rest(
+    unsafe fn write_bytes_planned(
         backend: &B,
         policy: copy::WidthPolicy,
         strategy: crate::order::Strategy,
@@ -392,31 +357,7 @@ impl<B: Backend> IoMem<'_, [u8], B> {
             strategy,
             _t: core::marker::PhantomData,
         };
-        // SAFETY: forwarded contract.
-        unsafe { io.write_bytes_walked(abs, bytes) };
-    }
-
-    /// The body of [`write_bytes_rest`](Self::write_bytes_rest).
-    ///
-    /// # Safety
-    /// `[abs, abs + bytes.len())` is inside the backend's region.
-    #[inline(always)]
-    unsafe fn write_bytes_walked(&self, abs: usize, bytes: &[u8]) {
-        let size = bytes.len();
-        // One access (a `writel`-like write) when the value is a whole aligned word of the policy.
-        let single = |max: usize| size.is_power_of_two() && abs % size == 0 && size <= max;
-        // SAFETY: the range was checked by the caller; `bytes` is valid for its whole length.
-        if unsafe {
-            self.try_walk_at(
-                abs,
-                size,
-                |max| if single(max) { Op::Write } else { Op::CopyTo },
-                Transfer::ToIo(bytes.as_ptr()),
-            )
-        } {
-            return;
-        }
-        let plan = value_plan(abs, size, self.policy);
+        let plan = value_plan(abs, bytes.len(), policy);
         let op = if plan.len() == 1 {
             Op::Write
         } else {
@@ -424,7 +365,7 @@ impl<B: Backend> IoMem<'_, [u8], B> {
         };
         // SAFETY: the range was checked by the caller of `write_bytes_at`; `bytes` is valid for
         // its whole length.
-        unsafe { self.run_plan(op, &plan, Transfer::ToIo(bytes.as_ptr()), None) };
+        unsafe { io.run_plan(op, &plan, Transfer::ToIo(bytes.as_ptr()), None) };
     }
 }
 

@@ -29,7 +29,8 @@ pub fn memcpy_toio<B: Backend>(dst: &IoMem<'_, [u8], B>, src: &[u8]) -> Result<(
         return Ok(());
     }
     // SAFETY: as above.
-    unsafe { planned(dst, Op::CopyTo, Bulk::ToIo, transfer, src.as_ptr() as usize) }
+    // The planned path only reads through the pointer of a `ToIo` copy.
+    unsafe { planned(dst, Bulk::ToIo, src.as_ptr().cast_mut(), 0) }
 }
 
 /// Copies device memory into `dst` (Linux `memcpy_fromio`). `dst.len()` must equal `src.len()`.
@@ -48,7 +49,7 @@ pub fn memcpy_fromio<B: Backend>(dst: &mut [u8], src: &IoMem<'_, [u8], B>) -> Re
         return Ok(());
     }
     // SAFETY: as above.
-    unsafe { planned(src, Op::CopyFrom, Bulk::FromIo, transfer, ram as usize) }
+    unsafe { planned(src, Bulk::FromIo, ram, 0) }
 }
 
 /// Sets every byte of `dst` to `byte` (Linux `memset_io`).
@@ -60,24 +61,32 @@ pub fn memset_io<B: Backend>(dst: &IoMem<'_, [u8], B>, byte: u8) -> Result<()> {
         return Ok(());
     }
     // SAFETY: as above.
-    unsafe { planned(dst, Op::CopyTo, Bulk::Set, transfer, 0) }
+    unsafe { planned(dst, Bulk::Set, core::ptr::null_mut(), byte) }
 }
 
-/// Plans `bulk` over all of `io` and runs it (the path of every copy that is not walked).
+/// Plans `bulk` over all of `io` and runs it (the path of every copy that is not walked): a
+/// copy to or from the memory at `ram`, or a fill with `byte`. Given scalars, so the walked
+/// paths in front of it keep the transfer in registers.
 ///
 /// # Safety
-/// The memory side of `transfer` is valid for `io.len` bytes; `ram` is its address (0 for a
-/// fill).
+/// For a copy, `ram` is valid for `io.len` bytes (read for [`Bulk::ToIo`], written for
+/// [`Bulk::FromIo`]); for a fill it is not used.
+// Cold: the walked copies ahead of it are laid out as the straight path.
+#[cold]
 #[inline(never)]
 unsafe fn planned<B: Backend>(
     io: &IoMem<'_, [u8], B>,
-    op: Op,
     bulk: Bulk,
-    transfer: Transfer,
-    ram: usize,
+    ram: *mut u8,
+    byte: u8,
 ) -> Result<()> {
+    let (op, transfer) = match bulk {
+        Bulk::ToIo => (Op::CopyTo, Transfer::ToIo(ram.cast_const())),
+        Bulk::FromIo => (Op::CopyFrom, Transfer::FromIo(ram)),
+        Bulk::Set => (Op::CopyTo, Transfer::Fill(byte)),
+    };
     let arch = io.backend.arch();
-    let plan = plan_bulk(io.policy, arch, bulk, io.offset, io.len, ram)?;
+    let plan = plan_bulk(io.policy, arch, bulk, io.offset, io.len, ram.addr())?;
     // SAFETY: by the type invariant `io`'s range is in bounds; the caller guarantees the memory
     // side.
     unsafe { io.run_plan(op, &plan, transfer, None) };
