@@ -70,10 +70,33 @@ unsafe fn words<B: Backend + ?Sized, M: Word, O: Direction>(b: &B, off: usize, l
     unsafe { body::<B, M, O>(op, b, off, len / M::WIDTH, 0) };
 }
 
+/// The bytes of `[off, off + len)` the greedy walk moves with narrowing accesses before its
+/// first `M`-aligned one: the bytes up to `M`-alignment (`head`) if the range reaches it, else
+/// the longest run of `head`'s low set bits that fits (each bit is one access, smallest first;
+/// the first that does not fit ends the head, and the tail takes over).
+#[inline(always)]
+fn head_bytes<M: Word>(off: usize, len: usize) -> usize {
+    let head = off.wrapping_neg() & (M::WIDTH - 1);
+    if head <= len {
+        return head;
+    }
+    // `len < head < M::WIDTH`: no bit of `head` above `len`'s top bit fits (the head would
+    // pass `len` with it), every bit below it does (their sum is less than that bit), and the
+    // bit at `len`'s top position fits if the sum with it does.
+    let below = (1usize << (usize::BITS - len.leading_zeros())) - 1;
+    let fit = head & below;
+    if fit <= len {
+        fit
+    } else {
+        head & (below >> 1)
+    }
+}
+
 /// The greedy accesses of `[off, off + len)` with widths up to `M::WIDTH`, in direction `op`:
 /// narrowing accesses up to `M`-alignment (ascending; if one does not fit, the tail takes
-/// over), `M`-wide ones while they fit, then narrowing ones (largest first). Every width test
-/// against `M` is a constant.
+/// over), `M`-wide ones while they fit, then narrowing ones (largest first). The head is one
+/// access per set bit of [`head_bytes`], the tail one per set bit of what remains after the
+/// body; every width test against `M` is a constant.
 ///
 /// # Safety
 /// The range is in bounds of `b`; `M::WIDTH <= b.base_align()`; the CPU has `M` (for the vector
@@ -83,59 +106,46 @@ unsafe fn words<B: Backend + ?Sized, M: Word, O: Direction>(b: &B, off: usize, l
 #[inline(always)]
 #[allow(unused_assignments)] // the last tail step advances `at` past its final use
 unsafe fn walk<B: Backend + ?Sized, M: Word, O: Direction>(b: &B, off: usize, len: usize, op: O) {
-    let end = off + len;
+    let head = head_bytes::<M>(off, len);
     let mut at = off;
-    // Head: one access per set low bit of `at`, smallest first, while it fits.
-    macro_rules! head {
-        ($done:lifetime, $t:ty) => {
+    // One access per set bit: `at` is aligned to each (the smaller bits were moved before; in
+    // the tail, `at` is aligned to the larger one before it, or to `M`).
+    macro_rules! step {
+        ($bits:expr, $t:ty) => {
             let w = <$t as Word>::WIDTH;
-            if w < M::WIDTH && at & w != 0 {
-                if end - at < w {
-                    break $done;
-                }
-                // SAFETY: `at` has bit `w` as its lowest set bit (the smaller ones were
-                // cleared before), so it is `w`-aligned, and `w` bytes remain.
+            if w < M::WIDTH && $bits & w != 0 {
+                // SAFETY: `at` is `w`-aligned (see above) and the bit is inside the range.
                 unsafe { op.one::<B, $t>(b, at, at - off) };
                 at += w;
             }
         };
     }
-    #[allow(clippy::never_loop)]
-    'head: loop {
-        head!('head, u8);
-        head!('head, u16);
-        head!('head, u32);
-        head!('head, u64);
-        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-        head!('head, W128);
-        #[cfg(target_arch = "x86_64")]
-        head!('head, W256);
-        // Body: `M`-aligned here, `M`-wide accesses while they fit.
-        let count = (end - at) / M::WIDTH;
+    step!(head, u8);
+    step!(head, u16);
+    step!(head, u32);
+    step!(head, u64);
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    step!(head, W128);
+    #[cfg(target_arch = "x86_64")]
+    step!(head, W256);
+    // Body: `M`-aligned here if any whole word remains (the head reached alignment).
+    let rest = len - head;
+    let count = rest / M::WIDTH;
+    if count != 0 {
         // SAFETY: `at` is `M`-aligned and `count` whole words remain.
         unsafe { body::<B, M, O>(op, b, at, count, at - off) };
         at += count * M::WIDTH;
-        break;
     }
-    // Tail: fewer than `M::WIDTH` bytes remain and `at` is aligned to every smaller width.
-    macro_rules! tail {
-        ($t:ty) => {
-            let w = <$t as Word>::WIDTH;
-            if w < M::WIDTH && end - at >= w {
-                // SAFETY: `at` is `w`-aligned (see above) and `w` bytes remain.
-                unsafe { op.one::<B, $t>(b, at, at - off) };
-                at += w;
-            }
-        };
-    }
+    // Tail: fewer than `M::WIDTH` bytes, fewer than the head bit that did not fit if one did not.
+    let tail = rest % M::WIDTH;
     #[cfg(target_arch = "x86_64")]
-    tail!(W256);
+    step!(tail, W256);
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    tail!(W128);
-    tail!(u64);
-    tail!(u32);
-    tail!(u16);
-    tail!(u8);
+    step!(tail, W128);
+    step!(tail, u64);
+    step!(tail, u32);
+    step!(tail, u16);
+    step!(tail, u8);
 }
 
 /// Defines `$name`: [`walk`] with `$word` accesses in code compiled for `$feature` (one call
