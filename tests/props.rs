@@ -621,3 +621,46 @@ fn write_typed(io: &IoMem<'_, [u8], MockIo>, off: usize, src: &[u8]) -> bool {
         _ => false,
     }
 }
+
+/// A typed write is its value's greedy plan under every policy, Linux's (accesses of up to 8
+/// bytes) included, with the barriers of a write for one access and of a copy for more, on
+/// every architecture and strategy.
+#[test]
+fn typed_writes_make_the_greedy_plan_under_every_policy() {
+    let arches = [Arch::PowerPc64, Arch::Aarch64, Arch::X86_64, Arch::Other];
+    let strategies = [Strategy::Conservative, Strategy::Relaxed, Strategy::Batched];
+    let policies = POLICIES.iter().copied().chain([WidthPolicy::LINUX]);
+    for policy in policies {
+        for len in [16usize, 32, 48, 64, 65, 128, 256] {
+            for off in [0usize, 8, 16, 32, 64, 1, 63] {
+                for (arch, strategy) in arches.iter().flat_map(|a| strategies.map(|s| (*a, s))) {
+                    let what = format!("{policy:?} len {len} off {off} {arch:?} {strategy:?}");
+                    let mock = mock_with_background(policy).with_arch(arch);
+                    let io = IoMem::new(&mock)
+                        .with_policy(policy)
+                        .with_strategy(strategy);
+                    let src = data(len, (len ^ off) as u8);
+                    let n = plan(off, len, policy).unwrap().len();
+                    mock.clear_events();
+                    assert!(
+                        write_typed(&io, off, &src),
+                        "{what}: no type for the length"
+                    );
+                    assert_eq!(
+                        shape(&mock.writes()),
+                        expected_writes(off, &src, policy),
+                        "{what}"
+                    );
+                    assert_eq!(mock.peek(off, len), src, "{what}");
+                    let op = if n == 1 { Op::Write } else { Op::CopyTo };
+                    assert_eq!(
+                        mock.barriers().len(),
+                        barrier_count(strategy.placement(arch, op), n),
+                        "{what}"
+                    );
+                    mock.assert_no_violations();
+                }
+            }
+        }
+    }
+}

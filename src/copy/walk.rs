@@ -234,7 +234,8 @@ unsafe fn walk_max<B: Backend + ?Sized, O: Direction>(
 
 /// [`walk`] with `max` up to [`INLINE_WIDTH`], out of line: fixed-width policies, and ranges
 /// of the inline width that are not whole words. The caller, inlined into every copy, holds
-/// only calls and the inline width's [`words`], so it needs no frame.
+/// only calls and the inline width's [`words`], so it needs no frame; this holds only the
+/// choice of width (each arm a jump to [`walk_fixed`]).
 ///
 /// # Safety
 /// As for [`walk_max`].
@@ -249,18 +250,53 @@ unsafe fn walk_apart<B: Backend + ?Sized, O: Direction>(
     // SAFETY: forwarded contract; each arm's `M` is `max` wide.
     unsafe {
         match max {
-            1 => walk::<B, u8, O>(b, off, len, op),
-            2 => walk::<B, u16, O>(b, off, len, op),
-            4 => walk::<B, u32, O>(b, off, len, op),
+            1 => walk_fixed::<B, u8, O>(b, off, len, op),
+            2 => walk_fixed::<B, u16, O>(b, off, len, op),
+            4 => walk_fixed::<B, u32, O>(b, off, len, op),
             #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-            16 => walk::<B, W128, O>(b, off, len, op),
+            16 => walk_fixed::<B, W128, O>(b, off, len, op),
             #[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
-            32 => walk::<B, W256, O>(b, off, len, op),
+            32 => walk_fixed::<B, W256, O>(b, off, len, op),
             #[cfg(all(target_arch = "x86_64", iomem_avx512, target_feature = "avx512f"))]
-            64 => walk::<B, W512, O>(b, off, len, op),
+            64 => walk_fixed::<B, W512, O>(b, off, len, op),
             // 8, and (never asked for) anything wider than this build has inline: at most 8.
-            _ => walk::<B, u64, O>(b, off, len, op),
+            _ => walk_fixed::<B, u64, O>(b, off, len, op),
         }
+    }
+}
+
+/// [`walk`] with `M` accesses, shaped as the vector walks: [`words`] first (no frame for a
+/// command), any other range in a second function.
+///
+/// # Safety
+/// As for [`walk`].
+#[inline(never)]
+unsafe fn walk_fixed<B: Backend + ?Sized, M: Word, O: Direction>(
+    b: &B,
+    off: usize,
+    len: usize,
+    op: O,
+) {
+    /// The walk of a range that is not whole words.
+    ///
+    /// # Safety
+    /// As for [`walk`].
+    #[inline(never)]
+    unsafe fn rest<B: Backend + ?Sized, M: Word, O: Direction>(
+        b: &B,
+        off: usize,
+        len: usize,
+        op: O,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { walk::<B, M, O>(b, off, len, op) }
+    }
+    // SAFETY: forwarded contract.
+    unsafe {
+        if !whole::<M>(off, len) {
+            return rest::<B, M, O>(b, off, len, op);
+        }
+        words::<B, M, O>(b, off, len, op)
     }
 }
 

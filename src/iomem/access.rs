@@ -111,12 +111,20 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
     /// As for [`run_plan`](Self::run_plan), for this handle's whole range.
     #[inline(always)]
     pub(crate) unsafe fn try_walk(&self, op: Op, transfer: Transfer) -> bool {
+        // The greedy policies (memory-like and fixed widths) plan a bulk copy as the walk;
+        // Linux's kernel-shaped plans are not greedy.
+        if self.policy.is_linux() {
+            return false;
+        }
         // SAFETY: forwarded contract.
         unsafe { self.try_walk_at(self.offset, self.len, |_| op, transfer) }
     }
 
-    /// [`try_walk`](Self::try_walk) for `[abs, abs + len)`, with the operation (for
-    /// its barriers) chosen by `op` from the widest access.
+    /// Walks `[abs, abs + len)` as its greedy plan under this handle's policy's width, with
+    /// the operation (for its barriers) chosen by `op` from the widest access; `false`, with
+    /// nothing done, where the strategy puts barriers between accesses. For ranges whose plan
+    /// is greedy: a typed value's under every policy ([`plan`](copy::plan): Linux's with
+    /// accesses of up to 8 bytes), a bulk copy's under a greedy one ([`try_walk`](Self::try_walk)).
     ///
     /// # Safety
     /// `[abs, abs + len)` is in bounds of the backend, and the memory side of `transfer` is
@@ -129,11 +137,6 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
         op: impl Fn(usize) -> Op,
         transfer: Transfer,
     ) -> bool {
-        // The greedy policies (memory-like and fixed widths) plan exactly the walk; Linux's
-        // kernel-shaped plans are not greedy.
-        if self.policy.is_linux() {
-            return false;
-        }
         let max = self.policy.clamped_width();
         self.barriered(
             op(max),
@@ -310,8 +313,8 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
             }
             return;
         }
-        // Under a greedy policy, the walk (a 64-byte command: its words in a straight line);
-        // one access is a `writel`-like write.
+        // The walk of the value's greedy plan (a 64-byte command: its words in a straight
+        // line); one access is a `writel`-like write.
         let single = |max: usize| size.is_power_of_two() && abs % size == 0 && size <= max;
         // SAFETY: the range was checked by the caller; `bytes` is valid for its whole length.
         if unsafe {
@@ -331,7 +334,7 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
 
 impl<B: Backend> IoMem<'_, [u8], B> {
     /// [`write_bytes_at`](IoMem::write_bytes_at) for a value that is neither a register nor
-    /// walked: its plan, through a handle on the whole of `backend` with the caller's `policy`
+    /// walked (a strategy with barriers between accesses): its plan, through a handle on the whole of `backend` with the caller's `policy`
     /// and `strategy` (a policy a handle on `backend` has, so within its base alignment). Out
     /// of line and given scalars, so the paths in front of it need neither a frame nor a handle
     /// in memory.
