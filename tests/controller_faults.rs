@@ -235,11 +235,25 @@ fn a_late_completion_after_the_timeout_retires_the_buffer() {
     assert_eq!(dma.quarantine().len(), 0);
 }
 
-/// Injects `v` from another thread after `after`, returning when it did.
-fn vanish_later(model: &NvmeModel, v: Vanish, after: Duration) -> std::thread::JoinHandle<Instant> {
+/// Injects `v` from another thread once `ready` holds of the model (the driver is inside the
+/// wait under test, however slowly it got there) and 20 ms more have passed, returning when it
+/// did.
+fn vanish_when(
+    model: &NvmeModel,
+    v: Vanish,
+    ready: impl Fn(&NvmeModel) -> bool + Send + 'static,
+) -> std::thread::JoinHandle<Instant> {
     let m = model.clone();
     std::thread::spawn(move || {
-        std::thread::sleep(after);
+        let start = Instant::now();
+        while !ready(&m) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the wait was never reached"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(20));
         m.inject(Fault::Vanish(v));
         Instant::now()
     })
@@ -275,14 +289,23 @@ fn bring_up_waits_end_when_the_device_goes(v: Vanish) {
         target: Target::admin(opcodes::admin::IDENTIFY),
         times: 1,
     };
-    for (what, fault, quarantined) in [
-        ("CSTS.RDY wait", Fault::NeverReady, 2),
-        ("Identify at bring-up", lost_identify, 3),
-    ] {
+    // In the RDY wait once CC.EN is set; in the Identify wait once its completion was lost.
+    let enabled = |m: &NvmeModel| {
+        let bar0 = m.bar0();
+        let regs = iomem::nvme::regs::ControllerRegs::new(iomem::IoMem::new(&*bar0)).unwrap();
+        regs.try_read32(iomem::nvme::regs::offsets::CC).unwrap() & 1 == 1
+    };
+    let lost = |m: &NvmeModel| m.stats().lost >= 1;
+    type Ready = fn(&NvmeModel) -> bool;
+    let waits: [(_, _, _, Ready); 2] = [
+        ("CSTS.RDY wait", Fault::NeverReady, 2, enabled),
+        ("Identify at bring-up", lost_identify, 3, lost),
+    ];
+    for (what, fault, quarantined, ready) in waits {
         let dma = MockDma::new(4 << 20);
         let model = NvmeModel::new(ModelConfig::default(), dma.clone()).unwrap();
         model.inject(fault);
-        let h = vanish_later(&model, v, Duration::from_millis(50));
+        let h = vanish_when(&model, v, ready);
         let r = Controller::new(
             model.bar0(),
             QueueMem::host(&dma, 8).unwrap(),

@@ -4,6 +4,8 @@ use iomem::backend::MockIo;
 use iomem::nvme::regs::*;
 use iomem::nvme::Error;
 use iomem::IoMem;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
 
 // ----------------------------------------------------------------------------------------------
 // Register decode
@@ -268,6 +270,56 @@ fn cmbmsc_and_cmbsts() {
     assert_eq!(Cmbmsc::decode(0xfd00_0001).unwrap().cba(), 0xfd00_0000);
     assert!(Cmbsts::from_raw(1).cbai());
     assert!(!Cmbsts::from_raw(0).cbai());
+}
+
+/// A device that vanishes between the two halves of a 64-bit register read (a real value in
+/// the low dword, the vanished pattern in the high one) is gone, not a controller with a bad
+/// register or a wrong address: CAP after QEMU's zeros and after PCIe's all-ones, ASQ (whose
+/// dwords may be zero) after all-ones. A real high dword of all-ones is read twice and kept.
+#[test]
+fn a_device_that_vanishes_inside_a_64_bit_read_is_gone() {
+    let cases = [
+        (offsets::CAP, 0x20_0a01_0fffu64, 0u32, 0u64),
+        (offsets::CAP, 0x20_0a01_0fff, u32::MAX, u64::MAX),
+        (offsets::ASQ, 0x1_2345_6000, u32::MAX, u64::MAX),
+    ];
+    for (reg, value, pattern, gone) in cases {
+        {
+            let mock = MockIo::new(0x2000);
+            mock.poke(offsets::CAP, &0x20_0a01_0fffu64.to_le_bytes());
+            mock.poke(offsets::VS, &0x10200u32.to_le_bytes());
+            mock.poke(reg, &value.to_le_bytes());
+            let regs = ControllerRegs::new(IoMem::new(&mock)).unwrap();
+            // From the read of the register's low dword on, the device reads as `pattern`.
+            let vanished = Arc::new(AtomicBool::new(false));
+            let v = Arc::clone(&vanished);
+            mock.on_read(0..0x2000, move |_, a| {
+                let was = v.swap(v.load(SeqCst) || a.offset == reg, SeqCst);
+                was.then_some(u128::from(pattern))
+            });
+            let r = if reg == offsets::CAP {
+                regs.cap().map(|c| c.raw())
+            } else {
+                regs.asq().map(|q| q.addr())
+            };
+            assert!(
+                matches!(r, Err(Error::DeviceGone { value, .. }) if value == gone),
+                "reg {reg:#x}, pattern {pattern:#x}: {r:?}"
+            );
+        }
+    }
+    let mock = MockIo::new(0x2000);
+    mock.poke(offsets::CAP, &0x20_0a01_0fffu64.to_le_bytes());
+    mock.poke(offsets::VS, &0x10200u32.to_le_bytes());
+    mock.poke(offsets::ASQ, &0xffff_ffff_2345_6000u64.to_le_bytes());
+    let regs = ControllerRegs::new(IoMem::new(&mock)).unwrap();
+    mock.clear_events();
+    assert_eq!(regs.asq().unwrap().addr(), 0xffff_ffff_2345_6000);
+    assert_eq!(
+        mock.reads().len(),
+        4,
+        "a high dword of all-ones is read again"
+    );
 }
 
 #[test]

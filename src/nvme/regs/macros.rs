@@ -165,15 +165,23 @@ macro_rules! registers {
     (@getter $get:ident $NAME:ident $o:literal u64 $Ty:ident [$g:ident]) => {
         #[doc = concat!("Reads ", stringify!($NAME), " (offset ", stringify!($o),
             ", two 32-bit reads, low dword first) and decodes it as a [`", stringify!($Ty),
-            "`].")]
+            "`]. A value with a dword that reads as a vanished device is read again, so a device ",
+            "that vanished between the two reads (the low dword real) is gone, not a bad value.")]
         pub fn $get(&self) -> $crate::nvme::Result<$Ty> {
-            let lo = self.regs.read32::<{ $o }>();
-            let hi = self.regs.read32::<{ $o + 4 }>();
-            $Ty::decode_as(
-                stringify!($NAME),
-                $crate::nvme::regs::Gone::$g,
-                u64::from(lo) | u64::from(hi) << 32,
-            )
+            let read = || {
+                let lo = self.regs.read32::<{ $o }>();
+                let hi = self.regs.read32::<{ $o + 4 }>();
+                u64::from(lo) | u64::from(hi) << 32
+            };
+            let gone = $crate::nvme::regs::Gone::$g;
+            let raw = read();
+            $crate::nvme::regs::present(stringify!($NAME), gone, raw, u64::MAX)?;
+            if $crate::nvme::regs::torn(gone, raw) {
+                // One dword reads as a vanished device: gone between the two reads, the device
+                // reads as gone now; a real value reads the same again.
+                $crate::nvme::regs::present(stringify!($NAME), gone, read(), u64::MAX)?;
+            }
+            $Ty::decode_as(stringify!($NAME), gone, raw)
         }
     };
     (@getter $get:ident $NAME:ident $o:literal $raw:ident $Ty:ident []) => {
