@@ -124,7 +124,8 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
     /// the operation (for its barriers) chosen by `op` from the widest access; `false`, with
     /// nothing done, where the strategy puts barriers between accesses. For ranges whose plan
     /// is greedy: a typed value's under every policy ([`plan`](copy::plan): Linux's with
-    /// accesses of up to 8 bytes), a bulk copy's under a greedy one ([`try_walk`](Self::try_walk)).
+    /// accesses of up to 8 bytes), a bulk copy's under a greedy one
+    /// ([`try_walk`](Self::try_walk)).
     ///
     /// # Safety
     /// `[abs, abs + len)` is in bounds of the backend, and the memory side of `transfer` is
@@ -334,10 +335,10 @@ impl<'a, T: ?Sized + FromBytes, B: Backend> IoMem<'a, T, B> {
 
 impl<B: Backend> IoMem<'_, [u8], B> {
     /// [`write_bytes_at`](IoMem::write_bytes_at) for a value that is neither a register nor
-    /// walked (a strategy with barriers between accesses): its plan, through a handle on the whole of `backend` with the caller's `policy`
-    /// and `strategy` (a policy a handle on `backend` has, so within its base alignment). Out
-    /// of line and given scalars, so the paths in front of it need neither a frame nor a handle
-    /// in memory.
+    /// walked (a strategy with barriers between accesses): its plan, through a handle on the
+    /// whole of `backend` with the caller's `policy` and `strategy` (a policy a handle on
+    /// `backend` has, so within its base alignment). Out of line and given scalars, so the
+    /// paths in front of it need neither a frame nor a handle in memory.
     ///
     /// # Safety
     /// `[abs, abs + bytes.len())` is inside `backend`'s region, and `policy` was clamped to

@@ -28,8 +28,7 @@ pub fn memcpy_toio<B: Backend>(dst: &IoMem<'_, [u8], B>, src: &[u8]) -> Result<(
     if unsafe { dst.try_walk(Op::CopyTo, transfer) } {
         return Ok(());
     }
-    // SAFETY: as above.
-    // The planned path only reads through the pointer of a `ToIo` copy.
+    // SAFETY: as above; the planned path only reads through the pointer of a `ToIo` copy.
     unsafe { planned(dst, Bulk::ToIo, src.as_ptr().cast_mut(), 0) }
 }
 

@@ -165,7 +165,7 @@ macro_rules! registers {
     (@getter $get:ident $NAME:ident $o:literal u64 $Ty:ident [$g:ident]) => {
         #[doc = concat!("Reads ", stringify!($NAME), " (offset ", stringify!($o),
             ", two 32-bit reads, low dword first) and decodes it as a [`", stringify!($Ty),
-            "`]. A value with a dword that reads as a vanished device is read again, so a device ",
+            "`]. A value whose high dword reads as a vanished device is read again, so a device ",
             "that vanished between the two reads (the low dword real) is gone, not a bad value.")]
         pub fn $get(&self) -> $crate::nvme::Result<$Ty> {
             let read = || {
@@ -177,8 +177,8 @@ macro_rules! registers {
             let raw = read();
             $crate::nvme::regs::present(stringify!($NAME), gone, raw, u64::MAX)?;
             if $crate::nvme::regs::torn(gone, raw) {
-                // One dword reads as a vanished device: gone between the two reads, the device
-                // reads as gone now; a real value reads the same again.
+                // The high dword reads as a vanished device: gone between the two reads, the
+                // device reads as gone now; a real value reads the same again.
                 $crate::nvme::regs::present(stringify!($NAME), gone, read(), u64::MAX)?;
             }
             $Ty::decode_as(stringify!($NAME), gone, raw)

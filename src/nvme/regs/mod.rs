@@ -155,15 +155,16 @@ pub(crate) fn present(reg: &'static str, gone: Gone, raw: u64, ones: u64) -> Res
     Ok(())
 }
 
-/// Whether a dword of the 64-bit `raw` (read as two) reads as a vanished device would, as `gone`
-/// says: all-ones, or zero too for [`Gone::OnesOrZero`]. A device that vanishes between the two
-/// reads leaves a real low dword and a vanished high one, which as a whole may look real.
+/// Whether the high dword of the 64-bit `raw` (read second of two) reads as a vanished device
+/// would, as `gone` says: all-ones, or zero too for [`Gone::OnesOrZero`]. A device that
+/// vanishes between the two reads leaves a real low dword and a vanished high one, which as a
+/// whole may look real.
 pub(crate) fn torn(gone: Gone, raw: u64) -> bool {
-    // CAST: the two dwords of the value.
-    let (lo, hi) = (raw as u32, (raw >> 32) as u32);
+    // CAST: the high dword.
+    let hi = (raw >> 32) as u32;
     match gone {
-        Gone::Ones => lo == u32::MAX || hi == u32::MAX,
-        Gone::OnesOrZero => lo == u32::MAX || hi == u32::MAX || lo == 0 || hi == 0,
+        Gone::Ones => hi == u32::MAX,
+        Gone::OnesOrZero => hi == u32::MAX || hi == 0,
         Gone::Never => false,
     }
 }
