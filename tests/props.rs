@@ -434,18 +434,23 @@ fn untouched(bytes: &[u8], copy: std::ops::Range<usize>, guard: u8) -> bool {
         .all(|&b| b == guard)
 }
 
-/// 64-byte bodies with a memory side off a cache line (on a CPU with AVX-512 VBMI, those of 16
-/// lines or more are the merged bodies that move aligned memory lines): for bodies of 2 to 33
-/// lines (either side of the shortest merged one, the unrolled step and its remainders), every
-/// memory misalignment class, and a device range with and without a head and tail, the trace is
-/// the plan's, the copy is exact, and no byte of RAM outside the copy changes — through the mock
-/// and through the real backend over RAM.
+/// Wide bodies with a memory side off their width — the merged bodies that move aligned memory
+/// words: 64-byte bodies of 16 lines or more on a CPU with AVX-512 VBMI, 32-byte ones of 96 words
+/// or more read from the device on one with AVX2. For bodies of 2 to 51 lines (either side of
+/// each shortest merged one, the unrolled step and its remainders), every memory misalignment
+/// class of a 32-byte word (each shift of the 32-byte merge) in both halves of a line, and a
+/// device range with and without a head and tail, the trace is the plan's, the copy is exact,
+/// and no byte of RAM outside the copy changes — through the mock and through the real backend
+/// over RAM.
 #[test]
 fn wide_bodies_with_a_misaligned_memory_side() {
     let policy = WidthPolicy::MEMORY_LIKE;
-    for lines in [2usize, 3, 7, 8, 9, 10, 15, 16, 17, 19, 24, 25, 33] {
+    let misalignments = (1usize..32).chain([32, 40, 48, 63]);
+    for lines in [
+        2usize, 3, 7, 8, 9, 10, 15, 16, 17, 19, 24, 25, 33, 47, 48, 49, 50, 51,
+    ] {
         for io_off in [0usize, 64, 1, 8, 63] {
-            for mis in [1usize, 8, 32, 63] {
+            for mis in misalignments.clone() {
                 let len = lines * 64 + if io_off % 64 == 0 { 0 } else { 64 };
                 let src = data(len, (lines * 3 + mis) as u8);
                 let what = format!("{lines} lines, io +{io_off}, memory +{mis}");

@@ -208,6 +208,15 @@ fn detect_memory_like_width() -> usize {
 pub struct W256(core::arch::x86_64::__m256i);
 
 #[cfg(target_arch = "x86_64")]
+impl W256 {
+    /// The register.
+    #[inline(always)]
+    pub(crate) fn into_m256(self) -> core::arch::x86_64::__m256i {
+        self.0
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
 static_assertions::assert_eq_size!(W256, [u8; 32]);
 #[cfg(target_arch = "x86_64")]
 static_assertions::const_assert_eq!(core::mem::align_of::<W256>(), 32);

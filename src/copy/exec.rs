@@ -41,6 +41,19 @@ pub(super) trait Direction: Copy {
     /// `count * W::WIDTH` bytes from `pos`.
     unsafe fn body<B: Backend + ?Sized, W: Word>(self, b: &B, off: usize, count: usize, pos: usize);
 
+    /// [`body`](Self::body) with `W256`, in code compiled for AVX; a read whose memory side is
+    /// not 32-aligned stores aligned memory words where the CPU can merge them
+    /// ([`merge`](super::merge)).
+    ///
+    /// # Safety
+    /// As for [`body`](Self::body) with `W256`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn body_w256<B: Backend + ?Sized>(self, b: &B, off: usize, count: usize, pos: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { self.body::<B, W256>(b, off, count, pos) }
+    }
+
     /// [`body`](Self::body) with `W512`, in code compiled for AVX-512F; a copy whose memory
     /// side is not 64-aligned moves aligned memory lines where the CPU can merge them
     /// ([`merge`](super::merge)).
@@ -121,8 +134,8 @@ impl Direction for ToIoOp {
         // a misaligned source, VBMI detected); the CPU has AVX-512F, as a 64-byte body is only
         // planned where it does.
         unsafe {
-            if super::merge::applies(count, src.addr()) {
-                super::merge::to_io(b, off, count, src)
+            if super::merge::w512::applies(count, src.addr()) {
+                super::merge::w512::to_io(b, off, count, src)
             } else {
                 self.body::<B, W512>(b, off, count, pos)
             }
@@ -169,6 +182,22 @@ impl Direction for FromIoOp {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn body_w256<B: Backend + ?Sized>(self, b: &B, off: usize, count: usize, pos: usize) {
+        let dst = self.0.wrapping_add(pos);
+        // SAFETY: forwarded contract; the merged body is taken where it applies (enough words,
+        // a misaligned destination, AVX2 detected); the CPU has AVX, as a 32-byte body is only
+        // planned where it does.
+        unsafe {
+            if super::merge::w256::applies(count, dst.addr()) {
+                super::merge::w256::from_io(b, off, count, dst)
+            } else {
+                self.body::<B, W256>(b, off, count, pos)
+            }
+        }
+    }
+
     #[cfg(all(target_arch = "x86_64", iomem_avx512))]
     #[inline(always)]
     unsafe fn body_w512<B: Backend + ?Sized>(self, b: &B, off: usize, count: usize, pos: usize) {
@@ -177,8 +206,8 @@ impl Direction for FromIoOp {
         // a misaligned destination, VBMI detected); the CPU has AVX-512F, as a 64-byte body is
         // only planned where it does.
         unsafe {
-            if super::merge::applies(count, dst.addr()) {
-                super::merge::from_io(b, off, count, dst)
+            if super::merge::w512::applies(count, dst.addr()) {
+                super::merge::w512::from_io(b, off, count, dst)
             } else {
                 self.body::<B, W512>(b, off, count, pos)
             }
@@ -285,8 +314,9 @@ unsafe fn body_apart<B: Backend + ?Sized, W: Word, O: Direction>(
 
 /// The body of `count` accesses of `W` from device offset `off` and memory position `pos`, in
 /// the shape each width runs fastest: a 4- or 8-byte one in a function of its own
-/// ([`body_apart`]), a 64-byte one through [`Direction::body_w512`] (aligned memory lines where
-/// the memory side is off one), the others inline. The one body of planned and walked copies.
+/// ([`body_apart`]), a 32- or 64-byte one through [`Direction::body_w256`] /
+/// [`Direction::body_w512`] (aligned memory words where the memory side is off them), the others
+/// inline. The one body of planned and walked copies.
 ///
 /// # Safety
 /// As for [`Direction::body`]; for a 32- or 64-byte `W`, the code is compiled for AVX
@@ -300,10 +330,12 @@ pub(super) unsafe fn body<B: Backend + ?Sized, W: Word, O: Direction>(
     pos: usize,
 ) {
     // SAFETY: forwarded contract; `W::WIDTH` is a constant, so one arm remains, and the only
-    // 64-byte word is `W512`.
+    // 32-byte (64-byte) word is `W256` (`W512`).
     unsafe {
         match W::WIDTH {
             4 | 8 => body_apart::<B, W, O>(op, b, off, count, pos),
+            #[cfg(target_arch = "x86_64")]
+            32 => op.body_w256(b, off, count, pos),
             #[cfg(all(target_arch = "x86_64", iomem_avx512))]
             64 => op.body_w512(b, off, count, pos),
             _ => op.body::<B, W>(b, off, count, pos),

@@ -13,9 +13,10 @@
 //! Planning is a pure function, tested and fuzzed on its own; every backend executes the same
 //! plan, so the mock's trace shows exactly what the real backend does. The memory side of a copy
 //! may have any alignment: it is read and written with unaligned loads and stores, which are
-//! RAM accesses; where a 64-byte body's memory side is off a cache line and the CPU has
-//! AVX-512 VBMI, it moves aligned lines instead, shifting bytes between registers, so no store
-//! is split across two lines (`merge`).
+//! RAM accesses; where a long body's memory side is off its width — a 64-byte body on a CPU
+//! with AVX-512 VBMI, a 32-byte one read from the device on one with AVX2 — it moves aligned
+//! memory words instead, shifting bytes between registers, so no store is split across two
+//! cache lines (`merge`).
 //!
 //! The default policy, [`WidthPolicy::LINUX`], plans bulk copies exactly as the Linux kernel's
 //! own `memcpy_toio`/`memcpy_fromio`/`memset_io` do on the architecture the backend runs on (or
@@ -49,10 +50,7 @@ use crate::error::{Error, Result};
 
 mod exec;
 pub mod kernel;
-// Compiled only by rustc 1.89 or newer (`cfg(iomem_avx512)`, from the build script), the
-// release that made its AVX-512 intrinsics stable.
-#[cfg(all(target_arch = "x86_64", iomem_avx512))]
-#[clippy::msrv = "1.89"]
+#[cfg(target_arch = "x86_64")]
 mod merge;
 mod plan;
 mod walk;

@@ -1,15 +1,7 @@
-//! 64-byte bodies whose memory side is not 64-aligned: the memory side moves whole aligned
-//! cache lines, with the bytes shifted between registers (AVX-512 VBMI `vpermt2b`).
-//!
-//! A 64-byte body's device accesses are aligned by the plan; when the memory side is off by
-//! `s` bytes, a plain body makes every memory-side access straddle two cache lines, and a split
-//! store costs about twice an aligned one (4 KiB of 64-byte loads with split stores, 62 ns; with
-//! the merged aligned stores, 45; Zen 4). Short bodies keep the split stores, which cost less
-//! than the merge's setup there. As a C library `memcpy` aligns its destination, these bodies align
-//! the memory side: each aligned line is two neighbouring 64-byte values merged by one byte
-//! permutation. The device accesses are exactly the plan's, in its order: only the memory side
-//! changes shape, and it never touches a byte outside the copy (the first and last lines are
-//! unaligned, overlapping the aligned ones with the same bytes).
+//! 64-byte bodies (AVX-512): each aligned memory line is two neighbouring 64-byte values merged
+//! by one byte permutation (VBMI `vpermt2b`), both ways. A split 64-byte store costs about twice
+//! an aligned one (4 KiB of 64-byte loads with split stores, 62 ns; with the merged aligned
+//! stores, 45; Zen 4).
 
 use core::arch::x86_64::{
     __m512i, _mm512_load_si512, _mm512_loadu_si512, _mm512_permutex2var_epi8, _mm512_store_si512,
@@ -27,14 +19,14 @@ const MIN_LINES: usize = 16;
 /// Whether a 64-byte body of `count` lines with its memory side at `mem` is merged: long
 /// enough, the memory side off a cache line, and the CPU has VBMI.
 #[inline(always)]
-pub(super) fn applies(count: usize, mem: usize) -> bool {
+pub(in crate::copy) fn applies(count: usize, mem: usize) -> bool {
     count >= MIN_LINES && !mem.is_multiple_of(64) && has_vbmi()
 }
 
 /// Whether the CPU has AVX-512 VBMI (`vpermt2b`), detected once with the `std` feature (without
 /// it, true only in a build with the feature enabled).
 #[inline]
-pub(super) fn has_vbmi() -> bool {
+fn has_vbmi() -> bool {
     cfg_if::cfg_if! {
         if #[cfg(feature = "std")] {
             static VBMI: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
@@ -57,10 +49,15 @@ fn window(k: usize) -> [u8; 64] {
 /// stores between them.
 ///
 /// # Safety
-/// As for [`Direction::body`](super::exec::Direction::body) with `W512`; `count >= 2`; the CPU
+/// As for [`Direction::body`](crate::copy::exec::Direction::body) with `W512`; `count >= 2`; the CPU
 /// has AVX-512F and AVX-512 VBMI.
 #[target_feature(enable = "avx512f,avx512vbmi")]
-pub(super) unsafe fn from_io<B: Backend + ?Sized>(b: &B, off: usize, count: usize, dst: *mut u8) {
+pub(in crate::copy) unsafe fn from_io<B: Backend + ?Sized>(
+    b: &B,
+    off: usize,
+    count: usize,
+    dst: *mut u8,
+) {
     debug_assert!(count >= 2 && !dst.addr().is_multiple_of(64));
     // Bytes of the first line that precede the first aligned memory line.
     let k = 64 - dst.addr() % 64;
@@ -109,10 +106,15 @@ pub(super) unsafe fn from_io<B: Backend + ?Sized>(b: &B, off: usize, count: usiz
 /// from aligned loads, none of which reaches outside the copy.
 ///
 /// # Safety
-/// As for [`Direction::body`](super::exec::Direction::body) with `W512`; `count >= 2`; the CPU
+/// As for [`Direction::body`](crate::copy::exec::Direction::body) with `W512`; `count >= 2`; the CPU
 /// has AVX-512F and AVX-512 VBMI.
 #[target_feature(enable = "avx512f,avx512vbmi")]
-pub(super) unsafe fn to_io<B: Backend + ?Sized>(b: &B, off: usize, count: usize, src: *const u8) {
+pub(in crate::copy) unsafe fn to_io<B: Backend + ?Sized>(
+    b: &B,
+    off: usize,
+    count: usize,
+    src: *const u8,
+) {
     debug_assert!(count >= 2 && !src.addr().is_multiple_of(64));
     // Line `j` of the body is bytes `s..64` of aligned memory line `j - 1` and bytes `0..s` of
     // line `j`, where aligned line `i` starts at `aligned + 64 * i`.
