@@ -434,6 +434,48 @@ fn untouched(bytes: &[u8], copy: std::ops::Range<usize>, guard: u8) -> bool {
         .all(|&b| b == guard)
 }
 
+/// The real backend over RAM (64-byte lines of `guard`): `memcpy_toio` of `src` to
+/// `[io_off, io_off + src.len())` under `policy`, then `memcpy_fromio` of that range into
+/// `back` at `at` (the rest of `back` is `guard` bytes); both sides hold exactly the copy, and
+/// no byte around it changed.
+fn round_trip_over_ram(
+    policy: WidthPolicy,
+    io_off: usize,
+    src: &[u8],
+    back: &mut [u8],
+    at: usize,
+    guard: u8,
+    what: &str,
+) {
+    let len = src.len();
+    let mut ram: Vec<Line> = vec![Line([guard; 64]); (io_off + len) / 64 + 2];
+    let region = ram.len() * 64;
+    let base = ram.as_mut_ptr().cast::<u8>();
+    {
+        // SAFETY: `base` points to `region` bytes of RAM owned by `ram` (64-aligned lines),
+        // neither read, written nor borrowed until this block ends, where `mmio` and every
+        // handle to it die; the caching claim is irrelevant for RAM.
+        let mmio = unsafe { Mmio::new(base, region, Caching::Uncached) }.unwrap();
+        let window = IoMem::new(&mmio)
+            .with_policy(policy)
+            .subslice(io_off..io_off + len)
+            .unwrap();
+        memcpy_toio(&window, src).unwrap();
+        memcpy_fromio(&mut back[at..at + len], &window).unwrap();
+    }
+    let dev = ram.as_bytes();
+    assert_eq!(&dev[io_off..io_off + len], src, "{what}: device side");
+    assert!(
+        untouched(dev, io_off..io_off + len, guard),
+        "{what}: device bytes outside the copy"
+    );
+    assert_eq!(&back[at..at + len], src, "{what}: read back");
+    assert!(
+        untouched(back, at..at + len, guard),
+        "{what}: memory bytes outside the copy"
+    );
+}
+
 /// Wide bodies with a memory side off their width — the merged bodies that move aligned memory
 /// words: 64-byte bodies of 16 lines or more on a CPU with AVX-512 VBMI, 32-byte ones of 96 words
 /// or more read from the device on one with AVX2. For bodies of 2 to 51 lines (either side of
@@ -487,34 +529,9 @@ fn wide_bodies_with_a_misaligned_memory_side() {
                 );
 
                 // Real backend over RAM: the same, with guards around the device range too.
-                let mut ram: Vec<Line> = vec![Line([guard; 64]); (io_off + len) / 64 + 2];
-                let region = ram.len() * 64;
-                let base = ram.as_mut_ptr().cast::<u8>();
                 let mut back: Vec<Line> = vec![Line([guard; 64]); (len + mis) / 64 + 3];
-                {
-                    // SAFETY: `base` points to `region` bytes of RAM owned by `ram` (64-aligned
-                    // lines), neither read, written nor borrowed until this block ends, where
-                    // `mmio` and every handle to it die; the caching claim is irrelevant for RAM.
-                    let mmio = unsafe { Mmio::new(base, region, Caching::Uncached) }.unwrap();
-                    let window = IoMem::new(&mmio)
-                        .with_policy(policy)
-                        .subslice(io_off..io_off + len)
-                        .unwrap();
-                    memcpy_toio(&window, &src_buf.as_bytes()[s..s + len]).unwrap();
-                    memcpy_fromio(&mut back.as_mut_bytes()[d..d + len], &window).unwrap();
-                }
-                let dev = ram.as_bytes();
-                assert_eq!(&dev[io_off..io_off + len], &src[..], "{what}: device side");
-                assert!(
-                    untouched(dev, io_off..io_off + len, guard),
-                    "{what}: device bytes outside the copy"
-                );
-                let back = back.as_bytes();
-                assert_eq!(&back[d..d + len], &src[..], "{what}: read back");
-                assert!(
-                    untouched(back, d..d + len, guard),
-                    "{what}: memory bytes outside the copy"
-                );
+                let src = &src_buf.as_bytes()[s..s + len];
+                round_trip_over_ram(policy, io_off, src, back.as_mut_bytes(), d, guard, &what);
             }
         }
     }
@@ -574,32 +591,9 @@ fn short_copies_make_the_planned_accesses() {
                     mock.assert_no_violations();
 
                     // Real backend over RAM.
-                    let mut ram: Vec<Line> = vec![Line([guard; 64]); (io_off + len) / 64 + 2];
-                    let region = ram.len() * 64;
-                    let base = ram.as_mut_ptr().cast::<u8>();
                     let (mut back_buf, b) = misaligned(&vec![guard; len + 2], mis);
                     let back = &mut back_buf.as_mut_bytes()[b..b + len + 2];
-                    {
-                        // SAFETY: `base` points to `region` bytes of RAM owned by `ram`
-                        // (64-aligned lines), neither read, written nor borrowed until this
-                        // block ends, where `mmio` and every handle to it die; the caching claim
-                        // is irrelevant for RAM.
-                        let mmio = unsafe { Mmio::new(base, region, Caching::Uncached) }.unwrap();
-                        let window = IoMem::new(&mmio)
-                            .with_policy(policy)
-                            .subslice(io_off..io_off + len)
-                            .unwrap();
-                        memcpy_toio(&window, src).unwrap();
-                        memcpy_fromio(&mut back[1..=len], &window).unwrap();
-                    }
-                    let dev = ram.as_bytes();
-                    assert_eq!(&dev[io_off..io_off + len], src, "{what}: device side");
-                    assert!(
-                        untouched(dev, io_off..io_off + len, guard),
-                        "{what}: device bytes outside the copy"
-                    );
-                    assert_eq!(&back[1..=len], src, "{what}: read back");
-                    assert!(untouched(back, 1..len + 1, guard), "{what}: memory outside");
+                    round_trip_over_ram(policy, io_off, src, back, 1, guard, &what);
                 }
             }
         }
