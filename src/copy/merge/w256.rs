@@ -211,20 +211,20 @@ mod tests {
         let guard = 0xc3;
         for mis in 1..32 {
             for count in [2usize, 3, 7, 8, 9, 10, 15, 16, 17, 19] {
-                // 64-aligned lines, the copy `mis` bytes into the second.
-                let mut lines: Vec<[u8; 64]> = alloc::vec![[guard; 64]; count / 2 + 4];
-                let bytes = lines.as_mut_ptr().cast::<u8>();
-                let start = 64 + mis;
+                // The copy `mis` bytes past a 64-byte boundary, a line or more into the buffer.
+                let mut buf: Vec<u8> = alloc::vec![guard; 32 * count + 3 * 64];
+                let start = 64 + (64 - buf.as_ptr().addr() % 64) % 64 + mis;
                 mock.clear_events();
                 // SAFETY: AVX2 is present (checked above) and with it AVX; the mock's region
-                // holds `count` aligned 32-byte words at 0; `lines` holds `start + 32 * count`
-                // bytes and more, and is not otherwise used until this call returns.
-                unsafe { from_io(&mock, 0, count, bytes.add(start)) };
+                // holds `count` aligned 32-byte words at 0; `buf` holds `start + 32 * count`
+                // bytes (`start < 3 * 64`), and is not otherwise used until this call returns;
+                // `start` is `mis`, 1..32, past a 64-byte boundary.
+                unsafe { from_io(&mock, 0, count, buf.as_mut_ptr().add(start)) };
                 let reads: Vec<(usize, usize)> =
                     mock.reads().iter().map(|a| (a.offset, a.width)).collect();
                 let planned: Vec<(usize, usize)> = (0..count).map(|j| (32 * j, 32)).collect();
                 assert_eq!(reads, planned, "memory +{mis}, {count} words");
-                let got = lines.as_flattened();
+                let got = &buf[..];
                 let end = start + 32 * count;
                 assert_eq!(
                     &got[start..end],
