@@ -215,10 +215,9 @@ mod tests {
                 let mut buf: Vec<u8> = alloc::vec![guard; 32 * count + 3 * 64];
                 let start = 64 + (64 - buf.as_ptr().addr() % 64) % 64 + mis;
                 mock.clear_events();
-                // SAFETY: AVX2 is present (checked above) and with it AVX; the mock's region
-                // holds `count` aligned 32-byte words at 0; `buf` holds `start + 32 * count`
-                // bytes (`start < 3 * 64`), and is not otherwise used until this call returns;
-                // `start` is `mis`, 1..32, past a 64-byte boundary.
+                // The CPU has AVX2 (checked above) and so AVX; `start` is 1..32 past a 64-byte
+                // boundary and below 3 * 64, so `buf` holds the `32 * count` bytes from it.
+                // SAFETY: as above; the mock holds `count` 32-byte words at 0; `buf` is unused.
                 unsafe { from_io(&mock, 0, count, buf.as_mut_ptr().add(start)) };
                 let reads: Vec<(usize, usize)> =
                     mock.reads().iter().map(|a| (a.offset, a.width)).collect();
