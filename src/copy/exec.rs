@@ -130,9 +130,9 @@ impl Direction for ToIoOp {
     #[inline(always)]
     unsafe fn body_w512<B: Backend + ?Sized>(self, b: &B, off: usize, count: usize, pos: usize) {
         let src = self.0.wrapping_add(pos);
-        // SAFETY: forwarded contract; the merged body is taken where it applies (enough lines,
-        // a misaligned source, VBMI detected); the CPU has AVX-512F, as a 64-byte body is only
-        // planned where it does.
+        // SAFETY: forwarded contract; the merge takes the bodies it applies to (enough lines, a
+        // misaligned source); the CPU has AVX-512F, as a 64-byte body is only planned where it
+        // does.
         unsafe {
             if super::merge::w512::applies(count, src.addr()) {
                 super::merge::w512::to_io(b, off, count, src)
@@ -186,9 +186,9 @@ impl Direction for FromIoOp {
     #[inline(always)]
     unsafe fn body_w256<B: Backend + ?Sized>(self, b: &B, off: usize, count: usize, pos: usize) {
         let dst = self.0.wrapping_add(pos);
-        // SAFETY: forwarded contract; the merged body is taken where it applies (enough words,
-        // a misaligned destination, AVX2 detected); the CPU has AVX, as a 32-byte body is only
-        // planned where it does.
+        // SAFETY: forwarded contract; the merge takes the bodies it applies to (enough words, a
+        // misaligned destination); the CPU has AVX, as a 32-byte body is only planned where it
+        // does.
         unsafe {
             if super::merge::w256::applies(count, dst.addr()) {
                 super::merge::w256::from_io(b, off, count, dst)
@@ -202,9 +202,9 @@ impl Direction for FromIoOp {
     #[inline(always)]
     unsafe fn body_w512<B: Backend + ?Sized>(self, b: &B, off: usize, count: usize, pos: usize) {
         let dst = self.0.wrapping_add(pos);
-        // SAFETY: forwarded contract; the merged body is taken where it applies (enough lines,
-        // a misaligned destination, VBMI detected); the CPU has AVX-512F, as a 64-byte body is
-        // only planned where it does.
+        // SAFETY: forwarded contract; the merge takes the bodies it applies to (enough lines, a
+        // misaligned destination); the CPU has AVX-512F, as a 64-byte body is only planned
+        // where it does.
         unsafe {
             if super::merge::w512::applies(count, dst.addr()) {
                 super::merge::w512::from_io(b, off, count, dst)

@@ -7,7 +7,8 @@ use core::arch::x86_64::{
     __m256i, _mm256_alignr_epi8, _mm256_permute2x128_si256, _mm256_store_si256, _mm256_storeu_si256,
 };
 
-use crate::backend::{Backend, Word, W256};
+use crate::backend::{Backend, W256};
+use crate::copy::exec::{Direction, FromIoOp};
 
 /// Words per unrolled step: the device accesses of a step are issued before its merges.
 const UNROLL: usize = 8;
@@ -18,15 +19,17 @@ const UNROLL: usize = 8;
 /// merged).
 const MIN_WORDS: usize = 96;
 
-/// Whether a 32-byte body of `count` words with its memory side at `mem` is merged: long
-/// enough, the memory side off a 32-byte word but not by 8 or 24 bytes, and the CPU has AVX2.
-/// (A split store 8 bytes off a 16-byte boundary costs less than one a byte off it, and the
-/// compiler makes a shift of whole 8-byte words a `vpermq`, slower than the other shifts: 4 KiB
-/// into memory off by 8, 47.6 ns split, 50.8 merged; off by 1 or 63, 53.5 split, 46.2
-/// merged; Zen 3.)
+/// Whether a 32-byte body of `count` words with its memory side at `mem` goes to [`from_io`]:
+/// long enough, and the memory side off a 32-byte word but not by 8 or 24 bytes. (A split store
+/// 8 bytes off a 16-byte boundary costs less than one a byte off it, and the compiler makes a
+/// shift of whole 8-byte words a `vpermq`, slower than the other shifts: 4 KiB into memory off
+/// by 8, 47.6 ns split, 50.8 merged; off by 1 or 63, 53.5 split, 46.2 merged; Zen 3.) The shape
+/// only: [`from_io`] asks whether the CPU has AVX2, out of the copy's line, so the path of a
+/// short copy holds no feature detection (whose call, inline, made every 64-byte read save and
+/// restore six registers).
 #[inline(always)]
 pub(in crate::copy) fn applies(count: usize, mem: usize) -> bool {
-    count >= MIN_WORDS && mem % 32 != 0 && mem % 16 != 8 && has_avx2()
+    count >= MIN_WORDS && mem % 32 != 0 && mem % 16 != 8
 }
 
 /// Whether the CPU has AVX2 (`vpalignr ymm`, `vperm2i128`), detected once with the `std` feature
@@ -44,19 +47,35 @@ fn has_avx2() -> bool {
 }
 
 /// `count` 32-byte reads from the device at `off` (32-aligned), ascending, into memory at `dst`,
-/// which is not 32-aligned: one unaligned store for the first word and one for the last, aligned
-/// stores between them.
+/// which is not 32-aligned: where the CPU has AVX2, one unaligned store for the first word and
+/// one for the last, aligned stores between them ([`merged`]); else the plain body.
 ///
 /// # Safety
-/// As for [`Direction::body`](crate::copy::exec::Direction::body) with `W256`; `count >= 2`; the
-/// CPU has AVX and AVX2.
-#[target_feature(enable = "avx,avx2")]
+/// As for [`Direction::body`] with `W256`; `count >= 2`; the CPU has AVX.
+#[target_feature(enable = "avx")]
+#[inline(never)]
 pub(in crate::copy) unsafe fn from_io<B: Backend + ?Sized>(
     b: &B,
     off: usize,
     count: usize,
     dst: *mut u8,
 ) {
+    // SAFETY: forwarded contract; `merged` only where the CPU has AVX2.
+    unsafe {
+        if has_avx2() {
+            merged(b, off, count, dst)
+        } else {
+            FromIoOp(dst).body::<B, W256>(b, off, count, 0)
+        }
+    }
+}
+
+/// [`from_io`] with aligned stores between the first and the last word.
+///
+/// # Safety
+/// As for [`from_io`], and the CPU has AVX2.
+#[target_feature(enable = "avx,avx2")]
+unsafe fn merged<B: Backend + ?Sized>(b: &B, off: usize, count: usize, dst: *mut u8) {
     debug_assert!(count >= 2 && dst.addr() % 32 != 0);
     // Bytes of the first word that precede the first aligned memory word: 1..=31, not 8 or 24
     // (see `applies`).
@@ -67,8 +86,8 @@ pub(in crate::copy) unsafe fn from_io<B: Backend + ?Sized>(
             match k {
                 // SAFETY: forwarded contract; the arm's shift is `k`.
                 $($k => unsafe { shifted::<B, $s, $upper>(b, off, count, dst) },)*
-                // SAFETY: forwarded contract.
-                _ => unsafe { split(b, off, count, dst) },
+                // SAFETY: forwarded contract: the plain body.
+                _ => unsafe { FromIoOp(dst).body::<B, W256>(b, off, count, 0) },
             }
         };
     }
@@ -105,13 +124,13 @@ pub(in crate::copy) unsafe fn from_io<B: Backend + ?Sized>(
     )
 }
 
-/// [`from_io`] for `k = S + 16 * UPPER` (`S < 16`): aligned memory word `j - 1` is bytes
+/// [`merged`] for `k = S + 16 * UPPER` (`S < 16`): aligned memory word `j - 1` is bytes
 /// `k..k + 32` of device values `j - 1` and `j`. With `mid` the lanes `(prev.hi, v.lo)`, those
 /// are the lane pairs `(prev, mid)` shifted by `S` (`k < 16`), or `(mid, v)` (`k ≥ 16`): one
 /// `vperm2i128` and one `vpalignr` per word.
 ///
 /// # Safety
-/// As for [`from_io`], and `k` is the bytes of `dst` before the next 32-byte boundary.
+/// As for [`merged`], and `k` is the bytes of `dst` before the next 32-byte boundary.
 #[target_feature(enable = "avx,avx2")]
 #[allow(unused_unsafe)] // the intrinsics are `unsafe fn` on older compilers, safe here on newer
 unsafe fn shifted<B: Backend + ?Sized, const S: i32, const UPPER: bool>(
@@ -172,23 +191,6 @@ unsafe fn shifted<B: Backend + ?Sized, const S: i32, const UPPER: bool>(
     unsafe { _mm256_storeu_si256(dst.add(32 * (count - 1)).cast(), prev) };
 }
 
-/// The body with unaligned stores, for a shift [`from_io`] has no body for (none that
-/// [`applies`] lets through).
-///
-/// # Safety
-/// As for [`from_io`].
-#[target_feature(enable = "avx")]
-#[cold]
-unsafe fn split<B: Backend + ?Sized>(b: &B, off: usize, count: usize, dst: *mut u8) {
-    for j in 0..count {
-        // SAFETY: a planned access of the body, and 32 bytes of the copy at `dst + 32 * j`.
-        unsafe {
-            b.read::<W256>(off + 32 * j)
-                .store_unaligned(dst.add(32 * j))
-        };
-    }
-}
-
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
@@ -196,7 +198,7 @@ mod tests {
     use alloc::vec::Vec;
 
     /// Every shift (the memory side 1..=31 bytes off a 32-byte word, the 8- and 24-byte ones
-    /// through the split body), bodies of 2 to 19 words (the unrolled step and each remainder):
+    /// through the plain body), bodies of 2 to 19 words (the unrolled step and each remainder):
     /// the device sees `count` ascending 32-byte reads, the memory side gets exactly the
     /// device's bytes, and no byte around them changes.
     #[test]

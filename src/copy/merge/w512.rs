@@ -9,6 +9,7 @@ use core::arch::x86_64::{
 };
 
 use crate::backend::{Backend, W512};
+use crate::copy::exec::{Direction, FromIoOp, ToIoOp};
 
 /// Lines per unrolled step: the device accesses of a step are issued before its merges.
 const UNROLL: usize = 8;
@@ -16,11 +17,13 @@ const UNROLL: usize = 8;
 /// The shortest body merged: below it, the split stores cost less than the merge's setup.
 const MIN_LINES: usize = 16;
 
-/// Whether a 64-byte body of `count` lines with its memory side at `mem` is merged: long
-/// enough, the memory side off a cache line, and the CPU has VBMI.
+/// Whether a 64-byte body of `count` lines with its memory side at `mem` goes to [`from_io`] or
+/// [`to_io`]: long enough, and the memory side off a cache line. The shape only: they ask
+/// whether the CPU has VBMI, out of the copy's line, so the path of a short copy (a 64-byte
+/// command) holds no feature detection.
 #[inline(always)]
 pub(in crate::copy) fn applies(count: usize, mem: usize) -> bool {
-    count >= MIN_LINES && !mem.is_multiple_of(64) && has_vbmi()
+    count >= MIN_LINES && !mem.is_multiple_of(64)
 }
 
 /// Whether the CPU has AVX-512 VBMI (`vpermt2b`), detected once with the `std` feature (without
@@ -45,19 +48,35 @@ fn window(k: usize) -> [u8; 64] {
 }
 
 /// `count` 64-byte reads from the device at `off` (64-aligned), ascending, into memory at `dst`,
-/// which is not 64-aligned: one unaligned store for the first line and one for the last, aligned
-/// stores between them.
+/// which is not 64-aligned: where the CPU has VBMI, one unaligned store for the first line and
+/// one for the last, aligned stores between them ([`merged_from_io`]); else the plain body.
 ///
 /// # Safety
-/// As for [`Direction::body`](crate::copy::exec::Direction::body) with `W512`; `count >= 2`; the CPU
-/// has AVX-512F and AVX-512 VBMI.
-#[target_feature(enable = "avx512f,avx512vbmi")]
+/// As for [`Direction::body`] with `W512`; `count >= 2`; the CPU has AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[inline(never)]
 pub(in crate::copy) unsafe fn from_io<B: Backend + ?Sized>(
     b: &B,
     off: usize,
     count: usize,
     dst: *mut u8,
 ) {
+    // SAFETY: forwarded contract; the merged body only where the CPU has VBMI.
+    unsafe {
+        if has_vbmi() {
+            merged_from_io(b, off, count, dst)
+        } else {
+            FromIoOp(dst).body::<B, W512>(b, off, count, 0)
+        }
+    }
+}
+
+/// [`from_io`] with aligned stores between the first and the last line.
+///
+/// # Safety
+/// As for [`from_io`], and the CPU has AVX-512 VBMI.
+#[target_feature(enable = "avx512f,avx512vbmi")]
+unsafe fn merged_from_io<B: Backend + ?Sized>(b: &B, off: usize, count: usize, dst: *mut u8) {
     debug_assert!(count >= 2 && !dst.addr().is_multiple_of(64));
     // Bytes of the first line that precede the first aligned memory line.
     let k = 64 - dst.addr() % 64;
@@ -102,19 +121,36 @@ pub(in crate::copy) unsafe fn from_io<B: Backend + ?Sized>(
 }
 
 /// `count` 64-byte writes to the device at `off` (64-aligned), ascending, from memory at `src`,
-/// which is not 64-aligned: the first and the last line by unaligned loads, the others merged
-/// from aligned loads, none of which reaches outside the copy.
+/// which is not 64-aligned: where the CPU has VBMI, the first and the last line by unaligned
+/// loads, the others merged from aligned loads, none of which reaches outside the copy
+/// ([`merged_to_io`]); else the plain body.
 ///
 /// # Safety
-/// As for [`Direction::body`](crate::copy::exec::Direction::body) with `W512`; `count >= 2`; the CPU
-/// has AVX-512F and AVX-512 VBMI.
-#[target_feature(enable = "avx512f,avx512vbmi")]
+/// As for [`Direction::body`] with `W512`; `count >= 2`; the CPU has AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[inline(never)]
 pub(in crate::copy) unsafe fn to_io<B: Backend + ?Sized>(
     b: &B,
     off: usize,
     count: usize,
     src: *const u8,
 ) {
+    // SAFETY: forwarded contract; the merged body only where the CPU has VBMI.
+    unsafe {
+        if has_vbmi() {
+            merged_to_io(b, off, count, src)
+        } else {
+            ToIoOp(src).body::<B, W512>(b, off, count, 0)
+        }
+    }
+}
+
+/// [`to_io`] with the lines between the first and the last merged from aligned loads.
+///
+/// # Safety
+/// As for [`to_io`], and the CPU has AVX-512 VBMI.
+#[target_feature(enable = "avx512f,avx512vbmi")]
+unsafe fn merged_to_io<B: Backend + ?Sized>(b: &B, off: usize, count: usize, src: *const u8) {
     debug_assert!(count >= 2 && !src.addr().is_multiple_of(64));
     // Line `j` of the body is bytes `s..64` of aligned memory line `j - 1` and bytes `0..s` of
     // line `j`, where aligned line `i` starts at `aligned + 64 * i`.
