@@ -29,6 +29,8 @@ pub fn iommu_group(pci: &PciDevice) -> Result<(u32, PathBuf)> {
     let number = target
         .file_name()
         .and_then(|n| n.to_str())
+        // Digits only: `parse` would take a sign.
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|n| n.parse::<u32>().ok())
         .ok_or(Error::Malformed {
             what: "the iommu_group link does not end in a group number",
@@ -150,6 +152,23 @@ mod tests {
         let e = check_vfio_pci(&pci).unwrap_err();
         assert!(matches!(e, Error::NoIommuGroup { .. }), "{e}");
         assert!(std::format!("{e}").contains("intel_iommu=on"));
+    }
+
+    #[test]
+    fn a_group_link_that_is_not_a_plain_number_is_refused() {
+        let (t, pci) = tree(true, Some(VFIO_PCI));
+        let link = pci.path().join("iommu_group");
+        for name in ["+5", "-5", "5 ", "0x5", "", "99999999999"] {
+            let dir = t.0.join("kernel/iommu_groups/x").join(name);
+            fs::create_dir_all(&dir).unwrap();
+            fs::remove_file(&link).unwrap();
+            symlink(&dir, &link).unwrap();
+            let got = iommu_group(&pci);
+            assert!(
+                matches!(got, Err(Error::Malformed { .. })),
+                "a group link ending in {name:?}: {got:?}"
+            );
+        }
     }
 
     #[test]

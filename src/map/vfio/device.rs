@@ -147,27 +147,26 @@ impl VfioDevice {
             })
     }
 
-    /// Reads `buf.len()` bytes of config space at `offset`.
+    /// Reads `buf.len()` bytes of config space at `offset` ([`crate::Error::OutOfRange`] if
+    /// they are not all inside it).
     pub fn read_config(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let r = self.region(CONFIG_REGION)?;
-        let n = rustix::io::pread(&self.fd, &mut *buf, r.offset + offset).map_err(|errno| {
-            Error::Ioctl {
-                op: "pread of config space",
-                errno,
-            }
+        let at = config_at(&self.region(CONFIG_REGION)?, offset, buf.len())?;
+        let n = rustix::io::pread(&self.fd, &mut *buf, at).map_err(|errno| Error::Ioctl {
+            op: "pread of config space",
+            errno,
         })?;
         short(n, buf.len(), "config space read short")
     }
 
     /// Writes `buf` to config space at `offset` (vfio-pci filters what it lets through: BAR
-    /// sizing and the COMMAND bits are virtualised or passed as the kernel decides).
+    /// sizing and the COMMAND bits are virtualised or passed as the kernel decides;
+    /// [`crate::Error::OutOfRange`] if the bytes are not all inside config space).
     pub fn write_config(&self, offset: u64, buf: &[u8]) -> Result<()> {
-        let r = self.region(CONFIG_REGION)?;
-        let n =
-            rustix::io::pwrite(&self.fd, buf, r.offset + offset).map_err(|errno| Error::Ioctl {
-                op: "pwrite of config space",
-                errno,
-            })?;
+        let at = config_at(&self.region(CONFIG_REGION)?, offset, buf.len())?;
+        let n = rustix::io::pwrite(&self.fd, buf, at).map_err(|errno| Error::Ioctl {
+            op: "pwrite of config space",
+            errno,
+        })?;
         short(n, buf.len(), "config space write short")
     }
 
@@ -194,19 +193,22 @@ impl VfioDevice {
         self.command()
     }
 
-    /// The bus address BAR `n` decodes, from its config registers (a 64-bit BAR spans `n` and
-    /// `n + 1`). The device's own view: what it compares its CMB addresses against.
+    /// The bus address BAR `n` (0..=5) decodes, from its config registers (a 64-bit BAR spans
+    /// `n` and `n + 1`). The device's own view: what it compares its CMB addresses against.
+    /// [`Error::NoRegion`] for a BAR that decodes no memory, and for `n > 5` (a type-0 header
+    /// has six BARs; the registers after them are others).
     pub fn bar_bus_addr(&self, n: u32) -> Result<u64> {
-        let lo = self.config_u32(0x10 + 4 * u64::from(n))?;
-        let hi = if lo & 0b110 == 0b100 && n < 5 {
-            self.config_u32(0x10 + 4 * u64::from(n + 1))?
-        } else {
-            0
-        };
-        decode_bar(lo, hi).ok_or(Error::NoRegion {
+        let no = || Error::NoRegion {
             addr: self.addr.clone(),
             index: bar_region(n),
-        })
+        };
+        let reg = bar_register(n).ok_or_else(no)?;
+        let lo = self.config_u32(reg)?;
+        let hi = match bar_register(n + 1) {
+            Some(next) if lo & 0b110 == 0b100 => self.config_u32(next)?,
+            _ => 0,
+        };
+        decode_bar(lo, hi).ok_or_else(no)
     }
 
     /// Resets the function (`VFIO_DEVICE_RESET`: a function-level reset or what the kernel
@@ -265,6 +267,29 @@ fn short(n: usize, want: usize, what: &'static str) -> Result<()> {
 
 /// The bus address of a memory BAR from its low and high config dwords; `None` for an I/O BAR
 /// or an unassigned one.
+/// The offset in the device file of `len` bytes at `offset` of the config region `r`, if they
+/// lie inside it: VFIO picks a region by the high bits of the file offset, so an offset past
+/// the region's end, or one that wraps, would reach another region.
+fn config_at(r: &RegionInfo, offset: u64, len: usize) -> Result<u64> {
+    // CAST: a slice length fits in 64 bits.
+    let inside = offset
+        .checked_add(len as u64)
+        .is_some_and(|end| end <= r.size);
+    match r.offset.checked_add(offset) {
+        Some(at) if inside => Ok(at),
+        _ => Err(Error::Iomem(crate::Error::OutOfRange {
+            offset: usize::try_from(offset).unwrap_or(usize::MAX),
+            len,
+            size: usize::try_from(r.size).unwrap_or(usize::MAX),
+        })),
+    }
+}
+
+/// The config offset of BAR `n`'s register: one of the six of a type-0 header, else `None`.
+fn bar_register(n: u32) -> Option<u64> {
+    (n < 6).then(|| 0x10 + 4 * u64::from(n))
+}
+
 fn decode_bar(lo: u32, hi: u32) -> Option<u64> {
     if lo & 1 != 0 {
         return None;
@@ -290,5 +315,47 @@ mod tests {
         assert_eq!(decode_bar(0xfebf_0000, 0x1), Some(0xfebf_0000));
         assert_eq!(decode_bar(0xc001, 0), None, "I/O BAR");
         assert_eq!(decode_bar(0x4, 0), None, "unassigned");
+    }
+
+    #[test]
+    fn a_type_0_header_has_six_bars() {
+        assert_eq!(bar_register(0), Some(0x10));
+        assert_eq!(bar_register(5), Some(0x24));
+        // 0x28 is the CardBus CIS pointer, then the subsystem ids: no BAR.
+        assert_eq!(bar_register(6), None);
+        assert_eq!(bar_register(u32::MAX), None);
+    }
+
+    #[test]
+    fn config_accesses_stay_inside_config_space() {
+        let r = RegionInfo {
+            index: CONFIG_REGION,
+            flags: 3,
+            size: 256,
+            offset: 7 << 40,
+        };
+        assert_eq!(config_at(&r, 0, 4).unwrap(), 7 << 40);
+        assert_eq!(config_at(&r, 252, 4).unwrap(), (7 << 40) + 252);
+        // Past the end, straddling it, wrapping (which would reach another region's offset),
+        // and a region whose own offset is at the top of the file's range.
+        for (offset, len) in [
+            (256, 1),
+            (253, 4),
+            (u64::MAX - 8, 4),
+            (0u64.wrapping_sub(7 << 40), 4),
+        ] {
+            assert!(
+                matches!(
+                    config_at(&r, offset, len),
+                    Err(Error::Iomem(crate::Error::OutOfRange { .. }))
+                ),
+                "{offset:#x} + {len}"
+            );
+        }
+        let top = RegionInfo {
+            offset: u64::MAX - 2,
+            ..r
+        };
+        assert!(config_at(&top, 4, 4).is_err());
     }
 }

@@ -27,13 +27,18 @@ pub struct IovaAllocator {
 impl IovaAllocator {
     /// An allocator over `ranges` (half-open; parts outside whole pages of `page` bytes, a power
     /// of two, are dropped), handing out nothing below `floor` (a driver keeps IOVA 0 and the
-    /// first pages unmapped, so a zeroed address field faults instead of reaching memory).
+    /// first pages unmapped, so a zeroed address field faults instead of reaching memory). A
+    /// page size that is not a power of two is rounded up to one; one above 2^63 (no power of
+    /// two in 64 bits is that large) leaves the allocator empty.
     pub fn new(ranges: impl IntoIterator<Item = Range<u64>>, page: u64, floor: u64) -> Self {
-        let page = page.max(1).next_power_of_two();
+        let rounded = page.max(1).checked_next_power_of_two();
         let mut a = IovaAllocator {
             free: BTreeMap::new(),
             retired: Vec::new(),
-            page,
+            page: rounded.unwrap_or(1 << 63),
+        };
+        let Some(page) = rounded else {
+            return a;
         };
         for r in ranges {
             let start = r
@@ -170,6 +175,15 @@ mod tests {
         assert_eq!(a.alloc(0x3000, 1), Some(0x2000..0x5000));
         assert_eq!(a.alloc(1, 1), None);
         assert_eq!(IovaAllocator::new(None, 3000, 0).page(), 4096);
+    }
+
+    #[test]
+    fn a_page_size_above_2_pow_63_leaves_it_empty() {
+        let mut a = IovaAllocator::new(Some(0..u64::MAX), (1 << 63) + 1, 0);
+        assert_eq!(a.available(), 0);
+        assert_eq!(a.alloc(1, 1), None);
+        let a = IovaAllocator::new(Some(0..u64::MAX), u64::MAX, 0);
+        assert_eq!(a.available(), 0);
     }
 
     #[test]
