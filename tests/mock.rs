@@ -53,6 +53,57 @@ fn clear_on_read() {
     assert_eq!(mock.reads().len(), 2);
 }
 
+/// Accesses that cover part of a write-1-to-clear register, or more than it: each byte of the
+/// register is cleared by the ones written to that byte, and the bytes around it are stored.
+#[test]
+fn write_1_to_clear_by_part_or_more_of_the_register() {
+    let mock = MockIo::new(64);
+    mock.write_1_to_clear(4, 4);
+    mock.poke(4, &0x4433_ff01u32.to_le_bytes());
+    let io = IoMem::new(&mock);
+    // Bit 8 is bit 0 of byte 5.
+    io.try_write8(5, 0x01).unwrap();
+    assert_eq!(mock.peek(4, 4), 0x4433_fe01u32.to_le_bytes());
+    io.try_write16(6, 0x0400).unwrap();
+    assert_eq!(mock.peek(4, 4), 0x4033_fe01u32.to_le_bytes());
+    // An 8-byte write over it and the word before: that word is stored, the register cleared
+    // where the write has ones.
+    io.try_write64(0, 0x0000_0001_dead_beef).unwrap();
+    assert_eq!(mock.peek(0, 4), 0xdead_beefu32.to_le_bytes());
+    assert_eq!(mock.peek(4, 4), 0x4033_fe00u32.to_le_bytes());
+}
+
+/// Reads of part of a clear-on-read register return the bytes they cover and clear only those;
+/// a read wider than it, 16 bytes and more, returns its neighbours untouched.
+#[test]
+fn clear_on_read_by_part_or_more_of_the_register() {
+    let mock = MockIo::new(64);
+    mock.clear_on_read(20, 4);
+    mock.poke(20, &0x4433_2211u32.to_le_bytes());
+    let io = IoMem::new(&mock);
+    assert_eq!(io.try_read8(22), Ok(0x33));
+    assert_eq!(mock.peek(20, 4), 0x4400_2211u32.to_le_bytes());
+    assert_eq!(io.try_read16(20), Ok(0x2211));
+    assert_eq!(mock.peek(20, 4), 0x4400_0000u32.to_le_bytes());
+    // 32 bytes from 0, the register in the second 16-byte lane, through one 32-byte access.
+    mock.poke(20, &0x8877_6655u32.to_le_bytes());
+    mock.poke(24, &[0xaa; 4]);
+    let mut got = [0u8; 32];
+    let wide = IoMem::new(&mock)
+        .subslice(0..32)
+        .unwrap()
+        .with_policy(WidthPolicy::MEMORY_LIKE);
+    iomem::memcpy_fromio(&mut got, &wide).unwrap();
+    assert_eq!(
+        got[20..24],
+        0x8877_6655u32.to_le_bytes(),
+        "the register's value"
+    );
+    assert_eq!(got[24..28], [0xaa; 4], "its neighbour");
+    assert_eq!(mock.peek(20, 4), [0; 4], "the read cleared the register");
+    assert_eq!(mock.peek(24, 4), [0xaa; 4], "and nothing else");
+}
+
 #[test]
 fn doorbell_hook_counts_writes_and_discards_them() {
     let mock = MockIo::new(0x1000);

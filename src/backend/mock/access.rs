@@ -62,11 +62,21 @@ unsafe impl Backend for MockIo {
             value_hi: [0; 3],
             direct: false,
         };
-        let mut replaced = None;
         let State {
             lines, read_hooks, ..
         } = &mut *st;
         let ram = &mut zerocopy_bytes(lines)[..size];
+        // The bytes are taken from RAM first, then the hooks run: one may replace the value
+        // (an access wider than 16 bytes is held as 16-byte lanes; hooks see and replace the
+        // low one) or change RAM (clear-on-read), which this read does not see.
+        access.value = Ram(ram).get(off, W::WIDTH.min(16));
+        for (k, lane) in access.value_hi.iter_mut().enumerate() {
+            let at = 16 * (k + 1);
+            if at < W::WIDTH {
+                *lane = Ram(ram).get(off + at, 16);
+            }
+        }
+        let mut replaced = None;
         for (range, hook) in read_hooks.iter_mut() {
             if overlaps(range, &access) {
                 if let Some(v) = hook(&mut Ram(ram), &access) {
@@ -74,19 +84,8 @@ unsafe impl Backend for MockIo {
                 }
             }
         }
-        // An access wider than 16 bytes is held as 16-byte lanes; hooks see and replace the
-        // low one.
-        let lo_width = W::WIDTH.min(16);
-        let value = match replaced {
-            Some(v) => v,
-            None => Ram(ram).get(off, lo_width),
-        };
-        access.value = value;
-        for (k, lane) in access.value_hi.iter_mut().enumerate() {
-            let at = 16 * (k + 1);
-            if at < W::WIDTH {
-                *lane = Ram(ram).get(off + at, 16);
-            }
+        if let Some(v) = replaced {
+            access.value = v;
         }
         self.record(&mut st, access);
         W::from_lanes(access.lanes())

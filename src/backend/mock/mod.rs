@@ -291,8 +291,10 @@ impl MockIo {
         self.lock().write_hooks.push((range, Box::new(hook)));
     }
 
-    /// Calls `hook` for every read that overlaps `range`, before RAM is read; `Some(v)` replaces
-    /// the value the read returns. The hook may change RAM (clear-on-read).
+    /// Calls `hook` for every read that overlaps `range`, after the read took its bytes from RAM
+    /// (the hook sees them in the [`Access`]); `Some(v)` replaces the value the read returns
+    /// (its low 16 bytes). The hook may change RAM (clear-on-read): the read still returns what
+    /// RAM held.
     pub fn on_read(
         &self,
         range: Range<usize>,
@@ -302,31 +304,42 @@ impl MockIo {
     }
 
     /// Makes the `width`-byte register at `offset` write-1-to-clear: writing a 1 bit clears it,
-    /// writing 0 leaves it.
+    /// writing 0 leaves it. An access that covers part of the register clears bits of the bytes
+    /// it covers; the bytes of a wider access outside the register are stored as written.
     ///
     /// # Panics
     /// If `width` is not 1, 2, 4, 8 or 16 or the register is not inside the mock: a mistake in
     /// the test's model of the device, reported where it is made rather than at the first write.
     pub fn write_1_to_clear(&self, offset: usize, width: usize) {
         self.check_register(offset, width);
-        self.on_write(offset..offset + width, move |ram, a| {
-            let old = ram.get(offset, width);
-            ram.set(offset, width, old & !a.value);
+        let register = offset..offset + width;
+        self.on_write(register.clone(), move |ram, a| {
+            let ram = ram.bytes();
+            for (at, b) in a.range().zip(a.bytes()) {
+                ram[at] = if register.contains(&at) {
+                    ram[at] & !b
+                } else {
+                    b
+                };
+            }
             WriteEffect::Discard
         });
     }
 
     /// Makes the `width`-byte register at `offset` clear-on-read: a read returns its value and
-    /// leaves it zero.
+    /// leaves the bytes of it that the read covered zero.
     ///
     /// # Panics
     /// As for [`write_1_to_clear`](Self::write_1_to_clear).
     pub fn clear_on_read(&self, offset: usize, width: usize) {
         self.check_register(offset, width);
-        self.on_read(offset..offset + width, move |ram, _| {
-            let v = ram.get(offset, width);
-            ram.set(offset, width, 0);
-            Some(v)
+        let register = offset..offset + width;
+        self.on_read(register.clone(), move |ram, a| {
+            let ram = ram.bytes();
+            for at in a.range().filter(|at| register.contains(at)) {
+                ram[at] = 0;
+            }
+            None
         });
     }
 
