@@ -21,13 +21,43 @@ impl PciDevice {
     /// Safe because the file decides the caching and this picks the file: the kernel maps a BAR's
     /// `resourceN` attribute uncached and its `resourceN_wc` write-combining (or, when another
     /// mapping of the BAR already has a stronger type, uncached: the write-combining flushes the
-    /// crate then adds are merely unneeded). That holds for sysfs only: when the file is not a
-    /// sysfs attribute (a tree given to [`open_in`](PciDevice::open_in)) it is page cache, and the
-    /// mapping says so: its [`caching`](BarMapping::caching) is then [`Caching::Cacheable`].
+    /// crate then adds are merely unneeded). And a sysfs attribute is as long as its BAR for as
+    /// long as it is mapped. That holds for sysfs only: a file elsewhere (a tree given to
+    /// [`open_in`](PciDevice::open_in)) may be truncated under its mapping, and the next access
+    /// would fault, so it is refused with [`Error::NotSysfs`]; a test's tree of ordinary files is
+    /// mapped with [`map_bar_unchecked`](Self::map_bar_unchecked).
     ///
     /// Fails with [`Error::DriverOwnsBar`] if a kernel driver owns the BAR (unbind it), with
     /// [`Error::PermissionDenied`] if not root.
     pub fn map_bar(&self, index: usize, caching: Caching) -> Result<BarMapping> {
+        // SAFETY: only a sysfs attribute is mapped (`sysfs_only`), which the contract of
+        // `map_bar_unchecked` does not restrict.
+        unsafe { self.map_bar_in(index, caching, true) }
+    }
+
+    /// [`map_bar`](Self::map_bar), also for a BAR file that is not on sysfs (the tree of a test,
+    /// given to [`open_in`](PciDevice::open_in)): such a file is page cache, and the mapping
+    /// says so, its [`caching`](BarMapping::caching) being [`Caching::Cacheable`].
+    ///
+    /// # Safety
+    /// If the file is not on sysfs, it stays at least as long as the BAR while the mapping lives
+    /// (a shared mapping past the end of its file faults on access).
+    pub unsafe fn map_bar_unchecked(&self, index: usize, caching: Caching) -> Result<BarMapping> {
+        // SAFETY: the caller's contract.
+        unsafe { self.map_bar_in(index, caching, false) }
+    }
+
+    /// [`map_bar`](Self::map_bar); a file not on sysfs is refused if `sysfs_only`, else mapped
+    /// as page cache.
+    ///
+    /// # Safety
+    /// As for [`map_bar_unchecked`](Self::map_bar_unchecked) unless `sysfs_only`.
+    unsafe fn map_bar_in(
+        &self,
+        index: usize,
+        caching: Caching,
+        sysfs_only: bool,
+    ) -> Result<BarMapping> {
         let bar = self.bar(index)?;
         if bar.kind() != BarKind::Memory {
             return Err(Error::NotMemory {
@@ -60,13 +90,16 @@ impl PciDevice {
         // A sysfs attribute maps as its name says; any other file is page cache.
         let caching = if on_sysfs(&file, &path)? {
             caching
+        } else if sysfs_only {
+            return Err(Error::NotSysfs { path });
         } else {
             Caching::Cacheable
         };
         // `caching` is how `file` maps: on sysfs, `path` is BAR `index`'s `resourceN` (uncached)
         // or `resourceN_wc` (write-combining), picked by `caching` above; any other file is page
         // cache, described as `Cacheable`.
-        // SAFETY: as just said for `caching`; a sysfs attribute is as long as its BAR (`size`).
+        // SAFETY: as just said for `caching`; a sysfs attribute is as long as its BAR (`size`),
+        // and another file, mapped only if not `sysfs_only`, is by the caller's contract.
         let mapped = unsafe { BarMapping::map_file(file, &path, size, caching) };
         let mut map = mapped.map_err(|e| match e {
             Error::Io {
@@ -352,7 +385,8 @@ mod tests {
     fn map_bar_maps_the_resource_file_with_its_caching() {
         let (_t, root) = fake_tree();
         let dev = PciDevice::open_in(&root, "0000:00:03.0").unwrap();
-        let map = dev.map_bar(0, Caching::Uncached).unwrap();
+        // SAFETY: nothing truncates the tree's files while this test has them mapped.
+        let map = unsafe { dev.map_bar_unchecked(0, Caching::Uncached) }.unwrap();
         assert_eq!(map.len(), 0x4000);
         assert_eq!(map.path(), dev.path().join("resource0"));
         // Not sysfs: the fake tree's files are page cache, and the mapping says so.
@@ -369,13 +403,28 @@ mod tests {
         assert_eq!(&bytes[0x14..0x18], &0x0046_0001u32.to_le_bytes());
         assert_eq!(&bytes[0x28..0x30], &0x1234_5678_9abc_def0u64.to_le_bytes());
 
-        let wc = dev.map_bar(2, Caching::WriteCombining).unwrap();
+        // SAFETY: as for `map` above.
+        let wc = unsafe { dev.map_bar_unchecked(2, Caching::WriteCombining) }.unwrap();
         assert_eq!(wc.path(), dev.path().join("resource2_wc"));
         assert_eq!((wc.len(), wc.caching()), (16 << 20, Caching::Cacheable));
         assert!(matches!(
             dev.map_bar(0, Caching::Cacheable),
             Err(Error::Iomem(crate::Error::InvalidArgument(_)))
         ));
+    }
+
+    /// A file off sysfs may be truncated under a mapping of it, and the next access would raise
+    /// SIGBUS: the safe `map_bar` maps only sysfs attributes.
+    #[test]
+    fn map_bar_refuses_a_file_that_is_not_on_sysfs() {
+        let (_t, root) = fake_tree();
+        let dev = PciDevice::open_in(&root, "0000:00:03.0").unwrap();
+        for (bar, caching) in [(0, Caching::Uncached), (2, Caching::WriteCombining)] {
+            match dev.map_bar(bar, caching) {
+                Err(Error::NotSysfs { path }) => assert!(path.starts_with(dev.path())),
+                other => panic!("BAR {bar} of a fake tree: {other:?}"),
+            }
+        }
     }
 
     #[test]

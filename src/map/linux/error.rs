@@ -57,6 +57,13 @@ pub enum Error {
         /// The driver bound to the device, if any.
         driver: Option<String>,
     },
+    /// A BAR file to be mapped is not a sysfs attribute (a tree given to
+    /// [`PciDevice::open_in`](super::PciDevice::open_in)): an ordinary file may shrink under its
+    /// mapping. [`PciDevice::map_bar_unchecked`](super::PciDevice::map_bar_unchecked) maps one.
+    NotSysfs {
+        /// The file.
+        path: PathBuf,
+    },
     /// A sysfs file did not contain what the kernel writes there.
     Parse {
         /// The file.
@@ -184,6 +191,13 @@ impl fmt::Display for Error {
                      BAR is not mappable; check `lspci -k -s {addr}` and unbind the driver"
                 ),
             },
+            Error::NotSysfs { path } => write!(
+                f,
+                "{} is not on sysfs, so it is not a BAR the kernel maps: map_bar maps only sysfs \
+                 attributes (an ordinary file may shrink under its mapping); open the device under \
+                 /sys/bus/pci/devices, or map a test's tree with PciDevice::map_bar_unchecked",
+                path.display()
+            ),
             Error::Parse { path, line, what } => write!(
                 f,
                 "unexpected contents in {}, line {line}: {what}; the kernel writes this file, so \

@@ -55,8 +55,11 @@
 //! Mapping a BAR with [`PciDevice::map_bar`] is safe in Rust's sense: the mapping is valid memory
 //! for as long as the [`BarMapping`] lives, the crate only ever accesses it with volatile
 //! accesses, and its [`Caching`](crate::Caching) is the one the kernel set up, because the file
-//! mapped (`resourceN` or `resourceN_wc`) decides it. [`BarMapping::map_path`] maps any file and
-//! is `unsafe`: only its caller knows how that file maps. What a device *does* with the
+//! mapped (`resourceN` or `resourceN_wc`) decides it; a file that is not on sysfs is refused
+//! ([`Error::NotSysfs`]: an ordinary file may shrink under its mapping).
+//! [`PciDevice::map_bar_unchecked`] maps a test's tree of ordinary files, and
+//! [`BarMapping::map_path`] any file; both are `unsafe`: only their caller knows that the file
+//! stays long enough (and, for `map_path`, how it maps). What a device *does* with the
 //! addresses a driver writes into it (DMA) is outside what types can check; that is why the
 //! functions handing out physical addresses say so.
 

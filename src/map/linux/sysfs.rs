@@ -47,7 +47,8 @@ impl PciDevice {
 
     /// Opens the device at `addr` under another sysfs root (a directory laid out like
     /// `/sys/bus/pci/devices`; tests use a fake tree, whose BAR files
-    /// [`map_bar`](Self::map_bar) maps as the page cache they are).
+    /// [`map_bar`](Self::map_bar) refuses and
+    /// [`map_bar_unchecked`](Self::map_bar_unchecked) maps as the page cache they are).
     pub fn open_in(root: impl AsRef<Path>, addr: &str) -> Result<Self> {
         let addr = normalise_addr(addr)?;
         let root = root.as_ref().to_path_buf();
