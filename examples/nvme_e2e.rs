@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use iomem::dma::{DmaProvider, DmaRegion};
 use iomem::map::linux::{BarKind, BarMapping, DmaBuffer, Error as MapError, PagemapDma, PciDevice};
 use iomem::nvme::cmb::{BarTable, CmbPool, PciBar, ProbeOptions};
-use iomem::nvme::cmd::{nvm, Command, Request};
+use iomem::nvme::cmd::{nvm, Lent, Request};
 use iomem::nvme::ctrl::{Config, Controller, Done, QueueMem};
 use iomem::nvme::identify::Namespace;
 use iomem::nvme::prp::{CmbPrpList, HostPrpList, PrpListMem};
@@ -58,23 +58,28 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 type Ctrl = Controller<Arc<BarMapping>, Mmio>;
 
 /// A Read or Write of [`TRANSFER`] bytes at `slba` with the data in the CMB buffer `buf` and
-/// the PRP list in the CMB (`list`); the caller keeps both until the command completes.
-fn cmb_rw(
+/// the PRP list in the CMB (`list`), which the caller keeps.
+///
+/// # Safety
+/// `buf` and `list` stay allocated, and lent to no other command, until the command completes.
+unsafe fn cmb_rw(
     ctrl: &Ctrl,
     ns: &Namespace,
     write: bool,
     slba: u64,
     buf: &P2pBuf<BarMapping>,
     list: &dyn PrpListMem,
-) -> Res<Command> {
+) -> Res<Request<Mmio>> {
     let data = ctrl.prp().borrow_p2p(buf, 0..TRANSFER, Some(list))?;
     // CAST: at most 128 blocks.
     let nlb = (TRANSFER / ns.lba_size()) as u32;
-    Ok(if write {
+    let cmd = if write {
         nvm::write(ns, slba, nlb, data)?
     } else {
         nvm::read(ns, slba, nlb, data)?
-    })
+    };
+    // SAFETY: the command names `buf` and `list`, which the caller keeps (its contract).
+    Ok(unsafe { Request::new(cmd, Lent::none()) })
 }
 
 /// A Read or Write of [`TRANSFER`] bytes at `slba` lending the host region `buf` (and a PRP
@@ -337,9 +342,13 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     wbuf.io().copy_from_slice(&data)?;
     rbuf.io().fill(0xee)?;
     let t = Instant::now();
-    qp1.execute(cmb_rw(&ctrl, &ns, true, SLBA, &wbuf, &wlist)?)?;
+    // SAFETY (for every `cmb_rw` below): the CMB buffers and lists are this function's, kept
+    // past each `execute`, which returns after the completion; after an error the example
+    // stops, and nothing reuses the pool.
+    qp1.execute(unsafe { cmb_rw(&ctrl, &ns, true, SLBA, &wbuf, &wlist) }?)?;
     let t_write = t.elapsed();
-    qp1.execute(cmb_rw(&ctrl, &ns, false, SLBA, &rbuf, &rlist)?)?;
+    // SAFETY: as above.
+    qp1.execute(unsafe { cmb_rw(&ctrl, &ns, false, SLBA, &rbuf, &rlist) }?)?;
     let mut back = vec![0u8; TRANSFER];
     rbuf.io().copy_to_slice(&mut back)?;
     check("CMB round trip", &back, &data)?;
@@ -360,7 +369,8 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     qp2.execute(host_rw(&ctrl, &ns, &host, false, hslba, &hr)?)?;
     hr.mem().copy_to_slice(&mut back)?;
     check("host round trip", &back, &hdata)?;
-    qp1.execute(cmb_rw(&ctrl, &ns, false, hslba, &rbuf, &rlist)?)?;
+    // SAFETY: as above.
+    qp1.execute(unsafe { cmb_rw(&ctrl, &ns, false, hslba, &rbuf, &rlist) }?)?;
     rbuf.io().copy_to_slice(&mut back)?;
     check("host-written blocks read into the CMB", &back, &hdata)?;
     println!(
@@ -423,13 +433,15 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
             "fault: PCI COMMAND = {:#06x} (memory space off)",
             dev.enable(false, true)?
         );
-        qp1.execute(cmb_rw(&ctrl, &ns, false, SLBA, &rbuf, &rlist)?)
+        // SAFETY: as above; `rbuf` and `rlist` are kept until this function returns.
+        qp1.execute(unsafe { cmb_rw(&ctrl, &ns, false, SLBA, &rbuf, &rlist) }?)
     } else {
         // The host removes the device when it sees this line; read until a command fails.
         println!("IOMEM-E2E-UNPLUG-READY");
         let mut reads = 0u32;
         loop {
-            let r = qp1.execute(cmb_rw(&ctrl, &ns, false, SLBA, &rbuf, &rlist)?);
+            // SAFETY: as above; `rbuf` and `rlist` are kept until this function returns.
+            let r = qp1.execute(unsafe { cmb_rw(&ctrl, &ns, false, SLBA, &rbuf, &rlist) }?);
             if r.is_err() || t.elapsed() > Duration::from_secs(20) {
                 println!("unplug: {reads} reads completed before the device went away");
                 break r;

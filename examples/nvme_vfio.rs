@@ -35,7 +35,7 @@ use iomem::map::vfio::{
     bar_region, bind_vfio_pci, Container, Error as VfioError, VfioDevice, VfioDma,
 };
 use iomem::nvme::cmb::{BarTable, CmbPool, PciBar, ProbeOptions};
-use iomem::nvme::cmd::{nvm, Request};
+use iomem::nvme::cmd::{nvm, Lent, Request};
 use iomem::nvme::ctrl::{Config, Controller, QueueMem};
 use iomem::nvme::identify::Namespace;
 use iomem::nvme::prp::{CmbPrpList, HostPrpList};
@@ -275,7 +275,11 @@ fn run(addr: Option<&str>) -> Res<()> {
             // CAST: at most 128 blocks.
             let nlb = (TRANSFER / ns.lba_size()) as u32;
             let t = Instant::now();
-            qp.execute(nvm::read(&ns, SLBA, nlb, data_ptr)?)?.ok()?;
+            let read = nvm::read(&ns, SLBA, nlb, data_ptr)?;
+            // SAFETY: `rbuf` and `rlist` are kept past `execute`, which returns after the
+            // completion (after an error the example stops, reusing neither).
+            qp.execute(unsafe { Request::new(read, Lent::none()) })?
+                .ok()?;
             let t_read = t.elapsed();
             rbuf.io().copy_to_slice(&mut back)?;
             check("read into the CMB", &back, &data)?;

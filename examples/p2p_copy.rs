@@ -10,7 +10,7 @@ use iomem::map::linux::{BarKind, BarMapping, P2pDistance, PagemapDma, PciDevice,
 #[cfg(feature = "vfio")]
 use iomem::map::vfio::{self, Container, PeerBar, VfioDevice, VfioDma};
 use iomem::nvme::cmb::{BarTable, CmbInfo, CmbPool, PciBar, ProbeOptions};
-use iomem::nvme::cmd::{nvm, Command};
+use iomem::nvme::cmd::{nvm, Lent, Request};
 use iomem::nvme::ctrl::{Config, Controller, QueueMem, QueuePair};
 use iomem::nvme::identify::Namespace;
 use iomem::nvme::prp::{CmbPrpList, DataPtr, HostPrpList, Prp2, PrpListMem};
@@ -187,14 +187,20 @@ where
 }
 
 /// A Read or Write of `d`'s bytes at `at` of `s`'s namespace.
-fn rw(s: &Side, write: bool, at: u64, d: DataPtr) -> Res<Command> {
+///
+/// # Safety
+/// The memory `d` names (data and PRP list) stays allocated, and lent to no other command,
+/// until the command completes.
+unsafe fn rw(s: &Side, write: bool, at: u64, d: DataPtr) -> Res<Request<Mmio>> {
     // CAST: at most MDTS / LBA size blocks.
     let nlb = (d.len() / s.ns.lba_size()) as u32;
-    Ok(if write {
+    let cmd = if write {
         nvm::write(&s.ns, at, nlb, d)?
     } else {
         nvm::read(&s.ns, at, nlb, d)?
-    })
+    };
+    // SAFETY: the caller's contract.
+    Ok(unsafe { Request::new(cmd, Lent::none()) })
 }
 
 /// Reads or writes `bytes` at `slba` through host memory `buf`, in commands of `chunk` bytes.
@@ -217,7 +223,9 @@ where
             .ctrl
             .prp()
             .borrow(&buf.lease(), off..off + chunk, Some(&list))?;
-        let cmd = rw(s, write, slba + (off / s.ns.lba_size()) as u64, d)?;
+        // SAFETY: `buf` and `list` are kept past `execute`, which returns after the completion
+        // (after an error the example stops, reusing neither).
+        let cmd = unsafe { rw(s, write, slba + (off / s.ns.lba_size()) as u64, d) }?;
         s.qp.execute(cmd)?.ok()?;
     }
     Ok(())
@@ -459,7 +467,8 @@ where
                 Some(w) => match *w {},
             };
             checked += cmb.check(&d, page as u64, !own)?;
-            let cmd = rw(s, write, o.slba + (off / s.ns.lba_size()) as u64, d)?;
+            // SAFETY: as in `host_io`, for `buf` and the lists.
+            let cmd = unsafe { rw(s, write, o.slba + (off / s.ns.lba_size()) as u64, d) }?;
             s.qp.execute(cmd)?.ok()?;
         }
     }
@@ -578,13 +587,19 @@ where
                 .ctrl
                 .prp()
                 .borrow_peer(&buf, 0..chunk, Some(&lists[0]), access);
-            let r = d.map_err(Into::into).and_then(|d| rw(&a, false, o.slba, d));
+            // SAFETY: as in `host_io`: `buf` and the lists are kept until this function returns.
+            let r = d
+                .map_err(Into::into)
+                .and_then(|d| unsafe { rw(&a, false, o.slba, d) });
             let r = r.and_then(|c| Ok(a.qp.execute(c)?.ok().map(drop)?));
             err_a = typed("A (read into B's CMB)", r)?;
         }
         if err_b.is_none() {
             let d = b.ctrl.prp().borrow_p2p(&buf, 0..chunk, Some(&lists[1]));
-            let r = d.map_err(Into::into).and_then(|d| rw(&b, true, o.slba, d));
+            // SAFETY: as for A's command above.
+            let r = d
+                .map_err(Into::into)
+                .and_then(|d| unsafe { rw(&b, true, o.slba, d) });
             let r = r.and_then(|c| Ok(b.qp.execute(c)?.ok().map(drop)?));
             err_b = typed("B (write from its CMB)", r)?;
         }

@@ -145,8 +145,15 @@ fn a_mixed_command_is_refused_before_submission() {
 
 /// Runs `cmd` (a Read with a mixed data pointer made by a raw path) and checks the
 /// controller's Invalid Use of Controller Memory Buffer status.
-fn controller_refuses(qp: &mut CmbQp, model: &NvmeModel, cmd: Command) {
-    let cid = qp.submit(cmd).unwrap();
+///
+/// # Safety
+/// The memory `cmd` names outlives the command (it completes, with an error, before this
+/// returns) and is lent to no other command.
+unsafe fn controller_refuses(qp: &mut CmbQp, model: &NvmeModel, cmd: Command) {
+    // SAFETY: the caller's contract.
+    let cid = qp
+        .submit(unsafe { Request::new(cmd, Lent::none()) })
+        .unwrap();
     match qp.wait(cid) {
         Err(e @ Error::CommandFailed { .. }) => {
             let Error::CommandFailed {
@@ -187,7 +194,9 @@ fn a_mixed_command_by_a_raw_path_gets_the_controllers_status() {
     // SAFETY: both pages are owned by this test and outlive the command (it completes before
     // they are dropped); the device may write them (a Read).
     let d = unsafe { blind.from_segments(&mixed_segments(&cmb, &lease), 8192, None) }.unwrap();
-    controller_refuses(&mut qp, &model, nvm::read(&ns, 0, 16, d).unwrap());
+    let read = nvm::read(&ns, 0, 16, d).unwrap();
+    // SAFETY: as just said; the command is lent to no other.
+    unsafe { controller_refuses(&mut qp, &model, read) };
 
     // The raw dwords: PRP1 in host memory, PRP2 in the CMB.
     let mut dw = [0u32; 16];
@@ -195,11 +204,13 @@ fn a_mixed_command_by_a_raw_path_gets_the_controllers_status() {
     dw[1] = 1;
     let (p1, p2) = (lease.addr(0).unwrap().get(), cmb.bus_addr());
     dw[6..10].copy_from_slice(&[p1 as u32, (p1 >> 32) as u32, p2 as u32, (p2 >> 32) as u32]);
-    dw[12] = 15; // 16 blocks
-                 // SAFETY: PRP1 is a host page and PRP2 a CMB page this test owns and keeps until the
-                 // command completes; the device may write both (a Read).
+    // 16 blocks
+    dw[12] = 15;
+    // SAFETY: PRP1 is a host page and PRP2 a CMB page this test owns and keeps until the
+    // command completes; the device may write both (a Read).
     let raw = unsafe { Command::from_dwords(dw) };
-    controller_refuses(&mut qp, &model, raw);
+    // SAFETY: as just said; the command is lent to no other.
+    unsafe { controller_refuses(&mut qp, &model, raw) };
     // The refused reads moved no data.
     assert!(contents(&host, 4096).iter().all(|&b| b == 0));
     ctrl.delete_io_pair(qp).unwrap();

@@ -438,3 +438,56 @@ fn a_reused_cid_is_not_answered_by_a_kept_completion() {
     assert!(qp.wait(c3).is_ok());
     assert_eq!(qp.in_flight(), 0);
 }
+
+/// A data pointer is a number, and may be copied (`Prp::data`, `*request.command()`); a second
+/// command made from a copy would lend nothing, and the first command's completion would free
+/// the memory while the second is in flight (the device then writes a new owner's buffer). A
+/// queue refuses a command that names memory it does not lend, and `into_request` one that
+/// names other memory than its data pointer; nothing reaches the controller, and the one
+/// request that lends the buffer still reads into it.
+#[test]
+fn a_copied_data_pointer_cannot_outlive_its_lease() {
+    let dma = MockDma::new(4 << 20);
+    let (model, ctrl, ns, mut qp) = up_io(&dma, long_config(), 16);
+    let (src, data) = buffer(&dma, 4096, 7);
+    qp.execute(write_req(&ctrl, &dma, &ns, 0, &src)).unwrap();
+    let before = model.log().len();
+
+    let a = dma.alloc(4096).unwrap();
+    let prp = ctrl
+        .prp()
+        .lend(a.lease(), 0..4096, iomem::nvme::prp::no_list)
+        .unwrap();
+    let dup = prp.data();
+    let req = prp.into_request(|d| nvm::read(&ns, 0, 8, d)).unwrap();
+    let copy = *req.command();
+    let refused =
+        |r: Result<u16, Error>| matches!(r, Err(Error::Core(iomem::Error::InvalidArgument(_))));
+    assert!(
+        refused(qp.push(nvm::read(&ns, 0, 8, dup).unwrap())),
+        "a copied data pointer"
+    );
+    assert!(refused(qp.push(copy)), "a copied command");
+
+    // Another lent buffer's request may not name `a`'s memory either.
+    let b = dma.alloc(4096).unwrap();
+    let other = ctrl
+        .prp()
+        .lend(b.lease(), 0..4096, iomem::nvme::prp::no_list)
+        .unwrap();
+    assert!(matches!(
+        other.into_request(|_| nvm::read(&ns, 0, 8, dup)),
+        Err(Error::Core(iomem::Error::InvalidArgument(_)))
+    ));
+    // A command that names no memory needs none lent.
+    assert_eq!(qp.in_flight(), 0);
+    assert_eq!(
+        model.log().len(),
+        before,
+        "nothing refused reached the controller"
+    );
+    let cid = qp.submit(req).unwrap();
+    qp.wait(cid).unwrap();
+    assert_eq!(contents(&a, 4096), data);
+    qp.execute(nvm::flush(ns.nsid())).unwrap();
+}

@@ -385,7 +385,11 @@ fn prp1_decides_for_pmr_addresses_as_for_the_cmb() {
         // SAFETY: both pages are owned by this test and outlive the command, which completes
         // (with an error) before they are dropped; the device may write both (a Read).
         let d = unsafe { blind.from_segments(&segs, 8192, None) }.unwrap();
-        let cid = qp.submit(nvm::read(&ns, 0, 16, d).unwrap()).unwrap();
+        let read = nvm::read(&ns, 0, 16, d).unwrap();
+        // SAFETY: as above: the pages outlive the command, lent to no other.
+        let cid = qp
+            .submit(unsafe { Request::new(read, Lent::none()) })
+            .unwrap();
         match qp.wait(cid) {
             Err(Error::CommandFailed { status, .. }) => {
                 assert_eq!((status.code(), status.raw()), (Code::InvalidCmbUse, 0x4012));

@@ -6,11 +6,13 @@ use std::time::Duration;
 use iomem::backend::MockIo;
 use iomem::dma::MockDma;
 use iomem::nvme::cmd::nvm::{self, Namespace};
+use iomem::nvme::cmd::{Lent, Request};
 use iomem::nvme::cq::CompletionQueue;
 use iomem::nvme::ctrl::QueuePair;
 use iomem::nvme::prp::{PageSize, PrpBuilder};
 use iomem::nvme::regs::{offsets, Cap};
 use iomem::nvme::sq::{HostSqRing, SubmissionQueue};
+use iomem::nvme::Error;
 
 const CAP: u64 = 0x20_0a01_0fff;
 
@@ -33,7 +35,15 @@ fn registered_buffers_lend_nothing_and_come_back() {
         .borrow(qp.registered(id).unwrap(), 0..4096, None)
         .unwrap();
     assert_eq!(d.prp1(), qp.registered(id).unwrap().addr(0).unwrap());
-    qp.push(nvm::read(&ns, 0, 8, d).unwrap()).unwrap();
+    // A bare command naming memory is refused: nothing it lends would keep that memory.
+    assert!(matches!(
+        qp.push(nvm::read(&ns, 0, 8, d).unwrap()),
+        Err(Error::Core(iomem::Error::InvalidArgument(_)))
+    ));
+    // SAFETY: the registration's lease holds the buffer past this command (the pair is dropped
+    // below, which quarantines it; the command never completes).
+    qp.push(unsafe { Request::new(nvm::read(&ns, 0, 8, d).unwrap(), Lent::none()) })
+        .unwrap();
     // Nothing lent per command: the registration's lease is the only holder.
     assert_eq!(data.holders(), 1);
     let lease = qp.unregister(id).unwrap();

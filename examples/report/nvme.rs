@@ -45,6 +45,7 @@ use std::time::{Duration, Instant};
 use iomem::backend::MockIo;
 use iomem::dma::{DmaProvider, DmaRegion, RamDma};
 use iomem::nvme::cmd::nvm::{self, Namespace};
+use iomem::nvme::cmd::{Lent, Request};
 use iomem::nvme::cq::CompletionQueue;
 use iomem::nvme::ctrl::{DataOp, Prepared, QueuePair};
 use iomem::nvme::prp::{no_list, BufId, PageSize, PrpBuilder};
@@ -198,7 +199,10 @@ impl<D: Backend + Copy> Lib<D> {
                 .and_then(|l| lib.prp.borrow(l, 0..XFER, None))
                 .and_then(|d| nvm::read(&lib.ns, slba, 8, d))
                 .expect("a valid Read");
-            lib.qp.push(read).expect("a free slot")
+            // SAFETY: the command names the registered buffer, which the pair's lease keeps.
+            lib.qp
+                .push(unsafe { Request::new(read, Lent::none()) })
+                .expect("a free slot")
         })
     }
 

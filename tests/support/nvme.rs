@@ -10,7 +10,7 @@ pub use std::time::{Duration, Instant};
 pub use iomem::backend::MockIo;
 pub use iomem::dma::{DmaRegion, MockDma};
 pub use iomem::nvme::cmb::{CmbInfo, CmbPool, CmbScheme, ProbeOptions};
-pub use iomem::nvme::cmd::{admin, nvm, Command, Request};
+pub use iomem::nvme::cmd::{admin, nvm, Command, Lent, Request};
 pub use iomem::nvme::ctrl::{Config, Controller, Done, QueueMem, QueuePair};
 pub use iomem::nvme::identify::Namespace;
 pub use iomem::nvme::model::{CmbConfig, Fault, ModelConfig, NvmeModel, Target, Vanish};

@@ -117,6 +117,7 @@ impl<B: Backend + Send + Sync + 'static> Default for Lent<B> {
 
 impl<B: Backend + Send + Sync + 'static> Lent<B> {
     /// Nothing lent (a command without data, or one whose memory the caller keeps).
+    #[inline(always)]
     pub const fn none() -> Self {
         Lent {
             data: None,
@@ -184,6 +185,20 @@ impl<B: Backend + Send + Sync + 'static> Lent<B> {
 
 /// A command and the memory it lends the device. The queue layer submits `command` and keeps
 /// `lent` until the completion arrives.
+///
+/// The queue layer releases a command's `lent` at its completion, and the memory it lent is
+/// freed once nothing else holds it. So a request is safe to push only if every address its
+/// command names is memory that something other than a completion of *another* command keeps:
+/// memory its own `lent` holds ([`Prp::into_request`](crate::nvme::prp::Prp::into_request),
+/// which checks that the command uses that data pointer), or no memory at all (a command
+/// pushed as it is, which a queue refuses if it names memory: [`Push`]). A data pointer is a
+/// number that may be copied ([`DataPtr`](crate::nvme::prp::DataPtr) is `Copy`); a request
+/// pairing a command with memory held some other way is made with the unsafe
+/// [`Request::new`].
+///
+/// # Invariant
+/// Every address `command` names is memory `lent` holds, or memory its maker vouched for (see
+/// [`new`](Self::new)).
 #[derive(Debug)]
 pub struct Request<B: Backend + Send + Sync + 'static> {
     command: Command,
@@ -192,8 +207,21 @@ pub struct Request<B: Backend + Send + Sync + 'static> {
 
 impl<B: Backend + Send + Sync + 'static> Request<B> {
     /// `command` with the memory it lends.
-    #[inline]
-    pub fn new(command: Command, lent: Lent<B>) -> Self {
+    ///
+    /// # Safety
+    /// Every address `command` names (PRP1, PRP2, the PRP list and its entries, MPTR, a queue
+    /// base) is memory that `lent` holds, or memory that stays allocated, and is released by no
+    /// other command's completion, until this command completes or the controller is reset
+    /// (memory held by the caller for that long, not lent to another command meanwhile).
+    #[inline(always)]
+    pub unsafe fn new(command: Command, lent: Lent<B>) -> Self {
+        Request { command, lent }
+    }
+
+    /// `command` with what `lent` holds, for a command whose data pointer was built over that
+    /// memory (checked by the caller).
+    #[inline(always)]
+    pub(crate) fn lending(command: Command, lent: Lent<B>) -> Self {
         Request { command, lent }
     }
 
@@ -202,23 +230,53 @@ impl<B: Backend + Send + Sync + 'static> Request<B> {
         &self.command
     }
 
-    /// The command, mutably (the queue layer sets its identifier).
-    pub fn command_mut(&mut self) -> &mut Command {
+    /// The command, mutably.
+    ///
+    /// # Safety
+    /// As for [`new`](Self::new), for the command as it is when the request is pushed.
+    pub unsafe fn command_mut(&mut self) -> &mut Command {
         &mut self.command
     }
 
     /// The command and what it lends.
-    #[inline]
+    #[inline(always)]
     pub fn into_parts(self) -> (Command, Lent<B>) {
         (self.command, self.lent)
     }
 }
 
-/// A command that lends the device nothing it owns (no data, or data pointers whose memory
-/// the caller keeps lent: [`PrpBuilder::borrow`](crate::nvme::prp::PrpBuilder::borrow)).
-impl<B: Backend + Send + Sync + 'static> From<Command> for Request<B> {
-    fn from(command: Command) -> Self {
-        Request::new(command, Lent::none())
+/// What a queue pair pushes ([`QueuePair::push`](crate::nvme::ctrl::QueuePair::push)): a
+/// [`Request`], or a bare [`Command`] that lends the device nothing — one without data. A bare
+/// command that names memory ([`Command::names_memory`]) is refused: a data pointer copied from
+/// another request, or [`PrpBuilder::borrow`](crate::nvme::prp::PrpBuilder::borrow)ed, and
+/// nothing would keep that memory from being freed by another command's completion while this
+/// one is in flight.
+pub trait Push<B: Backend + Send + Sync + 'static> {
+    /// Whether this is a bare command that names memory (which a queue refuses).
+    fn names_unheld_memory(&self) -> bool;
+    /// The command and what it lends.
+    fn into_parts(self) -> (Command, Lent<B>);
+}
+
+impl<B: Backend + Send + Sync + 'static> Push<B> for Request<B> {
+    #[inline(always)]
+    fn names_unheld_memory(&self) -> bool {
+        false
+    }
+    #[inline(always)]
+    fn into_parts(self) -> (Command, Lent<B>) {
+        Request::into_parts(self)
+    }
+}
+
+impl<B: Backend + Send + Sync + 'static> Push<B> for Command {
+    #[inline(always)]
+    fn names_unheld_memory(&self) -> bool {
+        self.names_memory()
+    }
+    #[inline(always)]
+    fn into_parts(self) -> (Command, Lent<B>) {
+        (self, Lent::none())
     }
 }
 

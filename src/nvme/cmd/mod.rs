@@ -28,7 +28,7 @@ pub mod nvm;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-pub use lent::{DeviceHold, Held, Lent, Request};
+pub use lent::{DeviceHold, Held, Lent, Push, Request};
 
 use crate::dma::DmaAddr;
 use crate::nvme::prp::{DataPtr, Prp2};
@@ -250,6 +250,19 @@ impl Command {
     /// PRP entry 2 (CDW8–9): the second data page, a PRP list's address, or 0.
     pub const fn prp2(&self) -> u64 {
         self.q[4]
+    }
+
+    /// The metadata pointer (CDW4–5), or 0.
+    #[inline(always)]
+    pub(crate) const fn mptr(&self) -> u64 {
+        self.q[2]
+    }
+
+    /// Whether the command names memory: a metadata pointer (CDW4–5), PRP1 or PRP2 (a data
+    /// pointer, or a queue base) that is not 0.
+    #[inline(always)]
+    pub const fn names_memory(&self) -> bool {
+        self.q[2] | self.q[3] | self.q[4] != 0
     }
 
     /// The command as the controller reads it: every dword little-endian.

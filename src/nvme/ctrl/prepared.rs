@@ -5,7 +5,7 @@
 use super::QueuePair;
 use crate::backend::Backend;
 use crate::nvme::cmd::nvm::{self, Namespace};
-use crate::nvme::cmd::{opcodes, Command};
+use crate::nvme::cmd::{opcodes, Command, Lent, Request};
 use crate::nvme::prp::{BufId, PrpBuilder};
 use crate::nvme::sq::SqRing;
 use crate::nvme::{Error, Result};
@@ -245,6 +245,9 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             DataOp::Read => nvm::read(&p.ns, slba, p.nlb, data)?,
             DataOp::Write => nvm::write(&p.ns, slba, p.nlb, data)?,
         };
-        self.push(cmd)
+        // SAFETY: the command names bytes of the buffer registered under `p.buf` (no list: the
+        // borrow had none), which the pair's lease keeps allocated; `unregister` hands that
+        // lease back, and it ends then only by its holder's unsafe `complete` or quarantine.
+        self.push(unsafe { Request::new(cmd, Lent::none()) })
     }
 }

@@ -9,7 +9,7 @@ use super::health::Health;
 use super::slot::{Run, Slot, DEVICE, LENDS, LIVE};
 use crate::backend::Backend;
 use crate::dma::{DmaRegion, Lease};
-use crate::nvme::cmd::{Lent, Request};
+use crate::nvme::cmd::{Lent, Push};
 use crate::nvme::cq::CompletionQueue;
 use crate::nvme::prp::BufId;
 use crate::nvme::sq::{SqRing, SubmissionQueue};
@@ -327,14 +327,19 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     /// at the next [`ring`](Self::ring).
     ///
     /// [`Error::QueueFull`] when no identifier or slot is free (reap completions first);
-    /// [`Error::DeviceGone`]/[`Error::Fatal`] once a check found the controller dead. On error
-    /// the request is dropped: its memory is quarantined, never freed under the device.
+    /// [`Error::DeviceGone`]/[`Error::Fatal`] once a check found the controller dead;
+    /// [`Error::Core`] with [`InvalidArgument`](crate::Error::InvalidArgument) for a command
+    /// that names memory and lends none (see [`Push`]). On error the request is dropped: its
+    /// memory is quarantined, never freed under the device.
     #[inline(always)]
-    pub fn push(&mut self, request: impl Into<Request<B>>) -> Result<u16> {
+    pub fn push(&mut self, request: impl Push<B>) -> Result<u16> {
         if let Err(e) = self.health.get() {
             return Err(self.dead(e));
         }
-        let (mut cmd, lent) = request.into().into_parts();
+        if request.names_unheld_memory() {
+            return Err(unheld());
+        }
+        let (mut cmd, lent) = request.into_parts();
         let lends = !lent.is_empty();
         let device = lent.holds_device_memory();
         let flags =
@@ -450,7 +455,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     }
 
     /// [`push`](Self::push) then [`ring`](Self::ring).
-    pub fn submit(&mut self, request: impl Into<Request<B>>) -> Result<u16> {
+    pub fn submit(&mut self, request: impl Push<B>) -> Result<u16> {
         let cid = self.push(request)?;
         self.ring()?;
         Ok(cid)
@@ -483,4 +488,13 @@ fn unregistered() -> Error {
     Error::Core(crate::Error::InvalidArgument(
         "no buffer is registered with the queue pair under this id",
     ))
+}
+
+/// The error for a command that names memory and lends none.
+#[cold]
+fn unheld() -> Error {
+    crate::nvme::invalid(
+        "a command that names memory must lend it: build it with PrpBuilder::lend and \
+         Prp::into_request (or, vouching for the memory, with the unsafe Request::new)",
+    )
 }

@@ -8,7 +8,7 @@ use super::qpair::{Done, QueuePair, CHECK_EVERY, SCANS_PER_TIMEOUT};
 use super::slot::{self, retire, Slot, TAKEN, TIMED_OUT};
 use crate::backend::Backend;
 use crate::iomem::IoMem;
-use crate::nvme::cmd::Request;
+use crate::nvme::cmd::Push;
 use crate::nvme::regs::ControllerRegs;
 use crate::nvme::sq::SqRing;
 use crate::nvme::{Error, Result};
@@ -183,7 +183,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
     }
 
     /// [`submit`](Self::submit) then [`wait`](Self::wait).
-    pub fn execute(&mut self, request: impl Into<Request<B>>) -> Result<Done> {
+    pub fn execute(&mut self, request: impl Push<B>) -> Result<Done> {
         let cid = self.submit(request)?;
         self.wait(cid)
     }

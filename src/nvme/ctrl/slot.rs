@@ -162,7 +162,10 @@ fn give_back<B: Backend + Send + Sync + 'static>(lent: &mut [Lent<B>], i: usize)
     if let Some(l) = lent.get_mut(i) {
         let l = core::mem::take(l);
         // SAFETY: the controller posted this command's completion, so it is done with the
-        // memory the command was lent (NVMe: a completion means the data transfer ended).
+        // memory the command was lent (NVMe: a completion means the data transfer ended); a
+        // command still in flight that names the same memory holds it by other means (a
+        // queue pushes only held requests: `Request`), so releasing this holder frees nothing
+        // it uses.
         unsafe { l.complete() };
     }
 }

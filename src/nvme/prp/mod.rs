@@ -220,14 +220,26 @@ impl<B: Backend + Send + Sync + 'static> Prp<B> {
         (self.data, self.lent)
     }
     /// A request from the command `build` makes with the data pointer, e.g.
-    /// `prp.into_request(|d| nvm::read(&ns, 0, 8, d))`. If `build` fails the lent memory is
-    /// dropped, and so kept from reuse (quarantined).
+    /// `prp.into_request(|d| nvm::read(&ns, 0, 8, d))`. If `build` fails, or makes a command
+    /// that names other memory than this data pointer (PRP1 and PRP2 as built, no metadata
+    /// pointer: [`Error::Core`] with [`InvalidArgument`](crate::Error::InvalidArgument)), the
+    /// lent memory is dropped, and so kept from reuse (quarantined).
     #[inline]
     pub fn into_request(
         self,
         build: impl FnOnce(DataPtr) -> Result<Command>,
     ) -> Result<Request<B>> {
-        Ok(Request::new(build(self.data)?, self.lent))
+        let cmd = build(self.data)?;
+        let prp2 = match self.data.prp2 {
+            Prp2::None => 0,
+            Prp2::Page(a) | Prp2::List(a) => a.get(),
+        };
+        if cmd.prp1() != self.data.prp1.get() || cmd.prp2() != prp2 || cmd.mptr() != 0 {
+            return Err(invalid(
+                "the command does not name the memory of the data pointer it was built from",
+            ));
+        }
+        Ok(Request::lending(cmd, self.lent))
     }
 }
 
