@@ -115,14 +115,15 @@ impl MockDma {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn page_addr(&self, i: usize) -> u64 {
+    fn page_addr(&self, i: usize) -> Option<u64> {
         let gaps = if self.run == usize::MAX {
             0
         } else {
             i / self.run
         };
-        // CAST: page indices and gaps are below the arena's page count.
-        self.base + ((i + gaps) * MOCK_PAGE) as u64
+        // CAST: page indices and gaps are below twice the arena's page count. `None` past the
+        // top of the address space (a base given near it).
+        self.base.checked_add(((i + gaps) * MOCK_PAGE) as u64)
     }
 
     /// `len` bytes (rounded up to pages), zeroed, wherever they fit.
@@ -158,13 +159,22 @@ impl MockDma {
                 largest: 0,
             });
         };
+        let Some(addrs) = (first..first + count)
+            .map(|i| self.page_addr(i))
+            .collect::<Option<Vec<u64>>>()
+        else {
+            return Err(Error::Overflow {
+                // A base past `usize` (a 32-bit host) reads as `usize::MAX`.
+                offset: usize::try_from(self.base).unwrap_or(usize::MAX),
+                len,
+            });
+        };
         for u in &mut used[first..first + count] {
             *u = true;
         }
         drop(used);
         let bytes = count * MOCK_PAGE;
         self.arena.poke(first * MOCK_PAGE, &vec![0; bytes]);
-        let addrs: Vec<u64> = (first..first + count).map(|i| self.page_addr(i)).collect();
         let map = if addrs.windows(2).all(|w| w[1] == w[0] + MOCK_PAGE as u64) {
             AddrMap::Contiguous(addrs[0])
         } else {

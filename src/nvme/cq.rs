@@ -218,8 +218,11 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
         }
         self.head = head;
         self.phase = phase;
-        // CAST: at most `entries` entries are consumed between two head doorbells.
-        self.pending += n as u16;
+        // Saturating: a controller posting into slots not handed back, or a caller never ringing
+        // the head, could make the count pass `u16::MAX`.
+        self.pending = self
+            .pending
+            .saturating_add(u16::try_from(n).unwrap_or(u16::MAX));
         res.map(|()| n)
     }
 
@@ -259,7 +262,8 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
             self.head = 0;
             self.phase ^= PHASE;
         }
-        self.pending += 1;
+        // Saturating: as in `drain`.
+        self.pending = self.pending.saturating_add(1);
     }
 
     /// Consumes the entry at the head if the controller has posted it. The slot goes back to
@@ -274,7 +278,8 @@ impl<B: Backend + Send + Sync + 'static, D: Backend> CompletionQueue<B, D> {
     }
 
     /// Writes the head doorbell if entries were consumed since the last write: one doorbell for
-    /// the whole batch. Returns how many entries it handed back.
+    /// the whole batch. Returns how many entries it handed back (at most `u16::MAX`: more,
+    /// which only a controller posting into slots not yet handed back can make, count as that).
     #[inline]
     pub fn ring_head(&mut self) -> u16 {
         let n = self.pending;

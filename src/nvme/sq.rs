@@ -141,7 +141,8 @@ impl<B: Backend> SqRing for P2pBuf<B> {
     }
     fn write_entry(&self, off: usize, entry: &[u8], strategy: Strategy) -> crate::Result<()> {
         let io = self.io().with_strategy(copy_strategy(strategy));
-        io.subslice(off..off + entry.len())?.copy_from_slice(entry)
+        io.subslice(off..entry_end(off, entry.len())?)?
+            .copy_from_slice(entry)
     }
     /// One 64-byte direct store per command where the CPU has `MOVDIR64B` and the slot is
     /// 64-aligned (the entry reaches the controller whole), else the ring handle's copy (its
@@ -154,7 +155,7 @@ impl<B: Backend> SqRing for P2pBuf<B> {
         if io.has_direct64() && io.backend().base_align() >= 64 && (io.offset() + off) % 64 == 0 {
             io.write_direct64(off, bytes)
         } else {
-            io.subslice(off..off + SQ_ENTRY_SIZE)?
+            io.subslice(off..entry_end(off, SQ_ENTRY_SIZE)?)?
                 .copy_from_slice(bytes)
         }
     }
@@ -165,6 +166,12 @@ impl<B: Backend> SqRing for P2pBuf<B> {
     fn abandon(self) {
         self.quarantine();
     }
+}
+
+/// The end of `len` bytes at `off` of a ring ([`crate::Error::Overflow`] if it overflows).
+fn entry_end(off: usize, len: usize) -> crate::Result<usize> {
+    off.checked_add(len)
+        .ok_or(crate::Error::Overflow { offset: off, len })
 }
 
 /// Entries are copied with barriers only under `Conservative` (`memcpy_toio`'s own); `Batched`

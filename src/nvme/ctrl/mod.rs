@@ -436,7 +436,17 @@ impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> Controller<D, B> {
     /// Deletes queue pair `qp` on the controller (SQ, then CQ) and gives its memory and that of
     /// any command still in it back. If a delete fails the pair's memory stays held
     /// (quarantined, never freed under the device).
+    ///
+    /// A pair this controller did not create is refused ([`Error::Core`] with
+    /// [`InvalidArgument`](crate::Error::InvalidArgument)): deleting its qid here would take
+    /// down one of this controller's own pairs, and its memory would be given back while its
+    /// own controller still uses it. It is dropped, and so quarantined.
     pub fn delete_io_pair<R: SqRing>(&mut self, qp: QueuePair<R, B, D>) -> Result<()> {
+        if !Arc::ptr_eq(&qp.health, &self.health) {
+            return Err(invalid(
+                "the queue pair belongs to another controller: delete it through that one",
+            ));
+        }
         let qid = qp.qid();
         self.admin.execute(admin::delete_io_sq(qid)?)?;
         self.admin.execute(admin::delete_io_cq(qid)?)?;

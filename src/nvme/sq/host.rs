@@ -99,10 +99,11 @@ impl<B: Backend + Send + Sync + 'static> SqRing for HostSqRing<B> {
     fn write_entry(&self, off: usize, entry: &[u8], _strategy: Strategy) -> crate::Result<()> {
         // A plain copy: the doorbell's barrier publishes it. (Whole commands take
         // `write_command`'s eight 64-bit stores.)
-        self.region
-            .mem()
-            .subslice(off..off + entry.len())?
-            .copy_from_slice(entry)
+        let end = off.checked_add(entry.len()).ok_or(crate::Error::Overflow {
+            offset: off,
+            len: entry.len(),
+        })?;
+        self.region.mem().subslice(off..end)?.copy_from_slice(entry)
     }
     #[inline]
     fn write_command(&self, off: usize, cmd: &Command, _strategy: Strategy) -> crate::Result<()> {
