@@ -38,6 +38,19 @@ pub(super) struct Arena {
     cont: u32,
 }
 
+impl Arena {
+    /// `n` granules aligned to `align_g` from this arena's allocator, with `first()` if this
+    /// makes its count of live allocations 1.
+    #[inline(always)]
+    fn carve(&mut self, n: u64, align_g: u64, first: &impl Fn()) -> Option<(u32, u32)> {
+        let got = self.tlsf.alloc(n, align_g);
+        if got.is_some() && self.tlsf.allocations == 1 {
+            first();
+        }
+        got
+    }
+}
+
 /// A cache line of its own for each arena (two: the adjacent-line prefetcher pairs them), so that
 /// threads in different arenas share no line.
 #[repr(align(128))]
@@ -133,13 +146,7 @@ impl Arenas {
         } else {
             thread_index() % count
         };
-        let carve = |a: &mut Arena| {
-            let got = a.tlsf.alloc(n, align_g);
-            if got.is_some() && a.tlsf.allocations == 1 {
-                first();
-            }
-            got
-        };
+        let carve = |a: &mut Arena| a.carve(n, align_g, first);
         // The home arena first, without waiting when there are others: if another thread
         // holds it, this thread moves its home to the next arena (two threads handed one home
         // part this way) and tries the arenas from there, the old home last.
@@ -184,8 +191,10 @@ impl Arenas {
         }
     }
 
-    /// No arena alone had a fit: with every arena locked, a run of free space across arena
-    /// boundaries (or, if another thread freed meanwhile, within one).
+    /// No arena alone had a fit when each was tried in turn: with every arena locked, a fit
+    /// within one (another thread may have freed into an arena this call had tried already,
+    /// and filled one it had not: at no instant was the region without a fit), else a run of
+    /// free space across arena boundaries.
     #[cold]
     #[inline(never)]
     fn alloc_across(&self, n: u64, align_g: u64, first: &impl Fn()) -> Option<Got> {
@@ -201,6 +210,11 @@ impl Arenas {
         align_g: u64,
         first: &impl Fn(),
     ) -> Option<Got> {
+        for (k, a) in all.iter_mut().enumerate() {
+            if let Some((node, at)) = a.carve(n, align_g, first) {
+                return Some(self.got(k, node, at));
+            }
+        }
         let count = all.len();
         let base_g = all[0].tlsf.base_g();
         for i in 0..count {
@@ -435,5 +449,30 @@ fn thread_index() -> usize {
     #[cfg(any(not(feature = "std"), loom))]
     {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The search with every arena locked also looks inside each arena: a thread that found no
+    /// fit arena by arena may have seen a hole freed behind it (in an arena it had tried) while
+    /// the one ahead filled. Here arena 0's only free run is in its middle, arena 1 is full.
+    #[test]
+    fn the_search_under_every_lock_finds_a_hole_inside_an_arena() {
+        let arenas = Arenas::new(32, 0, 2);
+        let blocks: Vec<(u32, u32)> = arenas.arenas[0]
+            .0
+            .with(|a| (0..4).map(|_| a.tlsf.alloc(4, 1).unwrap()).collect());
+        arenas.arenas[1].0.with(|a| a.tlsf.alloc(16, 1).unwrap());
+        // Free a block that is neither the arena's first nor its last.
+        let &(node, at) = blocks.iter().find(|b| b.1 == 4).unwrap();
+        assert!(arenas.arenas[0].0.with(|a| a.tlsf.free(node)));
+        let got = arenas
+            .alloc_across(4, 1, &|| ())
+            .expect("the hole at granules 4..8 fits");
+        assert_eq!((got.arena, got.start, got.spans), (0, at, false));
+        assert!(arenas.alloc_across(1, 1, &|| ()).is_none(), "now full");
     }
 }
