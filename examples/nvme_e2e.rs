@@ -342,9 +342,9 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     wbuf.io().copy_from_slice(&data)?;
     rbuf.io().fill(0xee)?;
     let t = Instant::now();
-    // SAFETY (for every `cmb_rw` below): the CMB buffers and lists are this function's, kept
-    // past each `execute`, which returns after the completion; after an error the example
-    // stops, and nothing reuses the pool.
+    // SAFETY: (so for every `cmb_rw` below) the CMB buffers and lists are this function's,
+    // kept past each `execute`, which returns after the completion; after an error the
+    // example stops, and nothing reuses the pool.
     qp1.execute(unsafe { cmb_rw(&ctrl, &ns, true, SLBA, &wbuf, &wlist) }?)?;
     let t_write = t.elapsed();
     // SAFETY: as above.

@@ -161,11 +161,9 @@ pub(super) fn retire<B: Backend + Send + Sync + 'static>(
 fn give_back<B: Backend + Send + Sync + 'static>(lent: &mut [Lent<B>], i: usize) {
     if let Some(l) = lent.get_mut(i) {
         let l = core::mem::take(l);
-        // SAFETY: the controller posted this command's completion, so it is done with the
-        // memory the command was lent (NVMe: a completion means the data transfer ended); a
-        // command still in flight that names the same memory holds it by other means (a
-        // queue pushes only held requests: `Request`), so releasing this holder frees nothing
-        // it uses.
+        // SAFETY: the command completed, so the device is done with what it lent; a command
+        // still in flight naming the same memory holds it by other means (queues push only
+        // held requests: `Push`), so releasing this holder frees nothing that one uses.
         unsafe { l.complete() };
     }
 }
