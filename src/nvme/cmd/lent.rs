@@ -250,12 +250,19 @@ impl<B: Backend + Send + Sync + 'static> Request<B> {
 /// command that names memory ([`Command::names_memory`]) is refused: a data pointer copied from
 /// another request, or [`PrpBuilder::borrow`](crate::nvme::prp::PrpBuilder::borrow)ed, and
 /// nothing would keep that memory from being freed by another command's completion while this
-/// one is in flight.
-pub trait Push<B: Backend + Send + Sync + 'static> {
+/// one is in flight. Sealed: a queue's check is only as good as these two implementations.
+pub trait Push<B: Backend + Send + Sync + 'static>: sealed::Sealed {
     /// Whether this is a bare command that names memory (which a queue refuses).
     fn names_unheld_memory(&self) -> bool;
     /// The command and what it lends.
     fn into_parts(self) -> (Command, Lent<B>);
+}
+
+/// Keeps [`Push`] to the crate's two implementations.
+mod sealed {
+    pub trait Sealed {}
+    impl<B: crate::backend::Backend + Send + Sync + 'static> Sealed for super::Request<B> {}
+    impl Sealed for super::Command {}
 }
 
 impl<B: Backend + Send + Sync + 'static> Push<B> for Request<B> {
