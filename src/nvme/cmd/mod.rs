@@ -31,7 +31,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub use lent::{DeviceHold, Held, Lent, Push, Request};
 
 use crate::dma::DmaAddr;
-use crate::nvme::prp::{DataPtr, Prp2};
+use crate::nvme::prp::DataPtr;
 
 /// Opcodes of the commands this crate builds (NVMe Base Specification, "Admin Command Set" and
 /// the NVM Command Set Specification).
@@ -140,13 +140,7 @@ impl Command {
     #[inline]
     pub(crate) fn build(opcode: u8, nsid: u32, data: Option<&DataPtr>, cdw: [u32; 6]) -> Self {
         let (prp1, prp2) = match data {
-            Some(d) => (
-                d.prp1().get(),
-                match d.prp2() {
-                    Prp2::None => 0,
-                    Prp2::Page(a) | Prp2::List(a) => a.get(),
-                },
-            ),
+            Some(d) => (d.prp1().get(), d.prp2().wire()),
             None => (0, 0),
         };
         Command {

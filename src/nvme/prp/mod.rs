@@ -153,6 +153,17 @@ pub enum Prp2 {
     List(DmaAddr),
 }
 
+impl Prp2 {
+    /// The value of the PRP2 field on the wire (0 for [`Prp2::None`]).
+    #[inline(always)]
+    pub(crate) const fn wire(self) -> u64 {
+        match self {
+            Prp2::None => 0,
+            Prp2::Page(a) | Prp2::List(a) => a.get(),
+        }
+    }
+}
+
 /// A command's data pointer: PRP1, PRP2 and the number of bytes they cover. Made only by
 /// [`PrpBuilder`], from memory that owns the bytes; put into a command by a builder in
 /// [`cmd`](crate::nvme::cmd).
@@ -230,11 +241,8 @@ impl<B: Backend + Send + Sync + 'static> Prp<B> {
         build: impl FnOnce(DataPtr) -> Result<Command>,
     ) -> Result<Request<B>> {
         let cmd = build(self.data)?;
-        let prp2 = match self.data.prp2 {
-            Prp2::None => 0,
-            Prp2::Page(a) | Prp2::List(a) => a.get(),
-        };
-        if cmd.prp1() != self.data.prp1.get() || cmd.prp2() != prp2 || cmd.mptr() != 0 {
+        let (prp1, prp2) = (self.data.prp1.get(), self.data.prp2.wire());
+        if cmd.prp1() != prp1 || cmd.prp2() != prp2 || cmd.mptr() != 0 {
             return Err(invalid(
                 "the command does not name the memory of the data pointer it was built from",
             ));
