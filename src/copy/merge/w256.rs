@@ -20,16 +20,13 @@ const UNROLL: usize = 8;
 const MIN_WORDS: usize = 96;
 
 /// Whether a 32-byte body of `count` words with its memory side at `mem` goes to [`from_io`]:
-/// long enough, and the memory side off a 32-byte word but not by 8 or 24 bytes. (A split store
-/// 8 bytes off a 16-byte boundary costs less than one a byte off it, and the compiler makes a
-/// shift of whole 8-byte words a `vpermq`, slower than the other shifts: 4 KiB into memory off
-/// by 8, 47.6 ns split, 50.8 merged; off by 1 or 63, 53.5 split, 46.2 merged; Zen 3.) The shape
-/// only: [`from_io`] asks whether the CPU has AVX2, out of the copy's line, so the path of a
-/// short copy holds no feature detection (whose call, inline, made every 64-byte read save and
-/// restore six registers).
+/// long enough, and the memory side off a 32-byte word. The shape only: [`from_io`] asks
+/// whether the CPU has AVX2, out of the copy's line, so the path of a short copy holds no
+/// feature detection (whose call, inline, made every 64-byte read save and restore six
+/// registers).
 #[inline(always)]
 pub(in crate::copy) fn applies(count: usize, mem: usize) -> bool {
-    count >= MIN_WORDS && mem % 32 != 0 && mem % 16 != 8
+    count >= MIN_WORDS && mem % 32 != 0
 }
 
 /// Whether the CPU has AVX2 (`vpalignr ymm`, `vperm2i128`), detected once with the `std` feature
@@ -77,8 +74,7 @@ pub(in crate::copy) unsafe fn from_io<B: Backend + ?Sized>(
 #[target_feature(enable = "avx,avx2")]
 unsafe fn merged<B: Backend + ?Sized>(b: &B, off: usize, count: usize, dst: *mut u8) {
     debug_assert!(count >= 2 && dst.addr() % 32 != 0);
-    // Bytes of the first word that precede the first aligned memory word: 1..=31, not 8 or 24
-    // (see `applies`).
+    // Bytes of the first word that precede the first aligned memory word: 1..=31.
     let k = 32 - dst.addr() % 32;
     // One body per shift (`vpalignr` takes it as an immediate).
     macro_rules! by_shift {
@@ -99,6 +95,7 @@ unsafe fn merged<B: Backend + ?Sized>(b: &B, off: usize, count: usize, dst: *mut
             5 => 5 false,
             6 => 6 false,
             7 => 7 false,
+            8 => 8 false,
             9 => 9 false,
             10 => 10 false,
             11 => 11 false,
@@ -114,6 +111,7 @@ unsafe fn merged<B: Backend + ?Sized>(b: &B, off: usize, count: usize, dst: *mut
             21 => 5 true,
             22 => 6 true,
             23 => 7 true,
+            24 => 8 true,
             25 => 9 true,
             26 => 10 true,
             27 => 11 true,
@@ -128,6 +126,14 @@ unsafe fn merged<B: Backend + ?Sized>(b: &B, off: usize, count: usize, dst: *mut
 /// `k..k + 32` of device values `j - 1` and `j`. With `mid` the lanes `(prev.hi, v.lo)`, those
 /// are the lane pairs `(prev, mid)` shifted by `S` (`k < 16`), or `(mid, v)` (`k ≥ 16`): one
 /// `vperm2i128` and one `vpalignr` per word.
+///
+/// A misaligned 32-byte store costs two aligned ones on Zen 2: 4 KiB read into memory off by 1
+/// or 8 bytes takes 82–83 ns with split stores, and 75.5 with this merge at every offset
+/// measured (1, 8, 16, 17, 24, 63), against memcpy's 40–42, which may load its source
+/// unaligned. The merge's floor there is its lane crossing: each aligned word off by 1..=31
+/// bytes takes bytes from two device lanes, and any lane-crossing shuffle (`vperm2i128`,
+/// `vpermq`, `vinserti128`) beside a store per word runs at 2 cycles a word, a lane-local one
+/// at 1 (scratch loops over RAM).
 ///
 /// # Safety
 /// As for [`merged`], and `k` is the bytes of `dst` before the next 32-byte boundary.
@@ -153,9 +159,18 @@ unsafe fn shifted<B: Backend + ?Sized, const S: i32, const UPPER: bool>(
     }
     macro_rules! merged {
         ($prev:expr, $v:expr) => {
-            // SAFETY: AVX2 is enabled here; the intrinsics only compute values.
+            // SAFETY: AVX2 is enabled here; the intrinsics and the empty `asm!` compute values.
             unsafe {
-                let mid = _mm256_permute2x128_si256::<0x21>($prev, $v);
+                #[allow(unused_mut)]
+                let mut mid = _mm256_permute2x128_si256::<0x21>($prev, $v);
+                // Hidden from the optimiser where the shift is whole 8-byte words: it folds the
+                // two shuffles into a `vpermq` and a blend, which on Zen 3 read 4 KiB into memory
+                // off by 8 in 50.8 ns, against 47.6 split and 46.2 for the other shifts with
+                // these two shuffles (on Zen 2 both forms take 75.5 ns). The template is empty:
+                // no instruction, no memory, no flags; `mid` stays in its register.
+                if S == 8 {
+                    core::arch::asm!("/* {0} */", inout(ymm_reg) mid, options(pure, nomem, nostack, preserves_flags));
+                }
                 if UPPER {
                     _mm256_alignr_epi8::<S>($v, mid)
                 } else {
@@ -197,8 +212,7 @@ mod tests {
     use crate::backend::MockIo;
     use alloc::vec::Vec;
 
-    /// Every shift (the memory side 1..=31 bytes off a 32-byte word, the 8- and 24-byte ones
-    /// through the plain body), bodies of 2 to 19 words (the unrolled step and each remainder):
+    /// Every shift (the memory side 1..=31 bytes off a 32-byte word), bodies of 2 to 19 words (the unrolled step and each remainder):
     /// the device sees `count` ascending 32-byte reads, the memory side gets exactly the
     /// device's bytes, and no byte around them changes.
     #[test]
