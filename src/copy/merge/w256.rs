@@ -161,7 +161,6 @@ unsafe fn shifted<B: Backend + ?Sized, const S: i32, const UPPER: bool>(
         ($prev:expr, $v:expr) => {
             // SAFETY: AVX2 is enabled here; the intrinsics and the empty `asm!` compute values.
             unsafe {
-                #[allow(unused_mut)]
                 let mut mid = _mm256_permute2x128_si256::<0x21>($prev, $v);
                 // Hidden from the optimiser where the shift is whole 8-byte words: it folds the
                 // two shuffles into a `vpermq` and a blend, which on Zen 3 read 4 KiB into memory
@@ -169,7 +168,11 @@ unsafe fn shifted<B: Backend + ?Sized, const S: i32, const UPPER: bool>(
                 // these two shuffles (on Zen 2 both forms take 75.5 ns). The template is empty:
                 // no instruction, no memory, no flags; `mid` stays in its register.
                 if S == 8 {
-                    core::arch::asm!("/* {0} */", inout(ymm_reg) mid, options(pure, nomem, nostack, preserves_flags));
+                    core::arch::asm!(
+                        "/* {0} */",
+                        inout(ymm_reg) mid,
+                        options(pure, nomem, nostack, preserves_flags)
+                    );
                 }
                 if UPPER {
                     _mm256_alignr_epi8::<S>($v, mid)
@@ -212,9 +215,9 @@ mod tests {
     use crate::backend::MockIo;
     use alloc::vec::Vec;
 
-    /// Every shift (the memory side 1..=31 bytes off a 32-byte word), bodies of 2 to 19 words (the unrolled step and each remainder):
-    /// the device sees `count` ascending 32-byte reads, the memory side gets exactly the
-    /// device's bytes, and no byte around them changes.
+    /// Every shift (the memory side 1..=31 bytes off a 32-byte word), bodies of 2 to 19 words
+    /// (the unrolled step and each remainder): the device sees `count` ascending 32-byte reads,
+    /// the memory side gets exactly the device's bytes, and no byte around them changes.
     #[test]
     fn every_shift_moves_exactly_the_body() {
         if !has_avx2() {
