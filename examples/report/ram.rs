@@ -41,26 +41,19 @@ impl Drop for Buf {
 /// CPU time of the calling thread in nanoseconds (Linux `CLOCK_THREAD_CPUTIME_ID`, exact to
 /// the moment of the call), so that other processes sharing the CPUs do not count; `None`
 /// elsewhere.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[cfg(target_os = "linux")]
 pub fn thread_cpu_ns() -> Option<u64> {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: `ts` is a valid, writable `struct timespec` (two 64-bit fields on 64-bit Linux);
-    // the call writes only to it.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    (rc == 0).then(|| ts.sec as u64 * 1_000_000_000 + ts.nsec as u64)
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    // CAST: a thread's CPU time is never negative; `try_from` says so rather than wrapping.
+    let (sec, nsec) = (
+        u64::try_from(ts.tv_sec).ok()?,
+        u64::try_from(ts.tv_nsec).ok()?,
+    );
+    sec.checked_mul(1_000_000_000)?.checked_add(nsec)
 }
 
 /// CPU time of the calling thread: not available here.
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+#[cfg(not(target_os = "linux"))]
 pub fn thread_cpu_ns() -> Option<u64> {
     None
 }
