@@ -3,6 +3,7 @@
 //! use ([`memory_like_width`]), detected at run time, and what this build makes inline
 //! ([`INLINE_WIDTH`]).
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use super::{sealed, Word};
 #[cfg(doc)]
 use super::{Backend, Mmio};
