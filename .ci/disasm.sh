@@ -60,10 +60,11 @@ stany aarch64 ^st\w*\s+.*\[(?!sp|x29)
 # several rows; all must hold. `xfail` rows must FAIL (the self-test: the checker can reject).
 #
 # Backend read/write probes are exact: one access of the width, and (writes) no other store to
-# non-stack memory. The bulk probes (`memset_io`, `memcpy_toio`, `memcpy_fromio` of 16 or 32
-# bytes) reach the crate's out-of-line copy functions, whose plan (and width) is chosen at run
-# time, so their trees hold every width's loop: there the row requires the width's device-side
-# instruction to be present at all (`1+`). Each class used there occurs only on the device side of
+# non-stack memory. The bulk probes (`memset_io`, `memcpy_toio`, `memcpy_fromio` of 16 bytes,
+# and of 256 bytes for the 32- and 64-byte widths: shorter copies make 16-byte accesses) reach
+# the crate's out-of-line copy functions, whose plan (and width) is chosen at run time, so their
+# trees hold every width's loop: there the row requires the width's device-side instruction to
+# be present at all (`1+`). Each class used there occurs only on the device side of
 # that direction (Fill and ToIo: stores; FromIo: loads), so a W128/W256 access lowered to
 # narrower instructions leaves none. A new width (64 bytes: `st64`) is one class and its rows.
 TABLE='

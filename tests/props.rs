@@ -107,7 +107,9 @@ fn check_plan(off: usize, len: usize, policy: WidthPolicy) -> Result<(), TestCas
     let accesses: Vec<Step> = p.accesses().collect();
     prop_assert_eq!(p.len(), accesses.len());
     prop_assert_eq!(p.is_empty(), len == 0);
-    let max = policy.max_width();
+    // The policy's width for this length (the inline width for a short copy).
+    let max = policy.width_for(len);
+    prop_assert!(max <= policy.max_width());
     let end = off + len;
     // `next` is the first byte not yet covered: each access must start exactly there (ascending,
     // no gap, no overlap), so every byte is covered exactly once.

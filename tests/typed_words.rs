@@ -1,8 +1,10 @@
 //! Typed values of 16, 32 and 64 bytes (a 16-byte register block, a 64-byte submission queue
 //! entry) written through a memory-like handle: at every offset and under every width the
 //! policy can be capped at, the write makes exactly the accesses of the greedy plan for that
-//! range and lands the bytes; a whole aligned word the width covers is one access of its width
-//! (the word path, which skips the walk). The fixed-width policies, greedy too, likewise.
+//! range and lands the bytes; a whole aligned word the width for its size covers
+//! (`WidthPolicy::width_for`: at most the inline width up to `SHORT_COPY` bytes) is one access
+//! of its width (the word path, which skips the walk). The fixed-width policies, greedy too,
+//! likewise.
 
 use iomem::backend::MockIo;
 use iomem::copy::plan;
@@ -30,7 +32,7 @@ where
             .collect();
         assert_eq!(got, want, "{N} bytes at {off}, width {max}");
         assert_eq!(mock.peek(off, N), value, "{N} bytes at {off}, width {max}");
-        if off % N == 0 && N <= max {
+        if off % N == 0 && N <= io.policy().width_for(N) {
             assert_eq!(got, [(off, N)], "one access for an aligned word");
         }
     }

@@ -1,7 +1,8 @@
 //! Memory-like copies at each width: the forced-narrow path (`IOMEM_MAX_WIDTH`) makes only
 //! accesses of the forced width in its body, on any CPU.
 
-use iomem::backend::{memory_like_width, MockIo};
+use iomem::backend::{memory_like_width, MockIo, INLINE_WIDTH};
+use iomem::copy::SHORT_COPY;
 use iomem::{memcpy_fromio, memcpy_toio, memset_io, IoMem, WidthPolicy};
 
 /// Copies and fills through the mock with the memory-like policy and checks every access is at
@@ -95,4 +96,40 @@ fn clamped_policy_is_a_per_handle_limit() {
     memcpy_toio(&io.subslice(0..512).unwrap(), &[1u8; 512]).unwrap();
     let w = mock.writes();
     assert!(w.iter().all(|a| a.width == p.max_width()), "{w:?}");
+}
+
+/// A copy of at most `SHORT_COPY` bytes makes accesses no wider than the build's inline width
+/// (no call into code compiled for a wider vector feature); a longer one's body is the CPU's
+/// widest. Both directions and the fill, at the length limit and just past it.
+#[test]
+fn short_copies_use_the_inline_width() {
+    let max = memory_like_width();
+    let short = max.min(INLINE_WIDTH);
+    let mock = MockIo::new(4096);
+    let io = IoMem::new(&mock).with_policy(WidthPolicy::MEMORY_LIKE);
+    let src: Vec<u8> = (0..512u32).map(|i| (i * 7 + 3) as u8).collect();
+    for (len, want) in [
+        (16, short),
+        (64, short),
+        (SHORT_COPY, short),
+        (SHORT_COPY + 64, max),
+    ] {
+        let win = io.subslice(1024..1024 + len).unwrap();
+        mock.clear_events();
+        memcpy_toio(&win, &src[..len]).unwrap();
+        let mut back = vec![0u8; len];
+        memcpy_fromio(&mut back, &win).unwrap();
+        memset_io(&win, 0xa5).unwrap();
+        assert_eq!(back, src[..len]);
+        assert_eq!(mock.peek(1024, len), vec![0xa5; len]);
+        let trace = mock.accesses();
+        // Whole aligned words of `want`: three passes of `len / want` accesses each.
+        assert_eq!(trace.len(), 3 * len / want, "{len} bytes: {trace:?}");
+        assert!(
+            trace.iter().all(|a| a.width == want),
+            "{len} bytes: {trace:?}"
+        );
+        assert_eq!(WidthPolicy::MEMORY_LIKE.width_for(len), want);
+    }
+    mock.assert_no_violations();
 }

@@ -10,9 +10,11 @@
 //! 16-byte probes on x86_64 and aarch64 ([`W128`]); 32-byte probes on x86_64 ([`W256`], run only
 //! where [`has_w256`] is true); 64-byte probes on x86_64 built by rustc 1.89 or newer (`W512`,
 //! run only where `has_w512` is true); the 64-byte direct store (`IoMem::write_direct64`:
-//! `movdir64b` where the CPU has it); the typed writes of 16-, 32- and 64-byte values (the word
-//! path). `disasm_selftest_split_w128` is the wrong shape on purpose (two
-//! 8-byte stores): the check must reject it.
+//! `movdir64b` where the CPU has it); the typed writes of a 16-byte value (the word path) and
+//! of 256-byte ones. The 32- and 64-byte bulk and typed probes move 256 bytes: a copy of at
+//! most `SHORT_COPY` bytes makes accesses no wider than the build's inline width (16 bytes).
+//! `disasm_selftest_split_w128` is the wrong shape on purpose (two 8-byte stores): the check
+//! must reject it.
 
 use std::hint::black_box;
 
@@ -32,13 +34,14 @@ fn handle16(m: &Mmio) -> iomem::Result<IoMem<'_, [u8]>> {
         .with_policy(WidthPolicy::MEMORY_LIKE.clamped(16)))
 }
 
-/// The 32-byte handle at offset 32 of `m`, memory-like: one access where the CPU has AVX.
+/// The 256-byte handle at offset 256 of `m`, memory-like: 32-byte accesses where the CPU has
+/// AVX (a copy of at most `SHORT_COPY` bytes would make 16-byte ones).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn handle32(m: &Mmio) -> iomem::Result<IoMem<'_, [u8]>> {
     Ok(IoMem::new(m)
-        .subslice(32..64)?
-        .with_policy(WidthPolicy::MEMORY_LIKE))
+        .subslice(256..512)?
+        .with_policy(WidthPolicy::MEMORY_LIKE.clamped(32)))
 }
 
 /// One 16-byte store of `v` at `off` through [`Backend::write`].
@@ -111,7 +114,7 @@ pub fn disasm_memcpy_fromio_16(m: &Mmio, dst: &mut [u8; 16]) -> bool {
     handle16(m).and_then(|io| memcpy_fromio(dst, &io)).is_ok()
 }
 
-/// `memset_io` of bytes 32..64 of `m` (at least 64 bytes long, 32-aligned).
+/// `memset_io` of bytes 256..512 of `m` (at least 512 bytes long, 64-aligned).
 #[cfg(target_arch = "x86_64")]
 #[no_mangle]
 #[inline(never)]
@@ -119,19 +122,19 @@ pub fn disasm_memset_io_32(m: &Mmio, byte: u8) -> bool {
     handle32(m).and_then(|io| memset_io(&io, byte)).is_ok()
 }
 
-/// `memcpy_toio` of `src` into bytes 32..64 of `m`.
+/// `memcpy_toio` of `src` into bytes 256..512 of `m`.
 #[cfg(target_arch = "x86_64")]
 #[no_mangle]
 #[inline(never)]
-pub fn disasm_memcpy_toio_32(m: &Mmio, src: &[u8; 32]) -> bool {
+pub fn disasm_memcpy_toio_32(m: &Mmio, src: &[u8; 256]) -> bool {
     handle32(m).and_then(|io| memcpy_toio(&io, src)).is_ok()
 }
 
-/// `memcpy_fromio` of bytes 32..64 of `m` into `dst`.
+/// `memcpy_fromio` of bytes 256..512 of `m` into `dst`.
 #[cfg(target_arch = "x86_64")]
 #[no_mangle]
 #[inline(never)]
-pub fn disasm_memcpy_fromio_32(m: &Mmio, dst: &mut [u8; 32]) -> bool {
+pub fn disasm_memcpy_fromio_32(m: &Mmio, dst: &mut [u8; 256]) -> bool {
     handle32(m).and_then(|io| memcpy_fromio(dst, &io)).is_ok()
 }
 
@@ -145,13 +148,13 @@ pub fn disasm_typed_write_16(m: &Mmio, v: &[u8; 16]) -> bool {
         .is_ok()
 }
 
-/// The typed write of a 32-byte value into bytes 32..64 of `m`.
+/// The typed write of a 256-byte value into bytes 256..512 of `m` (32-byte accesses).
 #[cfg(target_arch = "x86_64")]
 #[no_mangle]
 #[inline(never)]
-pub fn disasm_typed_write_32(m: &Mmio, v: &[u8; 32]) -> bool {
+pub fn disasm_typed_write_32(m: &Mmio, v: &[u8; 256]) -> bool {
     handle32(m)
-        .and_then(|io| io.cast::<[u8; 32]>(0))
+        .and_then(|io| io.cast::<[u8; 256]>(0))
         .map(|c| c.write(v))
         .is_ok()
 }
@@ -175,7 +178,7 @@ pub unsafe fn disasm_selftest_split_w128(m: &Mmio, off: usize, lo: u64, hi: u64)
 
 /// A 64-byte-aligned RAM buffer standing in for device memory.
 #[repr(C, align(64))]
-struct Ram([u8; 128]);
+struct Ram([u8; 512]);
 
 /// `write_direct64` of `line` at bytes 64..128 of `m`: one `movdir64b` where the CPU has it.
 #[no_mangle]
@@ -187,12 +190,13 @@ pub fn disasm_write_direct64(m: &Mmio, line: &[u8; 64]) -> bool {
         .is_ok()
 }
 
-/// The 64-byte handle at offset 64 of `m`, memory-like: one access where the CPU has AVX-512F.
+/// The 256-byte handle at offset 256 of `m`, memory-like: 64-byte accesses where the CPU has
+/// AVX-512F (a copy of at most `SHORT_COPY` bytes would make 16-byte ones).
 #[cfg(all(target_arch = "x86_64", iomem_avx512))]
 #[inline(always)]
 fn handle64(m: &Mmio) -> iomem::Result<IoMem<'_, [u8]>> {
     Ok(IoMem::new(m)
-        .subslice(64..128)?
+        .subslice(256..512)?
         .with_policy(WidthPolicy::MEMORY_LIKE))
 }
 
@@ -221,7 +225,7 @@ pub unsafe fn disasm_mmio_read_w512(m: &Mmio, off: usize, out: &mut W512) {
     *out = unsafe { m.read::<W512>(off) };
 }
 
-/// `memset_io` of bytes 64..128 of `m`.
+/// `memset_io` of bytes 256..512 of `m`.
 #[cfg(all(target_arch = "x86_64", iomem_avx512))]
 #[no_mangle]
 #[inline(never)]
@@ -229,39 +233,39 @@ pub fn disasm_memset_io_64(m: &Mmio, byte: u8) -> bool {
     handle64(m).and_then(|io| memset_io(&io, byte)).is_ok()
 }
 
-/// `memcpy_toio` of `src` into bytes 64..128 of `m`.
+/// `memcpy_toio` of `src` into bytes 256..512 of `m`.
 #[cfg(all(target_arch = "x86_64", iomem_avx512))]
 #[no_mangle]
 #[inline(never)]
-pub fn disasm_memcpy_toio_64(m: &Mmio, src: &[u8; 64]) -> bool {
+pub fn disasm_memcpy_toio_64(m: &Mmio, src: &[u8; 256]) -> bool {
     handle64(m).and_then(|io| memcpy_toio(&io, src)).is_ok()
 }
 
-/// The typed write of a 64-byte value (a submission queue entry) into bytes 64..128 of `m`.
+/// The typed write of a 256-byte value into bytes 256..512 of `m` (64-byte accesses).
 #[cfg(all(target_arch = "x86_64", iomem_avx512))]
 #[no_mangle]
 #[inline(never)]
-pub fn disasm_typed_write_64(m: &Mmio, v: &[u8; 64]) -> bool {
+pub fn disasm_typed_write_64(m: &Mmio, v: &[u8; 256]) -> bool {
     handle64(m)
-        .and_then(|io| io.cast::<[u8; 64]>(0))
+        .and_then(|io| io.cast::<[u8; 256]>(0))
         .map(|c| c.write(v))
         .is_ok()
 }
 
-/// `memcpy_fromio` of bytes 64..128 of `m` into `dst`.
+/// `memcpy_fromio` of bytes 256..512 of `m` into `dst`.
 #[cfg(all(target_arch = "x86_64", iomem_avx512))]
 #[no_mangle]
 #[inline(never)]
-pub fn disasm_memcpy_fromio_64(m: &Mmio, dst: &mut [u8; 64]) -> bool {
+pub fn disasm_memcpy_fromio_64(m: &Mmio, dst: &mut [u8; 256]) -> bool {
     handle64(m).and_then(|io| memcpy_fromio(dst, &io)).is_ok()
 }
 
 fn main() {
-    let mut ram = Box::new(Ram([0; 128]));
+    let mut ram = Box::new(Ram([0; 512]));
     let base = ram.0.as_mut_ptr();
-    // SAFETY: `ram` is 128 bytes of RAM, 64-aligned, outlives `m` (dropped at the end of
+    // SAFETY: `ram` is 512 bytes of RAM, 64-aligned, outlives `m` (dropped at the end of
     // `main`), and is reached only through `m` while `m` lives (`base` is not used otherwise).
-    let m = unsafe { Mmio::new(base, 128, Caching::Cacheable) }.expect("aligned RAM");
+    let m = unsafe { Mmio::new(base, 512, Caching::Cacheable) }.expect("aligned RAM");
     let m = black_box(&m);
     let mut checks = 0;
     let read = |off: usize, len: usize| {
@@ -287,7 +291,7 @@ fn main() {
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     {
         let v = W128::from_u128(0x0f0e0d0c_0b0a0908_07060504_03020100);
-        // SAFETY: offset 48 is 16-aligned and 48 + 16 <= 128.
+        // SAFETY: offset 48 is 16-aligned and 48 + 16 <= 512.
         unsafe { disasm_mmio_write_w128(m, black_box(48), black_box(&v)) };
         let mut back = W128::from_u128(0);
         // SAFETY: as above.
@@ -304,7 +308,7 @@ fn main() {
     #[cfg(target_arch = "x86_64")]
     if has_w256() {
         let v = W256::from_lanes([u128::MAX / 3, u128::MAX / 5, 0, 0]);
-        // SAFETY: offset 64 is 32-aligned, 64 + 32 <= 128, the base is 64-aligned (base_align
+        // SAFETY: offset 64 is 32-aligned, 64 + 32 <= 512, the base is 64-aligned (base_align
         // ≥ 32) and the CPU has AVX.
         unsafe { disasm_mmio_write_w256(m, black_box(64), black_box(&v)) };
         let mut back = W256::from_u128(0);
@@ -312,16 +316,16 @@ fn main() {
         unsafe { disasm_mmio_read_w256(m, black_box(64), black_box(&mut back)) };
         assert_eq!(back.to_lanes(), v.to_lanes());
         assert!(disasm_memset_io_32(m, black_box(0x5a)));
-        assert_eq!(read(32, 32), [0x5a; 32], "memset_io 32");
-        let src: [u8; 32] = core::array::from_fn(|i| 0x80 | i as u8);
+        assert_eq!(read(256, 256), [0x5a; 256], "memset_io 32");
+        let src: [u8; 256] = core::array::from_fn(|i| 0x80 ^ i as u8);
         assert!(disasm_memcpy_toio_32(m, black_box(&src)));
-        assert_eq!(read(32, 32), src, "memcpy_toio 32");
-        let mut dst = [0u8; 32];
+        assert_eq!(read(256, 256), src, "memcpy_toio 32");
+        let mut dst = [0u8; 256];
         assert!(disasm_memcpy_fromio_32(m, black_box(&mut dst)));
         assert_eq!(dst, src, "memcpy_fromio 32");
-        let v: [u8; 32] = core::array::from_fn(|i| 0x60 ^ i as u8);
+        let v: [u8; 256] = core::array::from_fn(|i| 0x60 ^ i as u8);
         assert!(disasm_typed_write_32(m, black_box(&v)));
-        assert_eq!(read(32, 32), v, "typed write 32");
+        assert_eq!(read(256, 256), v, "typed write 32");
         checks += 6;
     } else {
         println!("disasm_probe: no AVX: the 32-byte probes are not run");
@@ -336,7 +340,7 @@ fn main() {
     #[cfg(all(target_arch = "x86_64", iomem_avx512))]
     if has_w512() {
         let v = W512::from_lanes([u128::MAX / 3, u128::MAX / 5, u128::MAX / 7, 9]);
-        // SAFETY: offset 64 is 64-aligned, 64 + 64 <= 128, the base is 64-aligned and the CPU
+        // SAFETY: offset 64 is 64-aligned, 64 + 64 <= 512, the base is 64-aligned and the CPU
         // has AVX-512F.
         unsafe { disasm_mmio_write_w512(m, black_box(64), black_box(&v)) };
         let mut back = W512::from_u128(0);
@@ -344,22 +348,22 @@ fn main() {
         unsafe { disasm_mmio_read_w512(m, black_box(64), black_box(&mut back)) };
         assert_eq!(back.to_lanes(), v.to_lanes(), "Backend W512");
         assert!(disasm_memset_io_64(m, black_box(0x3c)));
-        assert_eq!(read(64, 64), [0x3c; 64], "memset_io 64");
-        let src: [u8; 64] = core::array::from_fn(|i| 0xc0 ^ i as u8);
+        assert_eq!(read(256, 256), [0x3c; 256], "memset_io 64");
+        let src: [u8; 256] = core::array::from_fn(|i| 0xc0 ^ i as u8);
         assert!(disasm_memcpy_toio_64(m, black_box(&src)));
-        assert_eq!(read(64, 64), src, "memcpy_toio 64");
-        let mut dst = [0u8; 64];
+        assert_eq!(read(256, 256), src, "memcpy_toio 64");
+        let mut dst = [0u8; 256];
         assert!(disasm_memcpy_fromio_64(m, black_box(&mut dst)));
         assert_eq!(dst, src, "memcpy_fromio 64");
-        let v: [u8; 64] = core::array::from_fn(|i| 0xa0 ^ i as u8);
+        let v: [u8; 256] = core::array::from_fn(|i| 0xa0 ^ i as u8);
         assert!(disasm_typed_write_64(m, black_box(&v)));
-        assert_eq!(read(64, 64), v, "typed write 64");
+        assert_eq!(read(256, 256), v, "typed write 64");
         checks += 6;
     } else {
         println!("disasm_probe: no AVX-512F: the 64-byte probes are not run");
     }
 
-    // SAFETY: offset 96 is 16-aligned and 96 + 16 <= 128.
+    // SAFETY: offset 96 is 16-aligned and 96 + 16 <= 512.
     unsafe { disasm_selftest_split_w128(m, black_box(96), black_box(1), black_box(2)) };
     let mut want = [0u8; 16];
     want[..8].copy_from_slice(&1u64.to_ne_bytes());

@@ -493,9 +493,13 @@ pub fn targets(rows: &[Row]) -> Vec<String> {
         min_of(&ml, &|r| Some(r.value / best(r))),
         Some(0.5),
     );
+    let ml = WidthPolicy::MEMORY_LIKE;
     out.push(format!(
-        "info MEMORY_LIKE makes {}-byte accesses on this CPU (page-aligned mapping)",
-        WidthPolicy::MEMORY_LIKE.max_width()
+        "info MEMORY_LIKE makes {}-byte accesses on this CPU (page-aligned mapping; {}-byte ones \
+         in copies of up to {} B)",
+        ml.max_width(),
+        ml.width_for(iomem::copy::SHORT_COPY),
+        iomem::copy::SHORT_COPY
     ));
     // 4K aliasing: each variant at dst - src ≡ 1 (mod 4096) against itself aligned, at 4 KiB.
     for (case, variant) in [

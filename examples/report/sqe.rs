@@ -1,6 +1,8 @@
 //! Report section `sqe`: ns per 64-byte submission queue entry pushed into a ring, on RAM —
-//! as one `MOVDIR64B` direct store ([`IoMem::write_direct64`], where the CPU has it), and as
-//! `memcpy_toio` with 64-, 32-, 16- and 8-byte stores — against a plain 64-byte
+//! as one `MOVDIR64B` direct store ([`IoMem::write_direct64`], where the CPU has it), as
+//! `memcpy_toio` memory-like (16-byte stores on a default x86_64 build: a 64-byte copy is
+//! shorter than `SHORT_COPY`) and with 8-byte stores, and as two 32-byte AVX stores in a
+//! function compiled for AVX (where the CPU has it) — against a plain 64-byte
 //! `copy_nonoverlapping` (the reference; its length passed at run time, as in the `copy`
 //! section, so it is a call of the C library's `memcpy`). The same copy with a constant length,
 //! which the compiler turns into a few vector moves, is printed for comparison.
@@ -65,6 +67,25 @@ fn memcpy_push<'a, const RUNTIME: bool>(base: *mut u8, cmds: &'a [[u8; 64]; SLOT
     })
 }
 
+/// Writes `src` to `dst` as two aligned 32-byte volatile stores (`vmovdqa`).
+///
+/// # Safety
+/// `dst` is 32-aligned and valid for 64 bytes of writes; the CPU has AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline(never)]
+unsafe fn store_w256(dst: *mut u8, src: &[u8; 64]) {
+    use std::arch::x86_64::{__m256i, _mm256_loadu_si256};
+    let (s, d) = (src.as_ptr().cast::<__m256i>(), dst.cast::<__m256i>());
+    // SAFETY: `src` is 64 readable bytes (unaligned loads); `dst` is 32-aligned and valid for
+    // 64 bytes (the caller's contract).
+    unsafe {
+        let (lo, hi) = (_mm256_loadu_si256(s), _mm256_loadu_si256(s.add(1)));
+        ptr::write_volatile(d, lo);
+        ptr::write_volatile(d.add(1), hi);
+    }
+}
+
 pub fn run(opts: Opts) -> Vec<Row> {
     let (rounds, iters) = if opts.quick {
         (15, 20_000)
@@ -103,29 +124,38 @@ pub fn run(opts: Opts) -> Vec<Row> {
             }),
         ));
     }
-    let widest = WidthPolicy::MEMORY_LIKE.max_width();
-    for w in [64usize, 32, 16, 8] {
-        if w > widest {
-            continue;
-        }
-        let policy = if w == 8 {
-            WidthPolicy::U64
-        } else {
-            WidthPolicy::MEMORY_LIKE.clamped(w)
-        };
+    // `memcpy_toio` of the entry: memory-like (for a copy this short, the build's inline width:
+    // `WidthPolicy::width_for`) and with 8-byte stores (a device limited to them).
+    for (policy, label) in [
+        (WidthPolicy::MEMORY_LIKE, " (MEMORY_LIKE)"),
+        (WidthPolicy::U64, ""),
+    ] {
         let h = io.with_policy(policy);
-        let name = if w == widest {
-            format!("memcpy_toio {w} B stores (MEMORY_LIKE)")
-        } else {
-            format!("memcpy_toio {w} B stores")
-        };
+        let w = h.policy().width_for(64);
         variants.push((
-            name,
+            format!("memcpy_toio {w} B stores{label}"),
             Box::new(move |n| {
                 for i in 0..n {
                     let s = i % SLOTS;
                     let slot = black_box(&h).subslice(s * 64..s * 64 + 64).expect("slot");
                     memcpy_toio(&slot, &cmds[s]).expect("64 bytes");
+                }
+            }),
+        ));
+    }
+    // The entry as two 32-byte stores in a function compiled for AVX: what the copy cost as
+    // 32-byte accesses (a call per entry, no checks). `memcpy_toio` makes those only for
+    // copies longer than `SHORT_COPY`.
+    #[cfg(target_arch = "x86_64")]
+    if iomem::backend::has_w256() {
+        variants.push((
+            "2 x 32 B AVX stores (a call, unchecked)".into(),
+            Box::new(move |n| {
+                for i in 0..n {
+                    let s = i % SLOTS;
+                    // SAFETY: slot `s` is inside the ring (RAM we own, 64-aligned slots); the
+                    // CPU has AVX (checked above).
+                    unsafe { store_w256(black_box(base.add(s * 64)), &cmds[s]) };
                 }
             }),
         ));

@@ -32,10 +32,13 @@
 //! its own, so its eight values in flight stay in registers. Memory-like and fixed-width copies
 //! (their plans are greedy) walk the plan in one pass without building a [`Plan`], with one
 //! call into vector code at most; a [`Plan`] is built for Linux-shaped copies and for
-//! strategies with a barrier after every access. A copy of whole aligned words (a 64-byte
-//! command, typed or copied) is those accesses in a straight line, with the width read from the
-//! handle's policy (resolved when the handle was made) rather than asked of the CPU, and the
-//! planned path out of line, so the copy's entry needs no stack frame. On RAM (the `report`
+//! strategies with a barrier after every access. A copy of at most [`SHORT_COPY`] bytes makes
+//! no call into vector code: its accesses are at most the build's inline width (16 bytes on a
+//! default x86_64 build), which costs less than the call there. A copy of whole aligned words
+//! of that width (a 64-byte command, typed or copied) is those accesses in a straight line,
+//! with the width read from the handle's policy (resolved when the handle was made) rather than
+//! asked of the CPU, and the planned path out of line, so the copy's entry needs no stack
+//! frame. On RAM (the `report`
 //! example's `copy` section) the memory-like policy keeps up with a plain `memcpy` at 4 KiB and
 //! 1 MiB; at 64 KiB it does on Zen 4 and reaches about three
 //! quarters of it on Zen 5, whose C library `memcpy` is `rep movsb` there, which writes whole
@@ -45,7 +48,7 @@
 
 use core::fmt;
 
-use crate::backend::{memory_like_width, HAS_W128};
+use crate::backend::{memory_like_width, HAS_W128, INLINE_WIDTH};
 use crate::error::{Error, Result};
 
 mod exec;
@@ -94,6 +97,28 @@ pub(crate) enum Kind {
     Linux,
 }
 
+/// The longest copy that makes accesses no wider than [`INLINE_WIDTH`] under every policy
+/// ([`WidthPolicy::width_for`]): two cache lines.
+///
+/// Wider accesses than the build's inline width run in a function compiled for their vector
+/// feature (AVX, AVX-512F), one call per copy. For a copy this short the call, its checks and
+/// the vector state's `vzeroupper` cost more than the accesses it saves: on Zen 2 a 64-byte
+/// memory-like copy took 3.2 ns as two 32-byte accesses in that call and 2.3–2.4 ns as four
+/// inline 16-byte ones (a plain `memcpy`: 2.1), a 128-byte one 5.0–5.3 ns against 3.7; at 256
+/// bytes the two were equal.
+pub const SHORT_COPY: usize = 128;
+
+/// The widest access of a copy of `len` bytes when the policy allows `max`: at most
+/// [`INLINE_WIDTH`] up to [`SHORT_COPY`] bytes, else `max`.
+#[inline(always)]
+const fn short_capped(max: usize, len: usize) -> usize {
+    if len <= SHORT_COPY && max > INLINE_WIDTH {
+        INLINE_WIDTH
+    } else {
+        max
+    }
+}
+
 /// Widest access of memory-like copies ([`memory_like_width`]: the CPU's, or less if forced).
 #[inline(always)]
 fn widest() -> usize {
@@ -112,7 +137,9 @@ impl WidthPolicy {
     /// Memory-like regions (a prefetchable BAR: NVMe CMB, GPU aperture): the widest single
     /// aligned load/store the CPU has — 64 bytes on x86_64 with AVX-512F, 32 with AVX (both
     /// detected at run time; 64-byte accesses need the crate built by rustc 1.89 or newer),
-    /// 16 bytes on other x86_64 and aarch64, 8 elsewhere — on mappings aligned to it.
+    /// 16 bytes on other x86_64 and aarch64, 8 elsewhere — on mappings aligned to it. Copies
+    /// and typed values of at most [`SHORT_COPY`] bytes make accesses no wider than the build's
+    /// inline width ([`width_for`](Self::width_for)).
     pub const MEMORY_LIKE: WidthPolicy = WidthPolicy {
         max: 64,
         kind: Kind::MemoryLike,
@@ -159,6 +186,34 @@ impl WidthPolicy {
             Kind::MemoryLike => widest().min(self.max as usize),
             Kind::Fixed | Kind::Linux => self.max as usize,
         }
+    }
+
+    /// The widest access a copy (or a typed value) of `len` bytes makes under this policy:
+    /// [`max_width`](Self::max_width), except that a copy of at most [`SHORT_COPY`] bytes makes
+    /// none wider than [`INLINE_WIDTH`] (16 bytes on an x86_64 build without `-C
+    /// target-feature=+avx`), which the copy's entry makes inline. [`plan`] plans with it.
+    ///
+    /// ```
+    /// use iomem::backend::INLINE_WIDTH;
+    /// use iomem::copy::SHORT_COPY;
+    /// use iomem::WidthPolicy;
+    ///
+    /// let p = WidthPolicy::MEMORY_LIKE;
+    /// assert_eq!(p.width_for(4096), p.max_width());
+    /// assert_eq!(p.width_for(64), p.max_width().min(INLINE_WIDTH));
+    /// assert_eq!(p.width_for(SHORT_COPY + 1), p.max_width());
+    /// assert_eq!(WidthPolicy::U32.width_for(64), 4);
+    /// ```
+    #[inline]
+    pub fn width_for(self, len: usize) -> usize {
+        short_capped(self.max_width(), len)
+    }
+
+    /// [`width_for`](Self::width_for) of a policy that [`clamped`](Self::clamped) made,
+    /// without asking the CPU ([`clamped_width`](Self::clamped_width)).
+    #[inline(always)]
+    pub(crate) fn clamped_width_for(self, len: usize) -> usize {
+        short_capped(self.clamped_width(), len)
     }
 
     /// The widest access of a policy that [`clamped`](Self::clamped) made (a handle's): its

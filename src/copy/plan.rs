@@ -35,20 +35,21 @@ pub struct Plan {
 }
 
 /// Plans the accesses covering `[offset, offset + len)` with accesses no wider than
-/// `policy.max_width()`.
+/// `policy.width_for(len)` ([`WidthPolicy::width_for`]: the policy's maximum, or the build's
+/// inline width for a copy of at most [`SHORT_COPY`](super::SHORT_COPY) bytes).
 ///
 /// `offset` is the absolute offset in a region whose base is aligned to at least the policy's
 /// maximum. Returns [`Error::Overflow`] if `offset + len` overflows.
 ///
 /// The plan is the greedy one: from the start, each access is the widest that is aligned at its
-/// offset, fits in what is left, and is within the policy. Its widths first grow (to reach
+/// offset, fits in what is left, and is within that width. Its widths first grow (to reach
 /// alignment), stay at the maximum for the body, then shrink (to fit the end).
 #[inline]
 pub fn plan(offset: usize, len: usize, policy: WidthPolicy) -> Result<Plan> {
     let end = offset
         .checked_add(len)
         .ok_or(Error::Overflow { offset, len })?;
-    let max = policy.max_width();
+    let max = policy.width_for(len);
     // `max` is a power of two: masks instead of divisions (this runs on every copy).
     let mask = max - 1;
     // First and last `max`-aligned points of the range, if the range holds one.

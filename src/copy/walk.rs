@@ -7,10 +7,12 @@
 //! `max`-wide ones (the executor's [`body`](super::exec::body), unrolled), narrowing ones to
 //! the end. A range of whole aligned words is the body alone, and a 64-byte command its words
 //! in a straight line. The caller (inlined into every copy) holds one call: into code compiled
-//! for `max` (AVX, AVX-512F), where the whole-word path is laid out first, or into the walk of
-//! the narrower widths; only the whole words of [`INLINE_WIDTH`] are inline. The accesses are
-//! exactly those of [`plan`](super::plan) for the same range and width (the property tests
-//! compare the traces with the greedy model).
+//! for `max` (AVX, AVX-512F), where the whole-word path is laid out first, into the walk of the
+//! inline width ([`INLINE_WIDTH`]: the policy's, or a copy's of at most
+//! [`SHORT_COPY`](super::SHORT_COPY) bytes), or into the walk of the narrower widths; only the
+//! whole words of the inline width are inline. The accesses are exactly those of
+//! [`plan`](super::plan) for the same range and policy (the property tests compare the traces
+//! with the greedy model).
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use crate::backend::W128;
@@ -39,7 +41,7 @@ type InlineWord = u64;
 static_assertions::const_assert_eq!(<InlineWord as Word>::WIDTH, INLINE_WIDTH);
 
 use super::exec::{body, Direction, FillOp, FromIoOp, ToIoOp};
-use super::Transfer;
+use super::{short_capped, Transfer};
 
 /// The size of an NVMe command (and of a 64-byte device descriptor): the copy whose cost is
 /// the per-command cost, moved as its words in a straight line.
@@ -258,12 +260,14 @@ vector_walk!(
     "avx512f"
 );
 
-/// [`walk`] with the widest access `max`: inline up to [`INLINE_WIDTH`], else one call into
-/// code compiled for `max`.
+/// [`walk`] with the widest access the policy's `max` allows for `len`
+/// ([`WidthPolicy::width_for`](super::WidthPolicy::width_for): at most [`INLINE_WIDTH`] for a
+/// copy of up to [`SHORT_COPY`](super::SHORT_COPY) bytes): inline up to [`INLINE_WIDTH`], else
+/// one call into code compiled for `max`.
 ///
 /// # Safety
-/// As for [`walk`], with `max` for `M::WIDTH` (a power of two the CPU has, ≤ the backend's
-/// base alignment).
+/// As for [`walk`], with that width for `M::WIDTH` (`max` a power of two the CPU has, ≤ the
+/// backend's base alignment).
 #[inline(always)]
 unsafe fn walk_max<B: Backend + ?Sized, O: Direction>(
     b: &B,
@@ -272,9 +276,17 @@ unsafe fn walk_max<B: Backend + ?Sized, O: Direction>(
     max: usize,
     op: O,
 ) {
-    // SAFETY: forwarded contract; each arm's `M` is `max` wide.
+    // SAFETY: forwarded contract; each arm's `M` is the width `max` allows for `len`.
     unsafe {
-        // The CPU's widest and the inline width first, as plain branches (not a jump table).
+        // A copy of the inline width — the policy's, or a short copy's (`SHORT_COPY`) — first:
+        // its whole words inline, any other range one call straight into its walk.
+        if max >= INLINE_WIDTH && short_capped(max, len) == INLINE_WIDTH {
+            if whole::<InlineWord>(off, len) {
+                return words::<B, InlineWord, O>(b, off, len, op);
+            }
+            return walk_out::<B, InlineWord, O>(b, off, len, op);
+        }
+        // The CPU's widest, as plain branches (not a jump table).
         #[cfg(all(target_arch = "x86_64", iomem_avx512))]
         if max == 64 && INLINE_WIDTH < 64 {
             return walk_w512(b, off, len, op);
@@ -283,17 +295,14 @@ unsafe fn walk_max<B: Backend + ?Sized, O: Direction>(
         if max == 32 && INLINE_WIDTH < 32 {
             return walk_w256(b, off, len, op);
         }
-        if max == INLINE_WIDTH && whole::<InlineWord>(off, len) {
-            return words::<B, InlineWord, O>(b, off, len, op);
-        }
         walk_apart(b, off, len, max, op)
     }
 }
 
-/// [`walk`] with `max` up to [`INLINE_WIDTH`], out of line: fixed-width policies, and ranges
-/// of the inline width that are not whole words. The caller, inlined into every copy, holds
-/// only calls and the inline width's [`words`], so it needs no frame; this holds only the
-/// choice of width (each arm a jump to [`walk_fixed`]).
+/// [`walk`] with `max` below [`INLINE_WIDTH`], out of line: the narrower fixed-width policies.
+/// The caller, inlined into every copy, holds only calls and the inline width's [`words`], so
+/// it needs no frame; this holds only the choice of width (each arm a jump to
+/// [`walk_fixed`]).
 ///
 /// # Safety
 /// As for [`walk_max`].
@@ -335,31 +344,32 @@ unsafe fn walk_fixed<B: Backend + ?Sized, M: Word, O: Direction>(
     len: usize,
     op: O,
 ) {
-    /// The walk of a range that is not whole words.
-    ///
-    /// # Safety
-    /// As for [`walk`].
-    #[inline(never)]
-    unsafe fn rest<B: Backend + ?Sized, M: Word, O: Direction>(
-        b: &B,
-        off: usize,
-        len: usize,
-        op: O,
-    ) {
-        // SAFETY: forwarded contract.
-        unsafe { walk::<B, M, O>(b, off, len, op) }
-    }
     // SAFETY: forwarded contract.
     unsafe {
         if !whole::<M>(off, len) {
-            return rest::<B, M, O>(b, off, len, op);
+            return walk_out::<B, M, O>(b, off, len, op);
         }
         words::<B, M, O>(b, off, len, op)
     }
 }
 
-/// Executes the copy `transfer` on `[off, off + len)` with accesses up to `max`, without
-/// barriers.
+/// [`walk`] out of line: a range of `M` accesses that is not whole words.
+///
+/// # Safety
+/// As for [`walk`].
+#[inline(never)]
+unsafe fn walk_out<B: Backend + ?Sized, M: Word, O: Direction>(
+    b: &B,
+    off: usize,
+    len: usize,
+    op: O,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { walk::<B, M, O>(b, off, len, op) }
+}
+
+/// Executes the copy `transfer` on `[off, off + len)` with accesses up to the width a policy of
+/// widest access `max` has for `len` (the accesses of [`plan`](super::plan)), without barriers.
 ///
 /// # Safety
 /// As for [`walk_max`].

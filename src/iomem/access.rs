@@ -140,7 +140,7 @@ impl<'a, T: ?Sized, B: Backend> IoMem<'a, T, B> {
     ) -> bool {
         let max = self.policy.clamped_width();
         self.barriered(
-            op(max),
+            op(self.policy.clamped_width_for(len)),
             #[inline(always)]
             move || {
                 // SAFETY: the caller's contract puts the range in bounds and the memory side
