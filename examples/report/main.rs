@@ -128,6 +128,12 @@ fn main() {
         let rows = run(opts);
         if csv {
             for r in &rows {
+                // The CSV is unquoted: a comma in a name would shift the fields after it.
+                let names = [r.section, &r.case, &r.misalign, &r.variant, r.unit];
+                assert!(
+                    names.iter().all(|f| !f.contains(',')),
+                    "report: a comma in a CSV field of {names:?}"
+                );
                 println!(
                     "{},{},{},{},{},{:.4},{},{}",
                     r.section,

@@ -149,7 +149,7 @@ pub fn run(opts: Opts) -> Vec<Row> {
     #[cfg(target_arch = "x86_64")]
     if iomem::backend::has_w256() {
         variants.push((
-            "2 x 32 B AVX stores (a call, unchecked)".into(),
+            "2 x 32 B AVX stores (a call; no checks)".into(),
             Box::new(move |n| {
                 for i in 0..n {
                     let s = i % SLOTS;
