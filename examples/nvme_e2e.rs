@@ -33,8 +33,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use iomem::dma::{DmaProvider, DmaRegion};
-use iomem::map::linux::{BarKind, BarMapping, DmaBuffer, Error as MapError, PagemapDma, PciDevice};
-use iomem::nvme::cmb::{BarTable, CmbPool, PciBar, ProbeOptions};
+use iomem::map::linux::{BarMapping, DmaBuffer, Error as MapError, PagemapDma, PciDevice};
+use iomem::nvme::cmb::{BarTable, CmbPool, ProbeOptions};
 use iomem::nvme::cmd::{nvm, Lent, Request};
 use iomem::nvme::ctrl::{Config, Controller, Done, QueueMem};
 use iomem::nvme::identify::Namespace;
@@ -256,7 +256,7 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
     } else if expect_driver {
         return Err("expected a kernel driver bound to the controller".into());
     }
-    let bars = bar_table(&dev)?;
+    let bars = BarTable::from_sysfs(&dev)?;
     let before = dev.command()?;
     println!(
         "PCI COMMAND {before:#06x} -> {:#06x}",
@@ -507,18 +507,6 @@ fn run(mode: Mode, addr: Option<&str>, expect_driver: bool) -> Res<()> {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
-
-/// The device's memory BARs as the CMB code wants them: bus address and size of each; I/O BARs
-/// are left out.
-fn bar_table(dev: &PciDevice) -> Res<BarTable> {
-    let mut table = BarTable::new();
-    for b in dev.bars()? {
-        if b.kind() == BarKind::Memory {
-            table = table.with(b.index(), PciBar::new(b.bus_addr(), b.size())?)?;
-        }
-    }
-    Ok(table)
-}
 
 /// `memcpy_toio` throughput into `dst` under `strategy`, in MB/s: the best of up to 30 copies
 /// within about 150 ms (the best round is the one least disturbed by the rest of the machine).

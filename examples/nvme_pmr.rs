@@ -20,8 +20,8 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use iomem::map::linux::{BarKind, PciDevice};
-use iomem::nvme::cmb::{BarTable, PciBar};
+use iomem::map::linux::PciDevice;
+use iomem::nvme::cmb::BarTable;
 use iomem::nvme::pmr::{self, PmrPool};
 use iomem::nvme::regs::{Cc, ControllerRegs};
 use iomem::{Caching, IoMem};
@@ -70,17 +70,6 @@ fn compare(what: &str, got: &[u8], seed: u64) -> Res<()> {
     }
 }
 
-/// The device's memory BARs: bus address and size of each.
-fn bar_table(dev: &PciDevice) -> Res<BarTable> {
-    let mut table = BarTable::new();
-    for b in dev.bars()? {
-        if b.kind() == BarKind::Memory {
-            table = table.with(b.index(), PciBar::new(b.bus_addr(), b.size())?)?;
-        }
-    }
-    Ok(table)
-}
-
 fn run(write: bool, seed: u64) -> Res<()> {
     let t = Instant::now();
     let scan = PciDevice::find_by_class(NVME_CLASS)?;
@@ -93,7 +82,7 @@ fn run(write: bool, seed: u64) -> Res<()> {
         dev.unbind()?;
         println!("unbound {driver}");
     }
-    let bars = bar_table(&dev)?;
+    let bars = BarTable::from_sysfs(&dev)?;
     dev.enable(true, false)?; // memory decoding; no DMA here
     let bar0 = dev.map_bar(0, Caching::Uncached)?;
     let regs = ControllerRegs::new(IoMem::new(&bar0))?;

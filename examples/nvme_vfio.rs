@@ -34,7 +34,7 @@ use iomem::map::linux::{BarMapping, PciDevice};
 use iomem::map::vfio::{
     bar_region, bind_vfio_pci, Container, Error as VfioError, VfioDevice, VfioDma,
 };
-use iomem::nvme::cmb::{BarTable, CmbPool, PciBar, ProbeOptions};
+use iomem::nvme::cmb::{BarTable, CmbPool, ProbeOptions};
 use iomem::nvme::cmd::{nvm, Lent, Request};
 use iomem::nvme::ctrl::{Config, Controller, QueueMem};
 use iomem::nvme::identify::Namespace;
@@ -256,12 +256,7 @@ fn run(addr: Option<&str>) -> Res<()> {
     );
 
     // The CMB, if its BAR is mappable through VFIO (uncached: no write-combining there).
-    let mut bars = BarTable::new();
-    for b in 0..6u32 {
-        if let (Ok(r), Ok(bus)) = (dev.region(bar_region(b)), dev.bar_bus_addr(b)) {
-            bars = bars.with(b as usize, PciBar::new(bus, r.size)?)?;
-        }
-    }
+    let bars = BarTable::from_vfio(&dev);
     match ctrl.enable_cmb(&bars, ProbeOptions::default())? {
         Some(cmb) if dev.region(bar_region(u32::from(cmb.bir)))?.mappable() => {
             let pool = CmbPool::new(dev.map_bar(u32::from(cmb.bir))?, cmb, ctrl.cc())?;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use iomem::dma::{DmaProvider, DmaRegion};
-use iomem::map::linux::{BarKind, BarMapping, P2pDistance, PagemapDma, PciDevice, PeerAccess};
+use iomem::map::linux::{BarMapping, P2pDistance, PagemapDma, PciDevice, PeerAccess};
 #[cfg(feature = "vfio")]
 use iomem::map::vfio::{self, Container, PeerBar, VfioDevice, VfioDma};
-use iomem::nvme::cmb::{BarTable, CmbInfo, CmbPool, PciBar, ProbeOptions};
+use iomem::nvme::cmb::{BarTable, CmbInfo, CmbPool, ProbeOptions};
 use iomem::nvme::cmd::{nvm, Lent, Request};
 use iomem::nvme::ctrl::{Config, Controller, QueueMem, QueuePair};
 use iomem::nvme::identify::Namespace;
@@ -105,7 +105,6 @@ struct Side {
 /// `container` (binding it to vfio-pci if the typed error says it is not). Returns the device,
 /// its memory BARs with their bus addresses, and BAR0 mapped uncached.
 fn open(name: &str, pci: PciDevice, vfio: Option<&VfioCtx>) -> Res<(Dev, BarTable, BarMapping)> {
-    let mut bars = BarTable::new();
     #[cfg(feature = "vfio")]
     if let Some(cx) = vfio {
         let dev = match VfioDevice::open(&pci, &cx.container) {
@@ -116,11 +115,7 @@ fn open(name: &str, pci: PciDevice, vfio: Option<&VfioCtx>) -> Res<(Dev, BarTabl
             }
             r => r?,
         };
-        for b in 0..6u32 {
-            if let (Ok(r), Ok(bus)) = (dev.region(vfio::bar_region(b)), dev.bar_bus_addr(b)) {
-                bars = bars.with(b as usize, PciBar::new(bus, r.size)?)?;
-            }
-        }
+        let bars = BarTable::from_vfio(&dev);
         dev.enable(true, true)?;
         let group = dev.group().number();
         println!(
@@ -135,11 +130,7 @@ fn open(name: &str, pci: PciDevice, vfio: Option<&VfioCtx>) -> Res<(Dev, BarTabl
         pci.unbind()?;
         println!("{name}: unbound {driver}");
     }
-    for b in pci.bars()? {
-        if b.kind() == BarKind::Memory {
-            bars = bars.with(b.index(), PciBar::new(b.bus_addr(), b.size())?)?;
-        }
-    }
+    let bars = BarTable::from_sysfs(&pci)?;
     pci.enable(true, true)?;
     let bar0 = pci.map_bar(0, Caching::Uncached)?;
     Ok((Dev::Sysfs(pci), bars, bar0))
@@ -165,7 +156,10 @@ where
     let mut ctrl: Ctrl = Controller::new(bar0, admin, host.alloc(4096)?, Config::default())?;
     let ns = ctrl.identify_namespace(1)?;
     let qp = ctrl.create_io_pair(QueueMem::host(host, 32)?)?;
-    let (bar0, mdts) = (bars.get(0).map_or(0, |b| b.bus_addr), ctrl.max_transfer()?);
+    let (bar0, mdts) = (
+        bars.get(0).map_or(0, |b| b.bus_addr()),
+        ctrl.max_transfer()?,
+    );
     let (lbas, lba) = (ns.lba_count(), ns.lba_size());
     let addr = match &dev {
         Dev::Sysfs(d) => d.address().to_string(),
@@ -351,7 +345,7 @@ fn run(o: &Opts) -> Res<()> {
                 cx.container.groups()
             );
             let window = |own: &Side, bar: usize| -> Res<Option<Window>> {
-                let bus = own.bars.get(bar).ok_or("no CMB BAR")?.bus_addr;
+                let bus = own.bars.get(bar).ok_or("no CMB BAR")?.bus_addr();
                 let map = Arc::new(own.dev.map_bar(bar, Caching::Uncached)?);
                 Ok(Some(host.map_peer_bar(map, bus)?))
             };
@@ -394,7 +388,7 @@ where
     let cmb = Cmb {
         info,
         view: own.dev.map_bar(bar, Caching::Uncached)?,
-        bar_bus: own.bars.get(bar).ok_or("no CMB BAR")?.bus_addr,
+        bar_bus: own.bars.get(bar).ok_or("no CMB BAR")?.bus_addr(),
         window: map_window(own, bar)?,
     };
     let pool = CmbPool::new(

@@ -128,7 +128,8 @@ fn cmb_queue(bar0: &MockIo, direct: bool) -> CmbSubmissionQueue<MockIo, &MockIo>
     bar0.poke(offsets::CAP, &0x20_0a01_0fffu64.to_le_bytes());
     let regs = ControllerRegs::new(IoMem::new(bar0)).unwrap();
     let bars = BarTable::new()
-        .with(2, PciBar::new(0xfd00_0000, 1 << 20).unwrap())
+        // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+        .with(2, unsafe { PciBar::new(0xfd00_0000, 1 << 20) }.unwrap())
         .unwrap();
     let info = cmb::decode(
         Cmbloc::from_raw(2),

@@ -228,7 +228,8 @@ fn counted_pool() -> (P2pPool<Counted>, Arc<AtomicUsize>) {
         io: MockIo::new(4 * G),
         drops: drops.clone(),
     };
-    (P2pPool::new(backend, 0).unwrap(), drops)
+    // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+    (unsafe { P2pPool::new(backend, 0) }.unwrap(), drops)
 }
 
 /// Two threads allocate and free a buffer each while one keeps a pool handle: the count of live
@@ -314,7 +315,11 @@ fn counted_arenas() -> (P2pPool<Counted>, Arc<AtomicUsize>) {
         drops: drops.clone(),
     };
     let config = iomem::p2p::P2pConfig::new(0).arenas(2);
-    (P2pPool::with_config(backend, config).unwrap(), drops)
+    // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+    (
+        unsafe { P2pPool::with_config(backend, config) }.unwrap(),
+        drops,
+    )
 }
 
 /// Two threads fill one arena each (whichever thread comes second spills into the other arena),

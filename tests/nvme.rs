@@ -579,11 +579,14 @@ mod cmb_tests {
 
     fn bars_32bit_bar3() -> BarTable {
         BarTable::new()
-            .with(0, PciBar::new(0xfebf_0000, 0x4000).unwrap())
+            // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+            .with(0, unsafe { PciBar::new(0xfebf_0000, 0x4000) }.unwrap())
             .unwrap()
-            .with(2, PciBar::new(0xfe00_0000, 0x10_0000).unwrap())
+            // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+            .with(2, unsafe { PciBar::new(0xfe00_0000, 0x10_0000) }.unwrap())
             .unwrap()
-            .with(3, PciBar::new(0xf000_0000, 8 << 20).unwrap())
+            // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+            .with(3, unsafe { PciBar::new(0xf000_0000, 8 << 20) }.unwrap())
             .unwrap()
     }
 
@@ -607,7 +610,8 @@ mod cmb_tests {
 
         // BAR3 is the upper half of a 64-bit BAR2: BIR 3 names no memory BAR
         let bars = BarTable::new()
-            .with(2, PciBar::new(0x1_0000_0000, 8 << 20).unwrap())
+            // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+            .with(2, unsafe { PciBar::new(0x1_0000_0000, 8 << 20) }.unwrap())
             .unwrap();
         assert!(matches!(
             cmb::probe(&regs, &bars, ProbeOptions::default()),
@@ -620,7 +624,8 @@ mod cmb_tests {
         let m = controller(CAP_1_2, 0x10200, 0x3, 0x50_0003);
         let regs = ControllerRegs::new(IoMem::new(&m)).unwrap();
         let bars = BarTable::new()
-            .with(3, PciBar::new(0xf000_0000, 4 << 20).unwrap())
+            // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+            .with(3, unsafe { PciBar::new(0xf000_0000, 4 << 20) }.unwrap())
             .unwrap();
         let info = cmb::probe(&regs, &bars, ProbeOptions::default())
             .unwrap()
@@ -689,9 +694,11 @@ mod cmb_tests {
 
     fn qemu_bars(bar2: u64) -> BarTable {
         BarTable::new()
-            .with(0, PciBar::new(0xfebf_0000, 0x4000).unwrap())
+            // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+            .with(0, unsafe { PciBar::new(0xfebf_0000, 0x4000) }.unwrap())
             .unwrap()
-            .with(2, PciBar::new(bar2, 16 << 20).unwrap())
+            // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+            .with(2, unsafe { PciBar::new(bar2, 16 << 20) }.unwrap())
             .unwrap()
     }
 
@@ -782,7 +789,8 @@ mod cmb_tests {
     #[test]
     fn malformed_cmb_registers() {
         let bars = bars_32bit_bar3()
-            .with(4, PciBar::new(0xe000_0000, 0x2000).unwrap())
+            // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+            .with(4, unsafe { PciBar::new(0xe000_0000, 0x2000) }.unwrap())
             .unwrap();
         let probe = |loc: u32, sz: u32| {
             let m = controller(CAP_1_2, 0x10200, loc, sz);
@@ -812,9 +820,14 @@ mod cmb_tests {
             other => panic!("expected DeviceGone, got {other:?}"),
         }
         // BAR helpers refuse nonsense
-        assert!(PciBar::new(0, 0).is_err());
-        assert!(PciBar::new(u64::MAX, 2).is_err());
-        assert!(BarTable::new().with(6, PciBar::new(0, 1).unwrap()).is_err());
+        // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+        assert!(unsafe { PciBar::new(0, 0) }.is_err());
+        // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+        assert!(unsafe { PciBar::new(u64::MAX, 2) }.is_err());
+        // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+        assert!(BarTable::new()
+            .with(6, unsafe { PciBar::new(0, 1) }.unwrap())
+            .is_err());
     }
 
     proptest! {
@@ -824,7 +837,8 @@ mod cmb_tests {
         /// CMB that lies inside its BAR.
         #[test]
         fn decode_stays_inside_the_bar(loc: u32, sz: u32, size_log2 in 12u32..40, base_pages: u32) {
-            let bar = PciBar::new(base_pages as u64 * 4096, 1u64 << size_log2).unwrap();
+            // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+            let bar = unsafe { PciBar::new(base_pages as u64 * 4096, 1u64 << size_log2) }.unwrap();
             let mut bars = BarTable::new();
             for i in [0, 2, 3, 4, 5] {
                 bars = bars.with(i, bar).unwrap();
@@ -832,8 +846,8 @@ mod cmb_tests {
             match cmb::decode(Cmbloc::from_raw(loc), Cmbsz::from_raw(sz), &bars, CmbScheme::Legacy, ProbeOptions::default()) {
                 Ok(info) => {
                     prop_assert!(info.size > 0);
-                    prop_assert!(info.offset + info.size <= bar.size);
-                    prop_assert_eq!(info.bus_addr, bar.bus_addr + info.offset);
+                    prop_assert!(info.offset + info.size <= bar.size());
+                    prop_assert_eq!(info.bus_addr, bar.bus_addr() + info.offset);
                     prop_assert_eq!(info.bir, (loc & 7) as u8);
                 }
                 Err(Error::BadRegister { .. }) => {}
@@ -855,7 +869,8 @@ mod cmb_tests {
             | 1 << 8
             | 4 << 12;
         let bars = BarTable::new()
-            .with(2, PciBar::new(0xfd00_0000, 1 << 20).unwrap())
+            // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+            .with(2, unsafe { PciBar::new(0xfd00_0000, 1 << 20) }.unwrap())
             .unwrap();
         cmb::decode(
             Cmbloc::from_raw(2 | 4 << 12),
@@ -957,7 +972,8 @@ mod sq_tests {
         let bar0 = MockIo::new(0x2000).with_arch(arch);
         bar0.poke(offsets::CAP, &0x20_0a01_0fffu64.to_le_bytes());
         let bars = BarTable::new()
-            .with(2, PciBar::new(0xfd00_0000, 1 << 20).unwrap())
+            // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+            .with(2, unsafe { PciBar::new(0xfd00_0000, 1 << 20) }.unwrap())
             .unwrap();
         let info = cmb::decode(
             Cmbloc::from_raw(2),

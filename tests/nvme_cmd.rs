@@ -405,7 +405,8 @@ fn misaligned_segments_are_refused_naming_the_first() {
 
 fn cmb_info(loc: u32) -> CmbInfo {
     let bars = BarTable::new()
-        .with(2, PciBar::new(CMB_BUS, 1 << 20).unwrap())
+        // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+        .with(2, unsafe { PciBar::new(CMB_BUS, 1 << 20) }.unwrap())
         .unwrap();
     cmb::decode(
         Cmbloc::from_raw(2 | loc),
@@ -471,7 +472,8 @@ fn the_cmb_rule_prp1_decides() {
 #[test]
 fn cmb_lists_need_cmbsz_lists() {
     let bars = BarTable::new()
-        .with(2, PciBar::new(CMB_BUS, 1 << 20).unwrap())
+        // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+        .with(2, unsafe { PciBar::new(CMB_BUS, 1 << 20) }.unwrap())
         .unwrap();
     let info = cmb::decode(
         Cmbloc::from_raw(2),

@@ -11,7 +11,9 @@ use proptest::prelude::*;
 const G: usize = 4096;
 
 fn pool(size: usize, bus: u64, gran: usize) -> P2pPool<MockIo> {
-    P2pPool::with_config(MockIo::new(size), P2pConfig::new(bus).granularity(gran)).unwrap()
+    // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+    unsafe { P2pPool::with_config(MockIo::new(size), P2pConfig::new(bus).granularity(gran)) }
+        .unwrap()
 }
 
 #[test]
@@ -85,17 +87,27 @@ fn errors_are_typed() {
     assert!(matches!(q.alloc(G, 1 << 62), Err(Error::Exhausted { .. })));
 
     let cfg = |g| P2pConfig::new(0).granularity(g);
-    assert!(P2pPool::with_config(MockIo::new(G), cfg(32)).is_err());
-    assert!(P2pPool::with_config(MockIo::new(G), cfg(3000)).is_err());
-    assert!(P2pPool::with_config(MockIo::new(G), P2pConfig::new(0x800)).is_err());
+    // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+    assert!(unsafe { P2pPool::with_config(MockIo::new(G), cfg(32)) }.is_err());
+    // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+    assert!(unsafe { P2pPool::with_config(MockIo::new(G), cfg(3000)) }.is_err());
+    // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+    assert!(unsafe { P2pPool::with_config(MockIo::new(G), P2pConfig::new(0x800)) }.is_err());
     assert!(matches!(
-        P2pPool::with_config(MockIo::new(G), P2pConfig::new(0).range(0..2 * G)),
+        // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+        unsafe { P2pPool::with_config(MockIo::new(G), P2pConfig::new(0).range(0..2 * G)) },
         Err(Error::OutOfRange { .. })
     ));
-    assert!(P2pPool::with_config(MockIo::new(2 * G), P2pConfig::new(0).range(8..G + 8)).is_err());
-    assert!(P2pPool::with_config(MockIo::new(G - 64), P2pConfig::new(0)).is_err());
+    // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+    assert!(
+        unsafe { P2pPool::with_config(MockIo::new(2 * G), P2pConfig::new(0).range(8..G + 8)) }
+            .is_err()
+    );
+    // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+    assert!(unsafe { P2pPool::with_config(MockIo::new(G - 64), P2pConfig::new(0)) }.is_err());
     assert!(matches!(
-        P2pPool::with_config(MockIo::new(G), P2pConfig::new(u64::MAX - 4095)),
+        // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+        unsafe { P2pPool::with_config(MockIo::new(G), P2pConfig::new(u64::MAX - 4095)) },
         Err(Error::Overflow { .. })
     ));
 }
@@ -104,12 +116,15 @@ fn errors_are_typed() {
 fn range_and_handles() {
     // a pool over [8 KiB, 24 KiB) of a WC mapping; handles carry the configured policy
     let mock = MockIo::new(32 * 1024).with_caching(Caching::WriteCombining);
-    let p = P2pPool::with_config(
-        mock,
-        P2pConfig::new(0xfd00_0000)
-            .range(0x2000..0x6000)
-            .policy(WidthPolicy::U32),
-    )
+    // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+    let p = unsafe {
+        P2pPool::with_config(
+            mock,
+            P2pConfig::new(0xfd00_0000)
+                .range(0x2000..0x6000)
+                .policy(WidthPolicy::U32),
+        )
+    }
     .unwrap();
     assert_eq!(p.len(), 0x4000);
     let a = p.alloc(100, 1).unwrap();
@@ -247,10 +262,9 @@ proptest! {
         let gran = 1usize << gran_log2;
         let total = 256 * 1024;
         let bus = 0x4000_0000 + bus_pages * gran as u64;
-        let p = P2pPool::with_config(
-            MockIo::new(total),
-            P2pConfig::new(bus).granularity(gran).arenas(arenas),
-        ).unwrap();
+        let config = P2pConfig::new(bus).granularity(gran).arenas(arenas);
+        // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+        let p = unsafe { P2pPool::with_config(MockIo::new(total), config) }.unwrap();
         prop_assert!(p.arenas() >= 1 && p.arenas() <= arenas.max(1).min(total / gran));
         let mut bufs: Vec<P2pBuf<MockIo>> = Vec::new();
         let mut model: BTreeMap<usize, usize> = BTreeMap::new();
@@ -320,10 +334,13 @@ proptest! {
 }
 
 fn arena_pool(granules: usize, arenas: usize) -> P2pPool<MockIo> {
-    P2pPool::with_config(
-        MockIo::new(granules * G),
-        P2pConfig::new(0x8000_0000).arenas(arenas),
-    )
+    // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+    unsafe {
+        P2pPool::with_config(
+            MockIo::new(granules * G),
+            P2pConfig::new(0x8000_0000).arenas(arenas),
+        )
+    }
     .unwrap()
 }
 

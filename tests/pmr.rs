@@ -163,31 +163,36 @@ fn a_vanished_device_ends_the_wait_at_once() {
 #[test]
 fn a_cba_the_controller_refuses_sets_cbai() {
     let dma = MockDma::new(4 << 20);
-    let (_model, ctrl, info) = up_pmr(&dma, qemu());
+    let (model, ctrl, info) = up_pmr(&dma, qemu());
     let regs = ctrl.regs().unwrap();
     pmr::enable(&regs, &info).unwrap();
-    let wraps = PmrInfo {
-        bus_addr: 0xffff_ffff_ffff_f000,
-        ..info
+    // The same PMR registers decoded against other BARs (a PmrInfo comes only from `decode`).
+    let at = |bus: u64, size: u64| {
+        // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+        let bar = unsafe { PciBar::new(bus, size) }.unwrap();
+        let bars = BarTable::new().with(usize::from(info.bir), bar).unwrap();
+        pmr::decode(info.pmrcap, info.pmrebs, &bars).unwrap()
     };
+    let wraps = at(0xffff_ffff_ffff_f000, 0x800);
     match pmr::enable_memory_space(&regs, &wraps) {
         Err(Error::BadRegister {
             reg: "PMRSTS", why, ..
         }) => assert!(why.contains("CBAI")),
         other => panic!("{other:?}"),
     }
-    let odd = PmrInfo {
-        bus_addr: PMR_BUS + 0x800,
-        ..info
-    };
+    let odd = at(PMR_BUS + 0x800, PMR_SIZE);
     assert!(matches!(
         pmr::enable_memory_space(&regs, &odd),
         Err(Error::Core(iomem::Error::InvalidArgument(_)))
     ));
-    let no_cmss = PmrInfo {
-        cmss: false,
-        ..info
-    };
+    let bars = model.bars();
+    let no_cmss = pmr::decode(
+        Pmrcap::decode(info.pmrcap.raw() & !(1 << 24 | 1 << 4 | 1 << 3)).unwrap(), // no CMSS, RDS, WDS
+        info.pmrebs,
+        &bars,
+    )
+    .unwrap();
+    assert!(!no_cmss.cmss);
     assert!(matches!(
         pmr::enable_memory_space(&regs, &no_cmss),
         Err(Error::Unsupported { .. })
@@ -222,7 +227,8 @@ fn the_pool_hands_out_data_buffers_only_as_rds_and_wds_allow() {
 #[test]
 fn bad_register_values_are_typed_errors() {
     let bars = BarTable::new()
-        .with(4, PciBar::new(PMR_BUS, 1 << 20).unwrap())
+        // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+        .with(4, unsafe { PciBar::new(PMR_BUS, 1 << 20) }.unwrap())
         .unwrap();
     let good = 1u32 << 24 | 2 << 10 | 4 << 5 | 1 << 4 | 1 << 3;
     assert!(pmr::decode(Pmrcap::decode(good).unwrap(), Pmrebs::from_raw(0), &bars).is_ok());
@@ -255,22 +261,11 @@ fn bad_register_values_are_typed_errors() {
         Err(Error::BadRegister { why, .. }) => assert!(why.contains("not a memory BAR")),
         other => panic!("{other:?}"),
     }
-    // PciBar's fields are public: a BAR of size 0, or one that wraps, is refused here too.
-    for bar in [
-        PciBar {
-            bus_addr: PMR_BUS,
-            size: 0,
-        },
-        PciBar {
-            bus_addr: u64::MAX - 0xfff,
-            size: 1 << 20,
-        },
-    ] {
-        let t = BarTable::new().with(4, bar).unwrap();
-        assert!(matches!(
-            pmr::decode(with_bir(4), Pmrebs::from_raw(0), &t),
-            Err(Error::Core(iomem::Error::InvalidArgument(_)))
-        ));
+    // A BAR of size 0, or one that wraps, does not exist (PciBar::new refuses it).
+    for (bus, size) in [(PMR_BUS, 0), (u64::MAX - 0xfff, 1 << 20)] {
+        // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+        let bar = unsafe { PciBar::new(bus, size) };
+        assert!(matches!(bar, Err(iomem::Error::InvalidArgument(_))));
     }
     // PMREBS: 4 MiB of elasticity buffer; a reserved size unit.
     let info = pmr::decode(with_bir(4), Pmrebs::from_raw(4 << 8 | 2), &bars).unwrap();

@@ -116,7 +116,9 @@ pub fn p2p_pool_arenas(arenas: usize) -> P2pPool<Mmio> {
     // that nothing references; it is RAM, so uncached is a true enough description for a pool
     // that never accesses it.
     let mmio = unsafe { Mmio::new(region_ptr(), REGION, Caching::Uncached) }.expect("mmio");
-    P2pPool::with_config(mmio, P2pConfig::new(BUS).granularity(GRAN).arenas(arenas)).expect("pool")
+    // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+    unsafe { P2pPool::with_config(mmio, P2pConfig::new(BUS).granularity(GRAN).arenas(arenas)) }
+        .expect("pool")
 }
 
 impl Alloc for P2pPool<Mmio> {

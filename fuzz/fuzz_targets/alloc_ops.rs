@@ -32,7 +32,9 @@ fuzz_target!(|data: &[u8]| {
     let total = gran * (1 + (data[1] as usize % 200));
     let bus = 0x8000_0000 + (data[2] as u64) * gran as u64;
     // A region handle without RAM behind most of it: the allocator never touches device memory.
-    let pool = P2pPool::with_config(MockIo::new(total), P2pConfig::new(bus).granularity(gran)).unwrap();
+    let config = P2pConfig::new(bus).granularity(gran);
+    // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+    let pool = unsafe { P2pPool::with_config(MockIo::new(total), config) }.unwrap();
     let mut bufs: Vec<P2pBuf<MockIo>> = Vec::new();
     let mut model: BTreeMap<usize, usize> = BTreeMap::new();
     for op in data[3..].chunks(3) {

@@ -6,10 +6,14 @@ use core::fmt;
 /// IOMMU). It is what a queue-base register, a PRP entry or a data pointer holds.
 ///
 /// A `DmaAddr` comes from the memory that owns the bytes — a [`Lease`](super::Lease) on a
-/// [`DmaRegion`](super::DmaRegion) — so one that points at memory the device may not use cannot
-/// be built through the safe API. Its arithmetic stays with that owner
-/// ([`Lease::addr`](super::Lease::addr) checks the offset against the region and its
-/// contiguity); this type only answers questions about the address itself.
+/// [`DmaRegion`](super::DmaRegion), a buffer of a pool over a BAR whose bus address the platform
+/// reported (`BarTable::from_sysfs` of [`BarTable`](crate::nvme::cmb::BarTable)) or an `unsafe`
+/// caller vouched for ([`P2pPool::with_config`](crate::p2p::P2pPool::with_config)) — so one
+/// that points at memory the device may not use cannot be built through the safe API. The test
+/// doubles ([`MockDma`](super::MockDma), the model controller's BARs) make up addresses that
+/// only their own mock devices resolve; they are not for a real device. Its arithmetic stays
+/// with that owner ([`Lease::addr`](super::Lease::addr) checks the offset against the region and
+/// its contiguity); this type only answers questions about the address itself.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DmaAddr(u64);
 
@@ -21,6 +25,14 @@ impl DmaAddr {
     /// that the bytes are memory the device may access (mapped in its IOMMU domain, or host RAM
     /// it may reach without one), that they stay allocated for as long as the device may use
     /// them, and that no Rust reference to them exists meanwhile.
+    ///
+    /// For device memory — a BAR, which the process reaches only through [`IoMem`]'s volatile
+    /// accesses, so no Rust reference into it ever exists — "allocated" is the owner's
+    /// bookkeeping: a device that uses such an address after its owner freed the bytes
+    /// overwrites or reads what a later owner keeps there, a bug in the data but not undefined
+    /// behaviour. Host memory freed under a device is undefined behaviour.
+    ///
+    /// [`IoMem`]: crate::IoMem
     ///
     /// Behind an IOMMU the address must also be *mapped* (an IOVA of the device's domain), and
     /// nothing will tell you if it is not: in the CI guest (QEMU, `intel-iommu`, VFIO) a Read

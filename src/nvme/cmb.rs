@@ -41,8 +41,12 @@
 //!     WriteEffect::Store
 //! });
 //! let regs = ControllerRegs::new(IoMem::new(&bar0))?;
-//! let bars = BarTable::new().with(0, PciBar::new(0xfebf_0000, 0x4000)?)?
-//!     .with(2, PciBar::new(0x1_0000_0000, 16 << 20)?)?;
+//! // A real driver reads these from the platform (`BarTable::from_sysfs`); a simulated
+//! // controller's are made up.
+//! // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+//! let (bar0, bar2) =
+//!     unsafe { (PciBar::new(0xfebf_0000, 0x4000)?, PciBar::new(0x1_0000_0000, 16 << 20)?) };
+//! let bars = BarTable::new().with(0, bar0)?.with(2, bar2)?;
 //!
 //! let info = cmb::probe(&regs, &bars, Default::default())?.expect("a CMB");
 //! assert_eq!((info.bir, info.offset, info.size), (2, 0, 16 << 20));
@@ -67,18 +71,35 @@ use crate::nvme::{invalid, Error, Result};
 use crate::p2p::{P2pBuf, P2pConfig, P2pPool, P2pStats};
 
 /// One memory BAR of a PCI function, as the platform assigned it.
+///
+/// The CMB and PMR found through it ([`probe`], [`pmr::probe`](super::pmr::probe)) and the
+/// pools over them ([`CmbPool`], [`PmrPool`](super::pmr::PmrPool)) hand devices addresses inside
+/// it ([`DmaAddr`](crate::dma::DmaAddr)), and [`enable`] tells the controller its CMB is there.
+/// So a `PciBar` comes from the platform — `BarTable::from_sysfs` (feature `linux`: sysfs
+/// `resource` and the BAR registers), `BarTable::from_vfio` (feature `vfio`) — or from
+/// [`PciBar::new`], whose caller vouches for it.
+///
+/// # Invariant
+/// `[bus_addr, bus_addr + size)` is device memory of a BAR, where devices reach it; `size > 0`
+/// and the sum does not overflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PciBar {
-    /// Bus address of the BAR's first byte (what a device puts on the bus to reach it).
-    pub bus_addr: u64,
-    /// Size of the BAR in bytes.
-    pub size: u64,
+    pub(crate) bus_addr: u64,
+    pub(crate) size: u64,
 }
 
 impl PciBar {
-    /// A memory BAR. The size must be non-zero and `bus_addr + size` must not overflow
-    /// ([`crate::Error::InvalidArgument`]: a PCI matter, so a core error).
-    pub fn new(bus_addr: u64, size: u64) -> crate::Result<Self> {
+    /// A memory BAR at bus address `bus_addr`, `size` bytes. The size must be non-zero and
+    /// `bus_addr + size` must not overflow ([`crate::Error::InvalidArgument`]: a PCI matter, so
+    /// a core error).
+    ///
+    /// # Safety
+    /// `[bus_addr, bus_addr + size)` is a memory BAR of the function, at the bus address devices
+    /// use for it (what the platform assigned). Pools over a CMB or PMR found in it give
+    /// devices addresses inside it: with a wrong one, their DMA goes to whatever memory really is
+    /// there — host RAM too. A table for a test or a model controller, whose addresses no real
+    /// device is given, meets this.
+    pub unsafe fn new(bus_addr: u64, size: u64) -> crate::Result<Self> {
         if size == 0 {
             return Err(crate::Error::InvalidArgument("a BAR has a non-zero size"));
         }
@@ -88,6 +109,16 @@ impl PciBar {
             ));
         }
         Ok(PciBar { bus_addr, size })
+    }
+
+    /// Bus address of the BAR's first byte (what a device puts on the bus to reach it).
+    pub fn bus_addr(&self) -> u64 {
+        self.bus_addr
+    }
+
+    /// Size of the BAR in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
     }
 }
 
@@ -115,6 +146,46 @@ impl BarTable {
     pub fn get(&self, index: usize) -> Option<PciBar> {
         self.bars.get(index).copied().flatten()
     }
+
+    /// The memory BARs of `dev` as the platform assigned them: sizes from sysfs `resource`,
+    /// bus addresses from the BAR registers ([`Bar::bus_addr`](crate::map::linux::Bar::bus_addr):
+    /// the CPU physical address where config space cannot be read). I/O BARs and absent ones
+    /// are `None`.
+    #[cfg(feature = "linux")]
+    pub fn from_sysfs(dev: &crate::map::linux::PciDevice) -> crate::map::linux::Result<Self> {
+        let mut table = BarTable::new();
+        for b in dev.bars()? {
+            if b.kind() != crate::map::linux::BarKind::Memory {
+                continue;
+            }
+            // SAFETY: the kernel's record of this function's BAR: where devices reach it and
+            // its size.
+            let bar = unsafe { PciBar::new(b.bus_addr(), b.size()) };
+            if let (Some(slot), Ok(bar)) = (table.bars.get_mut(b.index()), bar) {
+                *slot = Some(bar);
+            }
+        }
+        Ok(table)
+    }
+
+    /// The memory BARs of a device bound to VFIO: each BAR region's size, and the bus address
+    /// its BAR registers decode ([`VfioDevice::bar_bus_addr`]). BARs that decode no memory are
+    /// `None`.
+    ///
+    /// [`VfioDevice::bar_bus_addr`]: crate::map::vfio::VfioDevice::bar_bus_addr
+    #[cfg(feature = "vfio")]
+    pub fn from_vfio(dev: &crate::map::vfio::VfioDevice) -> Self {
+        let mut table = BarTable::new();
+        for (n, slot) in (0u32..).zip(table.bars.iter_mut()) {
+            let region = dev.region(crate::map::vfio::bar_region(n));
+            if let (Ok(r), Ok(bus)) = (region, dev.bar_bus_addr(n)) {
+                // SAFETY: the function's own BAR: the bus address its registers decode (which
+                // the platform programmed) and the size VFIO reports for its region.
+                *slot = unsafe { PciBar::new(bus, r.size) }.ok();
+            }
+        }
+        table
+    }
 }
 
 /// How the controller controls its CMB.
@@ -134,7 +205,14 @@ pub struct ProbeOptions {
 }
 
 /// What [`probe`] found: where the CMB is and what it may hold.
+///
+/// Made only by [`probe`] and [`decode`] (it cannot be built field by field: a
+/// [`CmbPool`] hands devices addresses from `bus_addr`).
+///
+/// # Invariant
+/// `[bus_addr, bus_addr + size)` lies inside the [`PciBar`] it was decoded against.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct CmbInfo {
     /// The BAR holding the CMB (0, 2, 3, 4 or 5).
     pub bir: u8,
@@ -430,7 +508,9 @@ impl<B: Backend> CmbPool<B> {
             .range(start..end)
             .granularity(gran);
         Ok(CmbPool {
-            pool: P2pPool::with_config(bar, config)?,
+            // SAFETY: `info.bus_addr` is where devices reach byte `info.offset` of BAR
+            // `info.bir` (`CmbInfo`'s invariant), which `bar` maps whole.
+            pool: unsafe { P2pPool::with_config(bar, config) }?,
             info,
             page_size,
         })

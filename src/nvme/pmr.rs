@@ -59,7 +59,8 @@
 //!     WriteEffect::Store
 //! });
 //! let regs = ControllerRegs::new(IoMem::new(&bar0))?;
-//! let bars = BarTable::new().with(4, PciBar::new(0x1_0100_0000, 1 << 20)?)?;
+//! // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+//! let bars = BarTable::new().with(4, unsafe { PciBar::new(0x1_0100_0000, 1 << 20) }?)?;
 //!
 //! let info = pmr::probe(&regs, &bars)?.expect("a PMR");
 //! assert_eq!((info.bir, info.size, info.bus_addr), (4, 1 << 20, 0x1_0100_0000));
@@ -94,7 +95,14 @@ use crate::p2p::{P2pBuf, P2pConfig, P2pPool, P2pStats};
 pub const PMRTO_ZERO_WAIT_MS: u64 = 500;
 
 /// What [`probe`] found: where the PMR is and what it supports.
+///
+/// Made only by [`probe`] and [`decode`] (it cannot be built field by field: a [`PmrPool`]
+/// hands devices addresses from `bus_addr`).
+///
+/// # Invariant
+/// `[bus_addr, bus_addr + size)` is the [`PciBar`](super::cmb::PciBar) it was decoded against.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct PmrInfo {
     /// The BAR that is the PMR (2 to 5).
     pub bir: u8,
@@ -173,8 +181,8 @@ pub fn probe<B: Backend>(regs: &ControllerRegs<'_, B>, bars: &BarTable) -> Resul
 ///
 /// Errors ([`Error::BadRegister`] unless said otherwise): BIR reserved (not 2 to 5) or naming
 /// a BAR `bars` does not have as a memory BAR; PMREBS.PMRSZU reserved; a BAR of size 0 or whose
-/// bus address + size overflows (`PciBar`'s fields are public; InvalidArgument); a PMR that
-/// does not fit the address space (InvalidArgument).
+/// bus address + size overflows (which [`PciBar::new`](super::cmb::PciBar::new) refuses;
+/// InvalidArgument); a PMR that does not fit the address space (InvalidArgument).
 pub fn decode(pmrcap: Pmrcap, pmrebs: Pmrebs, bars: &BarTable) -> Result<PmrInfo> {
     let bir = pmrcap.bir_checked()?;
     let bar = bars.get(usize::from(bir)).ok_or(Error::BadRegister {
@@ -386,7 +394,9 @@ impl<B: Backend> PmrPool<B> {
             .range(0..len)
             .granularity(page_size as usize);
         Ok(PmrPool {
-            pool: P2pPool::with_config(bar, config)?,
+            // SAFETY: `info.bus_addr` is where devices reach the PMR, all of BAR `info.bir`
+            // (`PmrInfo`'s invariant: decoded against that `PciBar`); `bar` maps that BAR.
+            pool: unsafe { P2pPool::with_config(bar, config) }?,
             info,
             page_size,
         })

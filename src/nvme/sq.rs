@@ -23,7 +23,8 @@
 //! let bar0 = MockIo::new(0x2000);
 //! bar0.poke(offsets::CAP, &0x20_0a01_0fffu64.to_le_bytes());
 //! let regs = ControllerRegs::new(IoMem::new(&bar0))?;
-//! let bars = BarTable::new().with(2, PciBar::new(0xfd00_0000, 1 << 20)?)?;
+//! // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+//! let bars = BarTable::new().with(2, unsafe { PciBar::new(0xfd00_0000, 1 << 20) }?)?;
 //! let info = cmb::decode(Cmbloc::from_raw(2), Cmbsz::from_raw(1 << 20 | 1 << 8 | 1), &bars,
 //!                        cmb::CmbScheme::Legacy, ProbeOptions::default())?;
 //! let cmb_bar = MockIo::new(1 << 20).with_caching(Caching::WriteCombining);

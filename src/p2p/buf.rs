@@ -112,11 +112,16 @@ impl<B: Backend> P2pBuf<B> {
     }
 
     /// The address a device uses for the first byte of the buffer, typed for queue bases and
-    /// data pointers. The buffer must outlive every use the device makes of it.
+    /// data pointers. The buffer must outlive every use the device makes of it: freed first,
+    /// its bytes go to the next allocation, whose data the device then reads or overwrites.
+    /// [`lend`](Self::lend) the buffer for an address that cannot outlive it
+    /// ([`P2pLease::dma_addr`](super::P2pLease::dma_addr): a lease dropped early is
+    /// quarantined, not freed).
     #[inline]
     pub fn dma_addr(&self) -> crate::dma::DmaAddr {
-        // SAFETY: the bus address of memory this buffer owns in its pool's region (the pool was
-        // built over that region's bus address), which a peer device may reach.
+        // SAFETY: the bus address of bytes this buffer owns in its pool's region, which a peer
+        // device may reach: device memory, reached only through `IoMem`, so a device's use after
+        // the buffer is freed is a data bug, not undefined behaviour (see `from_raw`).
         unsafe { crate::dma::DmaAddr::from_raw(self.bus_addr()) }
     }
 
@@ -222,7 +227,8 @@ mod tests {
     #[test]
     fn buffers_share_one_count_of_the_pool() {
         use crate::backend::MockIo;
-        let pool = P2pPool::new(MockIo::new(64 * 4096), 0).unwrap();
+        // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+        let pool = unsafe { P2pPool::new(MockIo::new(64 * 4096), 0) }.unwrap();
         let weak = Arc::downgrade(&pool.inner);
         assert_eq!(Arc::strong_count(&pool.inner), 1);
         let a = pool.alloc(4096, 1).unwrap();
@@ -243,7 +249,8 @@ mod tests {
         drop(d);
         assert!(weak.upgrade().is_none());
         // a failed allocation takes no count
-        let pool = P2pPool::new(MockIo::new(4 * 4096), 0).unwrap();
+        // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+        let pool = unsafe { P2pPool::new(MockIo::new(4 * 4096), 0) }.unwrap();
         assert!(pool.alloc(8 * 4096, 1).is_err());
         assert_eq!(Arc::strong_count(&pool.inner), 1);
     }
@@ -253,7 +260,8 @@ mod tests {
         use crate::backend::MockIo;
         use crate::p2p::P2pConfig;
         let config = P2pConfig::new(0).arenas(2);
-        let pool = P2pPool::with_config(MockIo::new(8 * 4096), config).unwrap();
+        // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+        let pool = unsafe { P2pPool::with_config(MockIo::new(8 * 4096), config) }.unwrap();
         let weak = Arc::downgrade(&pool.inner);
         // fills arena 0 (granules 0..4), then one in arena 1, then one across both
         let a = pool.alloc(4 * 4096, 1).unwrap();
@@ -282,7 +290,8 @@ mod tests {
         for round in 0..40 {
             // one arena, then two (threads get homes in both)
             let config = crate::p2p::P2pConfig::new(0).arenas(1 + round / 20);
-            let pool = P2pPool::with_config(MockIo::new(256 * 4096), config).unwrap();
+            // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+            let pool = unsafe { P2pPool::with_config(MockIo::new(256 * 4096), config) }.unwrap();
             let weak = Arc::downgrade(&pool.inner);
             let handles: Vec<_> = (0..4)
                 .map(|t| {

@@ -20,7 +20,8 @@ use crate::iomem::IoMem;
 /// use iomem::backend::MockIo;
 /// use iomem::p2p::P2pPool;
 ///
-/// let pool = P2pPool::new(MockIo::new(16 * 4096), 0x1_0000_0000)?;
+/// // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+/// let pool = unsafe { P2pPool::new(MockIo::new(16 * 4096), 0x1_0000_0000) }?;
 /// let lent = pool.alloc(4096, 4096)?.lend();
 /// let addr = lent.dma_addr().get();
 /// drop(lent);                                 // abandoned: quarantined

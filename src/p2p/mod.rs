@@ -57,7 +57,8 @@
 //! use iomem::{backend::MockIo, p2p::{P2pConfig, P2pPool}, Error};
 //!
 //! // A 1 MiB device region at bus address 0xfd00_0000 (a CMB, say).
-//! let pool = P2pPool::with_config(MockIo::new(1 << 20), P2pConfig::new(0xfd00_0000))?;
+//! // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+//! let pool = unsafe { P2pPool::with_config(MockIo::new(1 << 20), P2pConfig::new(0xfd00_0000)) }?;
 //! let buf = pool.alloc(6000, 4096)?;            // rounded to 8 KiB, bus address 4 KiB aligned
 //! assert_eq!(buf.len(), 8192);
 //! assert_eq!(buf.bus_addr() % 4096, 0);

@@ -84,8 +84,13 @@ impl<B: Backend> fmt::Debug for P2pPool<B> {
 impl<B: Backend> P2pPool<B> {
     /// A pool over all of `backend`, whose first byte is at bus address `bus_addr`, with the
     /// defaults of [`P2pConfig::new`].
-    pub fn new(backend: B, bus_addr: u64) -> Result<Self> {
-        Self::with_config(backend, P2pConfig::new(bus_addr))
+    ///
+    /// # Safety
+    /// As for [`with_config`](Self::with_config): devices reach the backend's first byte at
+    /// `bus_addr`.
+    pub unsafe fn new(backend: B, bus_addr: u64) -> Result<Self> {
+        // SAFETY: the caller's contract.
+        unsafe { Self::with_config(backend, P2pConfig::new(bus_addr)) }
     }
 
     /// A pool as `config` says.
@@ -96,7 +101,19 @@ impl<B: Backend> P2pPool<B> {
     /// granularity; a region smaller than one granule or of more than 2^31 granules; bus
     /// address + length overflowing 64 bits ([`Error::Overflow`]). A length that is not a
     /// multiple of the granularity is rounded down.
-    pub fn with_config(backend: B, config: P2pConfig) -> Result<Self> {
+    ///
+    /// # Safety
+    /// `backend` is device memory that devices reach at the config's bus address: its first
+    /// byte, or `config.range`'s first byte if a range is set, is at that bus address, and the
+    /// rest follows contiguously. The pool hands devices addresses from it
+    /// ([`P2pBuf::dma_addr`](super::P2pBuf::dma_addr), queue bases, data pointers): with a wrong
+    /// one, their DMA goes to whatever memory really is there — host RAM too. A pool over a
+    /// mock backend whose addresses no real device is given meets this. [`CmbPool`] and
+    /// [`PmrPool`] make their pools from what the controller and the platform report.
+    ///
+    /// [`CmbPool`]: crate::nvme::cmb::CmbPool
+    /// [`PmrPool`]: crate::nvme::pmr::PmrPool
+    pub unsafe fn with_config(backend: B, config: P2pConfig) -> Result<Self> {
         let g = config.granularity;
         if !g.is_power_of_two() || g < MIN_GRANULARITY {
             return Err(Error::InvalidArgument(
@@ -311,7 +328,8 @@ mod tests {
     #[test]
     fn a_region_outside_the_mapping_is_never_wider() {
         let size = 16 * 4096;
-        let pool = P2pPool::new(MockIo::new(size), 0).unwrap();
+        // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+        let pool = unsafe { P2pPool::new(MockIo::new(size), 0) }.unwrap();
         let inner = &*pool.inner;
         let io = inner.region(4096, 8192);
         assert_eq!((io.offset(), io.len()), (4096, 8192));

@@ -150,15 +150,22 @@ impl NvmeModel {
             });
             io
         });
+        // The model's BARs are made up, and only the model decodes them: addresses of the mock
+        // world, as `MockDma`'s are (see `DmaAddr`).
         // CAST: BAR0 is at most a few MiB (at most 1025 queue pairs, stride ≤ 1 KiB).
-        let mut bars =
-            BarTable::new().with(0, PciBar::new(config.bar0_bus_addr, bar0_size as u64)?)?;
+        // SAFETY: BAR0 of the model function, at its configured bus address.
+        let bar0_bar = unsafe { PciBar::new(config.bar0_bus_addr, bar0_size as u64) }?;
+        let mut bars = BarTable::new().with(0, bar0_bar)?;
         if let Some(c) = config.cmb {
-            bars = bars.with(usize::from(c.bar), PciBar::new(c.bus_addr, c.bar_size())?)?;
+            // SAFETY: the model's CMB BAR, which the model decodes at `c.bus_addr`.
+            let bar = unsafe { PciBar::new(c.bus_addr, c.bar_size()) }?;
+            bars = bars.with(usize::from(c.bar), bar)?;
         }
         let pmr = config.pmr.map(|c| pmr_bar(c.size, &vanish));
         if let Some(c) = config.pmr {
-            bars = bars.with(usize::from(c.bar), PciBar::new(c.bus_addr, c.size)?)?;
+            // SAFETY: the model's PMR BAR, which the model decodes at `c.bus_addr`.
+            let bar = unsafe { PciBar::new(c.bus_addr, c.size) }?;
+            bars = bars.with(usize::from(c.bar), bar)?;
         }
         let pmr_bar = pmr.as_ref().map(|p| p.bar.clone());
         let ctrl = Arc::new(Mutex::new(Ctrl::new(config, dma, cmb.clone(), pmr)));

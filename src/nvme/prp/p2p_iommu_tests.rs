@@ -61,7 +61,8 @@ fn peer_buffers_are_addressed_by_their_iovas_and_refused_outside_the_window() {
     let access = PeerAccess::override_unchecked("unit test");
     let b = PrpBuilder::new(PageSize::new(4096).unwrap(), None);
     // The peer's pool: its BAR's memory at the window's bus address.
-    let pool = P2pPool::new(Arc::new(MockIo::new(BAR_LEN)), BUS).unwrap();
+    // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+    let pool = unsafe { P2pPool::new(Arc::new(MockIo::new(BAR_LEN)), BUS) }.unwrap();
     let buf = pool.alloc(2 * PAGE, PAGE).unwrap();
     let off = buf.bus_addr() - BUS;
 
@@ -89,7 +90,9 @@ fn peer_buffers_are_addressed_by_their_iovas_and_refused_outside_the_window() {
     );
 
     // A buffer of another BAR (a pool elsewhere) has no IOVA in this window.
-    let other = P2pPool::new(Arc::new(MockIo::new(BAR_LEN)), BUS + BAR_LEN as u64).unwrap();
+    // SAFETY: a mock at a made-up bus address: no device is given its addresses.
+    let other =
+        unsafe { P2pPool::new(Arc::new(MockIo::new(BAR_LEN)), BUS + BAR_LEN as u64) }.unwrap();
     let far = other.alloc(PAGE, PAGE).unwrap();
     let r = b.borrow_peer_iommu(&far, 0..PAGE, None, &win, &access);
     assert_eq!(

@@ -58,7 +58,8 @@ impl Placement {
 /// use iomem::nvme::prp::{CmbRule, Placement};
 /// use iomem::nvme::regs::{Cmbloc, Cmbsz};
 ///
-/// let bars = BarTable::new().with(2, PciBar::new(0xfd00_0000, 1 << 20)?)?;
+/// // SAFETY: made-up BARs of a mock controller: no device is given their addresses.
+/// let bars = BarTable::new().with(2, unsafe { PciBar::new(0xfd00_0000, 1 << 20) }?)?;
 /// let info = cmb::decode(Cmbloc::from_raw(2 | 3 << 5), Cmbsz::from_raw(1 << 20 | 1 << 8 | 0x1d),
 ///                        &bars, CmbScheme::Cmbmsc, ProbeOptions::default())?;
 /// let rule = CmbRule::new(&info, true);
