@@ -282,7 +282,7 @@ fn run(addr: Option<&str>) -> Res<()> {
                 "CMB (BAR {}, bus {:#x}, mapped uncached through VFIO): the blocks read into the CMB \
                  in {} us: identical",
                 cmb.bir,
-                cmb.bus_addr,
+                cmb.bus_addr(),
                 t_read.as_micros()
             );
             // SAFETY: the command that used the list completed (`execute` returned).

@@ -259,7 +259,7 @@ fn as_bus(window: Option<&Window>, iova: bool, a: u64) -> Option<u64> {
 
 impl Cmb {
     fn range(&self) -> std::ops::Range<u64> {
-        self.info.bus_addr..self.info.bus_addr + self.info.size
+        self.info.bus_addr()..self.info.bus_addr() + self.info.size()
     }
     fn word(&self, bus: u64) -> Res<u64> {
         let mut w = [0u8; 8];
@@ -396,7 +396,7 @@ where
         info,
         own.ctrl.cc(),
     )?;
-    let (name, range, mib) = (own.name, cmb.range(), info.size >> 20);
+    let (name, range, mib) = (own.name, cmb.range(), info.size() >> 20);
     println!("CMB of {name}: bus {range:#x?} (BAR{bar}, {mib} MiB)");
     #[cfg(feature = "vfio")]
     if let Some(w) = &cmb.window {

@@ -25,7 +25,7 @@ fn cmb_data_round_trip(scheme: CmbScheme, cmb_list: bool) {
     let dma = MockDma::new(8 << 20);
     let (model, mut ctrl, info, pool) = up_cmb(&dma, scheme);
     assert_eq!(
-        (info.bus_addr, info.size, info.scheme),
+        (info.bus_addr(), info.size(), info.scheme),
         (CMB_BUS, 1 << 20, scheme)
     );
     assert!(info.sqs && info.lists && info.rds && info.wds && !info.cqs);

@@ -599,8 +599,8 @@ mod cmb_tests {
             .unwrap()
             .unwrap();
         assert_eq!(info.scheme, CmbScheme::Legacy);
-        assert_eq!((info.bir, info.offset, info.size), (3, 0, 5 << 20));
-        assert_eq!(info.bus_addr, 0xf000_0000);
+        assert_eq!((info.bir, info.offset(), info.size()), (3, 0, 5 << 20));
+        assert_eq!(info.bus_addr(), 0xf000_0000);
         assert_eq!(info.clamped_from, None);
         assert!(info.sqs && info.cqs && !info.lists && !info.rds && !info.wds);
         cmb::enable(&regs, &info).unwrap();
@@ -630,7 +630,7 @@ mod cmb_tests {
         let info = cmb::probe(&regs, &bars, ProbeOptions::default())
             .unwrap()
             .unwrap();
-        assert_eq!((info.size, info.clamped_from), (4 << 20, Some(5 << 20)));
+        assert_eq!((info.size(), info.clamped_from), (4 << 20, Some(5 << 20)));
         let strict = ProbeOptions { strict_size: true };
         assert!(matches!(
             cmb::probe(&regs, &bars, strict),
@@ -713,7 +713,7 @@ mod cmb_tests {
                 .unwrap();
             assert_eq!(info.scheme, CmbScheme::Cmbmsc);
             assert_eq!(
-                (info.bir, info.offset, info.size, info.bus_addr),
+                (info.bir, info.offset(), info.size(), info.bus_addr()),
                 (2, 0, 16 << 20, bar2)
             );
             assert!(info.sqs && !info.cqs && info.lists && info.rds && info.wds);
@@ -811,7 +811,7 @@ mod cmb_tests {
                                            // CMB at 0x1000 in BAR0, 2 pages (clamped to the 16 KiB BAR0 would be fine too)
         let ok = probe(1 << 12, 2 << 12 | 0x1f).unwrap().unwrap();
         assert_eq!(
-            (ok.bir, ok.offset, ok.size, ok.bus_addr),
+            (ok.bir, ok.offset(), ok.size(), ok.bus_addr()),
             (0, 0x1000, 0x2000, 0xfebf_1000)
         );
         // device gone
@@ -845,9 +845,9 @@ mod cmb_tests {
             }
             match cmb::decode(Cmbloc::from_raw(loc), Cmbsz::from_raw(sz), &bars, CmbScheme::Legacy, ProbeOptions::default()) {
                 Ok(info) => {
-                    prop_assert!(info.size > 0);
-                    prop_assert!(info.offset + info.size <= bar.size());
-                    prop_assert_eq!(info.bus_addr, bar.bus_addr() + info.offset);
+                    prop_assert!(info.size() > 0);
+                    prop_assert!(info.offset() + info.size() <= bar.size());
+                    prop_assert_eq!(info.bus_addr(), bar.bus_addr() + info.offset());
                     prop_assert_eq!(info.bir, (loc & 7) as u8);
                 }
                 Err(Error::BadRegister { .. }) => {}
@@ -885,7 +885,7 @@ mod cmb_tests {
     #[test]
     fn cmb_pool_gates_by_capability() {
         let i = info(true, false, false, false, false);
-        assert_eq!((i.offset, i.size), (256 << 10, 256 << 10));
+        assert_eq!((i.offset(), i.size()), (256 << 10, 256 << 10));
         let p = CmbPool::new(MockIo::new(1 << 20), i, Cc::default()).unwrap();
         let sq = p.alloc_sq(64).unwrap();
         assert_eq!(sq.len(), 64 * 64);

@@ -47,7 +47,10 @@ fn qemu() -> PmrConfig {
 fn probe_reads_qemus_pmr_and_a_controller_without_one_has_none() {
     let dma = MockDma::new(4 << 20);
     let (_model, _ctrl, info) = up_pmr(&dma, qemu());
-    assert_eq!((info.bir, info.size, info.bus_addr), (4, PMR_SIZE, PMR_BUS));
+    assert_eq!(
+        (info.bir, info.size(), info.bus_addr()),
+        (4, PMR_SIZE, PMR_BUS)
+    );
     assert!(info.rds && info.wds && info.cmss);
     assert_eq!(info.pmrcap.pmrwbm(), 2);
     assert!(info.flushes_on_pmrsts_read());
@@ -491,7 +494,7 @@ fn the_controllers_prp_builder_knows_the_pmr_next_to_the_cmb() {
     );
     // SAFETY: a made-up page inside the CMB; nothing is submitted.
     let cmb_seg = (
-        unsafe { iomem::dma::DmaAddr::from_raw(cmb.bus_addr + 0x1000) },
+        unsafe { iomem::dma::DmaAddr::from_raw(cmb.bus_addr() + 0x1000) },
         4096,
     );
     // SAFETY: as above.

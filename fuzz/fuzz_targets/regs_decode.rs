@@ -90,8 +90,8 @@ fuzz_target!(|data: &[u8]| {
     for scheme in [CmbScheme::Legacy, CmbScheme::Cmbmsc] {
         match cmb::decode(loc, sz, &bars, scheme, strict) {
             Ok(info) => {
-                assert!(info.size > 0 && info.offset.checked_add(info.size).unwrap() <= bar.size());
-                assert_eq!(info.bus_addr, bar.bus_addr() + info.offset);
+                assert!(info.size() > 0 && info.offset().checked_add(info.size()).unwrap() <= bar.size());
+                assert_eq!(info.bus_addr(), bar.bus_addr() + info.offset());
             }
             Err(e) => assert!(typed(&e)),
         }
@@ -105,7 +105,7 @@ fuzz_target!(|data: &[u8]| {
     m.poke(offsets::CMBMSC, &cmbmsc.to_le_bytes());
     let regs = ControllerRegs::new(IoMem::new(&m)).unwrap();
     match cmb::probe_and_enable(&regs, &bars, strict) {
-        Ok(Some(info)) => assert!(info.offset + info.size <= bar.size()),
+        Ok(Some(info)) => assert!(info.offset() + info.size() <= bar.size()),
         Ok(None) => {}
         Err(e) => assert!(typed(&e), "{e:?}"),
     }

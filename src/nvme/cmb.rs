@@ -49,8 +49,8 @@
 //! let bars = BarTable::new().with(0, bar0)?.with(2, bar2)?;
 //!
 //! let info = cmb::probe(&regs, &bars, Default::default())?.expect("a CMB");
-//! assert_eq!((info.bir, info.offset, info.size), (2, 0, 16 << 20));
-//! assert_eq!(info.bus_addr, 0x1_0000_0000);
+//! assert_eq!((info.bir, info.offset(), info.size()), (2, 0, 16 << 20));
+//! assert_eq!(info.bus_addr(), 0x1_0000_0000);
 //! cmb::enable(&regs, &info)?;                  // CBA = 0x1_0000_0000, CMSE = 1
 //!
 //! // The driver maps BAR2 (here a mock) and allocates from it.
@@ -206,8 +206,9 @@ pub struct ProbeOptions {
 
 /// What [`probe`] found: where the CMB is and what it may hold.
 ///
-/// Made only by [`probe`] and [`decode`] (it cannot be built field by field: a
-/// [`CmbPool`] hands devices addresses from `bus_addr`).
+/// Made only by [`probe`] and [`decode`], and where the CMB is — [`offset`](Self::offset),
+/// [`size`](Self::size), [`bus_addr`](Self::bus_addr) — is read, not set: a [`CmbPool`] hands
+/// devices addresses from it.
 ///
 /// # Invariant
 /// `[bus_addr, bus_addr + size)` lies inside the [`PciBar`] it was decoded against.
@@ -217,12 +218,12 @@ pub struct CmbInfo {
     /// The BAR holding the CMB (0, 2, 3, 4 or 5).
     pub bir: u8,
     /// Offset of the CMB in that BAR, in bytes.
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// Usable size in bytes (clamped to the BAR).
-    pub size: u64,
+    pub(crate) size: u64,
     /// Bus address of the CMB's first byte (BAR bus address + offset); on 1.4+ this is the CBA
     /// [`enable`] programs.
-    pub bus_addr: u64,
+    pub(crate) bus_addr: u64,
     /// The size CMBSZ reported, if it was larger than the BAR allows and was clamped.
     pub clamped_from: Option<u64>,
     /// Submission queues may live in the CMB (CMBSZ.SQS).
@@ -241,6 +242,24 @@ pub struct CmbInfo {
     pub cmbloc: Cmbloc,
     /// The raw CMBSZ read.
     pub cmbsz: Cmbsz,
+}
+
+impl CmbInfo {
+    /// Offset of the CMB in its BAR ([`bir`](Self::bir)), in bytes.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Usable size in bytes (clamped to the BAR).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Bus address of the CMB's first byte (BAR bus address + offset); on 1.4+ this is the CBA
+    /// [`enable`] programs.
+    pub fn bus_addr(&self) -> u64 {
+        self.bus_addr
+    }
 }
 
 impl fmt::Debug for CmbInfo {

@@ -63,7 +63,7 @@
 //! let bars = BarTable::new().with(4, unsafe { PciBar::new(0x1_0100_0000, 1 << 20) }?)?;
 //!
 //! let info = pmr::probe(&regs, &bars)?.expect("a PMR");
-//! assert_eq!((info.bir, info.size, info.bus_addr), (4, 1 << 20, 0x1_0100_0000));
+//! assert_eq!((info.bir, info.size(), info.bus_addr()), (4, 1 << 20, 0x1_0100_0000));
 //! assert_eq!(info.ready_timeout_ms(), pmr::PMRTO_ZERO_WAIT_MS); // PMRTO = 0
 //! pmr::enable(&regs, &info)?;                // EN, NRDY = 0, PMRMSC = CBA | CMSE
 //! assert_eq!(regs.pmrmsc()?.cba(), 0x1_0100_0000);
@@ -96,8 +96,9 @@ pub const PMRTO_ZERO_WAIT_MS: u64 = 500;
 
 /// What [`probe`] found: where the PMR is and what it supports.
 ///
-/// Made only by [`probe`] and [`decode`] (it cannot be built field by field: a [`PmrPool`]
-/// hands devices addresses from `bus_addr`).
+/// Made only by [`probe`] and [`decode`], and where the PMR is — [`size`](Self::size),
+/// [`bus_addr`](Self::bus_addr) — is read, not set: a [`PmrPool`] hands devices addresses from
+/// it.
 ///
 /// # Invariant
 /// `[bus_addr, bus_addr + size)` is the [`PciBar`](super::cmb::PciBar) it was decoded against.
@@ -107,9 +108,9 @@ pub struct PmrInfo {
     /// The BAR that is the PMR (2 to 5).
     pub bir: u8,
     /// Size in bytes: the whole BAR.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Bus address of the PMR's first byte (the BAR's); the CBA [`enable`] programs.
-    pub bus_addr: u64,
+    pub(crate) bus_addr: u64,
     /// Read data may target the PMR (PMRCAP.RDS).
     pub rds: bool,
     /// Write data may come from the PMR (PMRCAP.WDS).
@@ -145,6 +146,16 @@ impl fmt::Debug for PmrInfo {
 }
 
 impl PmrInfo {
+    /// Size in bytes: the whole BAR.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Bus address of the PMR's first byte (the BAR's); the CBA [`enable`] programs.
+    pub fn bus_addr(&self) -> u64 {
+        self.bus_addr
+    }
+
     /// How long [`enable`] and [`disable`] wait for PMRSTS.NRDY: PMRTO, or
     /// [`PMRTO_ZERO_WAIT_MS`] when PMRTO is 0.
     pub fn ready_timeout_ms(&self) -> u64 {

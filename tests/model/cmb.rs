@@ -153,7 +153,7 @@ fn a_legacy_cmb_is_on_at_once() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (info.size, info.bus_addr, info.cqs),
+        (info.size(), info.bus_addr(), info.cqs),
         (64 << 10, CMB_BUS, true)
     );
     rig.enable();

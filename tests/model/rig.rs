@@ -377,7 +377,7 @@ pub(crate) fn cmb_rig() -> (Rig, Arc<MockIo>) {
         .unwrap()
         .expect("a CMB");
     assert_eq!(
-        (info.bir, info.offset, info.size, info.bus_addr),
+        (info.bir, info.offset(), info.size(), info.bus_addr()),
         (2, 0, 1 << 20, CMB_BUS)
     );
     assert!(info.sqs && !info.cqs && info.lists && info.rds && info.wds);
