@@ -22,8 +22,10 @@ impl<B: Backend> IoMem<'_, [u8], B> {
     /// store (x86 `MOVDIR64B`, as Linux's `iosubmit_cmds512()`) where
     /// [`has_direct64`](Self::has_direct64) — and otherwise as [`memcpy_toio`](crate::memcpy_toio)
     /// of the 64 bytes under the handle's [`WidthPolicy`](crate::WidthPolicy) (with
-    /// [`WidthPolicy::MEMORY_LIKE`](crate::WidthPolicy::MEMORY_LIKE), the widest accesses the
-    /// CPU has; with a narrower policy, its accesses only). The strategy's copy barriers surround it as they surround a copy.
+    /// [`WidthPolicy::MEMORY_LIKE`](crate::WidthPolicy::MEMORY_LIKE), the accesses of the
+    /// build's inline width, 16 bytes on a default x86_64 build: 64 bytes is a short copy,
+    /// [`SHORT_COPY`](crate::copy::SHORT_COPY); with a narrower policy, its accesses only). The
+    /// strategy's copy barriers surround it as they surround a copy.
     ///
     /// A direct store is weakly ordered on every mapping: publish it to the device with a
     /// [`Barrier::WcFlush`](crate::Barrier::WcFlush) before the doorbell, as a
