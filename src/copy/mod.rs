@@ -97,7 +97,7 @@ pub(crate) enum Kind {
     Linux,
 }
 
-/// The longest copy that makes accesses no wider than [`INLINE_WIDTH`] under every policy
+/// The longest memory-like copy that makes accesses no wider than [`INLINE_WIDTH`]
 /// ([`WidthPolicy::width_for`]): two cache lines.
 ///
 /// Wider accesses than the build's inline width run in a function compiled for their vector
@@ -108,8 +108,10 @@ pub(crate) enum Kind {
 /// bytes the two were equal.
 pub const SHORT_COPY: usize = 128;
 
-/// The widest access of a copy of `len` bytes when the policy allows `max`: at most
-/// [`INLINE_WIDTH`] up to [`SHORT_COPY`] bytes, else `max`.
+/// The widest access of a copy of `len` bytes when a memory-like policy allows `max`: at most
+/// [`INLINE_WIDTH`] up to [`SHORT_COPY`] bytes, else `max`. (The walk applies it to any `max`:
+/// only a memory-like policy has one above the inline width, since a fixed width of 16 exists
+/// only where [`HAS_W128`] and so the inline width is at least 16.)
 #[inline(always)]
 const fn short_capped(max: usize, len: usize) -> usize {
     if len <= SHORT_COPY && max > INLINE_WIDTH {
@@ -189,8 +191,8 @@ impl WidthPolicy {
     }
 
     /// The widest access a copy (or a typed value) of `len` bytes makes under this policy:
-    /// [`max_width`](Self::max_width), except that a copy of at most [`SHORT_COPY`] bytes makes
-    /// none wider than [`INLINE_WIDTH`] (16 bytes on an x86_64 build without `-C
+    /// [`max_width`](Self::max_width), except that a memory-like copy of at most [`SHORT_COPY`]
+    /// bytes makes none wider than [`INLINE_WIDTH`] (16 bytes on an x86_64 build without `-C
     /// target-feature=+avx`), which the copy's entry makes inline. [`plan`] plans with it.
     ///
     /// ```
@@ -206,14 +208,20 @@ impl WidthPolicy {
     /// ```
     #[inline]
     pub fn width_for(self, len: usize) -> usize {
-        short_capped(self.max_width(), len)
+        match self.kind {
+            Kind::MemoryLike => short_capped(self.max_width(), len),
+            Kind::Fixed | Kind::Linux => self.max_width(),
+        }
     }
 
     /// [`width_for`](Self::width_for) of a policy that [`clamped`](Self::clamped) made,
     /// without asking the CPU ([`clamped_width`](Self::clamped_width)).
     #[inline(always)]
     pub(crate) fn clamped_width_for(self, len: usize) -> usize {
-        short_capped(self.clamped_width(), len)
+        match self.kind {
+            Kind::MemoryLike => short_capped(self.clamped_width(), len),
+            Kind::Fixed | Kind::Linux => self.clamped_width(),
+        }
     }
 
     /// The widest access of a policy that [`clamped`](Self::clamped) made (a handle's): its
