@@ -38,9 +38,8 @@
 //! of that width (a 64-byte command, typed or copied) is those accesses in a straight line,
 //! with the width read from the handle's policy (resolved when the handle was made) rather than
 //! asked of the CPU, and the planned path out of line, so the copy's entry needs no stack
-//! frame. On RAM (the `report`
-//! example's `copy` section) the memory-like policy keeps up with a plain `memcpy` at 4 KiB and
-//! 1 MiB; at 64 KiB it does on Zen 4 and reaches about three
+//! frame. On RAM (the `report` example's `copy` section) the memory-like policy keeps up with a
+//! plain `memcpy` at 4 KiB and 1 MiB; at 64 KiB it does on Zen 4 and reaches about three
 //! quarters of it on Zen 5, whose C library `memcpy` is `rep movsb` there, which writes whole
 //! cache lines without reading them first — no sequence of store instructions does that;
 //! `U32`/`U64` run as fast as a bare loop of their width. Unlike `rep movsb`, the copies do not
