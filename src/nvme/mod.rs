@@ -21,6 +21,7 @@
 //! Everything here returns [`Result`]: NVMe failures as [`Error`] variants, the core crate's
 //! errors wrapped in [`Error::Core`].
 
+mod bar;
 pub mod cmb;
 pub mod cmd;
 pub mod cq;
