@@ -178,7 +178,8 @@ pub fn run(opts: Opts) -> Vec<Row> {
     let (scale_rounds, window) = if opts.quick { (7, 0.004) } else { (15, 0.01) };
     // Two threads on one CPU take turns: there is no scaling to measure, only rounds to drop.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let variants: &[(&str, Option<usize>)] = if cpus >= 2 {
+    let measured = cpus >= 2;
+    let variants: &[(&str, Option<usize>)] = if measured {
         &[
             ("p2p-tlsf", Some(0)),
             ("p2p-tlsf 1 arena", Some(1)),
@@ -218,7 +219,7 @@ pub fn run(opts: Opts) -> Vec<Row> {
             });
         }
     }
-    let scale_goal = if cpus >= 2 {
+    let scale_goal = if measured {
         "2 threads >= 1.7x 1 thread".to_string()
     } else {
         format!("2 threads >= 1.7x 1 thread: not measured, {cpus} CPU available")

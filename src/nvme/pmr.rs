@@ -191,9 +191,9 @@ pub fn probe<B: Backend>(regs: &ControllerRegs<'_, B>, bars: &BarTable) -> Resul
 /// Decodes PMRCAP/PMREBS against the BARs (the pure part of [`probe`]).
 ///
 /// Errors ([`Error::BadRegister`] unless said otherwise): BIR reserved (not 2 to 5) or naming
-/// a BAR `bars` does not have as a memory BAR; PMREBS.PMRSZU reserved; a BAR of size 0 or whose
-/// bus address + size overflows (which [`PciBar::new`](super::cmb::PciBar::new) refuses;
-/// InvalidArgument); a PMR that does not fit the address space (InvalidArgument).
+/// a BAR `bars` does not have as a memory BAR; PMREBS.PMRSZU reserved; a PMR that does not fit
+/// the address space (InvalidArgument). (A BAR of size 0, or one that wraps, is no `PciBar`:
+/// [`PciBar::new`](super::cmb::PciBar::new) refuses it.)
 pub fn decode(pmrcap: Pmrcap, pmrebs: Pmrebs, bars: &BarTable) -> Result<PmrInfo> {
     let bir = pmrcap.bir_checked()?;
     let bar = bars.get(usize::from(bir)).ok_or(Error::BadRegister {
@@ -201,14 +201,7 @@ pub fn decode(pmrcap: Pmrcap, pmrebs: Pmrebs, bars: &BarTable) -> Result<PmrInfo
         value: pmrcap.raw().into(),
         why: "BIR names a BAR that is not a memory BAR of this function",
     })?;
-    if bar.size == 0 {
-        return Err(invalid("the PMR's BAR has size 0"));
-    }
-    if bar.bus_addr.checked_add(bar.size).is_none() {
-        return Err(invalid(
-            "the PMR's BAR bus address + size overflows 64 bits",
-        ));
-    }
+    // A `PciBar` is non-empty and does not wrap (its invariant).
     if usize::try_from(bar.size).is_err() {
         return Err(invalid("the PMR does not fit in the address space"));
     }
