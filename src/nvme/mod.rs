@@ -13,7 +13,7 @@
 //! - [`status`]: a completion's Status Field, decoded, with the specification's names.
 //! - [`ctrl`] (feature `std`): an owned controller (bring-up, admin commands, shutdown) and
 //!   its I/O queue pairs, with deadlines and vanished-device checks on every wait.
-//! - [`model`] (feature `model`): a model NVMe controller that drivers and tests run against.
+//! - `model` (feature `model`): a model NVMe controller that drivers and tests run against.
 //! - [`cmd`]: typed commands ([`cmd::admin`], [`cmd::nvm`]) and what they lend the device.
 //! - [`prp`]: data pointers (PRP entries and lists) and the CMB data pointer rule.
 //! - [`identify`]: the Identify data structures, decoded.

@@ -28,8 +28,8 @@ use crate::map::vfio::PeerBar;
 impl PrpBuilder {
     /// A data pointer over `range` of a p2p buffer in the controller's own CMB or PMR, which
     /// the caller keeps alive until the command completes. A buffer elsewhere (a peer's
-    /// memory) is refused with [`Error::PeerAccessRequired`]: see
-    /// [`borrow_peer`](Self::borrow_peer).
+    /// memory) is refused with [`Error::PeerAccessRequired`]: see `borrow_peer` (feature
+    /// `linux`).
     pub fn borrow_p2p<P: Backend>(
         &self,
         buf: &P2pBuf<P>,
@@ -42,8 +42,8 @@ impl PrpBuilder {
     /// Lends the first `len` bytes of a p2p buffer in the controller's own CMB or PMR to a
     /// command; dropped uncompleted, the buffer is quarantined in its pool rather than freed
     /// ([`P2pLease`](crate::p2p::P2pLease)). A buffer elsewhere is refused with
-    /// [`Error::PeerAccessRequired`] (and dropped: never handed out, it goes back to its pool): see
-    /// [`lend_peer`](Self::lend_peer).
+    /// [`Error::PeerAccessRequired`] (and dropped: never handed out, it goes back to its pool):
+    /// see `lend_peer` (feature `linux`).
     pub fn lend_p2p<B, P, L>(
         &self,
         buf: P2pBuf<P>,
