@@ -207,19 +207,23 @@ impl WidthPolicy {
     /// ```
     #[inline]
     pub fn width_for(self, len: usize) -> usize {
-        match self.kind {
-            Kind::MemoryLike => short_capped(self.max_width(), len),
-            Kind::Fixed | Kind::Linux => self.max_width(),
-        }
+        self.capped(self.max_width(), len)
     }
 
     /// [`width_for`](Self::width_for) of a policy that [`clamped`](Self::clamped) made,
     /// without asking the CPU ([`clamped_width`](Self::clamped_width)).
     #[inline(always)]
     pub(crate) fn clamped_width_for(self, len: usize) -> usize {
+        self.capped(self.clamped_width(), len)
+    }
+
+    /// The policy's widest access `width`, as its kind narrows it for a copy of `len` bytes
+    /// (a memory-like one: [`short_capped`]).
+    #[inline(always)]
+    fn capped(self, width: usize, len: usize) -> usize {
         match self.kind {
-            Kind::MemoryLike => short_capped(self.clamped_width(), len),
-            Kind::Fixed | Kind::Linux => self.clamped_width(),
+            Kind::MemoryLike => short_capped(width, len),
+            Kind::Fixed | Kind::Linux => width,
         }
     }
 
