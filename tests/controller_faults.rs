@@ -462,3 +462,40 @@ fn a_controller_that_never_gets_ready_times_out_after_the_ready_timeout() {
         assert_eq!((dma.quarantine().len(), dma.allocated()), (2, 2 * 4096));
     }
 }
+
+/// A wait ends with a timeout for its own command only: another command past its deadline (a
+/// lost completion, or a long-lived command such as an Asynchronous Event Request) is left for
+/// a check or poll to report, and every command past its deadline is reported, once each.
+#[test]
+fn a_wait_times_out_on_its_own_deadline_and_each_expired_command_is_reported() {
+    let dma = MockDma::new(4 << 20);
+    let (model, _ctrl, _ns, mut qp) = up_io(&dma, config(), 16);
+    qp.set_timeout(Duration::from_millis(100));
+    model.inject(Fault::LoseCompletion {
+        target: Target::io(opcodes::nvm::FLUSH),
+        times: 2,
+    });
+    let b = qp.submit(nvm::flush(1)).unwrap();
+    let c = qp.submit(nvm::flush(1)).unwrap();
+    // Stamps B and C; both are past their deadline once the sleep ends.
+    qp.check().unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    model.inject(Fault::Delay {
+        target: Target::any(),
+        delay: Duration::from_millis(30),
+        times: 1,
+    });
+    let a = qp.submit(nvm::flush(1)).unwrap();
+    let d = qp.wait(a).unwrap();
+    assert_eq!((d.cid, d.status.code()), (a, Code::Success));
+    // B and C, each reported once, in cid order; then nothing.
+    for want in [b, c] {
+        let r = qp.check();
+        assert!(
+            matches!(r, Err(Error::Timeout { cid, opcode: 0x00, .. }) if cid == want),
+            "{r:?}, want cid {want}"
+        );
+    }
+    qp.check().unwrap();
+    assert_eq!(qp.in_flight(), 2);
+}

@@ -95,7 +95,9 @@ fn dma_rmb_orders_device_loads(arch: Arch) -> bool {
 /// ring found the controller dead, every poll fails at once. The same check stamps each
 /// command in flight the first time it sees it, and reports [`Error::Timeout`] (cid, opcode) for
 /// one stamped longer ago than the queue pair's command timeout — so no clock is read on the
-/// submit path. A poll's check scans the commands at most eight times per timeout (a `wait`'s
+/// submit path; each such command is reported once, one per check. A `wait` reports only its
+/// own command's timeout: another command past its deadline (a lost completion, a long-lived
+/// command) is left for the next poll or check. A poll's check scans the commands at most eight times per timeout (a `wait`'s
 /// and [`check`](Self::check) every time), so a command times out between one and
 /// one-and-a-quarter timeouts (plus a check interval) after it was pushed. A timed-out command
 /// keeps its memory until the controller is reset.

@@ -14,6 +14,19 @@ use crate::nvme::sq::SqRing;
 use crate::nvme::{Error, Result};
 use crate::order::Barrier;
 
+/// Which deadlines a check looks at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Deadlines {
+    /// Every command's, when [`SCANS_PER_TIMEOUT`] scans would be due by now (a poll's check:
+    /// the cost of a scan over the slots, every [`CHECK_EVERY`] polls, stays off the poll).
+    WhenDue,
+    /// Every command's, now.
+    All,
+    /// One command's (a wait's): another command past its deadline is left for a check or
+    /// poll to report.
+    Of(u16),
+}
+
 impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, D> {
     /// Reaps up to `max` completions, calling `f` on each, and writes the completion queue's
     /// head doorbell once for all of them. Returns how many it reaped.
@@ -103,7 +116,7 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         self.armed = 0;
         let checked = if self.to_check == 0 || self.health.get().is_err() {
             self.to_check = CHECK_EVERY;
-            self.check_with(false)
+            self.check_with(Deadlines::WhenDue)
         } else {
             Ok(())
         };
@@ -169,7 +182,9 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
                 None => {
                     spins += 1;
                     if spins % 16 == 0 {
-                        self.check()?;
+                        // Its own deadline only: another command past its deadline is for a
+                        // check or poll to report.
+                        self.check_with(Deadlines::Of(cid))?;
                         if self.slot(cid).is_none_or(|s| s.flags & TIMED_OUT != 0) {
                             return Err(self.timeout_error(cid));
                         }
@@ -190,15 +205,14 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
 
     /// Checks the controller (CSTS) and the deadlines now: [`Error::DeviceGone`],
     /// [`Error::Fatal`] or [`Error::NotReady`] for a controller that is gone or broken, then
-    /// [`Error::Timeout`] for the first command past its deadline (reported once).
+    /// [`Error::Timeout`] for the first command past its deadline not reported yet (each is
+    /// reported once: a check per command past its deadline).
     pub fn check(&mut self) -> Result<()> {
-        self.check_with(true)
+        self.check_with(Deadlines::All)
     }
 
-    /// [`check`](Self::check); the deadlines only when `scan`, or when [`SCANS_PER_TIMEOUT`]
-    /// scans would be due by now (a poll's check: the cost of a scan over the slots, every
-    /// [`CHECK_EVERY`] polls, stays off the poll).
-    fn check_with(&mut self, scan: bool) -> Result<()> {
+    /// [`check`](Self::check), with the deadlines `scan` says.
+    fn check_with(&mut self, scan: Deadlines) -> Result<()> {
         let r = self.check_now(scan);
         if r.is_err() && self.health.get().is_err() {
             // Dead: every poll from now on fails at once.
@@ -207,20 +221,24 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         r
     }
 
-    fn check_now(&mut self, scan: bool) -> Result<()> {
+    fn check_now(&mut self, scan: Deadlines) -> Result<()> {
         self.health.get()?;
         let regs = ControllerRegs::new(IoMem::new(&self.bar))?;
         health::check_into(&regs, &self.health)?;
         // Nanoseconds since the epoch: 2^64 ns is 584 years.
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let now = nanos(self.epoch.elapsed());
-        if !scan && now < self.next_scan {
+        if scan == Deadlines::WhenDue && now < self.next_scan {
             return Ok(());
         }
         let timeout = nanos(self.timeout);
         self.next_scan = now.saturating_add(timeout / SCANS_PER_TIMEOUT);
         let taken = self.in_flight();
-        match slot::scan(&mut self.slots, taken, now, timeout) {
+        let only = match scan {
+            Deadlines::Of(cid) => Some(cid),
+            _ => None,
+        };
+        match slot::scan(&mut self.slots, taken, now, timeout, only) {
             Some(cid) => Err(self.timeout_error(cid)),
             None => Ok(()),
         }

@@ -65,9 +65,18 @@ impl Slot {
 }
 
 /// Stamps the commands in flight a scan sees for the first time (`now`, in ns since the pair's
-/// epoch) and marks those stamped `timeout` or longer ago [`TIMED_OUT`]; the first of them
-/// newly marked, if any. Stops once `taken` cids taken were seen.
-pub(super) fn scan(slots: &mut [Slot], mut taken: usize, now: u64, timeout: u64) -> Option<u16> {
+/// epoch) and marks the first one stamped `timeout` or longer ago, and not yet reported,
+/// [`TIMED_OUT`]: returns its cid. Only a command `only` names (every command for `None`)
+/// is marked: the others past their deadline stay unmarked, each for a later scan to report,
+/// so every expired command is reported once and none goes unreported. Stops once `taken`
+/// cids taken were seen.
+pub(super) fn scan(
+    slots: &mut [Slot],
+    mut taken: usize,
+    now: u64,
+    timeout: u64,
+    only: Option<u16>,
+) -> Option<u16> {
     let mut expired = None;
     for (cid, s) in slots.iter_mut().enumerate() {
         if taken == 0 {
@@ -83,10 +92,14 @@ pub(super) fn scan(slots: &mut [Slot], mut taken: usize, now: u64, timeout: u64)
         if s.flags & SEEN == 0 {
             s.seen = now;
             s.flags |= SEEN;
-        } else if s.flags & TIMED_OUT == 0 && now - s.seen >= timeout {
+        } else if expired.is_none()
+            && s.flags & TIMED_OUT == 0
+            && now - s.seen >= timeout
+            && only.is_none_or(|c| usize::from(c) == cid)
+        {
             s.flags |= TIMED_OUT;
             // CAST: slot indices are cids, below 65536.
-            expired.get_or_insert(cid as u16);
+            expired = Some(cid as u16);
         }
     }
     expired
