@@ -963,6 +963,7 @@ mod sq_tests {
     use super::*;
     use iomem::backend::mock::{device_order, windows, Event};
     use iomem::nvme::cmb::{self, BarTable, CmbPool, CmbScheme, PciBar, ProbeOptions};
+    use iomem::nvme::cmd::nvm;
     use iomem::nvme::sq::{opcodes, CmbSubmissionQueue, Command};
     use iomem::{Arch, Backend, Barrier, Caching, Strategy};
 
@@ -1047,12 +1048,14 @@ mod sq_tests {
         pool.pool().backend().clear_events();
         let mut cmds = Vec::new();
         for i in 0..n1 {
-            assert_eq!(sq.push(&command(i)).unwrap(), i as u16);
+            // SAFETY: the mock controller never fetches the command or follows its pointers.
+            assert_eq!(unsafe { sq.push_unchecked(&command(i)) }.unwrap(), i as u16);
             cmds.push(command(i));
         }
         assert_eq!(sq.ring().unwrap(), n1);
         for i in n1..n1 + n2 {
-            sq.push(&command(i)).unwrap();
+            // SAFETY: as above.
+            unsafe { sq.push_unchecked(&command(i)) }.unwrap();
             cmds.push(command(i));
         }
         assert_eq!(sq.ring().unwrap(), n2);
@@ -1200,6 +1203,36 @@ mod sq_tests {
         assert!(broken);
     }
 
+    /// A submission queue on its own cannot keep what a command names allocated until the
+    /// command completes: its safe pushes take only commands that name no memory, and one
+    /// that does is refused with nothing written (a data pointer is a copyable number, so a
+    /// stale one would otherwise reach the device).
+    #[test]
+    fn safe_pushes_refuse_a_command_that_names_memory() {
+        let (bar0, pool) = setup(Arch::HOST, Caching::WriteCombining);
+        let regs = ControllerRegs::new(IoMem::new(&bar0)).unwrap();
+        let cap = regs.cap().unwrap();
+        let mut sq = CmbSubmissionQueue::new(pool.alloc_sq(4).unwrap(), 4, &bar0, cap, 1).unwrap();
+        let cmb = pool.pool().backend();
+        cmb.clear_events();
+        let refused = |r: Result<u16, Error>| {
+            assert!(
+                matches!(r, Err(Error::Core(iomem::Error::InvalidArgument(_)))),
+                "{r:?}"
+            )
+        };
+        refused(sq.push(&command(1)));
+        refused(sq.push_with_slot_cid(&command(2)));
+        refused(sq.submit(&command(3)));
+        assert_eq!((sq.tail(), cmb.writes().len()), (0, 0));
+        assert_eq!(sq.ring().unwrap(), 0);
+        assert_eq!(sq.submit(&nvm::flush(1)).unwrap(), 0);
+        assert_eq!(
+            bar0.writes().last().map(|w| (w.offset, w.value)),
+            Some((DB1, 1))
+        );
+    }
+
     #[test]
     fn queue_full_head_and_wrap() {
         let (bar0, pool) = setup(Arch::HOST, Caching::WriteCombining);
@@ -1208,10 +1241,10 @@ mod sq_tests {
         let mut sq = CmbSubmissionQueue::new(pool.alloc_sq(4).unwrap(), 4, &bar0, cap, 1).unwrap();
         assert_eq!(sq.free_slots(), 3);
         for i in 0..3 {
-            assert_eq!(sq.push_with_slot_cid(&command(9)).unwrap(), i);
+            assert_eq!(sq.push_with_slot_cid(&nvm::flush(9)).unwrap(), i);
         }
         assert!(matches!(
-            sq.push(&command(0)),
+            sq.push(&nvm::flush(0)),
             Err(Error::QueueFull { qid: 1, entries: 4 })
         ));
         // the head cannot pass what was published
@@ -1227,9 +1260,12 @@ mod sq_tests {
             sq.update_head(1).is_err(),
             "the head does not move backwards"
         );
-        assert_eq!(sq.push(&command(5)).unwrap(), 3);
-        assert_eq!(sq.push(&command(6)).unwrap(), 0, "wraps to slot 0");
-        assert!(matches!(sq.push(&command(7)), Err(Error::QueueFull { .. })));
+        assert_eq!(sq.push(&nvm::flush(5)).unwrap(), 3);
+        assert_eq!(sq.push(&nvm::flush(6)).unwrap(), 0, "wraps to slot 0");
+        assert!(matches!(
+            sq.push(&nvm::flush(7)),
+            Err(Error::QueueFull { .. })
+        ));
         assert_eq!(sq.ring().unwrap(), 2);
         assert_eq!(
             bar0.writes().last().map(|w| (w.offset, w.value)),

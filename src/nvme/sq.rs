@@ -341,13 +341,41 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
         self
     }
 
-    /// Writes `cmd` into the next free slot and returns the slot index. The command identifier
-    /// is the caller's; [`push_with_slot_cid`](Self::push_with_slot_cid) uses the slot.
+    /// Writes `cmd`, a command that names no memory ([`Command::names_memory`]: no data or
+    /// metadata pointer, no queue base, such as a Flush), into the next free slot and returns
+    /// the slot index. The command identifier is the caller's;
+    /// [`push_with_slot_cid`](Self::push_with_slot_cid) uses the slot.
     ///
     /// The controller does not see it until [`ring`](Self::ring). [`Error::QueueFull`] if
-    /// `entries - 1` commands are outstanding.
+    /// `entries - 1` commands are outstanding; [`Error::Core`] with
+    /// [`InvalidArgument`](crate::Error::InvalidArgument) for a command that names memory,
+    /// which this queue cannot keep allocated until the command completes: push those through
+    /// a [`QueuePair`](crate::nvme::ctrl::QueuePair), which holds what a command lends until
+    /// its completion, or vouch for the memory with [`push_unchecked`](Self::push_unchecked).
     #[inline]
     pub fn push(&mut self, cmd: &Command) -> Result<u16> {
+        if cmd.names_memory() {
+            return Err(invalid(
+                "a submission queue pushes a command that names memory only unchecked \
+                 (push_unchecked); a queue pair holds what a command lends",
+            ));
+        }
+        // SAFETY: the command names no memory.
+        unsafe { self.push_unchecked(cmd) }
+    }
+
+    /// Writes `cmd` into the next free slot and returns the slot index, as
+    /// [`push`](Self::push) does, whatever memory the command names. What a queue pair
+    /// pushes, holding what the command lends.
+    ///
+    /// # Safety
+    /// Every address `cmd` names (PRP1, PRP2, the PRP list and its entries, MPTR, a queue
+    /// base) is memory the device may access as the opcode implies, and stays allocated, not
+    /// reused and not referenced by Rust for as long as the command is in flight: from the
+    /// doorbell to its completion, or a controller reset (a queue base: until the queue is
+    /// deleted or the controller reset).
+    #[inline]
+    pub unsafe fn push_unchecked(&mut self, cmd: &Command) -> Result<u16> {
         let next = if self.tail + 1 == self.entries {
             0
         } else {
@@ -389,8 +417,8 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
         }
     }
 
-    /// Like [`push`](Self::push), with the command identifier set to the slot index (unique
-    /// among outstanding commands of this queue).
+    /// Like [`push`](Self::push) (a command that names no memory), with the command
+    /// identifier set to the slot index (unique among outstanding commands of this queue).
     pub fn push_with_slot_cid(&mut self, cmd: &Command) -> Result<u16> {
         let mut c = *cmd;
         // CAST: the tail is a slot: below `entries` ≤ 65536.
@@ -426,7 +454,7 @@ impl<R: SqRing, D: Backend> SubmissionQueue<R, D> {
         Ok(n)
     }
 
-    /// [`push`](Self::push) then [`ring`](Self::ring).
+    /// [`push`](Self::push) (a command that names no memory) then [`ring`](Self::ring).
     pub fn submit(&mut self, cmd: &Command) -> Result<u16> {
         let slot = self.push(cmd)?;
         self.ring()?;

@@ -223,7 +223,10 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         // The addresses are inside the buffer registered under `p.buf` (in range of its one
         // run: `second` < `end` ≤ its end), which the pair's lease keeps allocated.
         let cmd = Command::data(p.opcode, p.ns.nsid(), cid, [prp1, prp2], slba, p.cdw12);
-        if let Err(e) = self.sq.push(&cmd) {
+        // SAFETY: as above: memory of the registered buffer, which the pair's lease keeps
+        // allocated (unregistering hands the lease back, and only its unsafe completion, by a
+        // caller vouching that no device uses the memory, or its quarantine ends it).
+        if let Err(e) = unsafe { self.sq.push_unchecked(&cmd) } {
             return Err(self.untake(cid, e));
         }
         Ok(cid)

@@ -348,7 +348,9 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             self.push_flags | if lends { LENDS } else { 0 } | if device { DEVICE } else { 0 };
         let cid = self.take_cid(cmd.opcode(), flags)?;
         cmd.set_cid(cid);
-        if let Err(e) = self.sq.push(&cmd) {
+        // SAFETY: what the command names is memory `lent` holds (a request's invariant), kept
+        // in `lent[cid]` until its completion, or no memory (refused above otherwise).
+        if let Err(e) = unsafe { self.sq.push_unchecked(&cmd) } {
             // The request is dropped.
             return Err(self.untake(cid, e));
         }
