@@ -23,6 +23,10 @@ fn dw(c: &Command) -> [u32; 16] {
     c.dwords()
 }
 
+fn qdw(c: &admin::QueueCreate) -> [u32; 16] {
+    c.dwords()
+}
+
 fn page() -> PageSize {
     PageSize::new(PAGE).unwrap()
 }
@@ -80,17 +84,17 @@ fn queue_commands_wire_format_and_refusals() {
     let ring = dma.alloc_contiguous(4096).unwrap();
     let base = ring.lease().addr(0).unwrap();
     let c = admin::create_io_cq(3, 256, base, Some(5)).unwrap();
-    let w = dw(&c);
+    let w = qdw(&c);
     assert_eq!(w[0], 0x05);
     assert_eq!(w[10], 255 << 16 | 3, "QSIZE 0's based, QID");
     assert_eq!(w[11], 5 << 16 | 0b11, "IV, IEN, PC");
-    assert_eq!(c.prp1(), base.get());
+    assert_eq!((c.opcode(), c.ring()), (0x05, base.get()));
     assert_eq!(
         admin::create_io_cq(3, 2, base, None).unwrap().dword(11),
         Some(1)
     );
     let c = admin::create_io_sq(4, 64, base, 3, Priority::Low).unwrap();
-    let w = dw(&c);
+    let w = qdw(&c);
     assert_eq!(
         (w[0], w[10], w[11]),
         (0x01, 63 << 16 | 4, 3 << 16 | 3 << 1 | 1)

@@ -114,20 +114,72 @@ fn queue(command: &'static str, qid: u16, entries: u16, ring: DmaAddr) -> Result
     Ok(u32::from(entries - 1) << 16 | u32::from(qid))
 }
 
+/// A Create I/O Completion or Submission Queue command ([`create_io_cq`], [`create_io_sq`]).
+///
+/// Its PRP1 is the queue's ring, which the controller uses until the queue is deleted, long
+/// after this command completes. So it is not a [`Command`]: a request lends memory until its
+/// command's completion ([`Prp::into_request`](crate::nvme::prp::Prp::into_request) would hand
+/// the ring back when the create completes, to be freed while the controller still writes it),
+/// and a queue pushes a bare command only if it names no memory.
+/// [`Controller::create_io_pair`](crate::nvme::ctrl::Controller::create_io_pair) pushes these
+/// over rings the pair it makes holds; a driver running its own queues takes the command with
+/// the unsafe [`into_command`](Self::into_command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QueueCreate(Command);
+
+impl QueueCreate {
+    /// The opcode ([`CREATE_IO_CQ`](opcodes::admin::CREATE_IO_CQ) or
+    /// [`CREATE_IO_SQ`](opcodes::admin::CREATE_IO_SQ)).
+    pub const fn opcode(&self) -> u8 {
+        self.0.opcode()
+    }
+
+    /// Dword `n` (0 to 15), host-endian, as [`Command::dword`].
+    pub fn dword(&self, n: usize) -> Option<u32> {
+        self.0.dword(n)
+    }
+
+    /// The sixteen dwords, host-endian, as [`Command::dwords`].
+    pub const fn dwords(&self) -> [u32; 16] {
+        self.0.dwords()
+    }
+
+    /// The ring's address (PRP1).
+    pub const fn ring(&self) -> u64 {
+        self.0.prp1()
+    }
+
+    /// The command, to push.
+    ///
+    /// # Safety
+    /// The ring (PRP1) is memory the controller may read (a submission queue) or write (a
+    /// completion queue), and stays allocated, not reused and not referenced by Rust from when
+    /// the command is pushed until the queue is deleted (its Delete I/O Queue completes) or the
+    /// controller is reset — or until the create completes with an error status.
+    pub const unsafe fn into_command(self) -> Command {
+        self.0
+    }
+}
+
 /// Create I/O Completion Queue `qid` (≥ 1) of `entries` (≥ 2) entries at `ring`, physically
 /// contiguous (PC = 1), page aligned. `vector`: interrupts enabled (IEN) on that MSI-X vector,
 /// or `None` for a polled queue.
-pub fn create_io_cq(qid: u16, entries: u16, ring: DmaAddr, vector: Option<u16>) -> Result<Command> {
+pub fn create_io_cq(
+    qid: u16,
+    entries: u16,
+    ring: DmaAddr,
+    vector: Option<u16>,
+) -> Result<QueueCreate> {
     let cdw10 = queue("Create I/O Completion Queue", qid, entries, ring)?;
     let cdw11 = match vector {
         Some(v) => u32::from(v) << 16 | 0b11,
         None => 0b01,
     };
-    Ok(Command::with_base(
+    Ok(QueueCreate(Command::with_base(
         opcodes::admin::CREATE_IO_CQ,
         ring,
         [cdw10, cdw11, 0, 0, 0, 0],
-    ))
+    )))
 }
 
 /// The arbitration priority of a submission queue (weighted round robin; ignored otherwise).
@@ -164,7 +216,7 @@ pub fn create_io_sq(
     ring: DmaAddr,
     cqid: u16,
     priority: Priority,
-) -> Result<Command> {
+) -> Result<QueueCreate> {
     const C: &str = "Create I/O Submission Queue";
     let cdw10 = queue(C, qid, entries, ring)?;
     if cqid == 0 {
@@ -176,11 +228,11 @@ pub fn create_io_sq(
         ));
     }
     let cdw11 = u32::from(cqid) << 16 | u32::from(priority.value()) << 1 | 1;
-    Ok(Command::with_base(
+    Ok(QueueCreate(Command::with_base(
         opcodes::admin::CREATE_IO_SQ,
         ring,
         [cdw10, cdw11, 0, 0, 0, 0],
-    ))
+    )))
 }
 
 fn delete(command: &'static str, opcode: u8, qid: u16) -> Result<Command> {

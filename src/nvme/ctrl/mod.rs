@@ -396,9 +396,10 @@ impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> Controller<D, B> {
         let cq = CompletionQueue::new(mem.cq, entries, self.bar.clone(), self.cap, qid)?;
         let sq = SubmissionQueue::new(mem.sq, entries.into(), self.bar.clone(), self.cap, qid)?;
         let create_cq = admin::create_io_cq(qid, entries, cq.dma_addr(), None)?;
-        // SAFETY: the command names the CQ ring, which `cq` holds (and the pair after it, or
-        // the quarantine if the create fails without a status), lent to no other command.
-        let create_cq = unsafe { Request::new(create_cq, Lent::none()) };
+        // SAFETY: the command names the CQ ring, which `cq` holds (and the pair after it; a
+        // queue dropped unretired quarantines its ring, as a create that fails without a status
+        // leaves it), lent to no other command.
+        let create_cq = unsafe { Request::new(create_cq.into_command(), Lent::none()) };
         if let Err(e) = self.admin.execute(create_cq) {
             if matches!(e, Error::CommandFailed { .. }) {
                 // SAFETY: the controller completed Create I/O CQ with an error status, so it
@@ -411,7 +412,7 @@ impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> Controller<D, B> {
         let create_sq =
             admin::create_io_sq(qid, entries, sq.dma_addr(), qid, admin::Priority::Medium)?;
         // SAFETY: as for `create_cq`, with the SQ ring, which `sq` holds.
-        let create_sq = unsafe { Request::new(create_sq, Lent::none()) };
+        let create_sq = unsafe { Request::new(create_sq.into_command(), Lent::none()) };
         if let Err(e) = self.admin.execute(create_sq) {
             // Take the CQ down again; the memory stays quarantined unless both the create
             // failed with a status (no SQ exists) and the delete succeeded (no CQ exists).
