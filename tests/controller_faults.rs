@@ -499,3 +499,58 @@ fn a_wait_times_out_on_its_own_deadline_and_each_expired_command_is_reported() {
     qp.check().unwrap();
     assert_eq!(qp.in_flight(), 2);
 }
+
+/// An Identify that got no completion keeps its scratch page lent (the controller may still
+/// write it): the next Identify is refused rather than handed the same page, whose late write
+/// would land in the later one's data; it runs over a new page the driver hands over.
+#[test]
+fn a_timed_out_identify_keeps_its_scratch_page_from_the_next() {
+    let dma = MockDma::new(4 << 20);
+    let (model, mut ctrl) = up(&dma);
+    ctrl.admin().set_timeout(Duration::from_millis(100));
+    model.inject(Fault::LoseCompletion {
+        target: Target::admin(opcodes::admin::IDENTIFY),
+        times: 1,
+    });
+    let r = ctrl.identify_namespace(1);
+    assert!(
+        matches!(
+            r,
+            Err(Error::Timeout {
+                qid: 0,
+                opcode: 0x06,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    let log = model.log();
+    let (lost, after) = (log.last().unwrap().prps.prp1, log.len());
+    let r = ctrl.identify_namespace(1);
+    assert!(matches!(r, Err(Error::Busy { .. })), "{r:?}");
+    let lent_again = || {
+        model.log()[after..]
+            .iter()
+            .filter(|p| p.opcode == opcodes::admin::IDENTIFY && p.prps.prp1 == lost)
+            .count()
+    };
+    assert_eq!(lent_again(), 0, "the page was lent to a second Identify");
+    // A new page: the old one stays held by the command in flight, not freed.
+    let held = dma.allocated();
+    let old = ctrl.replace_scratch(dma.alloc(4096).unwrap()).unwrap();
+    drop(old);
+    assert_eq!(dma.allocated(), held + 4096);
+    let ns = ctrl.identify_namespace(1).unwrap();
+    assert_eq!(ns.nsid(), 1);
+    assert_eq!((model.log().len(), lent_again()), (after + 1, 0));
+    // A page lent elsewhere is refused and handed back.
+    let shared = dma.alloc(4096).unwrap();
+    let lease = shared.lease();
+    let Err((Error::Busy { .. }, shared)) = ctrl.replace_scratch(shared) else {
+        panic!("a page lent elsewhere was taken");
+    };
+    // SAFETY: no device was given the lease's addresses.
+    unsafe { lease.complete() };
+    drop(ctrl.replace_scratch(shared).unwrap());
+    assert_eq!(ctrl.identify_namespace(1).unwrap().nsid(), 1);
+}

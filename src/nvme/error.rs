@@ -80,6 +80,13 @@ pub enum Error {
         /// Opcode.
         opcode: u8,
     },
+    /// Memory a call would lend the device is still lent to a command that has not completed
+    /// (one that timed out, or memory lent elsewhere): lending it again would let the late
+    /// write of one command land in another's data.
+    Busy {
+        /// The memory, in a few words (`"the Identify scratch page"`).
+        what: &'static str,
+    },
     /// A command completed with an error status.
     CommandFailed {
         /// Submission queue.
@@ -251,6 +258,11 @@ impl fmt::Display for Error {
                 f,
                 "NVMe command {opcode:#04x} (cid {cid}) on queue {qid} got no completion before \
                  its deadline; its memory stays held until the controller is reset"
+            ),
+            Error::Busy { what } => write!(
+                f,
+                "{what} is still lent to a command that has not completed: poll its queue for \
+                 the late completion, hand over other memory, or reset the controller"
             ),
             Error::CommandFailed {
                 qid,

@@ -179,11 +179,7 @@ impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> Controller<D, B> {
     /// Resets and enables the controller behind `bar` (its BAR0) with admin queues in `admin`
     /// and `scratch` (≥ 4 KiB of DMA memory for Identify data), then identifies it.
     pub fn new(bar: D, admin: QueueMem<B>, scratch: DmaRegion<B>, config: Config) -> Result<Self> {
-        if scratch.len() < 4096 {
-            return Err(invalid(
-                "the scratch region must hold 4 KiB (one Identify structure)",
-            ));
-        }
+        check_scratch(&scratch)?;
         let regs = ControllerRegs::new(IoMem::new(&bar))?;
         let cap = regs.cap()?; // zeros or all-ones: DeviceGone
         regs.vs()?;
@@ -341,6 +337,23 @@ impl<D: Backend + Clone, B: Backend + Send + Sync + 'static> Controller<D, B> {
     /// The admin queue pair, for commands this type has no method for.
     pub fn admin(&mut self) -> &mut QueuePair<HostSqRing<B>, B, D> {
         &mut self.admin
+    }
+
+    /// Hands the controller `scratch` (≥ 4 KiB of DMA memory, lent to nothing) as its page
+    /// for Identify data, and returns the page it had. What an Identify that got no completion
+    /// leaves the driver to do: its page stays lent to that command (the returned region may
+    /// be dropped; the command's lease keeps the memory from reuse), and every Identify until
+    /// then fails with [`Error::Busy`]. A region too small ([`Error::Core`] with
+    /// [`InvalidArgument`](crate::Error::InvalidArgument)) or lent elsewhere
+    /// ([`Error::Busy`]) is refused and handed back.
+    pub fn replace_scratch(
+        &mut self,
+        scratch: DmaRegion<B>,
+    ) -> core::result::Result<DmaRegion<B>, (Error, DmaRegion<B>)> {
+        match check_scratch(&scratch) {
+            Ok(()) => Ok(core::mem::replace(&mut self.scratch, scratch)),
+            Err(e) => Err((e, scratch)),
+        }
     }
 
     fn identify_raw(&mut self, cns: admin::Cns, nsid: u32) -> Result<[u8; 4096]> {
@@ -519,7 +532,25 @@ unsafe fn retire_rings<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend
     }
 }
 
+/// A scratch page must hold an Identify structure and be lent to nothing: a lease on it that is
+/// still out is a command that has not completed (an Identify that timed out), which may still
+/// write it.
+fn check_scratch<B: Backend>(scratch: &DmaRegion<B>) -> Result<()> {
+    if scratch.len() < 4096 {
+        return Err(invalid(
+            "the scratch region must hold 4 KiB (one Identify structure)",
+        ));
+    }
+    if scratch.holders() > 0 {
+        return Err(Error::Busy {
+            what: "the Identify scratch page",
+        });
+    }
+    Ok(())
+}
+
 /// Identify with `cns` for `nsid` through `admin` into the scratch page; returns the 4 KiB read.
+/// [`Error::Busy`] while the page is lent to an earlier command that has not completed.
 fn identify_into<B: Backend + Send + Sync + 'static, D: Backend>(
     admin: &mut QueuePair<HostSqRing<B>, B, D>,
     scratch: &DmaRegion<B>,
@@ -527,6 +558,7 @@ fn identify_into<B: Backend + Send + Sync + 'static, D: Backend>(
     cns: admin::Cns,
     nsid: u32,
 ) -> Result<[u8; 4096]> {
+    check_scratch(scratch)?;
     // The scratch page is host memory (the CMB rule does not apply) and 4 KiB needs no PRP
     // list at pages of 4 KiB or more.
     let prp = PrpBuilder::new(page, None).lend(scratch.lease(), 0..4096, no_list)?;
