@@ -175,3 +175,41 @@ fn a_kept_completion_holds_its_cid_until_it_is_handed_out() {
     assert_eq!(qp.in_flight(), usize::from(ENTRIES) - 2);
     assert_eq!(qp.push(nvm::flush(1)).unwrap(), a);
 }
+
+/// A completion a `wait` kept is handed out only after the barrier its data needs: on x86_64
+/// a pair whose data may be in device memory (a write-combining CMB) issues `rmb` after a
+/// batch of such completions, also when the batch was reaped by a `wait` that then timed out
+/// and the completion is handed out later, by a poll or a wait for it, with no new completion
+/// in between.
+#[test]
+fn a_kept_completion_is_handed_out_after_the_read_barrier() {
+    let bar = bar().with_arch(iomem::Arch::X86_64);
+    let dma = MockDma::new(1 << 20);
+    let mut qp = pair(&bar, &dma);
+    qp.set_device_data(true);
+    qp.set_timeout(Duration::from_millis(20));
+    let mut dev = Device {
+        tail: 0,
+        phase: true,
+    };
+    let rmb_issued = || bar.barriers().contains(&iomem::Barrier::Rmb);
+    // Poll, then wait: each hands out the kept completion.
+    for by_poll in [true, false] {
+        let a = qp.push(nvm::flush(1)).unwrap();
+        let b = qp.push(nvm::flush(1)).unwrap();
+        qp.ring().unwrap();
+        dev.complete(&qp, &dma, b);
+        assert!(matches!(qp.wait(a), Err(Error::Timeout { cid, .. }) if cid == a));
+        bar.clear_events();
+        if by_poll {
+            let mut seen = Vec::new();
+            assert_eq!(qp.poll(4, |d| seen.push((d.cid, rmb_issued()))).unwrap(), 1);
+            assert_eq!(seen, [(b, true)], "the kept completion came before rmb");
+        } else {
+            assert_eq!(qp.wait(b).unwrap().cid, b);
+            assert!(rmb_issued(), "the kept completion came before rmb");
+        }
+        dev.complete(&qp, &dma, a);
+        assert_eq!(qp.poll(4, |_| {}).unwrap(), 1);
+    }
+}

@@ -121,7 +121,9 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
             Ok(())
         };
         let mut n = 0;
-        if checked.is_ok() {
+        if checked.is_ok() && max > 0 && !self.ready.is_empty() {
+            // The wait that reaped them may have ended before the barrier their data needs.
+            self.cq_barrier();
             while n < max {
                 let Some(d) = self.ready.pop_front() else {
                     break;
@@ -151,6 +153,8 @@ impl<R: SqRing, B: Backend + Send + Sync + 'static, D: Backend> QueuePair<R, B, 
         if let Some(i) = self.ready.iter().position(|d| d.cid == cid) {
             if let Some(d) = self.ready.remove(i) {
                 self.release(cid);
+                // As in a poll that hands out a kept completion.
+                self.cq_barrier();
                 return d.ok();
             }
         }
