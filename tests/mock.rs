@@ -356,3 +356,17 @@ fn a_drivers_standalone_barrier_is_recorded_in_order() {
         .collect();
     assert_eq!(shape, ["Read@12", "DmaRmb=[\"lwsync\"]", "Read@8"]);
 }
+
+/// A read hook's replacement is cut to the read's width, for the driver and in the trace alike:
+/// the trace records the value the read returned.
+#[test]
+fn a_replaced_read_is_traced_as_the_value_returned() {
+    let mock = MockIo::new(64);
+    mock.on_read(0..8, |_, _| Some(0x1_2345_6789_abcd_efff));
+    let io = IoMem::new(&mock);
+    assert_eq!(io.try_read8(0).unwrap(), 0xff);
+    assert_eq!(io.try_read16(2).unwrap(), 0xefff);
+    assert_eq!(io.try_read32(4).unwrap(), 0xabcd_efff);
+    let traced: Vec<u128> = mock.reads().iter().map(|a| a.value).collect();
+    assert_eq!(traced, [0xff, 0xefff, 0xabcd_efff]);
+}

@@ -207,58 +207,81 @@ pub unsafe trait Backend {
 }
 
 /// Forwards every method of a [`Backend`] to another: the one way a backend wraps or shares
-/// another (a reference, an `Arc`), so none can drop a method that carries ordering.
+/// another (a reference, an `Arc`, a type holding one in a field), so none can drop a method
+/// that carries ordering. `impl[generics] Type;` forwards to `**self`, `impl[generics] Type =>
+/// field;` to `self.field`.
 macro_rules! forward_backend {
-    ($($(#[$m:meta])* impl[$($g:tt)*] $ty:ty;)*) => {$(
+    ($($(#[$m:meta])* impl[$($g:tt)*] $ty:ty $(=> $field:ident)?;)*) => {$(
+        $crate::backend::forward_backend!(
+            @one $(#[$m])* [$($g)*] $ty, this => $crate::backend::forward_backend!(@to this $($field)?)
+        );
+    )*};
+    (@to $this:ident) => { **$this };
+    (@to $this:ident $field:ident) => { $this.$field };
+    (@one $(#[$m:meta])* [$($g:tt)*] $ty:ty, $this:ident => $to:expr) => {
         $(#[$m])*
-        // SAFETY: forwards every call to `B`, which upholds the contract.
-        unsafe impl<$($g)*> Backend for $ty {
+        // SAFETY: forwards every call to the backend it wraps, which upholds the contract.
+        unsafe impl<$($g)*> $crate::backend::Backend for $ty {
             #[inline(always)]
             fn size(&self) -> usize {
-                (**self).size()
+                let $this = self;
+                $crate::backend::Backend::size(&$to)
             }
             #[inline(always)]
             fn base_align(&self) -> usize {
-                (**self).base_align()
+                let $this = self;
+                $crate::backend::Backend::base_align(&$to)
             }
             #[inline(always)]
-            fn caching(&self) -> Caching {
-                (**self).caching()
+            fn caching(&self) -> $crate::backend::Caching {
+                let $this = self;
+                $crate::backend::Backend::caching(&$to)
             }
             #[inline(always)]
-            fn arch(&self) -> Arch {
-                (**self).arch()
+            fn arch(&self) -> $crate::Arch {
+                let $this = self;
+                $crate::backend::Backend::arch(&$to)
             }
             #[inline(always)]
-            unsafe fn read<W: Word>(&self, off: usize) -> W {
-                // SAFETY: the caller upholds `read`'s contract, which is the same for `B`.
-                unsafe { (**self).read(off) }
+            unsafe fn read<W: $crate::backend::Word>(&self, off: usize) -> W {
+                let $this = self;
+                // SAFETY: the caller upholds `read`'s contract, the same for the wrapped one.
+                unsafe { $crate::backend::Backend::read(&$to, off) }
             }
             #[inline(always)]
-            unsafe fn write<W: Word>(&self, off: usize, value: W) {
-                // SAFETY: the caller upholds `write`'s contract, which is the same for `B`.
-                unsafe { (**self).write(off, value) }
+            unsafe fn write<W: $crate::backend::Word>(&self, off: usize, value: W) {
+                let $this = self;
+                // SAFETY: the caller upholds `write`'s contract, the same for the wrapped one.
+                unsafe { $crate::backend::Backend::write(&$to, off, value) }
             }
             #[inline(always)]
-            fn barrier(&self, barrier: Barrier) {
-                (**self).barrier(barrier)
+            fn barrier(&self, barrier: $crate::Barrier) {
+                let $this = self;
+                $crate::backend::Backend::barrier(&$to, barrier)
             }
             #[inline(always)]
-            fn barrier_after_read(&self, barrier: Barrier, loaded: u64) {
-                (**self).barrier_after_read(barrier, loaded)
+            fn barrier_after_read(&self, barrier: $crate::Barrier, loaded: u64) {
+                let $this = self;
+                $crate::backend::Backend::barrier_after_read(&$to, barrier, loaded)
             }
             #[inline(always)]
             fn has_direct64(&self) -> bool {
-                (**self).has_direct64()
+                let $this = self;
+                $crate::backend::Backend::has_direct64(&$to)
             }
             #[inline(always)]
             unsafe fn write_direct64(&self, off: usize, src: &[u8; 64]) {
-                // SAFETY: the caller upholds `write_direct64`'s contract, the same for `B`.
-                unsafe { (**self).write_direct64(off, src) }
+                let $this = self;
+                // SAFETY: the caller upholds `write_direct64`'s contract, the same for the
+                // wrapped one.
+                unsafe { $crate::backend::Backend::write_direct64(&$to, off, src) }
             }
         }
-    )*};
+    };
 }
+// Used by the mappings of feature `linux` (`BarMapping`), besides the impls below.
+#[allow(unused_imports)]
+pub(crate) use forward_backend;
 
 forward_backend! {
     impl[B: Backend + ?Sized] &B;

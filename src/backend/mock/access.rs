@@ -85,7 +85,12 @@ unsafe impl Backend for MockIo {
             }
         }
         if let Some(v) = replaced {
-            access.value = v;
+            // What the read returns: the low lane's width of the replacement (the trace
+            // records the value read, zero-extended).
+            access.value = match W::WIDTH {
+                w @ 1..=15 => v & ((1u128 << (8 * w)) - 1),
+                _ => v,
+            };
         }
         self.record(&mut st, access);
         W::from_lanes(access.lanes())
