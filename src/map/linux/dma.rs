@@ -26,14 +26,18 @@ use alloc::sync::Arc;
 /// still accessed only through [`io`](Self::io), with volatile accesses and never through a
 /// reference, because the device writes it concurrently, behind the compiler's back.
 ///
+/// The mapping is not inherited by a child process (`MADV_DONTFORK`): a fork would otherwise
+/// make its pages copy-on-write, and the parent's next write would move it away from the
+/// physical addresses the device was given.
+///
 /// `mlock` keeps the pages resident, but the kernel may still *migrate* locked pages (memory
 /// compaction) and the physical addresses read at creation would then be stale. User space
 /// cannot pin pages without VFIO; on a test machine set `vm.compact_unevictable_allowed = 0`
 /// (the CI guest does), and use VFIO with an IOMMU for anything real.
 ///
 /// # Invariant
-/// `ptr..ptr + len` is a live private anonymous mapping owned by this value, locked, every page
-/// present; `phys[i]` is the physical address of page `i` as read once locked.
+/// `ptr..ptr + len` is a live private anonymous mapping owned by this value, locked, not
+/// inherited on fork, every page present; `phys[i]` is the physical address of page `i` as read once locked.
 #[derive(Debug)]
 pub struct DmaBuffer {
     ptr: *mut c_void,
@@ -115,6 +119,12 @@ impl DmaBuffer {
             phys: Vec::new(),
             mmio,
         };
+        // A fork must not give the child these pages copy-on-write: the parent's next write
+        // would move it to a copy at another physical address, and the device, given the
+        // addresses read below, would keep using the page the child got.
+        // SAFETY: our own mapping, just created; the advice changes no contents.
+        unsafe { rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxDontFork) }
+            .map_err(|e| io_err("madvise(MADV_DONTFORK)", anon, e.into()))?;
         // SAFETY: `ptr..ptr + len` is our own live mapping.
         unsafe { rustix::mm::mlock(ptr, len) }.map_err(|e| match e {
             rustix::io::Errno::PERM | rustix::io::Errno::NOMEM => Error::PermissionDenied {
@@ -260,6 +270,16 @@ impl DmaProvider for PagemapDma {
 mod tests {
     use super::*;
 
+    /// The `VmFlags` line of the mapping starting at `addr`, from `/proc/self/smaps`.
+    fn vm_flags(addr: usize) -> std::string::String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let head = std::format!("{addr:x}-");
+        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&head));
+        assert!(lines.next().is_some(), "no mapping at {addr:#x}");
+        let flags = lines.find_map(|l| l.strip_prefix("VmFlags:")).unwrap();
+        flags.trim().into()
+    }
+
     #[test]
     fn dma_buffer_is_page_granular_and_has_frames_when_privileged() {
         match DmaBuffer::new(5000) {
@@ -273,6 +293,10 @@ mod tests {
                     assert_eq!(buf.phys_addr(p * page + 12).unwrap(), pa + 12);
                 }
                 assert!(buf.phys_addr(2 * page).is_err());
+                assert!(
+                    vm_flags(buf.ptr as usize).split(' ').any(|f| f == "dc"),
+                    "the buffer would be inherited by a child, copy-on-write"
+                );
                 let io = buf.io();
                 io.try_write64(8, 0xfeed).unwrap();
                 assert_eq!(io.try_read64(8).unwrap(), 0xfeed);

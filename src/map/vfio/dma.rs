@@ -277,7 +277,17 @@ impl DmaProvider for VfioDma {
         // A fork must not give the child these pages copy-on-write: the IOMMU keeps the
         // parent's, and the parent's next write would move to a copy the device never sees.
         // SAFETY: our own mapping, just created; the advice changes no contents.
-        let _ = unsafe { rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxDontFork) };
+        if let Err(e) = unsafe { rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxDontFork) }
+        {
+            // SAFETY: never mapped in the IOMMU; not used after this.
+            let _ = unsafe { rustix::mm::munmap(ptr, len) };
+            return Err(crate::map::linux::Error::Io {
+                op: "madvise(MADV_DONTFORK)",
+                path: Path::new("anonymous memory").to_path_buf(),
+                source: e.into(),
+            }
+            .into());
+        }
         // CAST: `len` fits in 64 bits.
         // SAFETY: the memory is ours until the `Mapping` below unmaps it from the IOMMU, which it
         // does before freeing it; it is reached only through the region's `Mmio` (volatile, no
