@@ -5,8 +5,9 @@
 //! projecting to a field more aligned than its (packed) block, wrapping a raw pointer as
 //! device memory without `unsafe`, handing a queue a command through a type of one's own or a
 //! request whose memory nothing holds without `unsafe`, lending a queue's ring to its Create
-//! I/O Queue command (whose ring outlives its completion) without `unsafe`, and making device addresses from numbers
-//! — a `DmaAddr`, a BAR, a pool's bus address, a CMB description — without `unsafe`.
+//! I/O Queue command (whose ring outlives its completion) without `unsafe`, making device
+//! addresses from numbers — a `DmaAddr`, a BAR, a pool's bus address, a CMB description —
+//! without `unsafe`, and a p2p distance that no topology check made.
 //!
 //! `tests/ui/pass/` holds the well-formed counterparts, which must build and run.
 //!

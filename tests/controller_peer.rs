@@ -9,7 +9,7 @@
 #[path = "support/nvme.rs"]
 mod support;
 
-use iomem::map::linux::{P2pDistance, PeerAccess};
+use iomem::map::linux::{P2pDistance, PciDevice, PeerAccess};
 use iomem::nvme::prp::{PageSize, Prp2, PrpListMem};
 use iomem::p2p::P2pPool;
 use support::*;
@@ -96,14 +96,17 @@ fn a_peer_buffer_needs_peer_access_and_own_cmb_buffers_do_not() {
     assert!(matches!(d.prp2(), Prp2::Page(a) if a.get() == peer.bus_addr() + PAGE as u64));
 
     // A checked verdict grants it too; the peer builders take the controller's own memory.
-    let switch = PeerAccess::check(P2pDistance::Switch {
-        hops: 2,
-        via: "0000:01:00.0".into(),
-    })
-    .unwrap();
-    assert!(plain.borrow_peer(&peer, 0..PAGE, None, &switch).is_ok());
+    let tree = std::env::temp_dir().join(format!("iomem-peer-{}", std::process::id()));
+    std::fs::create_dir_all(tree.join("0000:01:00.0")).unwrap();
+    let dev = PciDevice::open_in(&tree, "0000:01:00.0").unwrap();
+    let same = P2pDistance::between(&dev, &dev).unwrap();
+    std::fs::remove_dir_all(&tree).unwrap();
+    assert!(matches!(same, P2pDistance::SameDevice { .. }));
+    let checked = PeerAccess::check(same).unwrap();
+    assert!(!checked.is_override());
+    assert!(plain.borrow_peer(&peer, 0..PAGE, None, &checked).is_ok());
     assert!(b
-        .borrow_peer(&own, 0..4 * PAGE, Some(&clist), &switch)
+        .borrow_peer(&own, 0..4 * PAGE, Some(&clist), &checked)
         .is_ok());
 
     // Lending a peer buffer: the data pointer is the peer's, the buffer held by the command.

@@ -38,12 +38,19 @@ use super::error::io_err;
 use super::{CpuInfo, Error, PciDevice, Result};
 
 /// How peer-to-peer traffic between two PCI devices would be routed, or why it would not.
+///
+/// Made only by [`between`](Self::between) (and [`between_with`](Self::between_with)) from the
+/// topology: its variants are read (matched), never built outside this crate, so a
+/// [`PeerAccess::check`](super::PeerAccess::check) on one rests on a topology that was looked
+/// at; a claim of one's own is [`PeerAccess::override_unchecked`](super::PeerAccess::override_unchecked).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum P2pDistance {
     /// Both are the same PCI function.
+    #[non_exhaustive]
     SameDevice,
     /// Through a common upstream bridge (a PCIe switch), no ACS redirect on the way.
+    #[non_exhaustive]
     Switch {
         /// Steps from each device up to the common bridge, summed (Linux's distance).
         hops: u32,
@@ -51,6 +58,7 @@ pub enum P2pDistance {
         via: String,
     },
     /// Up through the host bridge, which is known to route p2p.
+    #[non_exhaustive]
     HostBridge {
         /// Linux's distance: the steps up to the common bridge when ACS redirects, else
         /// each device's steps up to its root bus, summed.
@@ -62,6 +70,7 @@ pub enum P2pDistance {
         acs_redirect: Vec<String>,
     },
     /// Peer-to-peer is not known to work between the two.
+    #[non_exhaustive]
     NotSupported {
         /// Why not.
         why: P2pBlocker,
