@@ -6,7 +6,8 @@ use core::ops::Range;
 use std::boxed::Box;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::vec::Vec;
 
 use rustix::mm::{MapFlags, ProtFlags};
 
@@ -23,7 +24,7 @@ pub const IOVA_FLOOR: u64 = 1 << 20;
 
 /// Host memory for DMA in an IOMMU domain (a VFIO container): anonymous memory, pinned by the
 /// kernel when mapped (`VFIO_IOMMU_MAP_DMA`), at IOVAs from an [`IovaAllocator`] over the
-/// ranges the IOMMU accepts.
+/// ranges the IOMMU accepts — one per domain, shared by every provider over it.
 ///
 /// Every region is **one run of IOVAs** whatever pages back it, so a queue of any size is
 /// "physically contiguous" to the device without huge pages, and a data buffer needs a single
@@ -60,8 +61,39 @@ pub struct VfioDma {
 #[derive(Debug)]
 struct Shared {
     iommu: Arc<dyn Iommu>,
-    iova: Mutex<IovaAllocator>,
+    /// The domain's IOVA space ([`space_of`]), shared with every provider over the domain.
+    iova: Arc<Mutex<IovaAllocator>>,
     mapped: AtomicU64,
+}
+
+/// The IOVA space of each IOMMU domain a provider was made over, found by the domain's
+/// address: every provider over one domain allocates from, and retires into, the same space,
+/// which lives as long as the domain does. A retired range must not be mapped to other memory
+/// until the devices are reset, whichever provider retired it, and whether or not that provider
+/// is still alive (a second provider over a container, or one made after another was dropped,
+/// would otherwise map fresh memory where a stale DMA may still land).
+type Spaces = Vec<(Weak<dyn Iommu>, Arc<Mutex<IovaAllocator>>)>;
+static SPACES: Mutex<Spaces> = Mutex::new(Vec::new());
+
+/// The IOVA space of the domain `iommu` is, made on first use.
+fn space_of(iommu: &Arc<dyn Iommu>) -> Arc<Mutex<IovaAllocator>> {
+    // Each update completes before it can panic, so a poisoned lock is consistent.
+    let mut spaces = SPACES.lock().unwrap_or_else(|p| p.into_inner());
+    // A domain that is gone has no mappings left (nor devices reaching it): its space goes, so
+    // an allocation at the same address later is a new domain.
+    spaces.retain(|(d, _)| d.strong_count() > 0);
+    let id = Arc::as_ptr(iommu).cast::<()>();
+    if let Some((_, space)) = spaces.iter().find(|(d, _)| d.as_ptr().cast::<()>() == id) {
+        return space.clone();
+    }
+    let page = iommu.page_size().max(rustix::param::page_size() as u64);
+    let space = Arc::new(Mutex::new(IovaAllocator::new(
+        iommu.iova_ranges(),
+        page,
+        IOVA_FLOOR,
+    )));
+    spaces.push((Arc::downgrade(iommu), space.clone()));
+    space
 }
 
 impl Shared {
@@ -121,14 +153,14 @@ impl VfioDma {
         Ok(VfioDma::with_iommu(container.clone()))
     }
 
-    /// A provider over any IOMMU domain (an iommufd backend, a test double).
+    /// A provider over any IOMMU domain (an iommufd backend, a test double). Providers over
+    /// one domain (the same `Arc`) share its IOVA space: none maps memory where another
+    /// retired a range.
     pub fn with_iommu(iommu: Arc<dyn Iommu>) -> VfioDma {
-        let page = iommu.page_size().max(rustix::param::page_size() as u64);
-        let iova = IovaAllocator::new(iommu.iova_ranges(), page, IOVA_FLOOR);
         VfioDma {
             shared: Arc::new(Shared {
+                iova: space_of(&iommu),
                 iommu,
-                iova: Mutex::new(iova),
                 mapped: AtomicU64::new(0),
             }),
             quarantine: Arc::default(),
@@ -140,12 +172,13 @@ impl VfioDma {
         self.shared.mapped.load(Ordering::Relaxed)
     }
 
-    /// Bytes of IOVA space retired: unmapped, but kept from reuse until the devices are reset.
+    /// Bytes of the domain's IOVA space retired (by any provider over it): unmapped, but kept
+    /// from reuse until the devices are reset.
     pub fn retired(&self) -> u64 {
         self.shared.iova().retired()
     }
 
-    /// Bytes of IOVA space free.
+    /// Bytes of the domain's IOVA space free.
     pub fn available(&self) -> u64 {
         self.shared.iova().available()
     }
@@ -165,7 +198,7 @@ impl VfioDma {
         n
     }
 
-    /// Gives the retired IOVA ranges back to the allocator.
+    /// Gives the domain's retired IOVA ranges (every provider's over it) back to its allocator.
     ///
     /// # Safety
     /// Every device attached to the domain was reset, or had bus mastering turned off, since
@@ -506,6 +539,52 @@ mod tests {
             dma.alloc(8192).unwrap().lease().addr(0).unwrap().get(),
             iova
         );
+    }
+
+    /// A region of `dma` whose lease was abandoned (a command that never completed: the device
+    /// may still write it), reclaimed: its IOVA, now retired.
+    fn abandon_one(dma: &VfioDma) -> u64 {
+        let r = dma.alloc(4096).unwrap();
+        let iova = r.lease().addr(0).unwrap().get();
+        drop(r.lease());
+        drop(r);
+        assert!(dma.reclaim() > 0);
+        iova
+    }
+
+    /// Every provider over one domain shares its IOVA space: a range one of them retired is
+    /// not mapped to other memory by another (two controllers' providers in one container),
+    /// nor by a provider made after the first was dropped; a provider over another domain has
+    /// a space of its own.
+    #[test]
+    fn providers_over_one_domain_share_its_retired_iovas() {
+        let addr = |r: &DmaRegion<Mmio>| {
+            let l = r.lease();
+            let a = l.addr(0).unwrap().get();
+            // SAFETY: no device was given the address.
+            unsafe { l.complete() };
+            a
+        };
+        let iommu: Arc<FakeIommu> = Arc::default();
+        let (a, b) = (
+            VfioDma::with_iommu(iommu.clone()),
+            VfioDma::with_iommu(iommu.clone()),
+        );
+        let stale = abandon_one(&a);
+        assert_eq!((a.retired(), b.retired()), (4096, 4096));
+        let fresh = b.alloc(4096).unwrap();
+        assert_ne!(addr(&fresh), stale);
+        drop((a, b, fresh));
+        let c = VfioDma::with_iommu(iommu.clone());
+        assert_eq!(c.retired(), 4096);
+        assert_ne!(addr(&c.alloc(4096).unwrap()), stale);
+        // SAFETY: no device in a unit test.
+        unsafe { c.recycle_retired() };
+        assert_eq!(c.retired(), 0);
+        assert_eq!(addr(&c.alloc(4096).unwrap()), stale);
+        let (_, other) = provider();
+        assert_eq!(other.retired(), 0);
+        assert_eq!(addr(&other.alloc(4096).unwrap()), IOVA_FLOOR);
     }
 
     #[test]
