@@ -165,6 +165,9 @@ for t in "${TARGETS[@]}"; do
         "CARGO_TARGET_${T}_RUNNER=$qemu -L /usr/$gnu"
         CARGO_TARGET_DIR="${XARCH_TARGET_DIR:-$ROOT/target/xarch}"
         IOMEM_SKIP_UI=1
+        # Tests that read the kernel's own view of this process (smaps VmFlags) skip that
+        # check: qemu-user drops most madvise advice and synthesizes /proc/self/smaps.
+        IOMEM_UNDER_QEMU_USER=1
         CARGO_TERM_COLOR=never
         # Faster cold builds; panics still name file and line.
         CARGO_PROFILE_DEV_DEBUG=0
