@@ -30,7 +30,8 @@ pub const MOCK_PAGE: usize = 4096;
 /// [leases](super::Lease) prevent.
 ///
 /// Clones share the arena, the allocator and the quarantine (a device model holds one to reach
-/// the memory, as the driver holds another to allocate it).
+/// the memory, as the driver holds another to allocate it); configure a provider with the
+/// builders before cloning it.
 #[derive(Debug, Clone)]
 pub struct MockDma {
     arena: Arc<MockIo>,
@@ -74,26 +75,59 @@ impl MockDma {
     }
 
     /// The same, simulating `arch` (its barrier instructions are what the trace records).
-    pub fn with_arch(mut self, arch: Arch) -> Self {
-        let size = self.arena.size();
-        self.arena = Arc::new(
+    ///
+    /// Like every builder here it configures an unshared provider in place; called on a handle
+    /// that shares its memory (a clone, or a provider with regions out), it makes a new
+    /// provider of the same size and configuration that shares nothing with the others, since
+    /// their memory and addresses cannot change under them.
+    pub fn with_arch(self, arch: Arch) -> Self {
+        let mut dma = self.unshared();
+        let size = dma.arena.size();
+        dma.arena = Arc::new(
             MockIo::new(size)
                 .with_caching(Caching::Cacheable)
                 .with_arch(arch),
         );
-        self
+        dma
     }
 
-    /// Device addresses from `base` (page-aligned).
-    pub fn with_base(mut self, base: u64) -> Self {
-        self.base = base & !(MOCK_PAGE as u64 - 1);
-        self
+    /// Device addresses from `base` (page-aligned). On a shared handle, a new provider (see
+    /// [`with_arch`](Self::with_arch)).
+    pub fn with_base(self, base: u64) -> Self {
+        let mut dma = self.unshared();
+        dma.base = base & !(MOCK_PAGE as u64 - 1);
+        dma
     }
 
-    /// Scatters the device addresses: a gap after every `run` pages (≥ 1).
-    pub fn with_scatter(mut self, run: usize) -> Self {
-        self.run = run.max(1);
-        self
+    /// Scatters the device addresses: a gap after every `run` pages (≥ 1; a run as long as the
+    /// memory is no scattering). On a shared handle, a new provider (see
+    /// [`with_arch`](Self::with_arch)).
+    pub fn with_scatter(self, run: usize) -> Self {
+        let mut dma = self.unshared();
+        let pages = dma.used().len();
+        dma.run = if run >= pages { usize::MAX } else { run.max(1) };
+        dma
+    }
+
+    /// `self` if nothing else shares its state (no other handle, no region out); otherwise a
+    /// new provider of the same size, architecture, base and scattering, with nothing allocated.
+    fn unshared(self) -> Self {
+        if Arc::strong_count(&self.handles) == 1 && Arc::strong_count(&self.state) == 1 {
+            return self;
+        }
+        let pages = self.used().len();
+        MockDma {
+            arena: Arc::new(
+                MockIo::new(self.arena.size())
+                    .with_caching(Caching::Cacheable)
+                    .with_arch(self.arena.arch()),
+            ),
+            state: Arc::new(Mutex::new(vec![false; pages])),
+            base: self.base,
+            run: self.run,
+            quarantine: Arc::new(Quarantine::default()),
+            handles: Arc::new(()),
+        }
     }
 
     /// The mock holding the RAM: its trace has every CPU access and barrier made on DMA memory.
@@ -152,11 +186,25 @@ impl MockDma {
         };
         let Some(first) = (0..total).find(|&f| fits(f)) else {
             let free = used.iter().filter(|u| !**u).count() * MOCK_PAGE;
+            // The longest run of free pages this request could have used: for a contiguous
+            // one, runs end at the gaps in the addresses.
+            let (mut largest, mut run) = (0, 0);
+            for (i, u) in used.iter().enumerate() {
+                let gap = contiguous && self.run != usize::MAX && i % self.run == 0;
+                run = if *u {
+                    0
+                } else if gap {
+                    1
+                } else {
+                    run + 1
+                };
+                largest = largest.max(run);
+            }
             return Err(Error::Exhausted {
                 size: len,
                 align: MOCK_PAGE,
                 free,
-                largest: 0,
+                largest: largest * MOCK_PAGE,
             });
         };
         let Some(addrs) = (first..first + count)

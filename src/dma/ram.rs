@@ -3,6 +3,7 @@
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
+use core::sync::atomic::Ordering::Relaxed;
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 
 use super::region::{AddrMap, Quarantine};
@@ -60,8 +61,17 @@ impl DmaProvider for RamDma {
         if len == 0 {
             return Err(Error::InvalidArgument("DMA allocation of zero bytes"));
         }
-        let layout = Layout::from_size_align(len.next_multiple_of(4096), 4096)
-            .map_err(|_| Error::InvalidArgument("DMA allocation too large"))?;
+        let overflow = Error::Overflow { offset: 0, len };
+        let rounded = len.checked_next_multiple_of(4096).ok_or(overflow)?;
+        let layout = Layout::from_size_align(rounded, 4096).map_err(|_| overflow)?;
+        // CAST: a `usize` length fits in u64.
+        let size = rounded as u64;
+        // The region's device addresses, `[base, base + size)`, end at or below the top of the
+        // address space; one that would not is refused, and the next address does not move.
+        let base = self
+            .next
+            .fetch_update(Relaxed, Relaxed, |b| b.checked_add(size))
+            .map_err(|_| overflow)?;
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
         if ptr.is_null() {
@@ -76,11 +86,6 @@ impl DmaProvider for RamDma {
         // SAFETY: `ptr` is a fresh, page-aligned, zeroed allocation of `layout.size()` bytes that
         // `heap` owns and only frees on drop; nothing else refers to it.
         let mmio = unsafe { Mmio::new(ptr, layout.size(), Caching::Cacheable) }?;
-        // CAST: a `usize` length fits in u64.
-        let size = layout.size() as u64;
-        let base = self
-            .next
-            .fetch_add(size, core::sync::atomic::Ordering::Relaxed);
         // SAFETY: the memory is `heap`'s, owned by the region from here on; its addresses are
         // made up, which `RamDma::new`'s caller accepted.
         unsafe {

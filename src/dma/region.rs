@@ -44,6 +44,33 @@ pub(crate) enum AddrMap {
 }
 
 impl AddrMap {
+    /// Checks that the map gives every byte of a `len`-byte region (`len > 0`) an address, and
+    /// that the last byte of each run of addresses is at or below the top of the address space
+    /// (so no `addr` below wraps; a run may end exactly at 2^64).
+    fn check(&self, len: usize) -> Result<()> {
+        let wraps = Error::InvalidArgument("DMA addresses past the top of the address space");
+        match self {
+            // CAST: a `usize` length fits in u64.
+            AddrMap::Contiguous(base) => base.checked_add(len as u64 - 1).map(drop).ok_or(wraps),
+            AddrMap::Chunks { shift, addrs } => {
+                let size = 1usize.checked_shl(*shift).ok_or(Error::InvalidArgument(
+                    "DMA address chunk larger than memory",
+                ))?;
+                if addrs.len() < len.div_ceil(size) {
+                    return Err(Error::InvalidArgument(
+                        "DMA address map shorter than its region",
+                    ));
+                }
+                // CAST: as above.
+                let last = size as u64 - 1;
+                match addrs.iter().all(|a| a.checked_add(last).is_some()) {
+                    true => Ok(()),
+                    false => Err(wraps),
+                }
+            }
+        }
+    }
+
     /// The device address of byte `off` (in range).
     fn addr(&self, off: usize) -> u64 {
         match self {
@@ -66,7 +93,10 @@ impl AddrMap {
             let (first, last) = (start >> shift, (start + len - 1) >> shift);
             let size = 1u64 << shift;
             let chunks = addrs.get(first..=last)?;
-            if chunks.windows(2).any(|w| w[0] + size != w[1]) {
+            if chunks
+                .windows(2)
+                .any(|w| w[0].checked_add(size) != Some(w[1]))
+            {
                 return None;
             }
         }
@@ -88,7 +118,7 @@ impl AddrMap {
             let a = self.addr(off);
             match out.last_mut() {
                 // CAST: run lengths are below the region's length.
-                Some((b, n)) if *b + *n as u64 == a => *n += step,
+                Some((b, n)) if b.checked_add(*n as u64) == Some(a) => *n += step,
                 _ => out.push((a, step)),
             }
             off += step;
@@ -245,6 +275,7 @@ impl<B: Backend + Send + Sync + 'static> DmaRegion<B> {
                 size: backend.size(),
             });
         }
+        map.check(len)?;
         if backend.caching() != Caching::Cacheable {
             return Err(Error::InvalidArgument(
                 "DMA memory is host RAM: its backend must be Caching::Cacheable",
